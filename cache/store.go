@@ -1,0 +1,582 @@
+// Package cache is the chunk store shared by the edge and the shield. Each
+// file of a (track, tier) is cut into fixed-size chunks; chunks live in a
+// ristretto memory cache whose cost is their size in bytes, under a key
+// that hashes the object, its ETag and the chunk index, so two versions of
+// a file can never be stitched into one response. Small per-object
+// metadata (size, ETag, Last-Modified) is kept beside the chunks.
+//
+// A miss fetches exactly the missing chunk, aligned to chunk boundaries,
+// from a Fetcher (the next tier up). Concurrent misses of one chunk are
+// collapsed into one upstream request whose result, or error, wakes every
+// waiter. Metadata is revalidated with a conditional request after a TTL;
+// when the upstream fails then, the cached version keeps being served
+// (stale-if-error) and Stats.StaleServed counts it.
+//
+// The caller's loop for one request is:
+//
+//	m, st, err := s.Meta(ctx, ref)          // size and validators
+//	for idx := first; idx <= last; idx++ { // chunks the range covers
+//		data, hit, err := s.Chunk(ctx, ref, m, idx)
+//		// write data[lo:hi]
+//	}
+//
+// and, when Chunk returns ErrChanged, the object changed upstream while it
+// was being read: start again from Meta, or abort if bytes have gone out.
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/dgraph-io/ristretto/v2"
+
+	"github.com/musiccdn/cdn/config"
+)
+
+// Config configures a Store. The zero value of a field means its default.
+type Config struct {
+	// ChunkSize is the size of a chunk in bytes, a power of two from 4 KiB
+	// to 4 MiB. Default 256 KiB: see DefaultChunkSize.
+	ChunkSize config.Size `yaml:"chunk_size"`
+	// MemoryBytes is the memory budget for chunk bytes. Default 1 GiB.
+	MemoryBytes config.Size `yaml:"memory_bytes"`
+	// MaxObjects bounds the number of objects whose metadata is kept.
+	// Default 1 << 20 (about 150 MB of metadata at most).
+	MaxObjects int `yaml:"max_objects"`
+	// MetaTTL is how long metadata is trusted before it is revalidated
+	// with a conditional request upstream. Audio files are immutable per
+	// ETag; the TTL bounds how long a re-delivered file takes to show.
+	// Default 5 minutes.
+	MetaTTL config.Duration `yaml:"meta_ttl"`
+	// StaleRetry is how long, after a failed revalidation, the stale
+	// metadata is served before the upstream is asked again. Default 10 s.
+	StaleRetry config.Duration `yaml:"stale_retry"`
+	// FillTimeout bounds one upstream fill, whoever waits for it: a fill is
+	// not cancelled when the request that started it goes away, because
+	// others may be waiting. Default 10 s.
+	FillTimeout config.Duration `yaml:"fill_timeout"`
+}
+
+// DefaultChunkSize is 256 KiB: BenchmarkChunkSize (cache package) shows
+// hit-path cost flat from 64 KiB up, while smaller chunks multiply
+// upstream requests and per-chunk overhead and larger ones fetch bytes a
+// skipping listener never plays (a 320 kbps second is 40 KB; 256 KiB is
+// about 6.5 s at 320 kbps and 87 s at 24 kbps). nginx's slice module is
+// commonly run at the same size.
+const DefaultChunkSize = 256 << 10
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{
+		ChunkSize:   DefaultChunkSize,
+		MemoryBytes: 1 << 30,
+		MaxObjects:  1 << 20,
+		MetaTTL:     config.Duration(5 * time.Minute),
+		StaleRetry:  config.Duration(10 * time.Second),
+		FillTimeout: config.Duration(10 * time.Second),
+	}
+}
+
+// Validate reports every invalid field, named by its YAML key.
+func (c Config) Validate() error {
+	var errs []error
+	if c.ChunkSize < 4<<10 || c.ChunkSize > 4<<20 || c.ChunkSize&(c.ChunkSize-1) != 0 {
+		errs = append(errs, config.Errorf("chunk_size", "%v is not a power of two from 4KiB to 4MiB", c.ChunkSize))
+	}
+	if c.MemoryBytes < c.ChunkSize {
+		errs = append(errs, config.Errorf("memory_bytes", "%v is less than one chunk", c.MemoryBytes))
+	}
+	if c.MaxObjects < 1 {
+		errs = append(errs, config.Errorf("max_objects", "must be positive"))
+	}
+	for _, d := range []struct {
+		name string
+		v    config.Duration
+	}{{"meta_ttl", c.MetaTTL}, {"stale_retry", c.StaleRetry}, {"fill_timeout", c.FillTimeout}} {
+		if d.v <= 0 {
+			errs = append(errs, config.Errorf(d.name, "must be positive"))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.ChunkSize == 0 {
+		c.ChunkSize = d.ChunkSize
+	}
+	if c.MemoryBytes == 0 {
+		c.MemoryBytes = d.MemoryBytes
+	}
+	if c.MaxObjects == 0 {
+		c.MaxObjects = d.MaxObjects
+	}
+	if c.MetaTTL == 0 {
+		c.MetaTTL = d.MetaTTL
+	}
+	if c.StaleRetry == 0 {
+		c.StaleRetry = d.StaleRetry
+	}
+	if c.FillTimeout == 0 {
+		c.FillTimeout = d.FillTimeout
+	}
+	return c
+}
+
+// Ref names an object. Name is "<track>/<kbps>.<ext>", the path of the
+// object below the upstream's /media/; Key is ObjectKey(Name). Name is only
+// read during the call, and only converted to a string on a miss, so the
+// caller may pass a slice of its request buffer.
+type Ref struct {
+	Key  uint64
+	Name []byte
+}
+
+// ObjectKey is the key of the object named name.
+func ObjectKey(name []byte) uint64 { return xxhash.Sum64(name) }
+
+// Meta is one version of an object's metadata. It is immutable.
+type Meta struct {
+	Size         int64
+	ETag         string // strong, quoted
+	LastModified time.Time
+	// LastModifiedHTTP is LastModified as an IMF-fixdate, formatted once.
+	LastModifiedHTTP string
+	ContentType      string
+
+	etagKey uint64
+	checked time.Time // when last confirmed upstream
+	retry   time.Time // after a failed revalidation: ask again at
+	stale   bool      // last revalidation failed
+}
+
+// Chunks is the number of chunks of the object at chunk size cs.
+func (m *Meta) Chunks(cs int64) int64 { return (m.Size + cs - 1) / cs }
+
+// NewMeta makes metadata for a fetched response.
+func NewMeta(size int64, etag string, lastModified time.Time, contentType string) Meta {
+	return Meta{
+		Size:             size,
+		ETag:             etag,
+		LastModified:     lastModified,
+		LastModifiedHTTP: lastModified.UTC().Format(httpTimeFormat),
+		ContentType:      contentType,
+		etagKey:          xxhash.Sum64String(etag),
+	}
+}
+
+const httpTimeFormat = "Mon, 02 Jan 2006 15:04:05 GMT"
+
+// Fetcher is the next tier up. Implementations must be safe for
+// concurrent use and honour ctx.
+type Fetcher interface {
+	// Fetch returns bytes [off, off+n) of the object (fewer at its end)
+	// and the metadata of the version they belong to. A missing object is
+	// ErrNotFound. An offset at or past the end returns the metadata and
+	// no bytes.
+	Fetch(ctx context.Context, name string, off, n int64) (Meta, []byte, error)
+	// Revalidate asks whether etag is still current. It returns
+	// notModified, or the new metadata.
+	Revalidate(ctx context.Context, name, etag string) (m Meta, notModified bool, err error)
+}
+
+// Errors callers branch on.
+var (
+	// ErrNotFound is returned when the upstream has no such object.
+	ErrNotFound = errors.New("cache: not found")
+	// ErrChanged means the object's ETag changed upstream while a
+	// response was being assembled from the previous version.
+	ErrChanged = errors.New("cache: object changed upstream")
+)
+
+// Status tells where metadata came from.
+type Status int
+
+const (
+	// Hit means cached and fresh.
+	Hit Status = iota
+	// Miss means fetched upstream now.
+	Miss
+	// Stale means cached, revalidation failed, served anyway.
+	Stale
+)
+
+// Stats are the store's counters, read with atomic loads.
+type Stats struct {
+	Hits          atomic.Int64 // chunk reads served from memory
+	Misses        atomic.Int64 // chunk reads that needed a fill
+	Fills         atomic.Int64 // upstream chunk fetches started
+	FillErrors    atomic.Int64 // upstream fetches that failed
+	Collapsed     atomic.Int64 // chunk or metadata reads that joined a fill in flight
+	Revalidations atomic.Int64 // conditional requests upstream
+	StaleServed   atomic.Int64 // responses served stale after a failed revalidation
+	Invalidations atomic.Int64 // versions dropped because the ETag changed
+}
+
+// Store is a chunk cache in front of a Fetcher. It is safe for concurrent
+// use.
+type Store struct {
+	cfg    Config
+	up     Fetcher
+	now    func() time.Time
+	chunks *ristretto.Cache[uint64, []byte]
+	flight group
+
+	// Stats is updated atomically by the store.
+	Stats Stats
+
+	metas [metaShards]metaShard
+}
+
+const metaShards = 64
+
+type metaShard struct {
+	mu sync.RWMutex
+	m  map[uint64]*Meta
+}
+
+// New returns a store over up. now is the clock (time.Now if nil).
+func New(cfg Config, up Fetcher, now func() time.Time) (*Store, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	if now == nil {
+		now = time.Now
+	}
+	items := int64(cfg.MemoryBytes / cfg.ChunkSize)
+	c, err := ristretto.NewCache(&ristretto.Config[uint64, []byte]{
+		NumCounters:        max(10*items, 1000),
+		MaxCost:            int64(cfg.MemoryBytes),
+		BufferItems:        64,
+		IgnoreInternalCost: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	s := &Store{cfg: cfg, up: up, now: now, chunks: c}
+	s.flight.m = make(map[uint64]*call)
+	for i := range s.metas {
+		s.metas[i].m = make(map[uint64]*Meta)
+	}
+	return s, nil
+}
+
+// ChunkSize is the configured chunk size.
+func (s *Store) ChunkSize() int64 { return int64(s.cfg.ChunkSize) }
+
+// Close releases the memory cache. Safe to call twice.
+func (s *Store) Close() {
+	s.chunks.Close()
+}
+
+// Wait blocks until buffered cache writes are applied (for tests).
+func (s *Store) Wait() { s.chunks.Wait() }
+
+// Meta returns the current metadata of ref, fetching it (with the first
+// chunk) on a miss and revalidating it after the TTL. The result must not
+// be modified.
+func (s *Store) Meta(ctx context.Context, ref Ref) (*Meta, Status, error) {
+	sh := &s.metas[ref.Key%metaShards]
+	sh.mu.RLock()
+	m := sh.m[ref.Key]
+	sh.mu.RUnlock()
+	if m != nil {
+		now := s.now()
+		if now.Sub(m.checked) < time.Duration(s.cfg.MetaTTL) {
+			if m.stale {
+				s.Stats.StaleServed.Add(1)
+				return m, Stale, nil
+			}
+			return m, Hit, nil
+		}
+		if m.stale && now.Before(m.retry) {
+			s.Stats.StaleServed.Add(1)
+			return m, Stale, nil
+		}
+		return s.revalidate(ctx, ref, m)
+	}
+	return s.fetchMeta(ctx, ref)
+}
+
+// Chunk returns chunk idx of the version m of ref. hit reports whether it
+// came from memory. The returned slice is shared: callers must not modify
+// it.
+func (s *Store) Chunk(ctx context.Context, ref Ref, m *Meta, idx int64) (data []byte, hit bool, err error) {
+	key := chunkKey(ref.Key, m.etagKey, idx)
+	if b, ok := s.chunks.Get(key); ok {
+		s.Stats.Hits.Add(1)
+		return b, true, nil
+	}
+	s.Stats.Misses.Add(1)
+	c, joined := s.startFill(ref, m, idx, key)
+	if joined {
+		s.Stats.Collapsed.Add(1)
+	}
+	b, err := c.wait(ctx)
+	return b, false, err
+}
+
+// Cached reports whether chunk idx of version m is in memory, without
+// counting a hit or a miss.
+func (s *Store) Cached(ref Ref, m *Meta, idx int64) bool {
+	_, ok := s.chunks.Get(chunkKey(ref.Key, m.etagKey, idx))
+	return ok
+}
+
+// Warm starts filling chunk idx of version m if it is not in memory and
+// not already being filled, and returns at once. A request that covers
+// several chunks warms the later ones before it waits for the first, so
+// their fills overlap.
+func (s *Store) Warm(ref Ref, m *Meta, idx int64) {
+	key := chunkKey(ref.Key, m.etagKey, idx)
+	if _, ok := s.chunks.Get(key); ok {
+		return
+	}
+	s.startFill(ref, m, idx, key)
+}
+
+// startFill returns the fill in flight for key, starting one if there is
+// none; joined reports whether it was already in flight.
+func (s *Store) startFill(ref Ref, m *Meta, idx int64, key uint64) (c *call, joined bool) {
+	c, leader := s.flight.join(key)
+	if !leader {
+		return c, true
+	}
+	name := string(ref.Name)
+	go func() {
+		data, err := s.fill(ref.Key, name, m, idx, key)
+		c.data, c.err = data, err
+		s.flight.finish(key, c)
+	}()
+	return c, false
+}
+
+func (s *Store) fill(objKey uint64, name string, m *Meta, idx int64, key uint64) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.FillTimeout))
+	defer cancel()
+	s.Stats.Fills.Add(1)
+	cs := int64(s.cfg.ChunkSize)
+	off := idx * cs
+	got, data, err := s.up.Fetch(ctx, name, off, cs)
+	if err == nil && got.ETag != m.ETag {
+		// The object changed upstream: these bytes belong to another
+		// version. Adopt it so later requests use it, and make this
+		// request's caller start again from the new metadata.
+		nm := got
+		nm.checked = s.now()
+		s.replaceMeta(objKey, &nm)
+		err = ErrChanged
+	} else if err == nil && int64(len(data)) != min(cs, m.Size-off) {
+		err = fmt.Errorf("cache: fill of %s chunk %d: got %d bytes, want %d", name, idx, len(data), min(cs, m.Size-off))
+	}
+	if err != nil {
+		s.Stats.FillErrors.Add(1)
+		return nil, err
+	}
+	s.chunks.Set(key, data, int64(len(data)))
+	// Make the chunk visible before the fill leaves the flight group, so
+	// a request arriving just after does not fetch it again.
+	s.chunks.Wait()
+	return data, nil
+}
+
+// fetchMeta fetches an object's metadata together with its first chunk,
+// which a player asks for first anyway.
+func (s *Store) fetchMeta(ctx context.Context, ref Ref) (*Meta, Status, error) {
+	key := mix(ref.Key ^ metaSalt)
+	c, leader := s.flight.join(key)
+	if !leader {
+		s.Stats.Collapsed.Add(1)
+	} else {
+		name := string(ref.Name)
+		go func() {
+			c.meta, c.err = s.fillMeta(ref.Key, name)
+			s.flight.finish(key, c)
+		}()
+	}
+	if _, err := c.wait(ctx); err != nil {
+		return nil, Miss, err
+	}
+	return c.meta, Miss, nil
+}
+
+func (s *Store) fillMeta(objKey uint64, name string) (*Meta, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.FillTimeout))
+	defer cancel()
+	s.Stats.Fills.Add(1)
+	got, data, err := s.up.Fetch(ctx, name, 0, int64(s.cfg.ChunkSize))
+	if err == nil && int64(len(data)) != min(int64(s.cfg.ChunkSize), got.Size) {
+		err = fmt.Errorf("cache: fill of %s chunk 0: got %d bytes, want %d", name, len(data), min(int64(s.cfg.ChunkSize), got.Size))
+	}
+	if err != nil {
+		s.Stats.FillErrors.Add(1)
+		return nil, err
+	}
+	m := got
+	m.checked = s.now()
+	s.replaceMeta(objKey, &m)
+	if len(data) > 0 {
+		s.chunks.Set(chunkKey(objKey, m.etagKey, 0), data, int64(len(data)))
+		s.chunks.Wait()
+	}
+	return &m, nil
+}
+
+// revalidate asks the upstream whether m is still current; collapsed per
+// object. On an upstream error the stale version is served and the
+// upstream is asked again after StaleRetry.
+func (s *Store) revalidate(ctx context.Context, ref Ref, m *Meta) (*Meta, Status, error) {
+	key := mix(ref.Key ^ revalSalt)
+	c, leader := s.flight.join(key)
+	if !leader {
+		s.Stats.Collapsed.Add(1)
+	} else {
+		name := string(ref.Name)
+		go func() {
+			c.meta, c.err = s.fillRevalidate(ref.Key, name, m)
+			s.flight.finish(key, c)
+		}()
+	}
+	if _, err := c.wait(ctx); err != nil {
+		return nil, Miss, err
+	}
+	if c.meta.stale {
+		s.Stats.StaleServed.Add(1)
+		return c.meta, Stale, nil
+	}
+	return c.meta, Hit, nil
+}
+
+func (s *Store) fillRevalidate(objKey uint64, name string, m *Meta) (*Meta, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.FillTimeout))
+	defer cancel()
+	s.Stats.Revalidations.Add(1)
+	got, notModified, err := s.up.Revalidate(ctx, name, m.ETag)
+	now := s.now()
+	switch {
+	case errors.Is(err, ErrNotFound):
+		// Withdrawn upstream: forget it, so it is not served any more.
+		s.dropMeta(objKey, m)
+		return nil, err
+	case err != nil:
+		nm := *m
+		nm.stale, nm.retry = true, now.Add(time.Duration(s.cfg.StaleRetry))
+		s.replaceMeta(objKey, &nm)
+		return &nm, nil
+	case notModified || got.ETag == m.ETag:
+		nm := *m
+		nm.checked, nm.stale = now, false
+		s.replaceMeta(objKey, &nm)
+		return &nm, nil
+	}
+	nm := got
+	nm.checked = now
+	s.replaceMeta(objKey, &nm)
+	return &nm, nil
+}
+
+// replaceMeta installs nm as the current metadata of the object and, when
+// it replaces a different version, drops that version's chunks.
+func (s *Store) replaceMeta(objKey uint64, nm *Meta) {
+	nm.etagKey = xxhash.Sum64String(nm.ETag)
+	sh := &s.metas[objKey%metaShards]
+	sh.mu.Lock()
+	old := sh.m[objKey]
+	if old == nil && len(sh.m) >= max(1, s.cfg.MaxObjects/metaShards) {
+		// Evict an arbitrary entry; its chunks age out of the memory
+		// cache on their own.
+		for k := range sh.m {
+			delete(sh.m, k)
+			break
+		}
+	}
+	sh.m[objKey] = nm
+	sh.mu.Unlock()
+	if old != nil && old.etagKey != nm.etagKey {
+		s.Stats.Invalidations.Add(1)
+		s.dropChunks(objKey, old)
+	}
+}
+
+func (s *Store) dropMeta(objKey uint64, m *Meta) {
+	sh := &s.metas[objKey%metaShards]
+	sh.mu.Lock()
+	if sh.m[objKey] == m {
+		delete(sh.m, objKey)
+	}
+	sh.mu.Unlock()
+	s.dropChunks(objKey, m)
+}
+
+func (s *Store) dropChunks(objKey uint64, m *Meta) {
+	n := m.Chunks(int64(s.cfg.ChunkSize))
+	for idx := int64(0); idx < n; idx++ {
+		s.chunks.Del(chunkKey(objKey, m.etagKey, idx))
+	}
+}
+
+const (
+	metaSalt  = 0x6d657461_6d657461
+	revalSalt = 0x72657661_6c696461
+)
+
+// chunkKey hashes (object, version, index). The version is part of the key
+// so that chunks of two versions can never be confused.
+func chunkKey(objKey, etagKey uint64, idx int64) uint64 {
+	return mix(objKey ^ mix(etagKey+uint64(idx)*0x9e3779b97f4a7c15))
+}
+
+// mix is splitmix64's finalizer.
+func mix(z uint64) uint64 {
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
+
+// group collapses concurrent fills of one key into one.
+type group struct {
+	mu sync.Mutex
+	m  map[uint64]*call
+}
+
+// call is one fill in flight. Its result fields are written before done is
+// closed and read only after.
+type call struct {
+	done chan struct{}
+	data []byte
+	meta *Meta
+	err  error
+}
+
+func (g *group) join(key uint64) (c *call, leader bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if c := g.m[key]; c != nil {
+		return c, false
+	}
+	c = &call{done: make(chan struct{})}
+	g.m[key] = c
+	return c, true
+}
+
+func (g *group) finish(key uint64, c *call) {
+	g.mu.Lock()
+	delete(g.m, key)
+	g.mu.Unlock()
+	close(c.done)
+}
+
+func (c *call) wait(ctx context.Context) ([]byte, error) {
+	select {
+	case <-c.done:
+		return c.data, c.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}

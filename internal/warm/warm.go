@@ -1,0 +1,20 @@
+package warm
+import (
+ _ "github.com/valyala/fasthttp"
+ _ "github.com/dgraph-io/ristretto/v2"
+ _ "github.com/cespare/xxhash/v2"
+ _ "github.com/prometheus/client_golang/prometheus"
+ _ "github.com/prometheus/client_golang/prometheus/promhttp"
+ _ "go.yaml.in/yaml/v3"
+ _ "github.com/klauspost/compress/zstd"
+ _ "github.com/HdrHistogram/hdrhistogram-go"
+ _ "gonum.org/v1/gonum/mat"
+ _ "gonum.org/v1/plot"
+ _ "github.com/hashicorp/memberlist"
+ _ "github.com/jfreymuth/oggvorbis"
+ _ "github.com/twmb/franz-go/pkg/kgo"
+ _ "github.com/twmb/franz-go/pkg/kfake"
+ _ "github.com/twmb/franz-go/pkg/kadm"
+ _ "modernc.org/sqlite"
+ _ "github.com/jackc/pgx/v5"
+)

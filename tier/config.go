@@ -1,0 +1,168 @@
+// Package tier is the caching HTTP tier shared by the edge and the shield:
+// a fasthttp server that answers RFC 9110 range and conditional requests
+// for Ogg Vorbis files and seek tables from a chunk store (package cache),
+// filling misses from the next tier up over HTTP with failover.
+//
+// The two roles differ only in configuration: an edge serves players at
+// /a/<track>/<kbps>.ogg?t=<token>, checks the signed token locally (no call
+// to the origin on the hot path) and fills from shields; a shield serves
+// /media/<track>/<kbps>.ogg to edges and fills from the origin.
+package tier
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/musiccdn/cdn/cache"
+	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/urlsign"
+)
+
+// Role is what a node serves and to whom.
+type Role string
+
+const (
+	// Edge serves players with signed URLs and fills from shields.
+	Edge Role = "edge"
+	// Shield serves edges and fills from the origin.
+	Shield Role = "shield"
+)
+
+// Config configures a tier node. Fields map one to one onto the YAML files
+// in configs/.
+type Config struct {
+	// Name identifies the node in Cache-Status and logs. Default: the role.
+	Name string `yaml:"name"`
+	// Role is "edge" or "shield".
+	Role Role `yaml:"role"`
+	// Listen is the address of the HTTP listener. Default "127.0.0.1:0".
+	Listen string `yaml:"listen"`
+	// Upstreams are the base URLs of the next tier up: shields for an
+	// edge, the origin for a shield. A request's track picks its first
+	// upstream by hashing; the others are tried in order on failure.
+	Upstreams []string `yaml:"upstreams"`
+	// UpstreamTimeout bounds one attempt at one upstream, connect to last
+	// byte. Default 5 s.
+	UpstreamTimeout config.Duration `yaml:"upstream_timeout"`
+	// MaxRanges is the most ranges one request may ask for, after
+	// overlapping and adjacent ranges are coalesced; a longer set is
+	// ignored (the whole file is sent) as RFC 9110 §14.2 allows.
+	// Default 16.
+	MaxRanges int `yaml:"max_ranges"`
+	// MaxBufferedBody is the largest single-range body assembled in memory
+	// before it is sent; larger bodies are streamed chunk by chunk, and a
+	// failure mid-stream aborts the connection. Default 4 MiB.
+	MaxBufferedBody config.Size `yaml:"max_buffered_body"`
+	// DrainDelay is how long /readyz fails before the listener closes on
+	// shutdown, so a load balancer stops sending new requests first.
+	// Default 0.
+	DrainDelay config.Duration `yaml:"drain_delay"`
+	// Cache configures the chunk store.
+	Cache cache.Config `yaml:"cache"`
+
+	// Keys verify player tokens (edge only): the current key first, then
+	// the previous ones still accepted.
+	Keys []Key `yaml:"keys"`
+	// CountryHeader names the request header in which the POP's load
+	// balancer puts the client's country (edge only). When set and present,
+	// a token for another country is refused. Default "" (not checked).
+	CountryHeader string `yaml:"country_header"`
+	// TLSCert and TLSKey are PEM files; when both are set the edge's
+	// player-facing listener serves HTTPS.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+}
+
+// Key is a token key as written in configuration.
+type Key struct {
+	ID     string `yaml:"id"`
+	Secret string `yaml:"secret"` // hex, at least 16 bytes
+}
+
+// DefaultEdgeConfig returns an edge's defaults.
+func DefaultEdgeConfig() Config {
+	return Config{
+		Name:            "edge",
+		Role:            Edge,
+		Listen:          "127.0.0.1:0",
+		UpstreamTimeout: config.Duration(5 * time.Second),
+		MaxRanges:       16,
+		MaxBufferedBody: 4 << 20,
+		Cache:           cache.DefaultConfig(),
+	}
+}
+
+// DefaultShieldConfig returns a shield's defaults: a larger cache.
+func DefaultShieldConfig() Config {
+	c := DefaultEdgeConfig()
+	c.Name, c.Role = "shield", Shield
+	c.Cache.MemoryBytes = 4 << 30
+	return c
+}
+
+// Validate reports every invalid field, each error naming its YAML path.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, config.Errorf(field, format, args...))
+	}
+	if c.Role != Edge && c.Role != Shield {
+		bad("role", "must be edge or shield, not %q", c.Role)
+	}
+	if c.Name == "" {
+		bad("name", "must be set")
+	}
+	if c.Listen == "" {
+		bad("listen", "must be set")
+	}
+	if len(c.Upstreams) == 0 {
+		bad("upstreams", "at least one upstream base URL is needed")
+	}
+	for i, u := range c.Upstreams {
+		p, err := url.Parse(u)
+		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || (p.Path != "" && p.Path != "/") {
+			bad(fmt.Sprintf("upstreams[%d]", i), "%q is not an http(s) base URL", u)
+		}
+	}
+	if c.UpstreamTimeout <= 0 {
+		bad("upstream_timeout", "must be positive")
+	}
+	if c.MaxRanges < 1 || c.MaxRanges > 1000 {
+		bad("max_ranges", "must be from 1 to 1000")
+	}
+	if c.MaxBufferedBody < 64<<10 {
+		bad("max_buffered_body", "must be at least 64KiB")
+	}
+	if c.DrainDelay < 0 {
+		bad("drain_delay", "must not be negative")
+	}
+	errs = append(errs, config.Prefix("cache", c.Cache.Validate()))
+	if c.Role == Edge {
+		if len(c.Keys) == 0 {
+			bad("keys", "an edge needs at least one token key")
+		} else if _, err := c.Keyring(); err != nil {
+			bad("keys", "%v", err)
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("tls_cert", "tls_cert and tls_key go together")
+	}
+	return errors.Join(errs...)
+}
+
+// Keyring builds the token keyring from Keys.
+func (c Config) Keyring() (*urlsign.Keyring, error) {
+	keys := make([]urlsign.Key, 0, len(c.Keys))
+	for i, k := range c.Keys {
+		secret, err := hex.DecodeString(k.Secret)
+		if err != nil {
+			return nil, fmt.Errorf("keys[%d].secret: not hex", i)
+		}
+		keys = append(keys, urlsign.Key{ID: k.ID, Secret: secret})
+	}
+	return urlsign.NewKeyring(keys...)
+}
+

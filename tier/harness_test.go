@@ -1,0 +1,254 @@
+package tier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/origin/media"
+	"github.com/musiccdn/cdn/urlsign"
+)
+
+// testOrigin is a real HTTP origin over a synthetic catalog, with fault
+// knobs: it stands in for the origin service at the edge of these tests so
+// that failures can be injected precisely.
+type testOrigin struct {
+	cat  *media.Synthetic
+	srv  *httptest.Server
+	reqs atomic.Int64 // /media requests received
+
+	mu      sync.Mutex
+	fault   string        // "", "500", "stall", "cut"
+	release chan struct{} // closed to end a stall
+	perPath map[string]int
+}
+
+func newTestOrigin(t testing.TB, n int) *testOrigin {
+	o := &testOrigin{cat: media.NewSynthetic(n, 42), perPath: map[string]int{}, release: make(chan struct{})}
+	o.srv = httptest.NewServer(http.HandlerFunc(o.serve))
+	t.Cleanup(func() {
+		o.setFault("")
+		o.srv.Close()
+	})
+	return o
+}
+
+func (o *testOrigin) setFault(f string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.fault == "stall" && f != "stall" {
+		close(o.release)
+		o.release = make(chan struct{})
+	}
+	o.fault = f
+}
+
+func (o *testOrigin) count(path string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.perPath[path]
+}
+
+func (o *testOrigin) serve(w http.ResponseWriter, r *http.Request) {
+	name, ok := strings.CutPrefix(r.URL.Path, "/media/")
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	o.reqs.Add(1)
+	o.mu.Lock()
+	o.perPath[r.URL.Path]++
+	fault, release := o.fault, o.release
+	o.mu.Unlock()
+	switch fault {
+	case "500":
+		http.Error(w, "boom", http.StatusInternalServerError)
+		return
+	case "stall":
+		// Hold the request until the fault is cleared, then answer
+		// normally (or give up if the client went away).
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+	}
+	track, file, _ := strings.Cut(name, "/")
+	kbpsStr, ext, _ := strings.Cut(file, ".")
+	kbps, _ := strconv.Atoi(kbpsStr)
+	obj, f, err := o.cat.Open(r.Context(), track, kbps, kindOf(ext))
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	defer f.Close()
+	w.Header().Set("ETag", obj.ETag)
+	w.Header().Set("Content-Type", obj.Kind.ContentType())
+	var rs io.ReadSeeker = io.NewSectionReader(f, 0, obj.Size)
+	if fault == "cut" {
+		// Announce the full length, send half, then drop the connection.
+		rs = &cutReader{rs: rs, left: 1000}
+	}
+	http.ServeContent(w, r, "", obj.ModTime, rs)
+	if fault == "cut" {
+		panic(http.ErrAbortHandler)
+	}
+}
+
+func kindOf(ext string) media.Kind {
+	if ext == "seek" {
+		return media.SeekTable
+	}
+	return media.Audio
+}
+
+type cutReader struct {
+	rs   io.ReadSeeker
+	left int64
+}
+
+func (c *cutReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, errors.New("cut")
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.rs.Read(p)
+	c.left -= int64(n)
+	return n, err
+}
+
+func (c *cutReader) Seek(off int64, whence int) (int64, error) { return c.rs.Seek(off, whence) }
+
+// testPOP is an origin, one shield and one edge on loopback.
+type testPOP struct {
+	origin *testOrigin
+	shield *Server
+	edge   *Server
+	keys   *urlsign.Keyring
+	client *http.Client
+	now    atomic.Pointer[time.Time]
+}
+
+var testKey = Key{ID: "k1", Secret: "000102030405060708090a0b0c0d0e0f"}
+
+func newTestPOP(t testing.TB, tweak func(edge, shield *Config)) *testPOP {
+	p := &testPOP{origin: newTestOrigin(t, 100)}
+	start := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	p.now.Store(&start)
+	clock := func() time.Time { return *p.now.Load() }
+	sc := DefaultShieldConfig()
+	sc.Name = "shield-1"
+	sc.Upstreams = []string{p.origin.srv.URL}
+	sc.Cache.MemoryBytes = 256 << 20
+	sc.UpstreamTimeout = config.Duration(2 * time.Second)
+	ec := DefaultEdgeConfig()
+	ec.Name = "edge-1"
+	ec.Keys = []Key{testKey}
+	ec.CountryHeader = "X-Client-Country"
+	ec.Cache.MemoryBytes = 256 << 20
+	ec.UpstreamTimeout = config.Duration(4 * time.Second)
+	if tweak != nil {
+		tweak(&ec, &sc)
+	}
+	p.shield = startServer(t, sc, clock)
+	ec.Upstreams = []string{p.shield.URL()}
+	if tweak != nil {
+		tweak(&ec, &sc)
+	}
+	p.edge = startServer(t, ec, clock)
+	var err error
+	if p.keys, err = ec.Keyring(); err != nil {
+		t.Fatal(err)
+	}
+	p.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}, Timeout: 30 * time.Second}
+	t.Cleanup(p.client.CloseIdleConnections)
+	return p
+}
+
+func startServer(t testing.TB, cfg Config, clock func() time.Time) *Server {
+	t.Helper()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := New(cfg, logger, prometheus.NewRegistry(), clock)
+	if err != nil {
+		t.Fatalf("New(%s): %v", cfg.Name, err)
+	}
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown %s: %v", cfg.Name, err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("serve %s: %v", cfg.Name, err)
+		}
+	})
+	return s
+}
+
+// url returns an edge URL for track/kbps with a token for country.
+func (p *testPOP) url(track string, kbps int, country string) string {
+	tok := p.keys.Sign(track, country, p.clock().Add(time.Hour))
+	return fmt.Sprintf("%s/a/%s/%d.ogg?t=%s", p.edge.URL(), track, kbps, tok)
+}
+
+func (p *testPOP) clock() time.Time { return *p.now.Load() }
+
+func (p *testPOP) advance(d time.Duration) {
+	t := p.clock().Add(d)
+	p.now.Store(&t)
+}
+
+func (p *testPOP) get(t testing.TB, url string, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: reading body: %v", url, err)
+	}
+	return resp, body
+}
+
+// expect returns the origin's bytes [start, end] of track t<i> at kbps.
+func (p *testPOP) expect(i, kbps int, start, end int64) []byte {
+	b := make([]byte, end-start+1)
+	p.origin.cat.Fill(b, i, kbps, p.origin.cat.Generation(i), start)
+	return b
+}
+
+func freePort(t testing.TB) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}

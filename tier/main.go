@@ -1,0 +1,62 @@
+package tier
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/daemon"
+)
+
+// Main is the whole of cmd/edge and cmd/shield: it loads the YAML file
+// named by -config over the role's defaults, applies the flags given, and
+// serves until SIGINT/SIGTERM. It returns the process exit code.
+func Main(role Role, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet(string(role), flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := DefaultEdgeConfig()
+	if role == Shield {
+		cfg = DefaultShieldConfig()
+	}
+	path := fs.String("config", "", "YAML configuration file (see configs/"+string(role)+".yaml)")
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "listen address, host:port")
+	fs.StringVar(&cfg.Name, "name", cfg.Name, "node name in Cache-Status and logs")
+	drain := fs.Duration("drain-timeout", 30*time.Second, "how long in-flight requests get to finish on SIGTERM")
+	debug := fs.Bool("debug", false, "log at debug level")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := config.LoadWithFlags(*path, &cfg, fs); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s, err := New(cfg, logger, reg, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if err := s.Listen(); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if err := daemon.Run(context.Background(), logger, *drain, s); err != nil {
+		logger.Error("exit", "err", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,117 @@
+package tier
+
+import (
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/musiccdn/cdn/cache"
+	"github.com/musiccdn/cdn/urlsign"
+)
+
+// metrics are a node's Prometheus series, named <role>_<thing>_<unit>.
+// Cache counters are read from cache.Stats when scraped, so the hot path
+// touches only atomics it would touch anyway.
+type metrics struct {
+	requests *prometheus.CounterVec
+	byCode   [600]prometheus.Counter // pre-resolved so counting allocates nothing
+	latency  prometheus.Histogram
+	bytes    prometheus.Counter
+	aborted  prometheus.Counter
+	tokens   [tokenReasons]prometheus.Counter
+}
+
+func newMetrics(role string, reg prometheus.Registerer, st *cache.Store, f *fetcher) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: role + "_requests_total",
+			Help: "Requests for audio and seek-table paths, by HTTP status code.",
+		}, []string{"code"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    role + "_request_duration_seconds",
+			Help:    "Time from request to response handed to the socket (streamed bodies excluded).",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: role + "_bytes_served_total",
+			Help: "Body bytes served to clients.",
+		}),
+		aborted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: role + "_aborted_responses_total",
+			Help: "Responses whose connection was closed mid-body because a fill failed after the status line went out.",
+		}),
+	}
+	tokens := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: role + "_token_rejections_total",
+		Help: "Requests refused with 403, by reason.",
+	}, []string{"reason"})
+	for r := range tokenReasons {
+		m.tokens[r] = tokens.WithLabelValues(tokenReasonNames[r])
+	}
+	stat := func(name, help string, v func() int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: role + "_" + name, Help: help},
+			func() float64 { return float64(v()) })
+	}
+	reg.MustRegister(m.requests, m.latency, m.bytes, m.aborted,
+		stat("cache_hits_total", "Chunk reads served from memory.", st.Stats.Hits.Load),
+		stat("cache_misses_total", "Chunk reads that needed a fill.", st.Stats.Misses.Load),
+		stat("upstream_fetches_total", "Chunk fills started upstream (one per missing chunk, whatever the waiters).", st.Stats.Fills.Load),
+		stat("upstream_fill_errors_total", "Chunk fills that failed.", st.Stats.FillErrors.Load),
+		stat("upstream_attempts_total", "HTTP requests made upstream, failover attempts and revalidations included.", f.attempts.Load),
+		stat("upstream_failures_total", "Upstream HTTP attempts that failed.", f.failures.Load),
+		stat("collapsed_total", "Reads that joined a fill already in flight instead of fetching.", st.Stats.Collapsed.Load),
+		stat("revalidations_total", "Conditional requests upstream after the metadata TTL.", st.Stats.Revalidations.Load),
+		stat("stale_served_total", "Responses served from a stale version because revalidation failed (stale-if-error).", st.Stats.StaleServed.Load),
+		stat("invalidations_total", "Cached versions dropped because the upstream ETag changed.", st.Stats.Invalidations.Load),
+		tokens,
+	)
+	for _, code := range []int{200, 206, 304, 400, 403, 404, 405, 412, 416, 500, 502, 503, 504} {
+		m.byCode[code] = m.requests.WithLabelValues(itoa3(code))
+	}
+	return m
+}
+
+func (m *metrics) observe(code int, d time.Duration) {
+	if code >= 0 && code < len(m.byCode) && m.byCode[code] != nil {
+		m.byCode[code].Inc()
+	} else {
+		m.requests.WithLabelValues(itoa3(code)).Inc()
+	}
+	m.latency.Observe(d.Seconds())
+}
+
+func (m *metrics) tokenRejected(r tokenReason) { m.tokens[r].Inc() }
+
+type tokenReason int
+
+const (
+	tokenMissing tokenReason = iota
+	tokenMalformed
+	tokenUnknownKey
+	tokenSignature
+	tokenExpired
+	tokenCountry
+	tokenReasons
+)
+
+var tokenReasonNames = [tokenReasons]string{"missing", "malformed", "unknown_key", "signature", "expired", "country"}
+
+func reasonOf(err error) tokenReason {
+	switch {
+	case errors.Is(err, urlsign.ErrExpired):
+		return tokenExpired
+	case errors.Is(err, urlsign.ErrSignature):
+		return tokenSignature
+	case errors.Is(err, urlsign.ErrUnknownKey):
+		return tokenUnknownKey
+	}
+	return tokenMalformed
+}
+
+func itoa3(code int) string {
+	if code < 100 || code > 999 {
+		return "other"
+	}
+	return string([]byte{byte('0' + code/100), byte('0' + code/10%10), byte('0' + code%10)})
+}

@@ -1,0 +1,222 @@
+// Package urlsign makes and checks the tokens that authorize a player to
+// fetch a track's files from an edge. A token is bound to a track id, a
+// country and an expiry, and is signed with HMAC-SHA256 under a key named by
+// a key id, so keys can rotate: a Keyring signs with its current key and
+// accepts the current and the previous ones. Edges verify tokens locally, in
+// constant time and without allocating, so authorization never costs a call
+// to the origin.
+//
+// A token is four dot-separated fields, safe in a URL query:
+//
+//	<key id>.<expiry, unix seconds>.<country, ISO 3166-1 alpha-2>.<base64url HMAC>
+//
+// The MAC covers a version tag, the key id, the track id, the country and
+// the expiry, so changing any of them, or using the token for another
+// track, fails verification.
+package urlsign
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"hash"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Errors returned by Verify. All of them mean 403 to a client; they are
+// distinct for metrics and logs.
+var (
+	ErrMalformed  = errors.New("urlsign: malformed token")
+	ErrUnknownKey = errors.New("urlsign: unknown key id")
+	ErrSignature  = errors.New("urlsign: bad signature")
+	ErrExpired    = errors.New("urlsign: token expired")
+)
+
+// MaxKeyIDLen bounds key ids: 1 to 16 characters of [A-Za-z0-9_-].
+const MaxKeyIDLen = 16
+
+// Key is one signing key.
+type Key struct {
+	ID     string // 1 to 16 characters of [A-Za-z0-9_-]
+	Secret []byte // at least 16 bytes
+}
+
+// Keyring holds the signing key and the keys still accepted. It is safe for
+// concurrent use.
+type Keyring struct {
+	keys []*ringKey // keys[0] signs
+}
+
+type ringKey struct {
+	id   string
+	pool sync.Pool // of *macState
+}
+
+type macState struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
+	got [sha256.Size]byte
+}
+
+// NewKeyring returns a keyring that signs with keys[0] and accepts all of
+// keys (normally the current and the previous key).
+func NewKeyring(keys ...Key) (*Keyring, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("urlsign: no keys")
+	}
+	kr := &Keyring{}
+	seen := make(map[string]bool)
+	for _, k := range keys {
+		if !validKeyID(k.ID) {
+			return nil, fmt.Errorf("urlsign: key id %q: want 1 to %d characters of [A-Za-z0-9_-]", k.ID, MaxKeyIDLen)
+		}
+		if len(k.Secret) < 16 {
+			return nil, fmt.Errorf("urlsign: key %q: secret shorter than 16 bytes", k.ID)
+		}
+		if seen[k.ID] {
+			return nil, fmt.Errorf("urlsign: key id %q twice", k.ID)
+		}
+		seen[k.ID] = true
+		secret := append([]byte(nil), k.Secret...)
+		rk := &ringKey{id: k.ID}
+		rk.pool.New = func() any { return &macState{h: hmac.New(sha256.New, secret)} }
+		kr.keys = append(kr.keys, rk)
+	}
+	return kr, nil
+}
+
+// Sign returns a token for track, valid in country until expiry.
+func (kr *Keyring) Sign(track, country string, expiry time.Time) string {
+	k := kr.keys[0]
+	exp := expiry.Unix()
+	st := k.pool.Get().(*macState)
+	sum := st.mac(k.id, []byte(track), []byte(country), exp)
+	tok := k.id + "." + strconv.FormatInt(exp, 10) + "." + country + "." + base64.RawURLEncoding.EncodeToString(sum)
+	k.pool.Put(st)
+	return tok
+}
+
+// Claims are what a valid token grants.
+type Claims struct {
+	Country [2]byte // upper-case ISO 3166-1 alpha-2
+	Expiry  int64   // unix seconds
+}
+
+// Verify checks token for track at time now and returns its claims. It
+// compares MACs in constant time and does not allocate.
+func (kr *Keyring) Verify(token, track []byte, now time.Time) (Claims, error) {
+	kid, exp, cc, sig, ok := split(token)
+	if !ok {
+		return Claims{}, ErrMalformed
+	}
+	expiry, ok := parseUnix(exp)
+	if !ok || len(cc) != 2 || !upper(cc[0]) || !upper(cc[1]) || base64.RawURLEncoding.DecodedLen(len(sig)) != sha256.Size {
+		return Claims{}, ErrMalformed
+	}
+	var k *ringKey
+	for _, rk := range kr.keys {
+		if string(kid) == rk.id {
+			k = rk
+			break
+		}
+	}
+	if k == nil {
+		return Claims{}, ErrUnknownKey
+	}
+	st := k.pool.Get().(*macState)
+	defer k.pool.Put(st)
+	// Strict decoding: non-zero padding bits would let two spellings of
+	// one MAC both verify.
+	if n, err := strictB64.Decode(st.got[:], sig); err != nil || n != sha256.Size {
+		return Claims{}, ErrMalformed
+	}
+	sum := st.macBytes(kid, track, cc, exp)
+	if !hmac.Equal(sum, st.got[:]) {
+		return Claims{}, ErrSignature
+	}
+	if now.Unix() >= expiry {
+		return Claims{}, ErrExpired
+	}
+	return Claims{Country: [2]byte{cc[0], cc[1]}, Expiry: expiry}, nil
+}
+
+var (
+	strictB64  = base64.RawURLEncoding.Strict()
+	sep        = []byte{0}
+	versionTag = []byte("urlsign-v1")
+)
+
+func (st *macState) mac(kid string, track, country []byte, exp int64) []byte {
+	var b [20]byte
+	return st.macBytes([]byte(kid), track, country, strconv.AppendInt(b[:0], exp, 10))
+}
+
+// macBytes computes the MAC over the version tag, key id, track, country
+// and the decimal expiry, each NUL-separated (none of them may hold a NUL).
+func (st *macState) macBytes(kid, track, country, exp []byte) []byte {
+	h := st.h
+	h.Reset()
+	h.Write(versionTag)
+	h.Write(sep)
+	h.Write(kid)
+	h.Write(sep)
+	h.Write(track)
+	h.Write(sep)
+	h.Write(country)
+	h.Write(sep)
+	h.Write(exp)
+	return h.Sum(st.sum[:0])
+}
+
+func split(tok []byte) (kid, exp, cc, sig []byte, ok bool) {
+	var parts [4][]byte
+	n, start := 0, 0
+	for i := 0; i <= len(tok); i++ {
+		if i == len(tok) || tok[i] == '.' {
+			if n == 4 {
+				return nil, nil, nil, nil, false
+			}
+			parts[n] = tok[start:i]
+			n++
+			start = i + 1
+		}
+	}
+	if n != 4 || len(parts[0]) == 0 || len(parts[0]) > MaxKeyIDLen {
+		return nil, nil, nil, nil, false
+	}
+	return parts[0], parts[1], parts[2], parts[3], true
+}
+
+// parseUnix parses 1 to 12 decimal digits, no sign.
+func parseUnix(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 12 {
+		return 0, false
+	}
+	var v int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	return v, true
+}
+
+func upper(c byte) bool { return c >= 'A' && c <= 'Z' }
+
+func validKeyID(id string) bool {
+	if len(id) == 0 || len(id) > MaxKeyIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
