@@ -72,6 +72,7 @@ func TestCollapsing(t *testing.T) {
 	// (chunk 0 comes with the metadata).
 	p.get(t, p.url("t7", 160, "SE"), "Range", "bytes=0-0")
 	before := p.origin.reqs.Load()
+	edgeBefore := p.edge.fetch.attempts.Load()
 	p.origin.setFault("stall") // hold the fill until every request is waiting
 	const n = 200
 	var wg sync.WaitGroup
@@ -107,6 +108,9 @@ func TestCollapsing(t *testing.T) {
 	}
 	if got := p.origin.reqs.Load() - before; got != 1 {
 		t.Errorf("origin saw %d requests for the chunk, want 1", got)
+	}
+	if got := p.edge.fetch.attempts.Load() - edgeBefore; got != 1 {
+		t.Errorf("edge sent %d requests to the shield for the chunk, want 1", got)
 	}
 	if got := p.shield.fetch.attempts.Load(); got != 2 {
 		t.Errorf("shield made %d upstream requests, want 2 (metadata+chunk 0, then chunk 3)", got)

@@ -1,0 +1,830 @@
+// Package origin assembles the origin server: it serves the catalog's
+// files to shields (GET|HEAD /media/<track>/<kbps>.ogg|.seek, with RFC 9110
+// ranges and conditional requests), playback manifests with signed edge
+// URLs after a rights check (GET /v1/manifest/<track>?country=CC), a first
+// next-tracks list (GET /v1/recs/next/<track>?n=3&country=CC), and
+// /healthz, /readyz and /metrics. Other origin services (plays, recs,
+// licences) are mounted on the same mux with Mount.
+//
+// A cmd main does:
+//
+//	cfg := origin.DefaultConfig()     // then config.Load, flags
+//	srv, err := origin.New(cfg, logger, registry)
+//	srv.Mount("POST /v1/plays", plays)
+//	hs := &http.Server{Addr: cfg.Listen, Handler: srv.Handler()}
+//	... on SIGTERM: srv.SetReady(false); hs.Shutdown(ctx)
+package origin
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/origin/media"
+	"github.com/musiccdn/cdn/origin/rights"
+	"github.com/musiccdn/cdn/urlsign"
+)
+
+// Config is the origin's configuration, one to one with its YAML file.
+type Config struct {
+	// Listen is the host:port the cmd main listens on. Default
+	// "127.0.0.1:8080". New does not listen: it only builds the handler.
+	Listen string `yaml:"listen"`
+	// Name names this node in logs. Default "origin".
+	Name string `yaml:"name"`
+	// Catalog is "synthetic:N" (tracks t0 to t<N-1> generated from Seed;
+	// 1 <= N <= MaxSyntheticTracks) or the path of a catalog directory
+	// (see media.Dir). Default "synthetic:1000".
+	Catalog string `yaml:"catalog"`
+	// Seed seeds the synthetic catalog and its synthetic rights; load
+	// tools that verify bytes must use the same value. Default 1.
+	Seed uint64 `yaml:"seed"`
+	// Keys sign the manifest URLs: Keys[0] signs, and edges must accept
+	// it (edges hold the current and previous keys). At least one; no
+	// default, since a built-in key would be a shared secret.
+	Keys []KeyConfig `yaml:"keys"`
+	// TokenTTL is how long a manifest's signed URLs stay valid. Longer
+	// lets a paused player resume without a new manifest; shorter limits
+	// how long a leaked URL works. Default 6h.
+	TokenTTL config.Duration `yaml:"token_ttl"`
+	// RightsFile is a rights TSV file (see rights.Load). Empty means the
+	// synthetic rights of the synthetic catalog (about 10 % of pairs
+	// denied), or for a directory catalog the worldwide policy (every
+	// valid country allowed).
+	RightsFile string `yaml:"rights_file"`
+}
+
+// KeyConfig is one URL signing key.
+type KeyConfig struct {
+	// ID names the key in tokens: 1 to 16 characters of [A-Za-z0-9_-].
+	ID string `yaml:"id"`
+	// Secret is the key, hex encoded, at least 16 bytes (32 hex digits).
+	Secret string `yaml:"secret"`
+}
+
+// MaxSyntheticTracks bounds N in "synthetic:N".
+const MaxSyntheticTracks = 1_000_000_000
+
+// DefaultConfig returns the defaults documented on Config. It has no Keys,
+// so it does not validate until one is added.
+func DefaultConfig() Config {
+	return Config{
+		Listen:   "127.0.0.1:8080",
+		Name:     "origin",
+		Catalog:  "synthetic:1000",
+		Seed:     1,
+		TokenTTL: config.Duration(6 * time.Hour),
+	}
+}
+
+// Validate checks every field and returns all problems found, joined,
+// each a *config.FieldError naming the field's YAML path
+// ("keys[0].secret"), so config.Load can point at its line.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, config.Errorf(field, format, args...))
+	}
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "want host:port, got %q", c.Listen)
+	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		bad("listen", "bad port %q", port)
+	}
+	if c.Name == "" {
+		bad("name", "must not be empty")
+	}
+	if _, _, err := parseCatalog(c.Catalog); err != nil {
+		bad("catalog", "%v", err)
+	}
+	if len(c.Keys) == 0 {
+		bad("keys", "at least one signing key is required")
+	}
+	if _, err := keyring(c.Keys); err != nil {
+		var ke *keyError
+		if errors.As(err, &ke) {
+			bad(fmt.Sprintf("keys[%d].%s", ke.index, ke.field), "%s", ke.msg)
+		} else if len(c.Keys) > 0 {
+			bad("keys", "%v", err)
+		}
+	}
+	if c.TokenTTL <= 0 {
+		bad("token_ttl", "must be positive")
+	}
+	return errors.Join(errs...)
+}
+
+// parseCatalog returns n > 0 for "synthetic:N", or the directory.
+func parseCatalog(s string) (n int, dir string, err error) {
+	if num, ok := strings.CutPrefix(s, "synthetic:"); ok {
+		n, err := strconv.Atoi(num)
+		if err != nil || n < 1 || n > MaxSyntheticTracks {
+			return 0, "", fmt.Errorf("want synthetic:N with 1 <= N <= %d, got %q", MaxSyntheticTracks, s)
+		}
+		return n, "", nil
+	}
+	if s == "" {
+		return 0, "", errors.New(`want "synthetic:N" or a directory`)
+	}
+	return 0, s, nil
+}
+
+type keyError struct {
+	index int
+	field string
+	msg   string
+}
+
+func (e *keyError) Error() string { return fmt.Sprintf("keys[%d].%s: %s", e.index, e.field, e.msg) }
+
+func keyring(kc []KeyConfig) (*urlsign.Keyring, error) {
+	keys := make([]urlsign.Key, 0, len(kc))
+	seen := make(map[string]bool)
+	for i, k := range kc {
+		if k.ID == "" || len(k.ID) > urlsign.MaxKeyIDLen || strings.Trim(k.ID, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != "" {
+			return nil, &keyError{i, "id", fmt.Sprintf("want 1 to %d characters of [A-Za-z0-9_-], got %q", urlsign.MaxKeyIDLen, k.ID)}
+		}
+		if seen[k.ID] {
+			return nil, &keyError{i, "id", fmt.Sprintf("key id %q used twice", k.ID)}
+		}
+		seen[k.ID] = true
+		secret, err := hex.DecodeString(k.Secret)
+		if err != nil {
+			return nil, &keyError{i, "secret", "not hex"}
+		}
+		if len(secret) < 16 {
+			return nil, &keyError{i, "secret", fmt.Sprintf("%d bytes, want at least 16 (32 hex digits)", len(secret))}
+		}
+		keys = append(keys, urlsign.Key{ID: k.ID, Secret: secret})
+	}
+	return urlsign.NewKeyring(keys...)
+}
+
+// Rights decides whether a track may be played in a country at a time;
+// *rights.Table, rights.Synthetic and rights.Worldwide implement it.
+type Rights interface {
+	Allowed(trackID, country string, at time.Time) bool
+}
+
+// Option changes how New builds a Server, for tests and embedding.
+type Option func(*Server)
+
+// WithClock makes the server read the time (token expiries, rights
+// windows) from now instead of time.Now.
+func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
+
+// WithSource serves src instead of the catalog named by Config.Catalog.
+// Rights then come from Config.RightsFile, else rights.Synthetic{Seed} for
+// a *media.Synthetic src, else rights.Worldwide.
+func WithSource(src media.Source) Option { return func(s *Server) { s.src = src } }
+
+// WithRights decides rights with r instead of the policy Config implies.
+func WithRights(r Rights) Option { return func(s *Server) { s.rights = r } }
+
+// Server is the origin. Its handler is safe for concurrent use.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	src     media.Source
+	rights  Rights
+	keyring *urlsign.Keyring
+	now     func() time.Time
+	mux     *http.ServeMux
+	ready   atomic.Bool
+
+	mediaRequests *prometheus.CounterVec // code
+	mediaSeconds  prometheus.Histogram
+	mediaBytes    prometheus.Counter
+	apiRequests   *prometheus.CounterVec // handler, code
+	apiSeconds    *prometheus.HistogramVec
+}
+
+// New validates cfg, opens the catalog and the rights, registers the
+// origin's metrics with reg, and returns a server that reports ready. A
+// nil logger discards logs; a nil reg gets a fresh registry.
+func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, opts ...Option) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("origin: config: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	kr, err := keyring(cfg.Keys)
+	if err != nil {
+		return nil, fmt.Errorf("origin: %w", err)
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     logger.With("node", cfg.Name),
+		keyring: kr,
+		now:     time.Now,
+		mux:     http.NewServeMux(),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.src == nil {
+		n, dir, _ := parseCatalog(cfg.Catalog)
+		if n > 0 {
+			s.src = media.NewSynthetic(n, cfg.Seed)
+		} else if s.src, err = media.OpenDir(dir); err != nil {
+			return nil, fmt.Errorf("origin: catalog: %w", err)
+		}
+	}
+	if s.rights == nil {
+		switch {
+		case cfg.RightsFile != "":
+			t, err := rights.LoadFile(cfg.RightsFile)
+			if err != nil {
+				return nil, fmt.Errorf("origin: %w", err)
+			}
+			s.rights = t
+		default:
+			if _, ok := s.src.(*media.Synthetic); ok {
+				s.rights = rights.Synthetic{Seed: cfg.Seed}
+			} else {
+				s.rights = rights.Worldwide{}
+			}
+		}
+	}
+	if err := s.registerMetrics(reg); err != nil {
+		return nil, fmt.Errorf("origin: metrics: %w", err)
+	}
+
+	s.mux.HandleFunc("GET /v1/manifest/{track...}", s.api("manifest", s.serveManifest))
+	s.mux.HandleFunc("GET /v1/recs/next/{track...}", s.api("recs_next", s.serveNext))
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	})
+	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !s.ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ready\n")
+	})
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	s.ready.Store(true)
+	return s, nil
+}
+
+func (s *Server) registerMetrics(reg prometheus.Registerer) error {
+	s.mediaRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "origin_media_requests_total",
+		Help: "Requests under /media/, by response status code.",
+	}, []string{"code"})
+	s.mediaSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "origin_media_request_duration_seconds",
+		Help:    "Time to serve a request under /media/, body included.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+	})
+	s.mediaBytes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "origin_media_bytes_sent_total",
+		Help: "Body bytes written for requests under /media/.",
+	})
+	s.apiRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "origin_api_requests_total",
+		Help: "API requests (manifest, recs_next), by handler and status code.",
+	}, []string{"handler", "code"})
+	s.apiSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "origin_api_request_duration_seconds",
+		Help:    "Time to serve an API request, by handler.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+	}, []string{"handler"})
+	for _, c := range []prometheus.Collector{s.mediaRequests, s.mediaSeconds, s.mediaBytes, s.apiRequests, s.apiSeconds} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Handler returns the origin's handler: /media/ paths are parsed by the
+// media handler itself (so a malformed path is a counted 400, never a mux
+// redirect), everything else goes through the mux.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, mediaPrefix) {
+			s.serveMedia(w, r)
+			return
+		}
+		s.mux.ServeHTTP(w, r)
+	})
+}
+
+// Mount adds h to the mux under a net/http ServeMux pattern such as
+// "POST /v1/plays". Like ServeMux.Handle it panics on a conflicting
+// pattern. Patterns under /media/ are never reached.
+func (s *Server) Mount(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// Source is the catalog the server serves (a *media.Synthetic or a
+// *media.Dir unless WithSource gave another).
+func (s *Server) Source() media.Source { return s.src }
+
+// Keyring is the keyring that signs manifest URLs.
+func (s *Server) Keyring() *urlsign.Keyring { return s.keyring }
+
+// Rights is the rights policy manifests are checked against.
+func (s *Server) Rights() Rights { return s.rights }
+
+// SetReady sets what /readyz answers: 200 when true (the state after New),
+// 503 when false, e.g. while draining before shutdown.
+func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }
+
+const mediaPrefix = "/media/"
+
+// ParseMediaPath parses "/media/<track>/<kbps>.ogg" or ".seek". It checks
+// the syntax only: the id is a valid id and kbps a canonical decimal
+// number (no sign, no leading zero, at most 4 digits), not necessarily a
+// tier. ok is false for anything else.
+func ParseMediaPath(p string) (id string, kbps int, kind media.Kind, ok bool) {
+	rest, found := strings.CutPrefix(p, mediaPrefix)
+	if !found {
+		return "", 0, 0, false
+	}
+	id, file, found := strings.Cut(rest, "/")
+	if !found || !media.ValidID(id) {
+		return "", 0, 0, false
+	}
+	num, ext, found := strings.Cut(file, ".")
+	if !found || len(num) == 0 || len(num) > 4 || num[0] == '0' {
+		return "", 0, 0, false
+	}
+	for i := 0; i < len(num); i++ {
+		if num[i] < '0' || num[i] > '9' {
+			return "", 0, 0, false
+		}
+		kbps = kbps*10 + int(num[i]-'0')
+	}
+	switch ext {
+	case "ogg":
+		kind = media.Audio
+	case "seek":
+		kind = media.SeekTable
+	default:
+		return "", 0, 0, false
+	}
+	return id, kbps, kind, true
+}
+
+// MediaPath is the origin path of a file: "/media/<id>/<kbps>.<ext>".
+func MediaPath(id string, kbps int, kind media.Kind) string {
+	return mediaPrefix + id + "/" + strconv.Itoa(kbps) + "." + kind.Ext()
+}
+
+// EdgePath is the player-facing edge path of a file, without its token:
+// "/a/<id>/<kbps>.<ext>".
+func EdgePath(id string, kbps int, kind media.Kind) string {
+	return "/a/" + id + "/" + strconv.Itoa(kbps) + "." + kind.Ext()
+}
+
+// serveMedia serves one file. Preconditions, ranges, multipart and 416
+// are net/http's ServeContent (RFC 9110 sections 13 and 14), fed with the
+// ETag and Last-Modified of the exact version opened.
+func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &recorder{ResponseWriter: w}
+	defer func() {
+		s.mediaRequests.WithLabelValues(strconv.Itoa(rec.status())).Inc()
+		s.mediaSeconds.Observe(time.Since(start).Seconds())
+		s.mediaBytes.Add(float64(rec.written))
+	}()
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		rec.Header().Set("Allow", "GET, HEAD")
+		http.Error(rec, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	id, kbps, kind, ok := ParseMediaPath(r.URL.Path)
+	if !ok {
+		http.Error(rec, "bad media path", http.StatusBadRequest)
+		return
+	}
+	obj, f, err := s.src.Open(r.Context(), id, kbps, kind)
+	if err != nil {
+		s.fail(rec, r, "media open", err)
+		return
+	}
+	defer f.Close()
+
+	h := rec.Header()
+	h.Set("Content-Type", kind.ContentType())
+	h.Set("ETag", obj.ETag)
+	if !obj.ModTime.IsZero() {
+		h.Set("Last-Modified", obj.ModTime.UTC().Format(http.TimeFormat))
+	}
+	if h := r.Header.Get("Range"); h != "" {
+		if fixed := CleanRange(h, obj.Size); fixed != h {
+			// Handlers must not modify the request they are given.
+			r2 := *r
+			r2.Header = r.Header.Clone()
+			if fixed == "" {
+				r2.Header.Del("Range")
+			} else {
+				r2.Header.Set("Range", fixed)
+			}
+			r = &r2
+		}
+	}
+	ra := &readErrs{r: f}
+	http.ServeContent(rec, r, "", obj.ModTime, io.NewSectionReader(ra, 0, obj.Size))
+	if err := ra.first(); err != nil {
+		// ServeContent ignores a failed copy; the status line and a
+		// Content-Length are out, so abort rather than let a short body
+		// pass for a complete one.
+		s.log.Error("media read", "track", id, "kbps", kbps, "kind", kind.Ext(), "err", err)
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// MaxRanges is the most ranges one request may ask for; a Range header
+// with more is ignored (the whole file is sent), which RFC 9110 section
+// 14.2 allows, against requests for many tiny parts.
+const MaxRanges = 32
+
+// CleanRange rewrites a Range header so that http.ServeContent answers it
+// as RFC 9110 section 14 says, where ServeContent alone does not. It
+// returns "" when the header must be ignored (the whole representation is
+// sent with 200), else the header to pass on:
+//
+//   - An unknown range unit, invalid syntax, or an int-range whose
+//     last-pos is less than its first-pos makes the whole header invalid:
+//     ignore it (14.2: "An origin server MUST ignore a Range header field
+//     that contains a range unit it does not understand"; 14.1.1 on
+//     invalid byte-range-specs). ServeContent would answer 416.
+//   - The unit "bytes" is case-insensitive (14.1); ServeContent wants it
+//     in lower case.
+//   - A suffix-range of length zero is unsatisfiable (14.1.1); ServeContent
+//     would send an empty 206. It is dropped, and when no range is left
+//     the header becomes "bytes=<size>-", which ServeContent answers with
+//     416 and "Content-Range: bytes */<size>" (14.4).
+//   - Positions past int64 are clamped (a last-pos or suffix-length past
+//     the end means the end; a first-pos past it is unsatisfiable) rather
+//     than failing ServeContent's ParseInt.
+//   - More than MaxRanges ranges: ignore.
+//   - A zero-length representation: ignore (any range is unsatisfiable;
+//     send the empty 200, as ServeContent itself does).
+func CleanRange(h string, size int64) string {
+	unit, set, ok := strings.Cut(h, "=")
+	if !ok || !strings.EqualFold(unit, "bytes") || size == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("bytes=")
+	specs, kept := 0, 0
+	for spec := range strings.SplitSeq(set, ",") {
+		spec = strings.Trim(spec, " \t")
+		if spec == "" {
+			continue // empty list elements are allowed (RFC 9110 5.6.1)
+		}
+		if specs++; specs > MaxRanges {
+			return ""
+		}
+		first, last, ok := strings.Cut(spec, "-")
+		if !ok {
+			return ""
+		}
+		if first == "" { // suffix-range
+			n, ok := decimal(last)
+			if !ok {
+				return ""
+			}
+			if n == "0" {
+				continue
+			}
+			if len(n) > 18 {
+				n = strconv.FormatInt(size, 10)
+			}
+			spec = "-" + n
+		} else { // int-range
+			f, ok := decimal(first)
+			if !ok {
+				return ""
+			}
+			l := ""
+			if last != "" {
+				if l, ok = decimal(last); !ok || len(f) > len(l) || len(f) == len(l) && f > l {
+					return ""
+				}
+			}
+			if len(f) > 18 {
+				continue // starts past any int64 size
+			}
+			if len(l) > 18 {
+				l = ""
+			}
+			spec = f + "-" + l
+		}
+		if kept > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(spec)
+		kept++
+	}
+	if specs == 0 {
+		return "" // "bytes=" with no range-spec is invalid
+	}
+	if kept == 0 {
+		return "bytes=" + strconv.FormatInt(size, 10) + "-"
+	}
+	return b.String()
+}
+
+// decimal checks that s is 1*DIGIT and returns it without leading zeros.
+func decimal(s string) (string, bool) {
+	if s == "" {
+		return "", false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return "", false
+		}
+	}
+	s = strings.TrimLeft(s, "0")
+	if s == "" {
+		s = "0"
+	}
+	return s, true
+}
+
+// Manifest is the body of GET /v1/manifest/<track>.
+type Manifest struct {
+	TrackID    string         `json:"track_id"`
+	DurationMS int64          `json:"duration_ms"`
+	Country    string         `json:"country"`
+	Expires    int64          `json:"expires"` // unix seconds, the tokens' expiry
+	Tiers      []ManifestTier `json:"tiers"`
+}
+
+// ManifestTier is one tier of a Manifest. URL and SeekURL are paths
+// relative to any edge's base URL; SeekURL is empty when the tier has no
+// seek table.
+type ManifestTier struct {
+	Kbps    int    `json:"kbps"`
+	Bytes   int64  `json:"bytes"`
+	ETag    string `json:"etag"`
+	URL     string `json:"url"`
+	SeekURL string `json:"seek_url,omitempty"`
+}
+
+func (s *Server) serveManifest(w http.ResponseWriter, r *http.Request) {
+	id, cc := r.PathValue("track"), r.URL.Query().Get("country")
+	if !media.ValidID(id) {
+		http.Error(w, "bad track id", http.StatusBadRequest)
+		return
+	}
+	if !rights.ValidCountry(cc) {
+		http.Error(w, "bad country", http.StatusBadRequest)
+		return
+	}
+	now := s.now()
+	m, err := s.Manifest(r.Context(), id, cc, now)
+	if err != nil {
+		s.fail(w, r, "manifest", err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	// The body holds bearer tokens: no shared cache may keep it.
+	h.Set("Cache-Control", "private, no-store")
+	json.NewEncoder(w).Encode(m)
+}
+
+// ErrDenied is returned by Manifest when the rights deny the track in the
+// country.
+var ErrDenied = errors.New("origin: not licensed in this country")
+
+// Manifest builds the manifest of track id for country at time now: the
+// track's tiers with their sizes and ETags, and edge URLs signed for
+// (id, country) until now+TokenTTL. It returns media.ErrNotFound for an
+// unknown track and ErrDenied when the rights deny it.
+func (s *Server) Manifest(ctx context.Context, id, country string, now time.Time) (Manifest, error) {
+	tr, err := s.src.Track(ctx, id)
+	if err != nil {
+		return Manifest{}, err
+	}
+	if !s.rights.Allowed(id, country, now) {
+		return Manifest{}, ErrDenied
+	}
+	// Whole seconds: the token carries unix seconds, and Expires must
+	// name exactly the instant the token stops working.
+	expiry := time.Unix(now.Add(time.Duration(s.cfg.TokenTTL)).Unix(), 0)
+	q := "?t=" + s.keyring.Sign(id, country, expiry) // token bytes are URL-safe
+	m := Manifest{TrackID: id, DurationMS: tr.DurationMS, Country: country, Expires: expiry.Unix(), Tiers: []ManifestTier{}}
+	for _, kbps := range tr.Tiers {
+		obj, f, err := s.src.Open(ctx, id, kbps, media.Audio)
+		if errors.Is(err, media.ErrNotFound) {
+			continue // removed since Track listed it
+		}
+		if err != nil {
+			return Manifest{}, err
+		}
+		f.Close()
+		t := ManifestTier{Kbps: kbps, Bytes: obj.Size, ETag: obj.ETag, URL: EdgePath(id, kbps, media.Audio) + q}
+		_, sf, err := s.src.Open(ctx, id, kbps, media.SeekTable)
+		switch {
+		case err == nil:
+			sf.Close()
+			t.SeekURL = EdgePath(id, kbps, media.SeekTable) + q
+		case !errors.Is(err, media.ErrNotFound):
+			return Manifest{}, err
+		}
+		m.Tiers = append(m.Tiers, t)
+	}
+	if len(m.Tiers) == 0 {
+		return Manifest{}, media.ErrNotFound
+	}
+	return m, nil
+}
+
+// Next-tracks limits.
+const (
+	DefaultNext = 3
+	MaxNext     = 50
+	// maxNextScan bounds the ids examined for one next-tracks request, so
+	// a country denied almost everything cannot make it walk the catalog.
+	maxNextScan = 2048
+	nextPage    = 64
+)
+
+// NextTracks is the body of GET /v1/recs/next/<track>.
+type NextTracks struct {
+	Tracks []string `json:"tracks"`
+}
+
+func (s *Server) serveNext(w http.ResponseWriter, r *http.Request) {
+	id, q := r.PathValue("track"), r.URL.Query()
+	if !media.ValidID(id) {
+		http.Error(w, "bad track id", http.StatusBadRequest)
+		return
+	}
+	cc := q.Get("country")
+	if cc != "" && !rights.ValidCountry(cc) {
+		http.Error(w, "bad country", http.StatusBadRequest)
+		return
+	}
+	n := DefaultNext
+	if v := q.Get("n"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 || n > MaxNext {
+			http.Error(w, "bad n", http.StatusBadRequest)
+			return
+		}
+	}
+	ids, err := s.Next(r.Context(), id, cc, n, s.now())
+	if err != nil {
+		s.fail(w, r, "recs next", err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(NextTracks{Tracks: ids})
+}
+
+// Next returns up to n tracks that follow id in catalog order, wrapping
+// around at the end and stopping before id itself, skipping tracks the
+// rights deny in country (no filtering when country is ""). It stands in
+// for recommendations until they exist. It returns media.ErrNotFound for
+// an unknown id.
+func (s *Server) Next(ctx context.Context, id, country string, n int, now time.Time) ([]string, error) {
+	if _, err := s.src.Track(ctx, id); err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, n)
+	after, wrapped, scanned := id, false, 0
+	for len(out) < n && scanned < maxNextScan {
+		page, err := s.src.List(ctx, after, nextPage)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range page {
+			if t == id {
+				return out, nil // full circle
+			}
+			scanned++
+			if country == "" || s.rights.Allowed(t, country, now) {
+				out = append(out, t)
+				if len(out) == n {
+					return out, nil
+				}
+			}
+		}
+		if len(page) < nextPage {
+			if wrapped {
+				return out, nil
+			}
+			wrapped, after = true, ""
+			continue
+		}
+		after = page[len(page)-1]
+	}
+	return out, nil
+}
+
+// api wraps an API handler with its metrics.
+func (s *Server) api(name string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &recorder{ResponseWriter: w}
+		defer func() {
+			s.apiRequests.WithLabelValues(name, strconv.Itoa(rec.status())).Inc()
+			s.apiSeconds.WithLabelValues(name).Observe(time.Since(start).Seconds())
+		}()
+		h(rec, r)
+	}
+}
+
+// fail answers err with a status and a short reason, never err's text, and
+// logs what the client is not told.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, op string, err error) {
+	switch {
+	case errors.Is(err, media.ErrNotFound):
+		http.Error(w, "not found", http.StatusNotFound)
+	case errors.Is(err, ErrDenied):
+		http.Error(w, "not licensed in this country", http.StatusForbidden)
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		// The client left or timed out; nobody reads this answer.
+		http.Error(w, "request cancelled", http.StatusServiceUnavailable)
+		s.log.Debug(op, "path", r.URL.Path, "err", err)
+	default:
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		s.log.Error(op, "path", r.URL.Path, "err", err)
+	}
+}
+
+// recorder notes the status and body size of a response.
+type recorder struct {
+	http.ResponseWriter
+	code    int
+	written int64
+}
+
+func (rw *recorder) WriteHeader(code int) {
+	if rw.code == 0 && code >= 200 {
+		rw.code = code
+	}
+	rw.ResponseWriter.WriteHeader(code)
+}
+
+func (rw *recorder) Write(p []byte) (int, error) {
+	if rw.code == 0 {
+		rw.code = http.StatusOK
+	}
+	n, err := rw.ResponseWriter.Write(p)
+	rw.written += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (rw *recorder) Unwrap() http.ResponseWriter { return rw.ResponseWriter }
+
+func (rw *recorder) status() int {
+	if rw.code == 0 {
+		return http.StatusOK
+	}
+	return rw.code
+}
+
+// readErrs remembers the first read error other than io.EOF. ServeContent
+// reads multipart bodies from another goroutine, hence the lock.
+type readErrs struct {
+	r io.ReaderAt
+
+	mu  sync.Mutex
+	err error
+}
+
+func (e *readErrs) ReadAt(p []byte, off int64) (int, error) {
+	n, err := e.r.ReadAt(p, off)
+	if err != nil && err != io.EOF {
+		e.mu.Lock()
+		if e.err == nil {
+			e.err = err
+		}
+		e.mu.Unlock()
+	}
+	return n, err
+}
+
+func (e *readErrs) first() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err
+}

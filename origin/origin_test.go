@@ -1,0 +1,871 @@
+package origin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/origin/media"
+	"github.com/musiccdn/cdn/origin/rights"
+	"github.com/musiccdn/cdn/urlsign"
+)
+
+var testNow = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+
+func testConfig() Config {
+	cfg := DefaultConfig()
+	cfg.Catalog = "synthetic:20"
+	cfg.Seed = 7
+	cfg.Keys = []KeyConfig{
+		{ID: "k2", Secret: strings.Repeat("ab", 32)},
+		{ID: "k1", Secret: strings.Repeat("cd", 16)},
+	}
+	return cfg
+}
+
+type testServer struct {
+	srv *Server
+	ts  *httptest.Server
+	reg *prometheus.Registry
+}
+
+func newTestServer(t *testing.T, cfg Config, opts ...Option) *testServer {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	opts = append([]Option{WithClock(func() time.Time { return testNow })}, opts...)
+	srv, err := New(cfg, nil, reg, opts...)
+	if err != nil {
+		t.Fatalf("New = %v", err)
+	}
+	ts := httptest.NewServer(srv.Handler()) // 127.0.0.1, ephemeral port
+	t.Cleanup(ts.Close)
+	return &testServer{srv: srv, ts: ts, reg: reg}
+}
+
+func (s *testServer) do(t *testing.T, method, path string, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, s.ts.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := s.ts.Client().Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading body: %v", method, path, err)
+	}
+	return resp, body
+}
+
+// counter returns the value of the counter name with the given label
+// values (name=value pairs), 0 if absent.
+func counter(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range mf.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				found := false
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
+						found = true
+					}
+				}
+				if !found {
+					continue metrics
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
+func TestParseMediaPath(t *testing.T) {
+	tests := []struct {
+		path string
+		id   string
+		kbps int
+		kind media.Kind
+		ok   bool
+	}{
+		{"/media/t1/24.ogg", "t1", 24, media.Audio, true},
+		{"/media/t1/320.seek", "t1", 320, media.SeekTable, true},
+		{"/media/A_b-9/96.ogg", "A_b-9", 96, media.Audio, true},
+		{"/media/t1/128.ogg", "t1", 128, media.Audio, true}, // syntax ok; not a tier (404 later)
+		{"/media/" + strings.Repeat("x", 64) + "/24.ogg", strings.Repeat("x", 64), 24, media.Audio, true},
+		{"/media/" + strings.Repeat("x", 65) + "/24.ogg", "", 0, 0, false},
+		{"/media/t1/024.ogg", "", 0, 0, false},
+		{"/media/t1/0.ogg", "", 0, 0, false},
+		{"/media/t1/+24.ogg", "", 0, 0, false},
+		{"/media/t1/-24.ogg", "", 0, 0, false},
+		{"/media/t1/12345.ogg", "", 0, 0, false},
+		{"/media/t1/24.mp3", "", 0, 0, false},
+		{"/media/t1/24.ogg.ogg", "", 0, 0, false},
+		{"/media/t1/24.OGG", "", 0, 0, false},
+		{"/media/t1/24", "", 0, 0, false},
+		{"/media/t1/.ogg", "", 0, 0, false},
+		{"/media/t1/", "", 0, 0, false},
+		{"/media/t1", "", 0, 0, false},
+		{"/media/", "", 0, 0, false},
+		{"/media//24.ogg", "", 0, 0, false},
+		{"/media/../24.ogg", "", 0, 0, false},
+		{"/media/t1/../24.ogg", "", 0, 0, false},
+		{"/media/t.1/24.ogg", "", 0, 0, false},
+		{"/media/t1/a/24.ogg", "", 0, 0, false},
+		{"/media/t 1/24.ogg", "", 0, 0, false},
+		{"/media/t%31/24.ogg", "", 0, 0, false},
+		{"/a/t1/24.ogg", "", 0, 0, false},
+		{"media/t1/24.ogg", "", 0, 0, false},
+		{"", "", 0, 0, false},
+	}
+	for _, tt := range tests {
+		id, kbps, kind, ok := ParseMediaPath(tt.path)
+		if id != tt.id || kbps != tt.kbps || kind != tt.kind || ok != tt.ok {
+			t.Errorf("ParseMediaPath(%q) = %q, %d, %v, %v; want %q, %d, %v, %v",
+				tt.path, id, kbps, kind, ok, tt.id, tt.kbps, tt.kind, tt.ok)
+		}
+	}
+}
+
+func FuzzParseMediaPath(f *testing.F) {
+	for _, s := range []string{"/media/t1/24.ogg", "/media/t1/320.seek", "/media/../24.ogg", "/media/t1/024.ogg", "/media/a/b/c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		id, kbps, kind, ok := ParseMediaPath(p)
+		if !ok {
+			return
+		}
+		if !media.ValidID(id) || kbps < 1 || kbps > 9999 {
+			t.Fatalf("ParseMediaPath(%q) accepted id %q kbps %d", p, id, kbps)
+		}
+		// Accepted paths are canonical: they print back to themselves.
+		if back := MediaPath(id, kbps, kind); back != p {
+			t.Fatalf("ParseMediaPath(%q) = %q, %d, %v; prints back as %q", p, id, kbps, kind, back)
+		}
+	})
+}
+
+func TestCleanRange(t *testing.T) {
+	const size = 1000
+	tests := []struct {
+		name, in, want string
+	}{
+		{"14.1.2 single", "bytes=0-99", "bytes=0-99"},
+		{"14.1.2 open-ended", "bytes=900-", "bytes=900-"},
+		{"14.1.2 suffix", "bytes=-100", "bytes=-100"},
+		{"14.1.2 multiple with OWS", "bytes=0-1, 5-6 ,\t9-", "bytes=0-1,5-6,9-"},
+		{"5.6.1 empty list elements", "bytes=,0-1,,", "bytes=0-1"},
+		{"14.1 unit is case-insensitive", "Bytes=0-1", "bytes=0-1"},
+		{"14.1.1 leading zeros", "bytes=007-010", "bytes=7-10"},
+		{"14.2 unknown unit ignored", "items=0-1", ""},
+		{"14.1 no equals sign", "bytes 0-1", ""},
+		{"14.1 space before equals", "bytes =0-1", ""},
+		{"14.1.1 last < first invalid", "bytes=5-1", ""},
+		{"14.1.1 one invalid spec invalidates all", "bytes=0-1,5-1", ""},
+		{"14.1.1 no dash", "bytes=5", ""},
+		{"14.1.1 non-digit", "bytes=a-b", ""},
+		{"14.1.1 negative first", "bytes=--5", ""},
+		{"14.1.1 sign", "bytes=+1-2", ""},
+		{"14.1.1 bare dash", "bytes=-", ""},
+		{"14.1.1 empty set", "bytes=", ""},
+		{"14.1.1 zero suffix is unsatisfiable", "bytes=-0", "bytes=1000-"},
+		{"14.1.1 zero suffix dropped among others", "bytes=-0,0-4", "bytes=0-4"},
+		{"14.1.1 huge last clamps", "bytes=0-99999999999999999999", "bytes=0-"},
+		{"14.1.1 huge first unsatisfiable", "bytes=99999999999999999999-", "bytes=1000-"},
+		{"14.1.1 huge suffix is everything", "bytes=-99999999999999999999", "bytes=-1000"},
+		{"14.1.1 huge first > huge last invalid", "bytes=99999999999999999999-9999999999999999999", ""},
+		{"14.2 too many ranges ignored", "bytes=" + strings.Repeat("0-0,", MaxRanges) + "1-1", ""},
+		{"14.2 MaxRanges allowed", "bytes=" + strings.TrimSuffix(strings.Repeat("0-0,", MaxRanges), ","), "bytes=" + strings.TrimSuffix(strings.Repeat("0-0,", MaxRanges), ",")},
+	}
+	for _, tt := range tests {
+		if got := CleanRange(tt.in, size); got != tt.want {
+			t.Errorf("%s: CleanRange(%q, %d) = %q, want %q", tt.name, tt.in, size, got, tt.want)
+		}
+	}
+	if got := CleanRange("bytes=0-1", 0); got != "" {
+		t.Errorf("CleanRange(%q, 0) = %q, want \"\"", "bytes=0-1", got)
+	}
+}
+
+func FuzzCleanRange(f *testing.F) {
+	for _, s := range []string{"bytes=0-1", "bytes=-5", "bytes=1-,-0", "Bytes=,,3-4", "items=1-2", "bytes=9-1"} {
+		f.Add(s, int64(1000))
+	}
+	f.Fuzz(func(t *testing.T, h string, size int64) {
+		if size < 0 {
+			size = -(size + 1)
+		}
+		got := CleanRange(h, size)
+		if got == "" {
+			return
+		}
+		// The output is valid and clean: cleaning it again changes nothing.
+		if again := CleanRange(got, size); again != got {
+			t.Fatalf("CleanRange(%q) = %q, but CleanRange(%q) = %q", h, got, got, again)
+		}
+	})
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		mod  func(*Config)
+		want string // substring of the error, "" for valid
+	}{
+		{"valid", func(*Config) {}, ""},
+		{"dir catalog", func(c *Config) { c.Catalog = "/srv/media" }, ""},
+		{"any port", func(c *Config) { c.Listen = ":0" }, ""},
+		{"no listen", func(c *Config) { c.Listen = "" }, "listen:"},
+		{"listen without port", func(c *Config) { c.Listen = "localhost" }, "listen:"},
+		{"bad port", func(c *Config) { c.Listen = "127.0.0.1:99999" }, "listen: bad port"},
+		{"no name", func(c *Config) { c.Name = "" }, "name:"},
+		{"no catalog", func(c *Config) { c.Catalog = "" }, "catalog:"},
+		{"synthetic 0", func(c *Config) { c.Catalog = "synthetic:0" }, "catalog:"},
+		{"synthetic x", func(c *Config) { c.Catalog = "synthetic:x" }, "catalog:"},
+		{"synthetic too many", func(c *Config) { c.Catalog = "synthetic:2000000000" }, "catalog:"},
+		{"no keys", func(c *Config) { c.Keys = nil }, "keys: at least one"},
+		{"bad key id", func(c *Config) { c.Keys[1].ID = "k.1" }, "keys[1].id:"},
+		{"long key id", func(c *Config) { c.Keys[0].ID = strings.Repeat("k", 17) }, "keys[0].id:"},
+		{"duplicate key id", func(c *Config) { c.Keys[1].ID = "k2" }, "keys[1].id: key id \"k2\" used twice"},
+		{"secret not hex", func(c *Config) { c.Keys[0].Secret = "zz" }, "keys[0].secret: not hex"},
+		{"short secret", func(c *Config) { c.Keys[1].Secret = strings.Repeat("ab", 15) }, "keys[1].secret: 15 bytes"},
+		{"zero ttl", func(c *Config) { c.TokenTTL = 0 }, "token_ttl:"},
+	}
+	for _, tt := range tests {
+		cfg := testConfig()
+		tt.mod(&cfg)
+		err := cfg.Validate()
+		if (err == nil) != (tt.want == "") || err != nil && !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: Validate() = %v, want %q", tt.name, err, tt.want)
+		}
+	}
+	// Several problems are all reported.
+	cfg := testConfig()
+	cfg.Name, cfg.TokenTTL = "", 0
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "name:") || !strings.Contains(err.Error(), "token_ttl:") {
+		t.Errorf("Validate() = %v, want both name and token_ttl reported", err)
+	}
+	d := DefaultConfig()
+	if d.TokenTTL != config.Duration(6*time.Hour) || d.Catalog != "synthetic:1000" {
+		t.Errorf("DefaultConfig() = %+v", d)
+	}
+	if _, err := New(d, nil, nil); err == nil {
+		t.Errorf("New(DefaultConfig()) without keys = nil error")
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	cfg := testConfig()
+	cfg.Catalog = filepath.Join(t.TempDir(), "missing")
+	if _, err := New(cfg, nil, nil); err == nil {
+		t.Errorf("New with a missing catalog dir = nil error")
+	}
+	cfg = testConfig()
+	cfg.RightsFile = filepath.Join(t.TempDir(), "missing.tsv")
+	if _, err := New(cfg, nil, nil); err == nil {
+		t.Errorf("New with a missing rights file = nil error")
+	}
+	// Registering twice in one registry fails cleanly, not by panic.
+	reg := prometheus.NewRegistry()
+	if _, err := New(testConfig(), nil, reg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(testConfig(), nil, reg); err == nil {
+		t.Errorf("second New on one registry = nil error")
+	}
+}
+
+// rangeCase is one request against /media/t3/64.ogg of the synthetic
+// catalog and what the response must be.
+type rangeCase struct {
+	name   string
+	method string
+	hdr    []string
+	code   int
+	// For 200/206 single-part: the byte range [off, off+n) of the file
+	// the body must hold; n < 0 means "to the end".
+	off, n int64
+	// Content-Range wanted ("" for none); "SIZE" is replaced by the size.
+	crange string
+	// parts of a multipart/byteranges body: [off, n] pairs.
+	parts [][2]int64
+}
+
+func TestMediaRanges(t *testing.T) {
+	s := newTestServer(t, testConfig())
+	syn := s.srv.Source().(*media.Synthetic)
+	const id, kbps = "t3", 24
+	i, _ := syn.Index(id)
+	size := syn.Size(i, kbps)
+	etag := syn.ETag(i, kbps, 0)
+	lm := media.SyntheticEpoch.UTC().Format(http.TimeFormat)
+	before := media.SyntheticEpoch.Add(-time.Hour).UTC().Format(http.TimeFormat)
+	after := media.SyntheticEpoch.Add(time.Hour).UTC().Format(http.TimeFormat)
+	sz := strconv.FormatInt(size, 10)
+	tests := []rangeCase{
+		{name: "15.3.1 full GET", code: 200, off: 0, n: -1},
+		{name: "9.3.2 HEAD", method: "HEAD", code: 200},
+		{name: "14.1.2 first bytes", hdr: []string{"Range", "bytes=0-99"}, code: 206, off: 0, n: 100, crange: "bytes 0-99/SIZE"},
+		{name: "14.1.2 middle", hdr: []string{"Range", "bytes=1000-70535"}, code: 206, off: 1000, n: 69536, crange: "bytes 1000-70535/SIZE"},
+		{name: "14.1.2 open-ended", hdr: []string{"Range", "bytes=" + strconv.FormatInt(size-10, 10) + "-"}, code: 206, off: size - 10, n: 10},
+		{name: "14.1.2 suffix", hdr: []string{"Range", "bytes=-500"}, code: 206, off: size - 500, n: 500},
+		{name: "14.1.2 last-pos past end clamps", hdr: []string{"Range", "bytes=" + strconv.FormatInt(size-5, 10) + "-99999999999"}, code: 206, off: size - 5, n: 5},
+		{name: "14.1.2 suffix longer than file", hdr: []string{"Range", "bytes=-99999999999"}, code: 206, off: 0, n: size, crange: "bytes 0-" + strconv.FormatInt(size-1, 10) + "/SIZE"},
+		{name: "14.1.1 unit case-insensitive", hdr: []string{"Range", "BYTES=10-19"}, code: 206, off: 10, n: 10},
+		{name: "14.6 multipart", hdr: []string{"Range", "bytes=0-9,2000-2099,-3"}, code: 206, parts: [][2]int64{{0, 10}, {2000, 100}, {size - 3, 3}}},
+		{name: "14.4 416 first-pos past end", hdr: []string{"Range", "bytes=" + sz + "-"}, code: 416, crange: "bytes */SIZE"},
+		{name: "14.4 416 zero suffix", hdr: []string{"Range", "bytes=-0"}, code: 416, crange: "bytes */SIZE"},
+		{name: "14.2 unknown unit ignored", hdr: []string{"Range", "items=0-5"}, code: 200, off: 0, n: -1},
+		{name: "14.1.1 invalid spec ignored", hdr: []string{"Range", "bytes=50-10"}, code: 200, off: 0, n: -1},
+		{name: "14.1.1 garbage ignored", hdr: []string{"Range", "bytes=a-b"}, code: 200, off: 0, n: -1},
+		{name: "13.1.5 If-Range etag match", hdr: []string{"Range", "bytes=5-9", "If-Range", etag}, code: 206, off: 5, n: 5},
+		{name: "13.1.5 If-Range etag mismatch", hdr: []string{"Range", "bytes=5-9", "If-Range", `"other"`}, code: 200, off: 0, n: -1},
+		{name: "13.1.5 If-Range weak etag never matches", hdr: []string{"Range", "bytes=5-9", "If-Range", "W/" + etag}, code: 200, off: 0, n: -1},
+		{name: "13.1.5 If-Range date match", hdr: []string{"Range", "bytes=5-9", "If-Range", lm}, code: 206, off: 5, n: 5},
+		{name: "13.1.5 If-Range date mismatch", hdr: []string{"Range", "bytes=5-9", "If-Range", before}, code: 200, off: 0, n: -1},
+		{name: "13.1.2 If-None-Match hit", hdr: []string{"If-None-Match", etag}, code: 304},
+		{name: "13.1.2 If-None-Match list hit", hdr: []string{"If-None-Match", `"a", ` + etag}, code: 304},
+		{name: "13.1.2 If-None-Match star", hdr: []string{"If-None-Match", "*"}, code: 304},
+		{name: "13.1.2 If-None-Match miss", hdr: []string{"If-None-Match", `"other"`}, code: 200, off: 0, n: -1},
+		{name: "13.2.2 If-None-Match beats Range", hdr: []string{"If-None-Match", etag, "Range", "bytes=0-1"}, code: 304},
+		{name: "13.1.1 If-Match hit", hdr: []string{"If-Match", etag, "Range", "bytes=0-1"}, code: 206, off: 0, n: 2},
+		{name: "13.1.1 If-Match miss", hdr: []string{"If-Match", `"other"`}, code: 412},
+		{name: "13.1.1 If-Match weak never matches", hdr: []string{"If-Match", "W/" + etag}, code: 412},
+		{name: "13.1.4 If-Unmodified-Since before", hdr: []string{"If-Unmodified-Since", before}, code: 412},
+		{name: "13.1.4 If-Unmodified-Since after", hdr: []string{"If-Unmodified-Since", after}, code: 200, off: 0, n: -1},
+		{name: "13.1.3 If-Modified-Since not modified", hdr: []string{"If-Modified-Since", lm}, code: 304},
+		{name: "13.1.3 If-Modified-Since modified", hdr: []string{"If-Modified-Since", before}, code: 200, off: 0, n: -1},
+		{name: "13.2.2 If-None-Match miss overrides If-Modified-Since", hdr: []string{"If-None-Match", `"x"`, "If-Modified-Since", lm}, code: 200, off: 0, n: -1},
+		{name: "9.3.2 HEAD with range", method: "HEAD", hdr: []string{"Range", "bytes=0-9"}, code: 206, crange: "bytes 0-9/SIZE"},
+	}
+	for _, tt := range tests {
+		method := tt.method
+		if method == "" {
+			method = "GET"
+		}
+		resp, body := s.do(t, method, MediaPath(id, kbps, media.Audio), tt.hdr...)
+		if resp.StatusCode != tt.code {
+			t.Errorf("%s: status = %d, want %d", tt.name, resp.StatusCode, tt.code)
+			continue
+		}
+		if want := strings.ReplaceAll(tt.crange, "SIZE", sz); want != "" && resp.Header.Get("Content-Range") != want {
+			t.Errorf("%s: Content-Range = %q, want %q", tt.name, resp.Header.Get("Content-Range"), want)
+		}
+		if tt.code == 200 || tt.code == 206 || tt.code == 304 {
+			if got := resp.Header.Get("ETag"); got != etag {
+				t.Errorf("%s: ETag = %q, want %q", tt.name, got, etag)
+			}
+		}
+		if tt.code == 200 || tt.code == 206 {
+			if resp.Header.Get("Last-Modified") != lm || resp.Header.Get("Accept-Ranges") != "bytes" {
+				t.Errorf("%s: Last-Modified = %q, Accept-Ranges = %q; want %q, bytes", tt.name, resp.Header.Get("Last-Modified"), resp.Header.Get("Accept-Ranges"), lm)
+			}
+		}
+		if method == "HEAD" {
+			if len(body) != 0 {
+				t.Errorf("%s: HEAD body of %d bytes", tt.name, len(body))
+			}
+			continue
+		}
+		switch {
+		case tt.parts != nil:
+			checkMultipart(t, tt.name, resp, body, syn, i, kbps, size, tt.parts)
+		case tt.code == 200 || tt.code == 206:
+			n := tt.n
+			if n < 0 {
+				n = size - tt.off
+			}
+			if resp.Header.Get("Content-Type") != "audio/ogg" {
+				t.Errorf("%s: Content-Type = %q, want audio/ogg", tt.name, resp.Header.Get("Content-Type"))
+			}
+			if int64(len(body)) != n {
+				t.Errorf("%s: body is %d bytes, want %d", tt.name, len(body), n)
+			} else if at := syn.Verify(body, i, kbps, 0, tt.off); at >= 0 {
+				t.Errorf("%s: body differs from the catalog at byte %d", tt.name, at)
+			}
+		}
+	}
+	if got := counter(t, s.reg, "origin_media_requests_total"); got == 0 {
+		t.Errorf("origin_media_requests_total not counted")
+	}
+	var total float64
+	for _, code := range []string{"200", "206", "304", "412", "416"} {
+		total += counter(t, s.reg, "origin_media_requests_total", "code", code)
+	}
+	if int(total) != len(tests) {
+		t.Errorf("origin_media_requests_total sums to %v over the codes, want %d", total, len(tests))
+	}
+}
+
+func checkMultipart(t *testing.T, name string, resp *http.Response, body []byte, syn *media.Synthetic, i, kbps int, size int64, parts [][2]int64) {
+	t.Helper()
+	mt, params, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/byteranges" {
+		t.Errorf("%s: Content-Type = %q, want multipart/byteranges", name, resp.Header.Get("Content-Type"))
+		return
+	}
+	mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
+	for k, want := range parts {
+		p, err := mr.NextPart()
+		if err != nil {
+			t.Errorf("%s: part %d: %v", name, k, err)
+			return
+		}
+		wantCR := fmt.Sprintf("bytes %d-%d/%d", want[0], want[0]+want[1]-1, size)
+		if cr := p.Header.Get("Content-Range"); cr != wantCR {
+			t.Errorf("%s: part %d Content-Range = %q, want %q", name, k, cr, wantCR)
+		}
+		b, _ := io.ReadAll(p)
+		if int64(len(b)) != want[1] || syn.Verify(b, i, kbps, 0, want[0]) >= 0 {
+			t.Errorf("%s: part %d: %d bytes not matching [%d, +%d)", name, k, len(b), want[0], want[1])
+		}
+	}
+	if _, err := mr.NextPart(); err != io.EOF {
+		t.Errorf("%s: more parts than %d (%v)", name, len(parts), err)
+	}
+}
+
+func TestMediaErrors(t *testing.T) {
+	s := newTestServer(t, testConfig())
+	tests := []struct {
+		method, path string
+		code         int
+	}{
+		{"GET", "/media/t1/24.seek", 404}, // synthetic tracks have no seek table
+		{"GET", "/media/t20/24.ogg", 404}, // catalog is t0..t19
+		{"GET", "/media/x1/24.ogg", 404},
+		{"GET", "/media/t1/128.ogg", 404}, // not a tier
+		{"GET", "/media/t1/024.ogg", 400},
+		{"GET", "/media/t.1/24.ogg", 400},
+		{"GET", "/media/t1/24.mp3", 400},
+		{"GET", "/media/t1/x/24.ogg", 400},
+		{"GET", "/media/../t1/24.ogg", 400},
+		{"GET", "/media/t1/../24.ogg", 400},
+		{"GET", "/media//24.ogg", 400},
+		{"GET", "/media/", 400},
+		{"POST", "/media/t1/24.ogg", 405},
+		{"DELETE", "/media/t1/24.ogg", 405},
+	}
+	for _, tt := range tests {
+		before := counter(t, s.reg, "origin_media_requests_total", "code", strconv.Itoa(tt.code))
+		// Send the path as is: the client would clean dot segments.
+		req, _ := http.NewRequest(tt.method, s.ts.URL, nil)
+		req.URL.Opaque = tt.path
+		resp, err := s.ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.code {
+			t.Errorf("%s %s = %d, want %d", tt.method, tt.path, resp.StatusCode, tt.code)
+		}
+		if len(body) > 100 || strings.Contains(string(body), "media:") {
+			t.Errorf("%s %s: body %q is not a short reason", tt.method, tt.path, body)
+		}
+		if after := counter(t, s.reg, "origin_media_requests_total", "code", strconv.Itoa(tt.code)); after != before+1 {
+			t.Errorf("%s %s: origin_media_requests_total{code=%d} went %v -> %v, want +1", tt.method, tt.path, tt.code, before, after)
+		}
+	}
+	if resp, _ := s.do(t, "POST", "/media/t1/24.ogg"); resp.Header.Get("Allow") != "GET, HEAD" {
+		t.Errorf("405 Allow = %q, want \"GET, HEAD\"", resp.Header.Get("Allow"))
+	}
+}
+
+// failingSource serves one object whose reads fail past a given offset,
+// as a disk error would.
+type failingSource struct {
+	media.Source
+	failAt int64
+}
+
+type failingFile struct {
+	failAt int64
+}
+
+func (f failingFile) ReadAt(p []byte, off int64) (int, error) {
+	if off+int64(len(p)) <= f.failAt {
+		return len(p), nil
+	}
+	n := max(0, int(f.failAt-off))
+	return n, errors.New("disk on fire")
+}
+
+func (failingFile) Close() error { return nil }
+
+func (s failingSource) Open(ctx context.Context, id string, kbps int, kind media.Kind) (media.Object, media.File, error) {
+	return media.Object{Track: id, Kbps: kbps, Kind: kind, Size: 1 << 20, ETag: `"f"`, ModTime: testNow}, failingFile{s.failAt}, nil
+}
+
+func TestMediaReadErrorAborts(t *testing.T) {
+	src := failingSource{Source: media.NewSynthetic(1, 1), failAt: 300 << 10}
+	s := newTestServer(t, testConfig(), WithSource(src))
+	for _, hdr := range [][]string{nil, {"Range", "bytes=0-9,400000-400009"}} {
+		req, _ := http.NewRequest("GET", s.ts.URL+"/media/t0/24.ogg", nil)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := s.ts.Client().Do(req)
+		if err != nil {
+			continue // aborted before the headers: fine too
+		}
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil {
+			t.Errorf("Range %v: a failed read gave a body that looks complete", hdr)
+		}
+	}
+	if got := counter(t, s.reg, "origin_media_requests_total"); got == 0 {
+		t.Errorf("aborted requests not counted")
+	}
+}
+
+func TestMediaDir(t *testing.T) {
+	root := t.TempDir()
+	write := func(rel string, b []byte) {
+		p := filepath.Join(root, rel)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p+".tmp", b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(p+".tmp", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v1 := bytes.Repeat([]byte("v1-abcdefg"), 5000)
+	v2 := bytes.Repeat([]byte("v2-ABCDEFG"), 5000)
+	write("song/96.ogg", v1)
+	write("song/96.seek", []byte("seektable"))
+	cfg := testConfig()
+	cfg.Catalog = root
+	s := newTestServer(t, cfg)
+
+	resp, body := s.do(t, "GET", "/media/song/96.ogg", "Range", "bytes=10-29")
+	if resp.StatusCode != 206 || !bytes.Equal(body, v1[10:30]) {
+		t.Fatalf("range of v1 = %d %q, want 206 %q", resp.StatusCode, body, v1[10:30])
+	}
+	etag1 := resp.Header.Get("ETag")
+	resp, body = s.do(t, "GET", "/media/song/96.seek")
+	if resp.StatusCode != 200 || string(body) != "seektable" || resp.Header.Get("Content-Type") != "application/octet-stream" {
+		t.Errorf("seek table = %d %q %q", resp.StatusCode, body, resp.Header.Get("Content-Type"))
+	}
+
+	write("song/96.ogg", v2)
+	later := time.Now().Add(time.Minute)
+	os.Chtimes(filepath.Join(root, "song/96.ogg"), later, later)
+	// A revalidation with the old ETag gets the new version.
+	resp, body = s.do(t, "GET", "/media/song/96.ogg", "If-None-Match", etag1)
+	if resp.StatusCode != 200 || !bytes.Equal(body, v2) || resp.Header.Get("ETag") == etag1 {
+		t.Errorf("after replace: %d, ETag %s (old %s), body matches v2: %v", resp.StatusCode, resp.Header.Get("ETag"), etag1, bytes.Equal(body, v2))
+	}
+	// A range conditional on the old version gets the whole new one, never
+	// a mix of versions.
+	resp, body = s.do(t, "GET", "/media/song/96.ogg", "Range", "bytes=30-49", "If-Range", etag1)
+	if resp.StatusCode != 200 || !bytes.Equal(body, v2) {
+		t.Errorf("If-Range old ETag after replace = %d, want 200 with v2", resp.StatusCode)
+	}
+}
+
+func getJSON(t *testing.T, s *testServer, path string, dst any) *http.Response {
+	t.Helper()
+	resp, body := s.do(t, "GET", path)
+	if resp.StatusCode == 200 {
+		if err := json.Unmarshal(body, dst); err != nil {
+			t.Fatalf("GET %s: %v in %q", path, err, body)
+		}
+	}
+	return resp
+}
+
+func TestManifest(t *testing.T) {
+	cfg := testConfig()
+	s := newTestServer(t, cfg)
+	syn := s.srv.Source().(*media.Synthetic)
+	rs := rights.Synthetic{Seed: cfg.Seed}
+	const id = "t5"
+	allowed, denied := rs.FindAllowed(id), rs.FindDenied(id)
+
+	var m Manifest
+	resp := getJSON(t, s, "/v1/manifest/"+id+"?country="+allowed, &m)
+	if resp.StatusCode != 200 {
+		t.Fatalf("manifest(%s, %s) = %d", id, allowed, resp.StatusCode)
+	}
+	if resp.Header.Get("Cache-Control") != "private, no-store" || resp.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("headers %v", resp.Header)
+	}
+	i, _ := syn.Index(id)
+	wantExp := testNow.Add(6 * time.Hour).Unix()
+	if m.TrackID != id || m.DurationMS != syn.DurationMS(i) || m.Country != allowed || m.Expires != wantExp || len(m.Tiers) != len(media.Tiers) {
+		t.Fatalf("manifest = %+v", m)
+	}
+	kr := s.srv.Keyring()
+	other, _ := urlsign.NewKeyring(urlsign.Key{ID: "k2", Secret: bytes.Repeat([]byte{1}, 32)})
+	for k, tier := range m.Tiers {
+		kbps := media.Tiers[k]
+		if tier.Kbps != kbps || tier.Bytes != syn.Size(i, kbps) || tier.ETag != syn.ETag(i, kbps, 0) || tier.SeekURL != "" {
+			t.Errorf("tier %d = %+v", k, tier)
+		}
+		path, tok, ok := strings.Cut(tier.URL, "?t=")
+		if !ok || path != EdgePath(id, kbps, media.Audio) {
+			t.Fatalf("tier %d url = %q", k, tier.URL)
+		}
+		c, err := kr.Verify([]byte(tok), []byte(id), testNow)
+		if err != nil || string(c.Country[:]) != allowed || c.Expiry != wantExp {
+			t.Errorf("Verify(token, %s) = %+v, %v; want country %s expiry %d", id, c, err, allowed, wantExp)
+		}
+		if _, err := kr.Verify([]byte(tok), []byte("t6"), testNow); !errors.Is(err, urlsign.ErrSignature) {
+			t.Errorf("Verify(token, other track) = %v, want ErrSignature", err)
+		}
+		if _, err := kr.Verify([]byte(tok), []byte(id), time.Unix(wantExp, 0)); !errors.Is(err, urlsign.ErrExpired) {
+			t.Errorf("Verify(token) at expiry = %v, want ErrExpired", err)
+		}
+		if _, err := other.Verify([]byte(tok), []byte(id), testNow); !errors.Is(err, urlsign.ErrSignature) {
+			t.Errorf("Verify(token) under another key = %v, want ErrSignature", err)
+		}
+		// The token names its country; another country's token is
+		// another signature.
+		forged := strings.Replace(tok, "."+allowed+".", "."+denied+".", 1)
+		if _, err := kr.Verify([]byte(forged), []byte(id), testNow); !errors.Is(err, urlsign.ErrSignature) {
+			t.Errorf("Verify(token with country changed) = %v, want ErrSignature", err)
+		}
+	}
+
+	tests := []struct {
+		path string
+		code int
+	}{
+		{"/v1/manifest/" + id + "?country=" + denied, 403},
+		{"/v1/manifest/t20?country=SE", 404},
+		{"/v1/manifest/nosuch?country=SE", 404},
+		{"/v1/manifest/" + id + "?country=se", 400},
+		{"/v1/manifest/" + id + "?country=XK", 400},
+		{"/v1/manifest/" + id + "?country=SWE", 400},
+		{"/v1/manifest/" + id, 400},
+		{"/v1/manifest/t.5?country=SE", 400},
+		{"/v1/manifest/a/b?country=SE", 400},
+		{"/v1/manifest/?country=SE", 400},
+	}
+	for _, tt := range tests {
+		resp, body := s.do(t, "GET", tt.path)
+		if resp.StatusCode != tt.code {
+			t.Errorf("GET %s = %d %q, want %d", tt.path, resp.StatusCode, body, tt.code)
+		}
+	}
+	if resp, _ := s.do(t, "POST", "/v1/manifest/"+id+"?country="+allowed); resp.StatusCode != 405 {
+		t.Errorf("POST manifest = %d, want 405", resp.StatusCode)
+	}
+	if got := counter(t, s.reg, "origin_api_requests_total", "handler", "manifest", "code", "403"); got != 1 {
+		t.Errorf("origin_api_requests_total{manifest,403} = %v, want 1", got)
+	}
+}
+
+func TestManifestDirAndRightsFile(t *testing.T) {
+	root := t.TempDir()
+	for _, rel := range []string{"a/24.ogg", "a/24.seek", "a/96.ogg", "b/24.ogg"} {
+		p := filepath.Join(root, rel)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte(rel), 0o644)
+	}
+	os.WriteFile(filepath.Join(root, "a", "track.json"), []byte(`{"duration_ms":180000}`), 0o644)
+	cfg := testConfig()
+	cfg.Catalog = root
+
+	// No rights file: worldwide.
+	s := newTestServer(t, cfg)
+	var m Manifest
+	if resp := getJSON(t, s, "/v1/manifest/a?country=ZW", &m); resp.StatusCode != 200 {
+		t.Fatalf("worldwide manifest = %d", resp.StatusCode)
+	}
+	if m.DurationMS != 180000 || len(m.Tiers) != 2 || m.Tiers[0].SeekURL == "" || m.Tiers[1].SeekURL != "" || m.Tiers[0].Bytes != int64(len("a/24.ogg")) {
+		t.Errorf("manifest = %+v", m)
+	}
+	if p, _, _ := strings.Cut(m.Tiers[0].SeekURL, "?t="); p != "/a/a/24.seek" {
+		t.Errorf("seek_url = %q", m.Tiers[0].SeekURL)
+	}
+
+	// With a rights file: only its rows, within their windows.
+	rf := filepath.Join(t.TempDir(), "rights.tsv")
+	os.WriteFile(rf, []byte("a\tSE\t-\t2026-06-01T12:00:01Z\nb\tSE\t2026-06-01T12:00:01Z\t-\n"), 0o644)
+	cfg.RightsFile = rf
+	s = newTestServer(t, cfg)
+	for _, tt := range []struct {
+		path string
+		code int
+	}{
+		{"/v1/manifest/a?country=SE", 200},
+		{"/v1/manifest/a?country=NO", 403}, // no row
+		{"/v1/manifest/b?country=SE", 403}, // window opens a second after testNow
+		{"/v1/manifest/c?country=SE", 404},
+	} {
+		if resp, body := s.do(t, "GET", tt.path); resp.StatusCode != tt.code {
+			t.Errorf("GET %s = %d %q, want %d", tt.path, resp.StatusCode, body, tt.code)
+		}
+	}
+}
+
+func TestNext(t *testing.T) {
+	cfg := testConfig()
+	s := newTestServer(t, cfg)
+	rs := rights.Synthetic{Seed: cfg.Seed}
+	// reference: the next n in index order, wrapping, skipping denied.
+	ref := func(start, n int, cc string) []string {
+		out := []string{}
+		for k := 1; k < 20 && len(out) < n; k++ {
+			id := "t" + strconv.Itoa((start+k)%20)
+			if cc == "" || rs.Allowed(id, cc, testNow) {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
+	// A country that denies some track of the catalog, to see skipping.
+	cc := ""
+	for k := 0; k < 20 && cc == ""; k++ {
+		cc = rs.FindDenied("t" + strconv.Itoa(k))
+	}
+	for _, tt := range []struct {
+		start, n int
+		cc       string
+	}{
+		{0, 3, ""}, {18, 3, ""}, {19, 5, ""}, {5, 19, ""}, {5, 30, ""},
+		{0, 3, cc}, {10, 10, cc}, {3, 50, cc},
+	} {
+		path := fmt.Sprintf("/v1/recs/next/t%d?n=%d", tt.start, tt.n)
+		if tt.cc != "" {
+			path += "&country=" + tt.cc
+		}
+		var got NextTracks
+		if resp := getJSON(t, s, path, &got); resp.StatusCode != 200 {
+			t.Fatalf("GET %s = %d", path, resp.StatusCode)
+		}
+		want := ref(tt.start, tt.n, tt.cc)
+		if strings.Join(got.Tracks, ",") != strings.Join(want, ",") {
+			t.Errorf("GET %s = %q, want %q", path, got.Tracks, want)
+		}
+	}
+	var got NextTracks
+	getJSON(t, s, "/v1/recs/next/t4", &got)
+	if len(got.Tracks) != DefaultNext || got.Tracks[0] != "t5" {
+		t.Errorf("default n: %q", got.Tracks)
+	}
+	for _, tt := range []struct {
+		path string
+		code int
+	}{
+		{"/v1/recs/next/t20", 404},
+		{"/v1/recs/next/t.1", 400},
+		{"/v1/recs/next/t1?n=0", 400},
+		{"/v1/recs/next/t1?n=51", 400},
+		{"/v1/recs/next/t1?n=x", 400},
+		{"/v1/recs/next/t1?country=se", 400},
+	} {
+		if resp, _ := s.do(t, "GET", tt.path); resp.StatusCode != tt.code {
+			t.Errorf("GET %s = %d, want %d", tt.path, resp.StatusCode, tt.code)
+		}
+	}
+}
+
+func TestNextDirCatalog(t *testing.T) {
+	root := t.TempDir()
+	for _, id := range []string{"c", "a", "b"} {
+		os.MkdirAll(filepath.Join(root, id), 0o755)
+		os.WriteFile(filepath.Join(root, id, "24.ogg"), []byte("x"), 0o644)
+	}
+	cfg := testConfig()
+	cfg.Catalog = root
+	s := newTestServer(t, cfg)
+	var got NextTracks
+	getJSON(t, s, "/v1/recs/next/b?n=5&country=SE", &got)
+	if strings.Join(got.Tracks, ",") != "c,a" {
+		t.Errorf("next of b = %q, want [c a]", got.Tracks)
+	}
+}
+
+func TestOps(t *testing.T) {
+	s := newTestServer(t, testConfig())
+	if resp, body := s.do(t, "GET", "/healthz"); resp.StatusCode != 200 || string(body) != "ok\n" {
+		t.Errorf("/healthz = %d %q", resp.StatusCode, body)
+	}
+	if resp, _ := s.do(t, "GET", "/readyz"); resp.StatusCode != 200 {
+		t.Errorf("/readyz = %d, want 200", resp.StatusCode)
+	}
+	s.srv.SetReady(false)
+	if resp, _ := s.do(t, "GET", "/readyz"); resp.StatusCode != 503 {
+		t.Errorf("/readyz draining = %d, want 503", resp.StatusCode)
+	}
+	s.do(t, "GET", "/media/t1/24.ogg", "Range", "bytes=0-0")
+	resp, body := s.do(t, "GET", "/metrics")
+	for _, name := range []string{"origin_media_requests_total{code=\"206\"} 1", "origin_media_request_duration_seconds_bucket", "origin_media_bytes_sent_total 1"} {
+		if resp.StatusCode != 200 || !strings.Contains(string(body), name) {
+			t.Errorf("/metrics lacks %q", name)
+		}
+	}
+	s.srv.Mount("GET /v1/hello", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "hi") }))
+	if resp, body := s.do(t, "GET", "/v1/hello"); resp.StatusCode != 200 || string(body) != "hi" {
+		t.Errorf("mounted handler = %d %q", resp.StatusCode, body)
+	}
+	if resp, _ := s.do(t, "GET", "/nothing"); resp.StatusCode != 404 {
+		t.Errorf("/nothing = %d, want 404", resp.StatusCode)
+	}
+}
+
+func TestConfigFile(t *testing.T) {
+	doc := `listen: 127.0.0.1:9000
+name: origin-1
+catalog: synthetic:50
+seed: 3
+token_ttl: 30m
+keys:
+  - id: k1
+    secret: 00112233445566778899aabbccddeeff
+  - id: k0
+    secret: nothex
+`
+	cfg := DefaultConfig()
+	err := config.Parse([]byte(doc), "origin.yaml", &cfg)
+	if err == nil || !strings.Contains(err.Error(), "origin.yaml:10: keys[1].secret: not hex") {
+		t.Errorf("Parse = %v, want an error at origin.yaml:10 naming keys[1].secret", err)
+	}
+	cfg = DefaultConfig()
+	if err := config.Parse([]byte(strings.Replace(doc, "nothex", strings.Repeat("0f", 16), 1)), "origin.yaml", &cfg); err != nil {
+		t.Fatalf("Parse = %v", err)
+	}
+	if cfg.Listen != "127.0.0.1:9000" || cfg.Name != "origin-1" || cfg.Catalog != "synthetic:50" || cfg.Seed != 3 ||
+		cfg.TokenTTL != config.Duration(30*time.Minute) || len(cfg.Keys) != 2 || cfg.Keys[1].ID != "k0" || cfg.RightsFile != "" {
+		t.Errorf("Parse = %+v", cfg)
+	}
+	if err := config.Parse([]byte("listen: x\nbogus: 1\n"), "o.yaml", &cfg); err == nil || !strings.Contains(err.Error(), "o.yaml:2") {
+		t.Errorf("Parse(unknown field) = %v, want an error at line 2", err)
+	}
+}

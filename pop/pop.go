@@ -1,0 +1,305 @@
+// Package pop starts a whole point of presence on one machine: an origin,
+// shields in front of it and edges in front of them, each a real server on
+// its own loopback port, with embedded defaults (a synthetic or directory
+// catalog, a random token key). cmd/pop runs it for trying the system out;
+// the load tool's --spawn and end-to-end tests start it in-process.
+package pop
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/daemon"
+	"github.com/musiccdn/cdn/origin"
+	"github.com/musiccdn/cdn/tier"
+)
+
+// Config configures a POP. Fields map onto configs/pop.yaml.
+type Config struct {
+	// Edges is the number of edge nodes. Default 3.
+	Edges int `yaml:"edges"`
+	// Shields is the number of shields. Default 2.
+	Shields int `yaml:"shields"`
+	// Catalog is "synthetic:N" or a catalog directory. Default
+	// "synthetic:100000".
+	Catalog string `yaml:"catalog"`
+	// Seed seeds the synthetic catalog; a load tool verifying bytes must
+	// use the same value. Default 1.
+	Seed uint64 `yaml:"seed"`
+	// DataDir holds the POP's state (later: the broker's log and the
+	// ledger). Default: a new temporary directory, removed on Close.
+	DataDir string `yaml:"data_dir"`
+	// Host is the loopback address every node listens on. Default
+	// "127.0.0.1".
+	Host string `yaml:"host"`
+	// CountryHeader is the header the POP's load balancer would set with
+	// the client's country; edges refuse tokens for other countries when
+	// it is present. Default "X-Client-Country".
+	CountryHeader string `yaml:"country_header"`
+	// EdgeCache and ShieldCache size each node's memory cache. Defaults
+	// 256 MiB and 512 MiB: a POP of 5 nodes on a small machine.
+	EdgeCache   config.Size `yaml:"edge_cache"`
+	ShieldCache config.Size `yaml:"shield_cache"`
+	// ChunkSize is the cache chunk size of every node. Default 256 KiB.
+	ChunkSize config.Size `yaml:"chunk_size"`
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{
+		Edges:         3,
+		Shields:       2,
+		Catalog:       "synthetic:100000",
+		Seed:          1,
+		Host:          "127.0.0.1",
+		CountryHeader: "X-Client-Country",
+		EdgeCache:     256 << 20,
+		ShieldCache:   512 << 20,
+		ChunkSize:     256 << 10,
+	}
+}
+
+// Validate reports every invalid field.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Edges < 1 || c.Edges > 64 {
+		errs = append(errs, config.Errorf("edges", "must be from 1 to 64"))
+	}
+	if c.Shields < 1 || c.Shields > 16 {
+		errs = append(errs, config.Errorf("shields", "must be from 1 to 16"))
+	}
+	if c.Catalog == "" {
+		errs = append(errs, config.Errorf("catalog", "must be set"))
+	}
+	if ip := net.ParseIP(c.Host); ip == nil || !ip.IsLoopback() {
+		errs = append(errs, config.Errorf("host", "%q is not a loopback address", c.Host))
+	}
+	return errors.Join(errs...)
+}
+
+// Addrs says where a POP's nodes are; it is the JSON of the addr file.
+type Addrs struct {
+	Origin  string   `json:"origin"`
+	Shields []string `json:"shields"`
+	Edges   []string `json:"edges"`
+}
+
+// POP is a running point of presence.
+type POP struct {
+	cfg     Config
+	log     *slog.Logger
+	origin  *origin.Server
+	httpSrv *daemon.HTTP
+	shields []*tier.Server
+	edges   []*tier.Server
+	tmp     string
+	addrs   Addrs
+	wg      sync.WaitGroup
+	errc    chan error
+	closed  sync.Once
+}
+
+// Start builds and starts every node and returns once all are ready.
+func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*POP, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	p := &POP{cfg: cfg, log: logger, errc: make(chan error, cfg.Edges+cfg.Shields+1)}
+	ok := false
+	defer func() {
+		if !ok {
+			p.Close()
+		}
+	}()
+	if p.cfg.DataDir == "" {
+		dir, err := os.MkdirTemp("", "pop-")
+		if err != nil {
+			return nil, err
+		}
+		p.tmp, p.cfg.DataDir = dir, dir
+	}
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	keyID := "k" + time.Now().UTC().Format("20060102")
+	if err := p.startOrigin(keyID, hex.EncodeToString(secret)); err != nil {
+		return nil, err
+	}
+	for i := range cfg.Shields {
+		sc := tier.DefaultShieldConfig()
+		sc.Name = fmt.Sprintf("shield-%d", i+1)
+		sc.Listen = net.JoinHostPort(cfg.Host, "0")
+		sc.Upstreams = []string{p.addrs.Origin}
+		sc.Cache.MemoryBytes, sc.Cache.ChunkSize = cfg.ShieldCache, cfg.ChunkSize
+		s, err := p.startTier(sc)
+		if err != nil {
+			return nil, err
+		}
+		p.shields = append(p.shields, s)
+		p.addrs.Shields = append(p.addrs.Shields, s.URL())
+	}
+	for i := range cfg.Edges {
+		ec := tier.DefaultEdgeConfig()
+		ec.Name = fmt.Sprintf("edge-%d", i+1)
+		ec.Listen = net.JoinHostPort(cfg.Host, "0")
+		ec.Upstreams = p.addrs.Shields
+		ec.Keys = []tier.Key{{ID: keyID, Secret: hex.EncodeToString(secret)}}
+		ec.CountryHeader = cfg.CountryHeader
+		ec.Cache.MemoryBytes, ec.Cache.ChunkSize = cfg.EdgeCache, cfg.ChunkSize
+		s, err := p.startTier(ec)
+		if err != nil {
+			return nil, err
+		}
+		p.edges = append(p.edges, s)
+		p.addrs.Edges = append(p.addrs.Edges, s.URL())
+	}
+	if err := p.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	ok = true
+	return p, nil
+}
+
+func (p *POP) startOrigin(keyID, secret string) error {
+	oc := origin.DefaultConfig()
+	oc.Catalog, oc.Seed = p.cfg.Catalog, p.cfg.Seed
+	oc.Keys = []origin.KeyConfig{{ID: keyID, Secret: secret}}
+	ln, err := net.Listen("tcp", net.JoinHostPort(p.cfg.Host, "0"))
+	if err != nil {
+		return err
+	}
+	oc.Listen = ln.Addr().String()
+	o, err := origin.New(oc, p.log.With("node", "origin"), prometheus.NewRegistry())
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	p.origin = o
+	p.httpSrv = &daemon.HTTP{Server: &http.Server{Handler: o.Handler(), ReadHeaderTimeout: 10 * time.Second}, Listener: ln}
+	p.addrs.Origin = "http://" + ln.Addr().String()
+	p.serve(p.httpSrv)
+	return nil
+}
+
+func (p *POP) startTier(cfg tier.Config) (*tier.Server, error) {
+	s, err := tier.New(cfg, p.log, prometheus.NewRegistry(), nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Listen(); err != nil {
+		return nil, err
+	}
+	p.serve(s)
+	return s, nil
+}
+
+func (p *POP) serve(s daemon.Service) {
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		if err := s.Serve(); err != nil {
+			p.errc <- err
+		}
+	}()
+}
+
+// waitReady polls every node's /readyz until all answer 200.
+func (p *POP) waitReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	urls := append([]string{p.addrs.Origin}, append(append([]string{}, p.addrs.Shields...), p.addrs.Edges...)...)
+	client := &http.Client{Timeout: time.Second}
+	for _, u := range urls {
+		for {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u+"/readyz", nil)
+			resp, err := client.Do(req)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("pop: %s not ready: %w", u, ctx.Err())
+			case err := <-p.errc:
+				return fmt.Errorf("pop: a node failed to start: %w", err)
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// Addrs returns where the nodes are.
+func (p *POP) Addrs() Addrs { return p.addrs }
+
+// Origin is the origin server (for mounting more services).
+func (p *POP) Origin() *origin.Server { return p.origin }
+
+// Edges are the edge nodes.
+func (p *POP) Edges() []*tier.Server { return p.edges }
+
+// Shields are the shield nodes.
+func (p *POP) Shields() []*tier.Server { return p.shields }
+
+// Err delivers a node's serve error, should one stop.
+func (p *POP) Err() <-chan error { return p.errc }
+
+// WriteAddrFile writes the addr file atomically (write, then rename), so a
+// reader never sees half of it.
+func (p *POP) WriteAddrFile(path string) error {
+	b, err := json.MarshalIndent(p.addrs, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// Shutdown drains every node, edges first, within ctx.
+func (p *POP) Shutdown(ctx context.Context) error {
+	var errs []error
+	p.closed.Do(func() {
+		for _, s := range p.edges {
+			errs = append(errs, s.Shutdown(ctx))
+		}
+		for _, s := range p.shields {
+			errs = append(errs, s.Shutdown(ctx))
+		}
+		if p.httpSrv != nil {
+			errs = append(errs, p.httpSrv.Shutdown(ctx))
+		}
+		p.wg.Wait()
+		if p.tmp != "" {
+			errs = append(errs, os.RemoveAll(p.tmp))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// Close shuts the POP down with a 10 s drain. Safe to call twice.
+func (p *POP) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return p.Shutdown(ctx)
+}
