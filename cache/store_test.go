@@ -21,6 +21,7 @@ type memFetcher struct {
 	objs    map[string][]byte
 	etags   map[string]string
 	fetches atomic.Int64
+	bytes   atomic.Int64 // bytes returned by Fetch
 	gate    chan struct{} // when non-nil, fetches wait for it
 	fail    error
 }
@@ -59,7 +60,9 @@ func (f *memFetcher) Fetch(ctx context.Context, name string, off, n int64) (Meta
 	if off >= int64(len(data)) {
 		return m, nil, nil
 	}
-	return m, bytes.Clone(data[off:min(off+n, int64(len(data)))]), nil
+	out := bytes.Clone(data[off:min(off+n, int64(len(data)))])
+	f.bytes.Add(int64(len(out)))
+	return m, out, nil
 }
 
 func (f *memFetcher) Revalidate(ctx context.Context, name, etag string) (Meta, bool, error) {
@@ -299,9 +302,10 @@ func BenchmarkChunkSize(b *testing.B) {
 			}
 			defer s.Close()
 			// Cold start: the first 10 s at 160 kbps is 200 KB.
-			before := f.fetches.Load()
+			before, beforeBytes := f.fetches.Load(), f.bytes.Load()
 			read(b, s, "t0/160.ogg", 0, 200_000-1)
 			cold := f.fetches.Load() - before
+			coldBytes := f.bytes.Load() - beforeBytes
 			for i := range 20 {
 				read(b, s, fmt.Sprintf("t%d/160.ogg", i), 0, fileSize-1)
 			}
@@ -327,6 +331,7 @@ func BenchmarkChunkSize(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(cold), "cold-fetches")
+			b.ReportMetric(float64(coldBytes)/200_000, "cold-bytes/needed")
 		})
 	}
 }
