@@ -21,7 +21,7 @@ type memFetcher struct {
 	objs    map[string][]byte
 	etags   map[string]string
 	fetches atomic.Int64
-	bytes   atomic.Int64 // bytes returned by Fetch
+	bytes   atomic.Int64  // bytes returned by Fetch
 	gate    chan struct{} // when non-nil, fetches wait for it
 	fail    error
 }
