@@ -234,7 +234,16 @@ type Store struct {
 	Stats Stats
 
 	metas [metaShards]metaShard
+
+	admit Admission // nil: keep every filled chunk
 }
+
+// Option configures a Store beyond its Config.
+type Option func(*Store)
+
+// WithAdmission makes the store keep only the filled chunks a admits; the
+// others are handed to their waiters and dropped.
+func WithAdmission(a Admission) Option { return func(s *Store) { s.admit = a } }
 
 const metaShards = 64
 
@@ -244,7 +253,7 @@ type metaShard struct {
 }
 
 // New returns a store over up. now is the clock (time.Now if nil).
-func New(cfg Config, up Fetcher, now func() time.Time) (*Store, error) {
+func New(cfg Config, up Fetcher, now func() time.Time, opts ...Option) (*Store, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
@@ -263,6 +272,9 @@ func New(cfg Config, up Fetcher, now func() time.Time) (*Store, error) {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
 	s := &Store{cfg: cfg, up: up, now: now, chunks: c}
+	for _, o := range opts {
+		o(s)
+	}
 	s.flight.m = make(map[uint64]*call)
 	for i := range s.metas {
 		s.metas[i].m = make(map[uint64]*Meta)
@@ -312,6 +324,9 @@ func (s *Store) Meta(ctx context.Context, ref Ref) (*Meta, Status, error) {
 // it.
 func (s *Store) Chunk(ctx context.Context, ref Ref, m *Meta, idx int64) (data []byte, hit bool, err error) {
 	key := chunkKey(ref.Key, m.etagKey, idx)
+	if s.admit != nil {
+		s.admit.Record(key)
+	}
 	if b, ok := s.chunks.Get(key); ok {
 		s.Stats.Hits.Add(1)
 		return b, true, nil
@@ -381,6 +396,9 @@ func (s *Store) fill(objKey uint64, name string, m *Meta, idx int64, key uint64)
 	if err != nil {
 		s.Stats.FillErrors.Add(1)
 		return nil, err
+	}
+	if s.admit != nil && !s.admit.Admit(key) {
+		return data, nil
 	}
 	s.chunks.Set(key, data, int64(len(data)))
 	// Make the chunk visible before the fill leaves the flight group, so

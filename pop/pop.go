@@ -8,6 +8,7 @@ package pop
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/musiccdn/cdn/cluster"
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/daemon"
 	"github.com/musiccdn/cdn/origin"
@@ -56,6 +58,10 @@ type Config struct {
 	ShieldCache config.Size `yaml:"shield_cache"`
 	// ChunkSize is the cache chunk size of every node. Default 256 KiB.
 	ChunkSize config.Size `yaml:"chunk_size"`
+	// GossipProfile is the memberlist timer profile of the edges' and
+	// shields' clusters: "lan" (deployment timers, a dead node is dropped
+	// in about 6 s) or "fast" (tests and demos). Default "lan".
+	GossipProfile string `yaml:"gossip_profile"`
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -70,6 +76,7 @@ func DefaultConfig() Config {
 		EdgeCache:     256 << 20,
 		ShieldCache:   512 << 20,
 		ChunkSize:     256 << 10,
+		GossipProfile: cluster.ProfileLAN,
 	}
 }
 
@@ -84,6 +91,9 @@ func (c Config) Validate() error {
 	}
 	if c.Catalog == "" {
 		errs = append(errs, config.Errorf("catalog", "must be set"))
+	}
+	if c.GossipProfile != cluster.ProfileLAN && c.GossipProfile != cluster.ProfileFast {
+		errs = append(errs, config.Errorf("gossip_profile", "must be %q or %q", cluster.ProfileLAN, cluster.ProfileFast))
 	}
 	if ip := net.ParseIP(c.Host); ip == nil || !ip.IsLoopback() {
 		errs = append(errs, config.Errorf("host", "%q is not a loopback address", c.Host))
@@ -104,8 +114,9 @@ type POP struct {
 	log     *slog.Logger
 	origin  *origin.Server
 	httpSrv *daemon.HTTP
-	shields []*tier.Server
-	edges   []*tier.Server
+	shields []*tier.Node
+	edges   []*tier.Node
+	gossip  []string // seed addresses
 	tmp     string
 	addrs   Addrs
 	wg      sync.WaitGroup
@@ -137,6 +148,16 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*POP, error) {
 	}
 	secret := make([]byte, 32)
 	rand.Read(secret)
+	gossipKey := make([]byte, 32)
+	rand.Read(gossipKey)
+	member := func(role, name string) cluster.Config {
+		mc := cluster.DefaultConfig()
+		mc.NodeName, mc.Role, mc.POP = name, role, "local"
+		mc.BindAddr, mc.BindPort = cfg.Host, 0
+		mc.SecretKeys = []string{base64.StdEncoding.EncodeToString(gossipKey)}
+		mc.Profile = cfg.GossipProfile
+		return mc
+	}
 	keyID := "k" + time.Now().UTC().Format("20060102")
 	if err := p.startOrigin(keyID, hex.EncodeToString(secret)); err != nil {
 		return nil, err
@@ -147,7 +168,8 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*POP, error) {
 		sc.Listen = net.JoinHostPort(cfg.Host, "0")
 		sc.Upstreams = []string{p.addrs.Origin}
 		sc.Cache.MemoryBytes, sc.Cache.ChunkSize = cfg.ShieldCache, cfg.ChunkSize
-		s, err := p.startTier(sc)
+		sc.Cluster = member(cluster.RoleShield, sc.Name)
+		s, err := p.startTier(ctx, sc)
 		if err != nil {
 			return nil, err
 		}
@@ -162,7 +184,9 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*POP, error) {
 		ec.Keys = []tier.Key{{ID: keyID, Secret: hex.EncodeToString(secret)}}
 		ec.CountryHeader = cfg.CountryHeader
 		ec.Cache.MemoryBytes, ec.Cache.ChunkSize = cfg.EdgeCache, cfg.ChunkSize
-		s, err := p.startTier(ec)
+		ec.Cluster = member(cluster.RoleEdge, ec.Name)
+		ec.Prefetch.OriginURL = p.addrs.Origin
+		s, err := p.startTier(ctx, ec)
 		if err != nil {
 			return nil, err
 		}
@@ -171,6 +195,16 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*POP, error) {
 	}
 	if err := p.waitReady(ctx); err != nil {
 		return nil, err
+	}
+	// Every edge sees every edge and shield before the POP is called
+	// ready, so the first requests already route by ownership.
+	for _, e := range p.edges {
+		err := e.Members.WaitFor(ctx, func() bool {
+			return len(e.Members.Members(cluster.RoleEdge)) == cfg.Edges && len(e.Members.Members(cluster.RoleShield)) == cfg.Shields
+		})
+		if err != nil {
+			return nil, fmt.Errorf("pop: cluster did not converge: %w", err)
+		}
 	}
 	ok = true
 	return p, nil
@@ -197,16 +231,22 @@ func (p *POP) startOrigin(keyID, secret string) error {
 	return nil
 }
 
-func (p *POP) startTier(cfg tier.Config) (*tier.Server, error) {
-	s, err := tier.New(cfg, p.log, prometheus.NewRegistry(), nil)
+// startTier starts a node and joins it to the cluster of the nodes
+// started before it.
+func (p *POP) startTier(ctx context.Context, cfg tier.Config) (*tier.Node, error) {
+	n, err := tier.NewNode(cfg, p.log, prometheus.NewRegistry(), nil)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Listen(); err != nil {
-		return nil, err
+	if len(p.gossip) > 0 {
+		if err := n.Join(ctx, p.gossip[:1]); err != nil {
+			n.Kill()
+			return nil, err
+		}
 	}
-	p.serve(s)
-	return s, nil
+	p.gossip = append(p.gossip, n.Members.Addr())
+	p.serve(n)
+	return n, nil
 }
 
 func (p *POP) serve(s daemon.Service) {
@@ -254,10 +294,10 @@ func (p *POP) Addrs() Addrs { return p.addrs }
 func (p *POP) Origin() *origin.Server { return p.origin }
 
 // Edges are the edge nodes.
-func (p *POP) Edges() []*tier.Server { return p.edges }
+func (p *POP) Edges() []*tier.Node { return p.edges }
 
 // Shields are the shield nodes.
-func (p *POP) Shields() []*tier.Server { return p.shields }
+func (p *POP) Shields() []*tier.Node { return p.shields }
 
 // Err delivers a node's serve error, should one stop.
 func (p *POP) Err() <-chan error { return p.errc }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/musiccdn/cdn/cache"
+	"github.com/musiccdn/cdn/cluster"
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/urlsign"
 )
@@ -63,6 +64,29 @@ type Config struct {
 	// Cache configures the chunk store.
 	Cache cache.Config `yaml:"cache"`
 
+	// HotCache is an edge's small cache for chunks of tracks another
+	// edge owns (edge, with a cluster only): a chunk is kept once it has
+	// been read HotMinReads times within HotWindow, so the POP holds one
+	// copy of most tracks and a few copies of the hottest. Default 64 MiB.
+	HotCache cache.Config `yaml:"hot_cache"`
+	// HotMinReads is the reads within HotWindow that promote a chunk into
+	// the hot cache. Default 4.
+	HotMinReads int `yaml:"hot_min_reads"`
+	// HotWindow is the hot-cache rate window. Default 10s.
+	HotWindow config.Duration `yaml:"hot_window"`
+	// LoadFactor is bounded load's c (edge, with a cluster): no edge is
+	// sent more than c times the mean in-flight peer work, beyond
+	// LoadFloor requests each. Default 1.25 and 32.
+	LoadFactor float64 `yaml:"load_factor"`
+	LoadFloor  int64   `yaml:"load_floor"`
+	// Prefetch warms the next tracks (edge only).
+	Prefetch PrefetchConfig `yaml:"prefetch"`
+	// Cluster is the node's gossip membership in its POP. Without a role
+	// (the default) the node runs alone: an edge routes to Upstreams by
+	// hashing and owns every track. cmd/edge and cmd/shield fill in
+	// http_addr from Listen when it is empty.
+	Cluster cluster.Config `yaml:"cluster"`
+
 	// Keys verify player tokens (edge only): the current key first, then
 	// the previous ones still accepted.
 	Keys []Key `yaml:"keys"`
@@ -92,7 +116,29 @@ func DefaultEdgeConfig() Config {
 		MaxRanges:       16,
 		MaxBufferedBody: 4 << 20,
 		Cache:           cache.DefaultConfig(),
+		HotCache:        hotDefaults(),
+		HotMinReads:     4,
+		HotWindow:       config.Duration(10 * time.Second),
+		LoadFactor:      1.25,
+		LoadFloor:       32,
+		Prefetch:        DefaultPrefetchConfig(),
+		Cluster:         clusterDefaults(),
 	}
+}
+
+// clusterDefaults are cluster.DefaultConfig without a role: no cluster
+// unless the file or flags give one.
+func clusterDefaults() cluster.Config {
+	c := cluster.DefaultConfig()
+	c.Role = ""
+	return c
+}
+
+func hotDefaults() cache.Config {
+	c := cache.DefaultConfig()
+	c.MemoryBytes = 64 << 20
+	c.MaxObjects = 1 << 16
+	return c
 }
 
 // DefaultShieldConfig returns a shield's defaults: a larger cache.
@@ -100,6 +146,7 @@ func DefaultShieldConfig() Config {
 	c := DefaultEdgeConfig()
 	c.Name, c.Role = "shield", Shield
 	c.Cache.MemoryBytes = 4 << 30
+	c.Prefetch.Enabled = false
 	return c
 }
 
@@ -140,6 +187,32 @@ func (c Config) Validate() error {
 		bad("drain_delay", "must not be negative")
 	}
 	errs = append(errs, config.Prefix("cache", c.Cache.Validate()))
+	if c.Cluster.Role != "" {
+		if c.Cluster.Role != string(c.Role) {
+			bad("cluster.role", "must match role %q", c.Role)
+		}
+		cc := c.Cluster
+		if cc.HTTPAddr == "" {
+			cc.HTTPAddr = c.Listen // filled in at start
+		}
+		errs = append(errs, config.Prefix("cluster", cc.Validate()))
+	}
+	if c.Role == Edge {
+		errs = append(errs, config.Prefix("hot_cache", c.HotCache.Validate()))
+		errs = append(errs, config.Prefix("prefetch", c.Prefetch.Validate()))
+		if c.HotMinReads < 1 {
+			bad("hot_min_reads", "must be positive")
+		}
+		if c.HotWindow <= 0 {
+			bad("hot_window", "must be positive")
+		}
+		if c.LoadFactor < 1 {
+			bad("load_factor", "must be at least 1")
+		}
+		if c.LoadFloor < 0 {
+			bad("load_floor", "must not be negative")
+		}
+	}
 	if c.Role == Edge {
 		if len(c.Keys) == 0 {
 			bad("keys", "an edge needs at least one token key")
@@ -165,4 +238,3 @@ func (c Config) Keyring() (*urlsign.Keyring, error) {
 	}
 	return urlsign.NewKeyring(keys...)
 }
-

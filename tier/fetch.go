@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,71 +20,138 @@ import (
 // errTimeout marks an upstream failure that was a timeout (504, not 502).
 var errTimeout = errors.New("upstream timeout")
 
-// fetcher fills chunks from the next tier over HTTP. It implements
-// cache.Fetcher. The first upstream tried for an object is chosen by
-// hashing its track id, so each object is filled through one upstream and
-// the upstreams' caches do not duplicate each other; on an error or a
-// timeout the next one is tried, within the caller's deadline.
+// fetcher fills chunks over HTTP. It implements cache.Fetcher.
+//
+// Upstreams: with a Routing, the live shields from membership in the
+// track's rendezvous order; without, the configured list, starting at the
+// track's hash. Either way each object is filled through one upstream
+// first (so the upstreams' caches do not duplicate each other), and on an
+// error or a timeout the next is tried within the caller's deadline.
+// Passive health: an upstream that fails failLimit times in a row is
+// skipped for downFor, unless every upstream is down.
+//
+// A peer fetcher (an edge's hot store) first asks the track's owning edge
+// over the authenticated peer endpoint, and falls back to the shields when
+// the owner fails or is this node.
 type fetcher struct {
-	ups     []*upstream
+	static  []string
+	route   Routing
+	peer    bool
+	auth    peerAuth
 	timeout time.Duration
+	now     func() time.Time
 
-	attempts atomic.Int64 // upstream HTTP requests made
-	failures atomic.Int64 // attempts that failed
+	mu  sync.Mutex
+	ups map[string]*upstream
+
+	attempts     atomic.Int64 // upstream HTTP requests made
+	failures     atomic.Int64 // attempts that failed
+	peerAttempts atomic.Int64 // requests to owning edges
+	peerFailures atomic.Int64 // of which failed (then filled from a shield)
+	peerBytes    atomic.Int64 // body bytes received from owning edges
+	skipped      atomic.Int64 // upstreams skipped as unhealthy
 }
 
 type upstream struct {
-	base string // e.g. "http://127.0.0.1:8081"
-	hc   *fasthttp.HostClient
+	base      string // e.g. "http://127.0.0.1:8081"
+	hc        *fasthttp.HostClient
+	fails     atomic.Int32
+	downUntil atomic.Int64 // unix nanoseconds
 }
+
+const (
+	failLimit = 3
+	downFor   = 10 * time.Second
+)
 
 var _ cache.Fetcher = (*fetcher)(nil)
 
-func newFetcher(bases []string, timeout time.Duration) (*fetcher, error) {
-	f := &fetcher{timeout: timeout}
-	for _, b := range bases {
-		u, err := url.Parse(b)
-		if err != nil {
-			return nil, fmt.Errorf("upstream %q: %w", b, err)
+func newFetcher(static []string, timeout time.Duration, now func() time.Time) (*fetcher, error) {
+	f := &fetcher{static: static, timeout: timeout, now: now, ups: map[string]*upstream{}}
+	for _, b := range static {
+		if _, err := f.upstream(b); err != nil {
+			return nil, err
 		}
-		f.ups = append(f.ups, &upstream{
-			base: b,
-			hc: &fasthttp.HostClient{
-				Addr:                          u.Host,
-				IsTLS:                         u.Scheme == "https",
-				MaxConns:                      512,
-				ReadTimeout:                   timeout,
-				WriteTimeout:                  timeout,
-				MaxIdleConnDuration:           30 * time.Second,
-				DisableHeaderNamesNormalizing: false,
-				MaxResponseBodySize:           64 << 20,
-			},
-		})
 	}
 	return f, nil
 }
 
-// order returns the upstreams to try for name, first choice first.
+func (f *fetcher) upstream(base string) (*upstream, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if up := f.ups[base]; up != nil {
+		return up, nil
+	}
+	u, err := url.Parse(base)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("upstream %q: not a base URL", base)
+	}
+	up := &upstream{
+		base: base,
+		hc: &fasthttp.HostClient{
+			Addr:                u.Host,
+			IsTLS:               u.Scheme == "https",
+			MaxConns:            512,
+			ReadTimeout:         f.timeout,
+			WriteTimeout:        f.timeout,
+			MaxIdleConnDuration: 30 * time.Second,
+			MaxResponseBodySize: 64 << 20,
+		},
+	}
+	f.ups[base] = up
+	return up, nil
+}
+
+// order returns the upstreams to try for name, first choice first,
+// healthy ones before those passive health marks down.
 func (f *fetcher) order(name string, dst []*upstream) []*upstream {
 	track := name
-	if i := len(name); i > 0 {
-		if j := indexByte(name, '/'); j >= 0 {
-			track = name[:j]
+	if j := indexByte(name, '/'); j >= 0 {
+		track = name[:j]
+	}
+	key := xxhash.Sum64String(track)
+	var bases []string
+	if f.route != nil {
+		var buf [16]string
+		bases = f.route.Shields(key, buf[:0])
+	}
+	if len(bases) == 0 {
+		bases = make([]string, 0, len(f.static))
+		start := int(key % uint64(max(1, len(f.static))))
+		for i := range f.static {
+			bases = append(bases, f.static[(start+i)%len(f.static)])
 		}
 	}
-	start := int(xxhash.Sum64String(track) % uint64(len(f.ups)))
-	for i := range f.ups {
-		dst = append(dst, f.ups[(start+i)%len(f.ups)])
+	now := f.now().UnixNano()
+	var down []*upstream
+	for _, b := range bases {
+		up, err := f.upstream(b)
+		if err != nil {
+			continue
+		}
+		if up.downUntil.Load() > now {
+			f.skipped.Add(1)
+			down = append(down, up)
+			continue
+		}
+		dst = append(dst, up)
 	}
-	return dst
+	return append(dst, down...)
 }
 
 // Fetch implements cache.Fetcher.
 func (f *fetcher) Fetch(ctx context.Context, name string, off, n int64) (cache.Meta, []byte, error) {
+	if f.peer {
+		if m, data, err, ok := f.fromOwner(ctx, name, func(up *upstream, path string, hdr []string) (cache.Meta, []byte, error) {
+			return f.fetchOne(ctx, up, path, hdr, off, n)
+		}); ok {
+			return m, data, err
+		}
+	}
 	var buf [8]*upstream
-	var lastErr error
+	var lastErr error = errors.New("no upstream")
 	for _, up := range f.order(name, buf[:0]) {
-		m, data, err := f.fetchOne(ctx, up, name, off, n)
+		m, data, err := f.fetchOne(ctx, up, "/media/"+name, nil, off, n)
 		if err == nil || errors.Is(err, cache.ErrNotFound) {
 			return m, data, err
 		}
@@ -95,14 +163,50 @@ func (f *fetcher) Fetch(ctx context.Context, name string, off, n int64) (cache.M
 	return cache.Meta{}, nil, lastErr
 }
 
-func (f *fetcher) fetchOne(ctx context.Context, up *upstream, name string, off, n int64) (cache.Meta, []byte, error) {
+// fromOwner runs do against the track's owning edge. ok is false when
+// this node owns the track or the owner failed: the caller then goes to
+// the shields itself.
+func (f *fetcher) fromOwner(ctx context.Context, name string, do func(up *upstream, path string, hdr []string) (cache.Meta, []byte, error)) (cache.Meta, []byte, error, bool) {
+	track := name
+	if j := indexByte(name, '/'); j >= 0 {
+		track = name[:j]
+	}
+	owner, self, done := f.route.Owner(xxhash.Sum64String(track))
+	defer done()
+	if self {
+		return cache.Meta{}, nil, nil, false
+	}
+	up, err := f.upstream(owner.URL)
+	if err != nil {
+		return cache.Meta{}, nil, nil, false
+	}
+	f.peerAttempts.Add(1)
+	path := peerPrefix + name
+	hdr := []string{
+		peerAuthHeader, f.auth.sign(path, f.now()),
+		peerHopHeader, "1",
+		peerVersionHeader, strconv.FormatUint(f.route.Version(), 16),
+	}
+	m, data, err := do(up, path, hdr)
+	if err == nil || errors.Is(err, cache.ErrNotFound) {
+		f.peerBytes.Add(int64(len(data)))
+		return m, data, err, true
+	}
+	f.peerFailures.Add(1)
+	return cache.Meta{}, nil, nil, false
+}
+
+func (f *fetcher) fetchOne(ctx context.Context, up *upstream, path string, hdr []string, off, n int64) (cache.Meta, []byte, error) {
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI(up.base + "/media/" + name)
+	req.SetRequestURI(up.base + path)
 	req.Header.SetMethod(fasthttp.MethodGet)
 	req.Header.SetByteRange(int(off), int(off+n-1))
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
 	if err := f.do(ctx, up, req, resp); err != nil {
 		return cache.Meta{}, nil, err
 	}
@@ -110,11 +214,13 @@ func (f *fetcher) fetchOne(ctx context.Context, up *upstream, name string, off, 
 	case fasthttp.StatusPartialContent:
 		start, end, size, ok := parseContentRange(resp.Header.Peek("Content-Range"))
 		if !ok || start != off || end-start+1 != int64(len(resp.Body())) || end >= size {
-			return cache.Meta{}, nil, fmt.Errorf("%s: bad Content-Range %q for %d bytes", up.base, resp.Header.Peek("Content-Range"), len(resp.Body()))
+			return cache.Meta{}, nil, f.failed(up, fmt.Errorf("%s: bad Content-Range %q for %d bytes", up.base, resp.Header.Peek("Content-Range"), len(resp.Body())))
 		}
+		f.healthy(up)
 		return metaOf(resp, size), bytes.Clone(resp.Body()), nil
 	case fasthttp.StatusOK:
 		// The upstream ignored the range and sent the whole file.
+		f.healthy(up)
 		body := resp.Body()
 		size := int64(len(body))
 		if off >= size {
@@ -124,53 +230,39 @@ func (f *fetcher) fetchOne(ctx context.Context, up *upstream, name string, off, 
 	case fasthttp.StatusRequestedRangeNotSatisfiable:
 		// An offset past the end: the size is in "bytes */<size>".
 		cr := resp.Header.Peek("Content-Range")
-		if !bytes.HasPrefix(cr, []byte("bytes */")) {
-			return cache.Meta{}, nil, fmt.Errorf("%s: 416 without size", up.base)
+		size, err := strconv.ParseInt(string(bytes.TrimPrefix(cr, []byte("bytes */"))), 10, 64)
+		if !bytes.HasPrefix(cr, []byte("bytes */")) || err != nil {
+			return cache.Meta{}, nil, f.failed(up, fmt.Errorf("%s: 416 without a size", up.base))
 		}
-		size, err := strconv.ParseInt(string(cr[len("bytes */"):]), 10, 64)
-		if err != nil {
-			return cache.Meta{}, nil, fmt.Errorf("%s: 416 with bad size", up.base)
-		}
+		f.healthy(up)
 		return metaOf(resp, size), nil, nil
 	case fasthttp.StatusNotFound:
+		f.healthy(up)
 		return cache.Meta{}, nil, cache.ErrNotFound
 	case fasthttp.StatusGatewayTimeout:
-		f.failures.Add(1)
-		return cache.Meta{}, nil, fmt.Errorf("%s: status 504: %w", up.base, errTimeout)
+		return cache.Meta{}, nil, f.failed(up, fmt.Errorf("%s: status 504: %w", up.base, errTimeout))
 	default:
-		f.failures.Add(1)
-		return cache.Meta{}, nil, fmt.Errorf("%s: status %d", up.base, code)
+		return cache.Meta{}, nil, f.failed(up, fmt.Errorf("%s: status %d", up.base, code))
 	}
 }
 
 // Revalidate implements cache.Fetcher with a conditional HEAD.
 func (f *fetcher) Revalidate(ctx context.Context, name, etag string) (cache.Meta, bool, error) {
-	var buf [8]*upstream
-	var lastErr error
-	for _, up := range f.order(name, buf[:0]) {
-		req := fasthttp.AcquireRequest()
-		resp := fasthttp.AcquireResponse()
-		req.SetRequestURI(up.base + "/media/" + name)
-		req.Header.SetMethod(fasthttp.MethodHead)
-		req.Header.Set("If-None-Match", etag)
-		err := f.do(ctx, up, req, resp)
-		var m cache.Meta
-		notModified := false
-		if err == nil {
-			switch resp.StatusCode() {
-			case fasthttp.StatusNotModified:
-				notModified = true
-			case fasthttp.StatusOK:
-				m = metaOf(resp, int64(resp.Header.ContentLength()))
-			case fasthttp.StatusNotFound:
-				err = cache.ErrNotFound
-			default:
-				f.failures.Add(1)
-				err = fmt.Errorf("%s: status %d", up.base, resp.StatusCode())
-			}
+	notModified := false
+	head := func(up *upstream, path string, hdr []string) (cache.Meta, []byte, error) {
+		m, nm, err := f.headOne(ctx, up, path, hdr, etag)
+		notModified = nm
+		return m, nil, err
+	}
+	if f.peer {
+		if m, _, err, ok := f.fromOwner(ctx, name, head); ok {
+			return m, notModified, err
 		}
-		fasthttp.ReleaseRequest(req)
-		fasthttp.ReleaseResponse(resp)
+	}
+	var buf [8]*upstream
+	var lastErr error = errors.New("no upstream")
+	for _, up := range f.order(name, buf[:0]) {
+		m, _, err := head(up, "/media/"+name, nil)
 		if err == nil || errors.Is(err, cache.ErrNotFound) {
 			return m, notModified, err
 		}
@@ -180,6 +272,34 @@ func (f *fetcher) Revalidate(ctx context.Context, name, etag string) (cache.Meta
 		}
 	}
 	return cache.Meta{}, false, lastErr
+}
+
+func (f *fetcher) headOne(ctx context.Context, up *upstream, path string, hdr []string, etag string) (cache.Meta, bool, error) {
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(up.base + path)
+	req.Header.SetMethod(fasthttp.MethodHead)
+	req.Header.Set("If-None-Match", etag)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	if err := f.do(ctx, up, req, resp); err != nil {
+		return cache.Meta{}, false, err
+	}
+	switch resp.StatusCode() {
+	case fasthttp.StatusNotModified:
+		f.healthy(up)
+		return cache.Meta{}, true, nil
+	case fasthttp.StatusOK:
+		f.healthy(up)
+		return metaOf(resp, int64(resp.Header.ContentLength())), false, nil
+	case fasthttp.StatusNotFound:
+		f.healthy(up)
+		return cache.Meta{}, false, cache.ErrNotFound
+	}
+	return cache.Meta{}, false, f.failed(up, fmt.Errorf("%s: status %d", up.base, resp.StatusCode()))
 }
 
 // do runs one attempt with a deadline of the upstream timeout or ctx's,
@@ -192,13 +312,27 @@ func (f *fetcher) do(ctx context.Context, up *upstream, req *fasthttp.Request, r
 	}
 	err := up.hc.DoDeadline(req, resp, deadline)
 	if err != nil {
-		f.failures.Add(1)
 		if errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrDialTimeout) {
-			return fmt.Errorf("%s: %w", up.base, errTimeout)
+			return f.failed(up, fmt.Errorf("%s: %w", up.base, errTimeout))
 		}
-		return fmt.Errorf("%s: %w", up.base, err)
+		return f.failed(up, fmt.Errorf("%s: %w", up.base, err))
 	}
 	return nil
+}
+
+func (f *fetcher) failed(up *upstream, err error) error {
+	f.failures.Add(1)
+	if up.fails.Add(1) >= failLimit {
+		up.downUntil.Store(f.now().Add(downFor).UnixNano())
+	}
+	return err
+}
+
+func (f *fetcher) healthy(up *upstream) {
+	if up.fails.Load() != 0 {
+		up.fails.Store(0)
+		up.downUntil.Store(0)
+	}
 }
 
 func metaOf(resp *fasthttp.Response, size int64) cache.Meta {

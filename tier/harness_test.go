@@ -31,14 +31,15 @@ type testOrigin struct {
 	srv  *httptest.Server
 	reqs atomic.Int64 // /media requests received
 
-	mu      sync.Mutex
-	fault   string        // "", "500", "stall", "cut"
-	release chan struct{} // closed to end a stall
-	perPath map[string]int
+	mu       sync.Mutex
+	fault    string        // "", "500", "stall", "cut"
+	release  chan struct{} // closed to end a stall
+	perPath  map[string]int
+	perRange map[string]int // "path range" -> requests
 }
 
 func newTestOrigin(t testing.TB, n int) *testOrigin {
-	o := &testOrigin{cat: media.NewSynthetic(n, 42), perPath: map[string]int{}, release: make(chan struct{})}
+	o := &testOrigin{cat: media.NewSynthetic(n, 42), perPath: map[string]int{}, perRange: map[string]int{}, release: make(chan struct{})}
 	o.srv = httptest.NewServer(http.HandlerFunc(o.serve))
 	t.Cleanup(func() {
 		o.setFault("")
@@ -72,6 +73,7 @@ func (o *testOrigin) serve(w http.ResponseWriter, r *http.Request) {
 	o.reqs.Add(1)
 	o.mu.Lock()
 	o.perPath[r.URL.Path]++
+	o.perRange[r.Method+" "+r.URL.Path+" "+r.Header.Get("Range")]++
 	fault, release := o.fault, o.release
 	o.mu.Unlock()
 	switch fault {

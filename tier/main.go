@@ -2,6 +2,7 @@ package tier
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/musiccdn/cdn/cluster"
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/daemon"
 )
@@ -45,16 +47,28 @@ func Main(role Role, args []string, stderr io.Writer) int {
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	s, err := New(cfg, logger, reg, nil)
+	n, err := NewNode(cfg, logger, reg, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	if err := s.Listen(); err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
+	if n.Members != nil {
+		// Keep trying the seeds in the background: a node may start
+		// before them.
+		go func() {
+			for {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				err := n.Join(ctx, nil)
+				cancel()
+				if err == nil || errors.Is(err, cluster.ErrClosed) {
+					return
+				}
+				logger.Warn("joining the cluster", "err", err)
+				time.Sleep(5 * time.Second)
+			}
+		}()
 	}
-	if err := daemon.Run(context.Background(), logger, *drain, s); err != nil {
+	if err := daemon.Run(context.Background(), logger, *drain, n); err != nil {
 		logger.Error("exit", "err", err)
 		return 1
 	}

@@ -72,6 +72,36 @@ func newMetrics(role string, reg prometheus.Registerer, st *cache.Store, f *fetc
 	return m
 }
 
+// registerCluster adds the series of an edge in a cluster: peer fills,
+// the hot cache, prefetch, shield health.
+func (m *metrics) registerCluster(role string, reg prometheus.Registerer, s *Server) {
+	stat := func(name, help string, v func() int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: role + "_" + name, Help: help},
+			func() float64 { return float64(v()) })
+	}
+	reg.MustRegister(stat("upstream_skipped_total", "Upstreams passed over because passive health marked them down.", s.fetch.skipped.Load))
+	if s.route != nil {
+		reg.MustRegister(
+			stat("peer_served_total", "Peer requests from other edges served as the owner (filled from shields if missing).", s.peerHits.Load),
+			stat("peer_misrouted_total", "Peer requests for tracks this node does not believe it owns (served from upstream, never forwarded).", s.misroute.Load),
+			stat("peer_fills_total", "Hot-store fills sent to the owning edge.", s.hotFetch.peerAttempts.Load),
+			stat("peer_fill_failures_total", "Peer fills that failed and went to a shield instead.", s.hotFetch.peerFailures.Load),
+			stat("peer_fill_bytes_total", "Bytes received from owning edges.", s.hotFetch.peerBytes.Load),
+			stat("hot_cache_hits_total", "Chunk reads of tracks other edges own, served from the hot cache.", s.hot.Stats.Hits.Load),
+			stat("hot_cache_misses_total", "Chunk reads of tracks other edges own that needed a peer fill.", s.hot.Stats.Misses.Load),
+			stat("hot_collapsed_total", "Hot-store reads that joined a peer fill in flight.", s.hot.Stats.Collapsed.Load),
+		)
+	}
+	if p := s.prefetch; p != nil {
+		reg.MustRegister(
+			stat("prefetch_issued_total", "Next-track prefetches started.", p.issued.Load),
+			stat("prefetch_useful_total", "Prefetched tracks a player then asked for.", p.useful.Load),
+			stat("prefetch_dropped_total", "Prefetch requests dropped because the queue was full.", p.dropped.Load),
+			stat("prefetch_failed_total", "Prefetches that failed.", p.failed.Load),
+		)
+	}
+}
+
 func (m *metrics) observe(code int, d time.Duration) {
 	if code >= 0 && code < len(m.byCode) && m.byCode[code] != nil {
 		m.byCode[code].Inc()
@@ -92,10 +122,11 @@ const (
 	tokenSignature
 	tokenExpired
 	tokenCountry
+	tokenPeer
 	tokenReasons
 )
 
-var tokenReasonNames = [tokenReasons]string{"missing", "malformed", "unknown_key", "signature", "expired", "country"}
+var tokenReasonNames = [tokenReasons]string{"missing", "malformed", "unknown_key", "signature", "expired", "country", "peer_auth"}
 
 func reasonOf(err error) tokenReason {
 	switch {

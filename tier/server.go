@@ -14,6 +14,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp"
@@ -38,6 +39,16 @@ type Server struct {
 	srv     *fasthttp.Server
 	metrics fasthttp.RequestHandler
 
+	// With a cluster (edge): who owns what, the hot store for chunks of
+	// tracks other edges own, filled from them, and prefetch.
+	route    Routing
+	auth     peerAuth
+	hot      *cache.Store
+	hotFetch *fetcher
+	prefetch *prefetcher
+	peerHits atomic.Int64 // peer requests served as owner
+	misroute atomic.Int64 // peer requests for tracks this node does not own
+
 	cacheStatusHit   []byte
 	cacheStatusMiss  []byte
 	cacheStatusStale []byte
@@ -47,10 +58,21 @@ type Server struct {
 	closed   atomic.Bool
 }
 
+// Option configures a Server beyond its Config.
+type Option func(*Server)
+
+// WithRouting makes an edge one of a POP's cluster: it fills tracks it
+// owns from the shields r names, and other tracks from their owners over
+// the peer endpoint, authenticated with peerKeys (the first signs; all
+// verify).
+func WithRouting(r Routing, peerKeys [][]byte) Option {
+	return func(s *Server) { s.route, s.auth = r, peerAuth{keys: peerKeys} }
+}
+
 // New builds a node from a validated configuration. reg receives the
 // node's metrics (and is served on /metrics); now is the clock (time.Now
 // if nil).
-func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() time.Time) (*Server, error) {
+func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() time.Time, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -60,7 +82,7 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 	if now == nil {
 		now = time.Now
 	}
-	f, err := newFetcher(cfg.Upstreams, time.Duration(cfg.UpstreamTimeout))
+	f, err := newFetcher(cfg.Upstreams, time.Duration(cfg.UpstreamTimeout), now)
 	if err != nil {
 		return nil, err
 	}
@@ -79,13 +101,32 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 		cacheStatusMiss:  []byte(cfg.Name + "; fwd=miss; stored"),
 		cacheStatusStale: []byte(cfg.Name + "; hit; detail=stale"),
 	}
+	for _, o := range opts {
+		o(s)
+	}
 	if cfg.Role == Edge {
 		s.prefix = []byte("/a/")
 		if s.keys, err = cfg.Keyring(); err != nil {
 			return nil, err
 		}
+		if s.route != nil {
+			if len(s.auth.keys) == 0 {
+				return nil, errors.New("tier: routing without peer keys")
+			}
+			f.route = s.route
+			s.hotFetch = &fetcher{static: cfg.Upstreams, route: s.route, peer: true, auth: s.auth,
+				timeout: time.Duration(cfg.UpstreamTimeout), now: now, ups: map[string]*upstream{}}
+			adm := cache.NewRateAdmission(cfg.HotMinReads, time.Duration(cfg.HotWindow), now)
+			if s.hot, err = cache.New(cfg.HotCache, s.hotFetch, now, cache.WithAdmission(adm)); err != nil {
+				return nil, err
+			}
+		}
+		if cfg.Prefetch.Enabled && cfg.Prefetch.Tracks > 0 {
+			s.prefetch = newPrefetcher(s, cfg.Prefetch)
+		}
 	}
 	s.m = newMetrics(string(cfg.Role), reg, store, f)
+	s.m.registerCluster(string(cfg.Role), reg, s)
 	s.metrics = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	s.srv = &fasthttp.Server{
 		Handler:                       s.Handle,
@@ -112,6 +153,10 @@ func (s *Server) Listen() error {
 	s.ln = ln
 	return nil
 }
+
+// UseListener makes the node serve on ln (opened by the caller, so that
+// its address can be advertised before the node is built).
+func (s *Server) UseListener(ln net.Listener) { s.ln = ln }
 
 // Addr is the listener's address, once Listen has run.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
@@ -161,7 +206,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	err := s.srv.ShutdownWithContext(ctx)
+	if s.prefetch != nil {
+		s.prefetch.close()
+	}
 	s.store.Close()
+	if s.hot != nil {
+		s.hot.Close()
+	}
 	return err
 }
 
@@ -174,9 +225,18 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	path := ctx.Path()
 	switch {
 	case bytes.HasPrefix(path, s.prefix):
-		s.serveObject(ctx, path[len(s.prefix):])
+		s.serveObject(ctx, path[len(s.prefix):], false)
 		s.m.observe(ctx.Response.StatusCode(), s.now().Sub(start))
 		return
+	case s.route != nil && bytes.HasPrefix(path, peerPath):
+		// Another edge of the POP filling a chunk of a track this node
+		// owns. Only the cluster secret opens this door.
+		if s.auth.verify(ctx.Request.Header.Peek(peerAuthHeader), path, s.now()) != nil {
+			s.m.tokenRejected(tokenPeer)
+			ctx.Error("forbidden\n", fasthttp.StatusForbidden)
+			return
+		}
+		s.serveObject(ctx, path[len(peerPath):], true)
 	case string(path) == "/metrics":
 		s.metrics(ctx)
 	case string(path) == "/healthz":
@@ -194,8 +254,11 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// serveObject answers GET or HEAD of "<track>/<kbps>.<ext>".
-func (s *Server) serveObject(ctx *fasthttp.RequestCtx, name []byte) {
+var peerPath = []byte(peerPrefix)
+
+// serveObject answers GET or HEAD of "<track>/<kbps>.<ext>", for a player
+// or, when peer is set, for another edge of the POP.
+func (s *Server) serveObject(ctx *fasthttp.RequestCtx, name []byte, peer bool) {
 	if !ctx.IsGet() && !ctx.IsHead() {
 		ctx.Error("method not allowed\n", fasthttp.StatusMethodNotAllowed)
 		ctx.Response.Header.Set("Allow", "GET, HEAD")
@@ -206,15 +269,38 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, name []byte) {
 		ctx.Error("bad path\n", fasthttp.StatusBadRequest)
 		return
 	}
-	if s.keys != nil && !s.authorize(ctx, track) {
-		return
+	var claims urlsign.Claims
+	if !peer && s.keys != nil {
+		var ok bool
+		if claims, ok = s.authorize(ctx, track); !ok {
+			return
+		}
+	}
+	store := s.store
+	if s.route != nil {
+		owned := s.route.Self(xxhash.Sum64(track))
+		switch {
+		case peer:
+			// Never forwarded again: a node asked to fill a track it
+			// does not believe it owns fills it from upstream itself.
+			s.peerHits.Add(1)
+			if !owned {
+				s.misroute.Add(1)
+			}
+		case !owned:
+			store = s.hot
+		}
 	}
 	ref := cache.Ref{Key: cache.ObjectKey(name), Name: name}
 	// An object that changes upstream while its chunks are read is served
 	// again from the new version, once; nothing has been sent yet.
 	for attempt := 0; ; attempt++ {
-		err := s.respond(ctx, ref)
+		first, err := s.respond(ctx, ref, store)
 		if err == nil {
+			if first == 0 && s.prefetch != nil && !peer && bytes.HasSuffix(name, oggExt) {
+				s.prefetch.requested(name)
+				s.prefetch.started(track, kbpsOf(name), claims.Country, ctx.Request.Header.Peek(HeaderNextTracks))
+			}
 			return
 		}
 		if errors.Is(err, cache.ErrChanged) && attempt == 0 {
@@ -228,36 +314,51 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, name []byte) {
 
 // authorize checks the player's token; on failure it writes a 403 and
 // nothing is fetched.
-func (s *Server) authorize(ctx *fasthttp.RequestCtx, track []byte) bool {
+func (s *Server) authorize(ctx *fasthttp.RequestCtx, track []byte) (urlsign.Claims, bool) {
 	tok := ctx.QueryArgs().Peek("t")
 	if len(tok) == 0 {
 		s.m.tokenRejected(tokenMissing)
 		ctx.Error("forbidden\n", fasthttp.StatusForbidden)
-		return false
+		return urlsign.Claims{}, false
 	}
 	claims, err := s.keys.Verify(tok, track, s.now())
 	if err != nil {
 		s.m.tokenRejected(reasonOf(err))
 		ctx.Error("forbidden\n", fasthttp.StatusForbidden)
-		return false
+		return urlsign.Claims{}, false
 	}
 	if s.cfg.CountryHeader != "" {
 		if cc := ctx.Request.Header.Peek(s.cfg.CountryHeader); len(cc) > 0 && !bytes.EqualFold(cc, claims.Country[:]) {
 			s.m.tokenRejected(tokenCountry)
 			ctx.Error("forbidden\n", fasthttp.StatusForbidden)
-			return false
+			return urlsign.Claims{}, false
 		}
 	}
-	return true
+	return claims, true
 }
 
-// respond writes the whole response for ref, or returns an error before
-// anything is committed (the response is built in memory, except large
-// bodies that stream: see streamRange).
-func (s *Server) respond(ctx *fasthttp.RequestCtx, ref cache.Ref) error {
-	m, st, err := s.store.Meta(ctx, ref)
+var oggExt = []byte(".ogg")
+
+// kbpsOf returns the tier of a name parseName accepted.
+func kbpsOf(name []byte) int {
+	n := 0
+	for _, c := range name[bytes.IndexByte(name, '/')+1:] {
+		if c == '.' {
+			break
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
+// respond writes the whole response for ref from store, or returns an
+// error before anything is committed (the response is built in memory,
+// except large bodies that stream: see streamRange). first is the lowest
+// offset sent, or -1 when no body is.
+func (s *Server) respond(ctx *fasthttp.RequestCtx, ref cache.Ref, store *cache.Store) (first int64, err error) {
+	m, st, err := store.Meta(ctx, ref)
 	if err != nil {
-		return err
+		return -1, err
 	}
 	h := &ctx.Response.Header
 	h.Set("Accept-Ranges", "bytes")
@@ -276,11 +377,11 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, ref cache.Ref) error {
 	case httprange.NotModified:
 		ctx.SetStatusCode(fasthttp.StatusNotModified)
 		s.setCacheStatus(ctx, st, true)
-		return nil
+		return -1, nil
 	case httprange.PreconditionFailed:
 		ctx.SetStatusCode(fasthttp.StatusPreconditionFailed)
 		s.setCacheStatus(ctx, st, true)
-		return nil
+		return -1, nil
 	}
 	if m.ContentType != "" {
 		h.SetContentType(m.ContentType)
@@ -296,7 +397,7 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, ref cache.Ref) error {
 			h.Set("Content-Range", "bytes */"+strconv.FormatInt(m.Size, 10))
 			ctx.SetStatusCode(fasthttp.StatusRequestedRangeNotSatisfiable)
 			s.setCacheStatus(ctx, st, true)
-			return nil
+			return -1, nil
 		case err != nil:
 			// Invalid or abusive: ignore the header, send it all
 			// (RFC 9110 §14.2).
@@ -305,28 +406,34 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, ref cache.Ref) error {
 	}
 	head := ctx.IsHead()
 	allHit := true
+	first = 0
 	switch {
 	case len(ranges) == 0:
 		ctx.SetStatusCode(fasthttp.StatusOK)
-		allHit, err = s.body(ctx, ref, m, httprange.Range{Start: 0, End: m.Size - 1}, head)
+		allHit, err = s.body(ctx, store, ref, m, httprange.Range{Start: 0, End: m.Size - 1}, head)
 	case len(ranges) == 1:
 		ctx.SetStatusCode(fasthttp.StatusPartialContent)
 		h.SetContentRange(int(ranges[0].Start), int(ranges[0].End), int(m.Size))
-		allHit, err = s.body(ctx, ref, m, ranges[0], head)
+		allHit, err = s.body(ctx, store, ref, m, ranges[0], head)
+		first = ranges[0].Start
 	default:
 		ctx.SetStatusCode(fasthttp.StatusPartialContent)
-		allHit, err = s.multipart(ctx, ref, m, ranges, head)
+		allHit, err = s.multipart(ctx, store, ref, m, ranges, head)
+		first = ranges[0].Start
 	}
 	if err != nil {
-		return err
+		return -1, err
+	}
+	if head {
+		first = -1
 	}
 	s.setCacheStatus(ctx, st, allHit)
-	return nil
+	return first, nil
 }
 
 // body sends the bytes of r: assembled in memory up to MaxBufferedBody,
 // streamed beyond.
-func (s *Server) body(ctx *fasthttp.RequestCtx, ref cache.Ref, m *cache.Meta, r httprange.Range, head bool) (allHit bool, err error) {
+func (s *Server) body(ctx *fasthttp.RequestCtx, store *cache.Store, ref cache.Ref, m *cache.Meta, r httprange.Range, head bool) (allHit bool, err error) {
 	n := r.Len()
 	if m.Size == 0 {
 		n = 0
@@ -340,10 +447,10 @@ func (s *Server) body(ctx *fasthttp.RequestCtx, ref cache.Ref, m *cache.Meta, r 
 		return true, nil
 	}
 	if n > int64(s.cfg.MaxBufferedBody) {
-		s.streamRange(ctx, ref, m, r)
+		s.streamRange(ctx, store, ref, m, r)
 		return false, nil
 	}
-	allHit, err = s.appendRange(&ctx.Response, ctx, ref, m, r)
+	allHit, err = s.appendRange(&ctx.Response, ctx, store, ref, m, r)
 	if err == nil {
 		s.m.bytes.Add(float64(n))
 	}
@@ -354,12 +461,12 @@ func (s *Server) body(ctx *fasthttp.RequestCtx, ref cache.Ref, m *cache.Meta, r 
 // byte. On the first missing chunk it starts fills for all the later
 // missing ones, so a cold multi-chunk range costs one round trip, not one
 // per chunk.
-func (s *Server) appendRange(resp *fasthttp.Response, ctx context.Context, ref cache.Ref, m *cache.Meta, r httprange.Range) (allHit bool, err error) {
-	cs := s.store.ChunkSize()
+func (s *Server) appendRange(resp *fasthttp.Response, ctx context.Context, store *cache.Store, ref cache.Ref, m *cache.Meta, r httprange.Range) (allHit bool, err error) {
+	cs := store.ChunkSize()
 	first, last := r.Start/cs, r.End/cs
 	allHit = true
 	for idx := first; idx <= last; idx++ {
-		data, hit, err := s.chunk(ctx, ref, m, idx, last, &allHit)
+		data, hit, err := chunk(ctx, store, ref, m, idx, last, &allHit)
 		if err != nil {
 			return false, err
 		}
@@ -373,17 +480,17 @@ func (s *Server) appendRange(resp *fasthttp.Response, ctx context.Context, ref c
 }
 
 // chunk reads chunk idx, warming idx+1..last the first time it misses.
-func (s *Server) chunk(ctx context.Context, ref cache.Ref, m *cache.Meta, idx, last int64, allHit *bool) ([]byte, bool, error) {
-	if *allHit && idx < last && !s.store.Cached(ref, m, idx) {
+func chunk(ctx context.Context, store *cache.Store, ref cache.Ref, m *cache.Meta, idx, last int64, allHit *bool) ([]byte, bool, error) {
+	if *allHit && idx < last && !store.Cached(ref, m, idx) {
 		for j := idx + 1; j <= last && j < idx+maxWarm; j++ {
-			s.store.Warm(ref, m, j)
+			store.Warm(ref, m, j)
 		}
 	}
-	data, hit, err := s.store.Chunk(ctx, ref, m, idx)
+	data, hit, err := store.Chunk(ctx, ref, m, idx)
 	if !hit {
 		*allHit = false
 	}
-	if err == nil && int64(len(data)) < min(s.store.ChunkSize(), m.Size-idx*s.store.ChunkSize()) {
+	if err == nil && int64(len(data)) < min(store.ChunkSize(), m.Size-idx*store.ChunkSize()) {
 		err = fmt.Errorf("chunk %d: %d bytes", idx, len(data))
 	}
 	return data, hit, err
@@ -397,13 +504,14 @@ const maxWarm = 16
 // out before the later chunks are read, so a failure then closes the
 // connection: the client sees fewer bytes than Content-Length, never a
 // short body that looks complete.
-func (s *Server) streamRange(ctx *fasthttp.RequestCtx, ref cache.Ref, m *cache.Meta, r httprange.Range) {
-	sr := &streamReader{s: s, ref: cache.Ref{Key: ref.Key, Name: bytes.Clone(ref.Name)}, m: m, pos: r.Start, end: r.End + 1}
+func (s *Server) streamRange(ctx *fasthttp.RequestCtx, store *cache.Store, ref cache.Ref, m *cache.Meta, r httprange.Range) {
+	sr := &streamReader{s: s, store: store, ref: cache.Ref{Key: ref.Key, Name: bytes.Clone(ref.Name)}, m: m, pos: r.Start, end: r.End + 1}
 	ctx.Response.SetBodyStream(sr, int(r.Len()))
 }
 
 type streamReader struct {
 	s        *Server
+	store    *cache.Store
 	ref      cache.Ref
 	m        *cache.Meta
 	pos, end int64
@@ -413,12 +521,12 @@ func (sr *streamReader) Read(p []byte) (int, error) {
 	if sr.pos >= sr.end {
 		return 0, io.EOF
 	}
-	cs := sr.s.store.ChunkSize()
+	cs := sr.store.ChunkSize()
 	idx := sr.pos / cs
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(sr.s.cfg.Cache.FillTimeout+sr.s.cfg.UpstreamTimeout))
 	defer cancel()
 	hit := true
-	data, _, err := sr.s.chunk(ctx, sr.ref, sr.m, idx, sr.end/cs, &hit)
+	data, _, err := chunk(ctx, sr.store, sr.ref, sr.m, idx, sr.end/cs, &hit)
 	if err != nil {
 		sr.s.log.Warn("aborting response mid-body", "object", string(sr.ref.Name), "offset", sr.pos, "err", err)
 		sr.s.m.aborted.Inc()
@@ -434,7 +542,7 @@ func (sr *streamReader) Read(p []byte) (int, error) {
 
 // multipart sends several ranges as multipart/byteranges (RFC 9110
 // §14.6).
-func (s *Server) multipart(ctx *fasthttp.RequestCtx, ref cache.Ref, m *cache.Meta, ranges []httprange.Range, head bool) (allHit bool, err error) {
+func (s *Server) multipart(ctx *fasthttp.RequestCtx, store *cache.Store, ref cache.Ref, m *cache.Meta, ranges []httprange.Range, head bool) (allHit bool, err error) {
 	boundary := fmt.Sprintf("%016x%016x", rand.Uint64(), rand.Uint64())
 	ctx.Response.Header.SetContentType("multipart/byteranges; boundary=" + boundary)
 	var body bytes.Buffer
@@ -448,7 +556,7 @@ func (s *Server) multipart(ctx *fasthttp.RequestCtx, ref cache.Ref, m *cache.Met
 			continue
 		}
 		var part fasthttp.Response
-		hit, err := s.appendRange(&part, ctx, ref, m, r)
+		hit, err := s.appendRange(&part, ctx, store, ref, m, r)
 		if err != nil {
 			return false, err
 		}

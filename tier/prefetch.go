@@ -1,0 +1,330 @@
+package tier
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/musiccdn/cdn/cache"
+	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/origin/media"
+)
+
+// PrefetchConfig configures next-track prefetch at an edge.
+type PrefetchConfig struct {
+	// Enabled turns prefetch on. Default true on edges.
+	Enabled bool `yaml:"enabled"`
+	// Tracks is how many next tracks are warmed. Default 3.
+	Tracks int `yaml:"tracks"`
+	// Seconds of audio warmed at the start of each, at the tier being
+	// played (rounded up to whole chunks). Default 10.
+	Seconds int `yaml:"seconds"`
+	// Workers bounds the prefetches in flight. Default 2.
+	Workers int `yaml:"workers"`
+	// Queue bounds the prefetches waiting; beyond it they are dropped, so
+	// prefetch never delays or piles up behind player requests.
+	// Default 64.
+	Queue int `yaml:"queue"`
+	// OriginURL is the origin's base URL, for the next-track list when a
+	// player sends no X-Next-Tracks hint, and for the rights of hinted
+	// tracks. Empty: hints are not checked against rights and are the
+	// only source (a hinted track the country may not play is still
+	// refused by its own token when requested).
+	OriginURL string `yaml:"origin_url"`
+	// Dedup is how long a prefetched (track, tier) is not prefetched
+	// again. Default 5m.
+	Dedup config.Duration `yaml:"dedup"`
+}
+
+// DefaultPrefetchConfig returns the defaults.
+func DefaultPrefetchConfig() PrefetchConfig {
+	return PrefetchConfig{Enabled: true, Tracks: 3, Seconds: 10, Workers: 2, Queue: 64, Dedup: config.Duration(5 * time.Minute)}
+}
+
+// Validate reports every invalid field.
+func (c PrefetchConfig) Validate() error {
+	var errs []error
+	if c.Tracks < 0 || c.Tracks > 10 {
+		errs = append(errs, config.Errorf("tracks", "must be from 0 to 10"))
+	}
+	if c.Seconds < 1 || c.Seconds > 120 {
+		errs = append(errs, config.Errorf("seconds", "must be from 1 to 120"))
+	}
+	if c.Workers < 1 || c.Queue < 1 {
+		errs = append(errs, config.Errorf("workers", "workers and queue must be positive"))
+	}
+	if c.OriginURL != "" {
+		if u, err := url.Parse(c.OriginURL); err != nil || u.Host == "" {
+			errs = append(errs, config.Errorf("origin_url", "%q is not a base URL", c.OriginURL))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// HeaderNextTracks is the player's hint of the tracks that follow.
+const HeaderNextTracks = "X-Next-Tracks"
+
+// prefetcher warms the first chunks of the tracks likely to follow the one
+// a player starts, at their owning edges, so the next track starts from
+// cache. It is low priority: a bounded queue and worker pool, duplicates
+// and overflow dropped, nothing on the request path but a non-blocking
+// send.
+type prefetcher struct {
+	s      *Server
+	cfg    PrefetchConfig
+	log    *slog.Logger
+	queue  chan prefetchJob
+	client *http.Client
+
+	mu      sync.Mutex
+	recent  map[string]time.Time // "track/kbps" -> prefetched at
+	warmed  map[string]bool      // "track/kbps" prefetched and not yet asked for
+	allowed map[string]cachedBool
+	next    map[string]cachedList
+
+	issued, useful, dropped, failed atomic.Int64
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+type prefetchJob struct {
+	track, country string
+	kbps           int
+	hints          string
+}
+
+type cachedBool struct {
+	v   bool
+	exp time.Time
+}
+
+type cachedList struct {
+	v   []string
+	exp time.Time
+}
+
+func newPrefetcher(s *Server, cfg PrefetchConfig) *prefetcher {
+	p := &prefetcher{
+		s: s, cfg: cfg, log: s.log,
+		queue:   make(chan prefetchJob, cfg.Queue),
+		client:  &http.Client{Timeout: 2 * time.Second},
+		recent:  map[string]time.Time{},
+		warmed:  map[string]bool{},
+		allowed: map[string]cachedBool{},
+		next:    map[string]cachedList{},
+		stop:    make(chan struct{}),
+	}
+	for range cfg.Workers {
+		p.wg.Add(1)
+		go p.work()
+	}
+	return p
+}
+
+func (p *prefetcher) close() {
+	close(p.stop)
+	p.wg.Wait()
+}
+
+// started is called when a player's request covers the first chunk of
+// track at kbps. It must not block.
+func (p *prefetcher) started(track []byte, kbps int, country [2]byte, hints []byte) {
+	job := prefetchJob{track: string(track), kbps: kbps, country: string(country[:]), hints: string(hints)}
+	select {
+	case p.queue <- job:
+	default:
+		p.dropped.Add(1)
+	}
+}
+
+// requested notes a player's request for the first chunk of name: if it
+// was prefetched, the prefetch was useful.
+func (p *prefetcher) requested(name []byte) {
+	p.mu.Lock()
+	if p.warmed[string(name)] {
+		delete(p.warmed, string(name))
+		p.useful.Add(1)
+	}
+	p.mu.Unlock()
+}
+
+func (p *prefetcher) work() {
+	defer p.wg.Done()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case job := <-p.queue:
+			p.run(job)
+		}
+	}
+}
+
+func (p *prefetcher) run(job prefetchJob) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, id := range p.nextTracks(ctx, job) {
+		name := id + "/" + strconv.Itoa(job.kbps) + ".ogg"
+		if !p.claim(name) {
+			continue
+		}
+		p.issued.Add(1)
+		if err := p.warm(ctx, id, name, job.kbps); err != nil {
+			p.failed.Add(1)
+			p.log.Debug("prefetch failed", "object", name, "err", err)
+			continue
+		}
+		p.mu.Lock()
+		p.warmed[name] = true
+		p.mu.Unlock()
+	}
+}
+
+// nextTracks returns the tracks to warm: the player's hint, limited to
+// tracks the token's country may play, or else the origin's next-track
+// list for the country.
+func (p *prefetcher) nextTracks(ctx context.Context, job prefetchJob) []string {
+	var out []string
+	if job.hints != "" {
+		for _, id := range strings.Split(job.hints, ",") {
+			id = strings.TrimSpace(id)
+			if len(out) == p.cfg.Tracks {
+				break
+			}
+			if id == job.track || !media.ValidID(id) {
+				continue
+			}
+			if p.cfg.OriginURL != "" && !p.allowedIn(ctx, id, job.country) {
+				continue
+			}
+			out = append(out, id)
+		}
+		return out
+	}
+	if p.cfg.OriginURL == "" {
+		return nil
+	}
+	return p.recommended(ctx, job.track, job.country)
+}
+
+// allowedIn asks the origin (cached) whether country may play id: a
+// manifest is 200 only when rights allow it. This is off the request
+// path; the edge never calls the origin to authorize a player's request.
+func (p *prefetcher) allowedIn(ctx context.Context, id, country string) bool {
+	k := id + "|" + country
+	now := p.s.now()
+	p.mu.Lock()
+	c, ok := p.allowed[k]
+	p.mu.Unlock()
+	if ok && now.Before(c.exp) {
+		return c.v
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.cfg.OriginURL+"/v1/manifest/"+url.PathEscape(id)+"?country="+url.QueryEscape(country), nil)
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	v := resp.StatusCode == http.StatusOK
+	p.mu.Lock()
+	if len(p.allowed) > 100_000 {
+		clear(p.allowed)
+	}
+	p.allowed[k] = cachedBool{v: v, exp: now.Add(10 * time.Minute)}
+	p.mu.Unlock()
+	return v
+}
+
+func (p *prefetcher) recommended(ctx context.Context, track, country string) []string {
+	k := track + "|" + country
+	now := p.s.now()
+	p.mu.Lock()
+	c, ok := p.next[k]
+	p.mu.Unlock()
+	if ok && now.Before(c.exp) {
+		return c.v
+	}
+	u := p.cfg.OriginURL + "/v1/recs/next/" + url.PathEscape(track) + "?n=" + strconv.Itoa(p.cfg.Tracks) + "&country=" + url.QueryEscape(country)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Tracks []string `json:"tracks"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&body) != nil {
+		return nil
+	}
+	var ids []string
+	for _, id := range body.Tracks {
+		if media.ValidID(id) && id != track && len(ids) < p.cfg.Tracks {
+			ids = append(ids, id)
+		}
+	}
+	p.mu.Lock()
+	if len(p.next) > 100_000 {
+		clear(p.next)
+	}
+	p.next[k] = cachedList{v: ids, exp: now.Add(time.Minute)}
+	p.mu.Unlock()
+	return ids
+}
+
+// claim reports whether name was not prefetched within the dedup window,
+// and marks it.
+func (p *prefetcher) claim(name string) bool {
+	now := p.s.now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if t, ok := p.recent[name]; ok && now.Sub(t) < time.Duration(p.cfg.Dedup) {
+		return false
+	}
+	if len(p.recent) > 100_000 {
+		for k, t := range p.recent {
+			if now.Sub(t) >= time.Duration(p.cfg.Dedup) {
+				delete(p.recent, k)
+			}
+		}
+	}
+	p.recent[name] = now
+	return true
+}
+
+// warm fills the first chunks of name at its owner: this node's own store
+// if it owns the track, else the owner's, through the peer endpoint.
+func (p *prefetcher) warm(ctx context.Context, id, name string, kbps int) error {
+	cs := p.s.store.ChunkSize()
+	n := max(1, (int64(p.cfg.Seconds)*int64(kbps)*125+cs-1)/cs)
+	key := xxhash.Sum64String(id)
+	if p.s.route == nil || p.s.route.Self(key) {
+		ref := cache.Ref{Key: cache.ObjectKey([]byte(name)), Name: []byte(name)}
+		m, _, err := p.s.store.Meta(ctx, ref)
+		if err != nil {
+			return err
+		}
+		for i := int64(1); i < n && i < m.Chunks(cs); i++ {
+			p.s.store.Warm(ref, m, i)
+		}
+		return nil
+	}
+	_, _, err, ok := p.s.hotFetch.fromOwner(ctx, name, func(up *upstream, path string, hdr []string) (cache.Meta, []byte, error) {
+		return p.s.hotFetch.fetchOne(ctx, up, path, append(hdr, "X-Prefetch", "1"), 0, n*cs)
+	})
+	if !ok {
+		return errors.New("owner unavailable")
+	}
+	return err
+}
