@@ -184,7 +184,8 @@ type Fetcher interface {
 	// no bytes.
 	Fetch(ctx context.Context, name string, off, n int64) (Meta, []byte, error)
 	// Revalidate asks whether etag is still current. It returns
-	// notModified, or the new metadata.
+	// notModified, or the new metadata; with etag "" it returns the
+	// current metadata (a store with admission learns metadata so).
 	Revalidate(ctx context.Context, name, etag string) (m Meta, notModified bool, err error)
 }
 
@@ -431,6 +432,20 @@ func (s *Store) fillMeta(objKey uint64, name string) (*Meta, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.FillTimeout))
 	defer cancel()
 	s.Stats.Fills.Add(1)
+	if s.admit != nil {
+		// A store with admission must not keep chunk 0 of every object
+		// it is asked about: it learns the metadata alone, and chunk 0
+		// goes through admission like any other.
+		got, _, err := s.up.Revalidate(ctx, name, "")
+		if err != nil {
+			s.Stats.FillErrors.Add(1)
+			return nil, err
+		}
+		m := got
+		m.checked = s.now()
+		s.replaceMeta(objKey, &m)
+		return &m, nil
+	}
 	got, data, err := s.up.Fetch(ctx, name, 0, int64(s.cfg.ChunkSize))
 	if err == nil && int64(len(data)) != min(int64(s.cfg.ChunkSize), got.Size) {
 		err = fmt.Errorf("cache: fill of %s chunk 0: got %d bytes, want %d", name, len(data), min(int64(s.cfg.ChunkSize), got.Size))

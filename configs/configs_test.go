@@ -4,6 +4,8 @@ package configs
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -25,6 +27,39 @@ func TestExamplesLoad(t *testing.T) {
 	}
 	if edge.Role != tier.Edge || shield.Role != tier.Shield || len(edge.Keys) != 2 {
 		t.Errorf("edge %+v shield %+v", edge.Role, shield.Role)
+	}
+}
+
+// TestDeployExamplesLoad: the separate-hosts POP in deploy/ parses and
+// validates once its placeholder secrets are filled in.
+func TestDeployExamplesLoad(t *testing.T) {
+	files, _ := filepath.Glob("deploy/*.yaml")
+	if len(files) != 6 {
+		t.Fatalf("deploy/ has %d files", len(files))
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := strings.ReplaceAll(string(b), "REPLACE-WITH-32-HEX-DIGITS-OR-MORE-000000000000", "00112233445566778899aabbccddeeff")
+		s = strings.ReplaceAll(s, "REPLACE-WITH-32-HEX-DIGITS-OR-MORE-111111111111", "ffeeddccbbaa99887766554433221100")
+		s = strings.ReplaceAll(s, "REPLACE-WITH-BASE64-KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+		var dst any
+		switch base := filepath.Base(f); {
+		case strings.HasPrefix(base, "edge"):
+			c := tier.DefaultEdgeConfig()
+			dst = &c
+		case strings.HasPrefix(base, "shield"):
+			c := tier.DefaultShieldConfig()
+			dst = &c
+		default:
+			c := origin.DefaultConfig()
+			dst = &c
+		}
+		if err := config.Parse([]byte(s), f, dst); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
 	}
 }
 

@@ -156,6 +156,9 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*POP, error) {
 		mc.BindAddr, mc.BindPort = cfg.Host, 0
 		mc.SecretKeys = []string{base64.StdEncoding.EncodeToString(gossipKey)}
 		mc.Profile = cfg.GossipProfile
+		if mc.Profile == cluster.ProfileLAN {
+			mc.SuspicionMult = 3 // as configs/deploy: a dead node is routed around in under 5 s
+		}
 		return mc
 	}
 	keyID := "k" + time.Now().UTC().Format("20060102")

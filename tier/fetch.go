@@ -281,7 +281,9 @@ func (f *fetcher) headOne(ctx context.Context, up *upstream, path string, hdr []
 	defer fasthttp.ReleaseResponse(resp)
 	req.SetRequestURI(up.base + path)
 	req.Header.SetMethod(fasthttp.MethodHead)
-	req.Header.Set("If-None-Match", etag)
+	if etag != "" {
+		req.Header.Set("If-None-Match", etag)
+	}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
