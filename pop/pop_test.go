@@ -1,0 +1,84 @@
+package pop
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/musiccdn/cdn/cluster"
+	"github.com/musiccdn/cdn/origin/media"
+)
+
+// TestPOP starts a whole POP in-process and plays a range through the
+// front door: manifest from the origin, bytes from every edge.
+func TestPOP(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Catalog, cfg.Seed = "synthetic:1000", 9
+	cfg.GossipProfile = cluster.ProfileFast
+	cfg.EdgeCache, cfg.ShieldCache = 64<<20, 64<<20
+	p, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	a := p.Addrs()
+	if len(a.Edges) != 3 || len(a.Shields) != 2 || a.Origin == "" {
+		t.Fatalf("addrs %+v", a)
+	}
+	file := filepath.Join(t.TempDir(), "pop.json")
+	if err := p.WriteAddrFile(file); err != nil {
+		t.Fatal(err)
+	}
+	var back Addrs
+	b, _ := os.ReadFile(file)
+	if err := json.Unmarshal(b, &back); err != nil || back.Origin != a.Origin || len(back.Edges) != 3 {
+		t.Fatalf("addr file %s: %v", b, err)
+	}
+	resp, err := http.Get(a.Origin + "/v1/manifest/t5?country=SE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Tiers []struct {
+			Kbps  int    `json:"kbps"`
+			Bytes int64  `json:"bytes"`
+			URL   string `json:"url"`
+		} `json:"tiers"`
+	}
+	json.NewDecoder(resp.Body).Decode(&m)
+	resp.Body.Close()
+	if len(m.Tiers) != 5 {
+		t.Fatalf("manifest tiers %+v", m.Tiers)
+	}
+	cat := media.NewSynthetic(1000, 9)
+	want := make([]byte, 5000)
+	cat.Fill(want, 5, m.Tiers[2].Kbps, 0, 1000)
+	for _, e := range a.Edges {
+		req, _ := http.NewRequest("GET", e+m.Tiers[2].URL, nil)
+		req.Header.Set("Range", "bytes=1000-5999")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 206 || string(got) != string(want) {
+			t.Fatalf("%s: status %d or bytes differ", e, resp.StatusCode)
+		}
+		if !strings.Contains(resp.Header.Get("Cache-Status"), "edge-") {
+			t.Errorf("Cache-Status %q", resp.Header.Get("Cache-Status"))
+		}
+	}
+	if err := p.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+}
