@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,6 +37,8 @@ import (
 
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/origin/media"
+	"github.com/musiccdn/cdn/origin/plays"
+	"github.com/musiccdn/cdn/origin/recs"
 	"github.com/musiccdn/cdn/origin/rights"
 	"github.com/musiccdn/cdn/urlsign"
 )
@@ -67,6 +70,16 @@ type Config struct {
 	// denied), or for a directory catalog the worldwide policy (every
 	// valid country allowed).
 	RightsFile string `yaml:"rights_file"`
+	// DataDir holds the origin's state: the embedded Kafka broker's log
+	// and the SQLite ledger (under DataDir/plays) unless plays names a
+	// broker and a PostgreSQL DSN. Default "data".
+	DataDir string `yaml:"data_dir"`
+	// Licence configures offline licences (POST /v1/licences).
+	Licence LicenceConfig `yaml:"licence"`
+	// Plays configures the play-counting pipeline (POST /v1/plays).
+	Plays plays.Config `yaml:"plays"`
+	// Recs configures recommendations (GET /v1/recs/...).
+	Recs recs.Config `yaml:"recs"`
 }
 
 // KeyConfig is one URL signing key.
@@ -89,6 +102,10 @@ func DefaultConfig() Config {
 		Catalog:  "synthetic:1000",
 		Seed:     1,
 		TokenTTL: config.Duration(6 * time.Hour),
+		DataDir:  "data",
+		Licence:  LicenceConfig{TTL: config.Duration(30 * 24 * time.Hour)},
+		Plays:    plays.DefaultConfig(),
+		Recs:     recs.DefaultConfig(),
 	}
 }
 
@@ -125,6 +142,13 @@ func (c Config) Validate() error {
 	if c.TokenTTL <= 0 {
 		bad("token_ttl", "must be positive")
 	}
+	errs = append(errs, config.Prefix("licence", c.Licence.Validate()))
+	pc := c.Plays
+	if pc.DataDir == "" {
+		pc.DataDir = filepath.Join(c.DataDir, "plays") // as Start fills it in
+	}
+	errs = append(errs, config.Prefix("plays", pc.Validate()))
+	errs = append(errs, config.Prefix("recs", c.Recs.Validate()))
 	return errors.Join(errs...)
 }
 
@@ -192,6 +216,17 @@ func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = n
 // a *media.Synthetic src, else rights.Worldwide.
 func WithSource(src media.Source) Option { return func(s *Server) { s.src = src } }
 
+// Recommender gives the tracks likely to follow a track, for a country
+// (the recommendations service).
+type Recommender interface {
+	Next(ctx context.Context, trackID, country string, n int) ([]string, error)
+}
+
+// WithRecommender answers /v1/recs/next from r; when r has no answer for a
+// track (an error or an empty list: no plays and no audio embedding yet),
+// the catalog order stands in.
+func WithRecommender(r Recommender) Option { return func(s *Server) { s.recs = r } }
+
 // WithRights decides rights with r instead of the policy Config implies.
 func WithRights(r Rights) Option { return func(s *Server) { s.rights = r } }
 
@@ -202,6 +237,7 @@ type Server struct {
 	src     media.Source
 	rights  Rights
 	keyring *urlsign.Keyring
+	recs    Recommender
 	now     func() time.Time
 	mux     *http.ServeMux
 	ready   atomic.Bool
@@ -689,7 +725,14 @@ func (s *Server) serveNext(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	ids, err := s.Next(r.Context(), id, cc, n, s.now())
+	var ids []string
+	var err error
+	if s.recs != nil {
+		ids, err = s.recs.Next(r.Context(), id, cc, n)
+	}
+	if s.recs == nil || err != nil || len(ids) == 0 {
+		ids, err = s.Next(r.Context(), id, cc, n, s.now())
+	}
 	if err != nil {
 		s.fail(w, r, "recs next", err)
 		return

@@ -42,8 +42,9 @@ type Config struct {
 	// Seed seeds the synthetic catalog; a load tool verifying bytes must
 	// use the same value. Default 1.
 	Seed uint64 `yaml:"seed"`
-	// DataDir holds the POP's state (later: the broker's log and the
-	// ledger). Default: a new temporary directory, removed on Close.
+	// DataDir holds the POP's state: the embedded Kafka broker's log and
+	// the SQLite ledger, under origin/. Default: a new temporary
+	// directory, removed on Close.
 	DataDir string `yaml:"data_dir"`
 	// Host is the loopback address every node listens on. Default
 	// "127.0.0.1".
@@ -106,13 +107,15 @@ type Addrs struct {
 	Origin  string   `json:"origin"`
 	Shields []string `json:"shields"`
 	Edges   []string `json:"edges"`
+	// Kafka is the broker of the plays pipeline, host:port.
+	Kafka string `json:"kafka"`
 }
 
 // POP is a running point of presence.
 type POP struct {
 	cfg     Config
 	log     *slog.Logger
-	origin  *origin.Server
+	origin  *origin.Services
 	httpSrv *daemon.HTTP
 	shields []*tier.Node
 	edges   []*tier.Node
@@ -217,17 +220,19 @@ func (p *POP) startOrigin(keyID, secret string) error {
 	oc := origin.DefaultConfig()
 	oc.Catalog, oc.Seed = p.cfg.Catalog, p.cfg.Seed
 	oc.Keys = []origin.KeyConfig{{ID: keyID, Secret: secret}}
+	oc.DataDir = filepath.Join(p.cfg.DataDir, "origin")
 	ln, err := net.Listen("tcp", net.JoinHostPort(p.cfg.Host, "0"))
 	if err != nil {
 		return err
 	}
 	oc.Listen = ln.Addr().String()
-	o, err := origin.New(oc, p.log.With("node", "origin"), prometheus.NewRegistry())
+	o, err := origin.Start(context.Background(), oc, p.log.With("node", "origin"), prometheus.NewRegistry())
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	p.origin = o
+	p.addrs.Kafka = o.KafkaAddr()
 	p.httpSrv = &daemon.HTTP{Server: &http.Server{Handler: o.Handler(), ReadHeaderTimeout: 10 * time.Second}, Listener: ln}
 	p.addrs.Origin = "http://" + ln.Addr().String()
 	p.serve(p.httpSrv)
@@ -293,8 +298,8 @@ func (p *POP) waitReady(ctx context.Context) error {
 // Addrs returns where the nodes are.
 func (p *POP) Addrs() Addrs { return p.addrs }
 
-// Origin is the origin server (for mounting more services).
-func (p *POP) Origin() *origin.Server { return p.origin }
+// Origin is the origin with its services.
+func (p *POP) Origin() *origin.Services { return p.origin }
 
 // Edges are the edge nodes.
 func (p *POP) Edges() []*tier.Node { return p.edges }
@@ -331,6 +336,9 @@ func (p *POP) Shutdown(ctx context.Context) error {
 		}
 		if p.httpSrv != nil {
 			errs = append(errs, p.httpSrv.Shutdown(ctx))
+		}
+		if p.origin != nil {
+			errs = append(errs, p.origin.Close())
 		}
 		p.wg.Wait()
 		if p.tmp != "" {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/musiccdn/cdn/cluster"
 	"github.com/musiccdn/cdn/origin/media"
@@ -74,6 +75,43 @@ func TestPOP(t *testing.T) {
 		if !strings.Contains(resp.Header.Get("Cache-Status"), "edge-") {
 			t.Errorf("Cache-Status %q", resp.Header.Get("Cache-Status"))
 		}
+	}
+	if a.Kafka == "" || back.Kafka != a.Kafka {
+		t.Errorf("addr file kafka %q", back.Kafka)
+	}
+	// A qualifying play, sent twice (a client retry), is counted once.
+	ev := `[{"play_id":"p-1","user_id":"u1","track_id":"t5","country":"SE","tier_kbps":96,"ms_played":31000,"ts":"2026-11-26T12:00:00Z"}]`
+	for range 2 {
+		resp, err := http.Post(a.Origin+"/v1/plays", "application/json", strings.NewReader(ev))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("POST /v1/plays: %d", resp.StatusCode)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(a.Origin + "/v1/royalties/tracks/t5")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r struct {
+			Plays int64 `json:"plays"`
+		}
+		json.NewDecoder(resp.Body).Decode(&r)
+		resp.Body.Close()
+		if r.Plays == 1 {
+			break
+		}
+		if r.Plays > 1 || time.Now().After(deadline) {
+			t.Fatalf("royalties for t5: %d plays, want 1", r.Plays)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the ledger: the condition is in another process's database
+	}
+	if resp, err := http.Get(a.Origin + "/v1/licences/key"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("licence key: %v %v", resp, err)
 	}
 	if err := p.Close(); err != nil {
 		t.Fatalf("close: %v", err)

@@ -53,6 +53,8 @@ type Server struct {
 	cacheStatusMiss  []byte
 	cacheStatusStale []byte
 
+	comp     compressor
+
 	draining atomic.Bool
 	ln       net.Listener
 	closed   atomic.Bool
@@ -337,7 +339,10 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, track []byte) (urlsign.Clai
 	return claims, true
 }
 
-var oggExt = []byte(".ogg")
+var (
+	oggExt  = []byte(".ogg")
+	seekExt = []byte(".seek")
+)
 
 // kbpsOf returns the tier of a name parseName accepted.
 func kbpsOf(name []byte) int {
@@ -361,13 +366,29 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, ref cache.Ref, store *cache.S
 		return -1, err
 	}
 	h := &ctx.Response.Header
+	req := &ctx.Request.Header
 	h.Set("Accept-Ranges", "bytes")
-	h.Set("ETag", m.ETag)
+	etag := m.ETag
+	enc := ""
+	if bytes.HasSuffix(ref.Name, seekExt) {
+		// Seek tables are small and compress well; a whole-table GET is
+		// sent compressed when the client accepts it (a range of one is
+		// not: ranges address the identity bytes).
+		h.Set("Vary", "Accept-Encoding")
+		if enc = chooseEncoding(req.Peek("Accept-Encoding")); enc != "" && len(req.Peek("Range")) == 0 && ctx.IsGet() && m.Size <= int64(s.cfg.MaxBufferedBody) {
+			// A content-coded representation has its own ETag.
+			if len(etag) >= 2 && etag[len(etag)-1] == '"' {
+				etag = etag[:len(etag)-1] + "-" + enc + `"`
+			}
+		} else {
+			enc = ""
+		}
+	}
+	h.Set("ETag", etag)
 	if !m.LastModified.IsZero() {
 		h.Set("Last-Modified", m.LastModifiedHTTP)
 	}
-	v := httprange.Validators{ETag: s2b(m.ETag), LastModified: m.LastModified}
-	req := &ctx.Request.Header
+	v := httprange.Validators{ETag: s2b(etag), LastModified: m.LastModified}
 	switch httprange.Evaluate(httprange.Preconditions{
 		IfMatch:           nilIfAbsent(req.Peek("If-Match")),
 		IfNoneMatch:       nilIfAbsent(req.Peek("If-None-Match")),
@@ -408,6 +429,9 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, ref cache.Ref, store *cache.S
 	allHit := true
 	first = 0
 	switch {
+	case enc != "":
+		ctx.SetStatusCode(fasthttp.StatusOK)
+		allHit, err = s.encoded(ctx, store, ref, m, enc)
 	case len(ranges) == 0:
 		ctx.SetStatusCode(fasthttp.StatusOK)
 		allHit, err = s.body(ctx, store, ref, m, httprange.Range{Start: 0, End: m.Size - 1}, head)
@@ -538,6 +562,23 @@ func (sr *streamReader) Read(p []byte) (int, error) {
 	sr.pos += int64(n)
 	sr.s.m.bytes.Add(float64(n))
 	return n, nil
+}
+
+// encoded sends the whole object compressed with enc ("zstd" or "gzip").
+func (s *Server) encoded(ctx *fasthttp.RequestCtx, store *cache.Store, ref cache.Ref, m *cache.Meta, enc string) (bool, error) {
+	var plain fasthttp.Response
+	allHit, err := s.appendRange(&plain, ctx, store, ref, m, httprange.Range{Start: 0, End: m.Size - 1})
+	if err != nil || m.Size == 0 {
+		return allHit, err
+	}
+	out, err := s.comp.compress(enc, plain.Body())
+	if err != nil {
+		return false, err
+	}
+	ctx.Response.Header.Set("Content-Encoding", enc)
+	ctx.Response.SetBody(out)
+	s.m.bytes.Add(float64(len(out)))
+	return allHit, nil
 }
 
 // multipart sends several ranges as multipart/byteranges (RFC 9110

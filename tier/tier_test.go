@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net/http/httptest"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
@@ -21,6 +22,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/origin/media"
@@ -437,4 +441,64 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
 	return certFile, keyFile
+}
+
+// TestSeekTableCompressed: a whole seek table is sent zstd or gzip
+// compressed when accepted, with its own ETag; ranges stay identity.
+func TestSeekTableCompressed(t *testing.T) {
+	dir := t.TempDir()
+	table := bytes.Repeat([]byte("0\t0\t4096\n1\t44100\t20480\n"), 400)
+	os.MkdirAll(filepath.Join(dir, "song"), 0o755)
+	os.WriteFile(filepath.Join(dir, "song", "160.seek"), table, 0o644)
+	os.WriteFile(filepath.Join(dir, "song", "160.ogg"), table, 0o644)
+	files := http.StripPrefix("/media/", http.FileServer(http.Dir(dir)))
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", `"v1"`)
+		files.ServeHTTP(w, r)
+	}))
+	defer origin.Close()
+	p := newTestPOP(t, func(e, s *Config) { s.Upstreams = []string{origin.URL} })
+	url := p.edge.URL() + "/a/song/160.seek?t=" + p.keys.Sign("song", "SE", p.clock().Add(time.Hour))
+	for _, tc := range []struct{ accept, enc string }{{"gzip, zstd", "zstd"}, {"gzip", "gzip"}, {"zstd;q=0, gzip;q=0.5", "gzip"}, {"", ""}, {"br", ""}} {
+		req, _ := http.NewRequest("GET", url, nil)
+		if tc.accept != "" {
+			req.Header.Set("Accept-Encoding", tc.accept)
+		}
+		resp, err := p.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if got := resp.Header.Get("Content-Encoding"); got != tc.enc {
+			t.Fatalf("Accept-Encoding %q: Content-Encoding %q, want %q", tc.accept, got, tc.enc)
+		}
+		var plain []byte
+		switch tc.enc {
+		case "zstd":
+			d, _ := zstd.NewReader(nil)
+			plain, err = d.DecodeAll(raw, nil)
+			d.Close()
+		case "gzip":
+			var zr *gzip.Reader
+			if zr, err = gzip.NewReader(bytes.NewReader(raw)); err == nil {
+				plain, err = io.ReadAll(zr)
+			}
+		default:
+			plain = raw
+		}
+		if err != nil || !bytes.Equal(plain, table) {
+			t.Fatalf("Accept-Encoding %q: decoded body differs (%v)", tc.accept, err)
+		}
+		if tc.enc != "" && (len(raw) >= len(table) || !strings.Contains(resp.Header.Get("ETag"), "-"+tc.enc)) {
+			t.Errorf("Accept-Encoding %q: %d bytes, ETag %s", tc.accept, len(raw), resp.Header.Get("ETag"))
+		}
+		if resp.Header.Get("Vary") != "Accept-Encoding" {
+			t.Errorf("Vary %q", resp.Header.Get("Vary"))
+		}
+	}
+	resp, body := p.get(t, url, "Accept-Encoding", "zstd", "Range", "bytes=10-19")
+	if resp.StatusCode != 206 || resp.Header.Get("Content-Encoding") != "" || !bytes.Equal(body, table[10:20]) {
+		t.Fatalf("ranged seek table: %d %q", resp.StatusCode, resp.Header.Get("Content-Encoding"))
+	}
 }

@@ -61,6 +61,9 @@ type TrackInfo struct {
 	Samples    int64 `json:"samples"`
 	SampleRate int   `json:"sample_rate"`
 	Tiers      []int `json:"tiers"`
+	// Embedding is the track's content embedding, computed from its audio
+	// at ingest (recommendations place tracks without plays by it).
+	Embedding []float32 `json:"embedding,omitempty"`
 }
 
 // maxTrackInfo bounds the size of track.json read into memory.
@@ -120,6 +123,25 @@ func (d *Dir) Track(ctx context.Context, id string) (Track, error) {
 		return Track{}, ErrNotFound
 	}
 	return t, nil
+}
+
+// Embedding returns the content embedding ingest stored for id, or
+// ErrNotFound when there is none.
+func (d *Dir) Embedding(ctx context.Context, id string) ([]float32, error) {
+	if !ValidID(id) {
+		return nil, ErrNotFound
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	info, err := d.readInfo(filepath.Join(d.root, id))
+	if err != nil {
+		return nil, err
+	}
+	if len(info.Embedding) == 0 {
+		return nil, ErrNotFound
+	}
+	return info.Embedding, nil
 }
 
 // Open implements Source. The returned File is the *os.File itself: its

@@ -1,0 +1,149 @@
+package plays
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Topic names. Both topics must have the same partition count so a play id
+// lands on the same partition number in each.
+const (
+	PlaysTopic     = "plays"
+	RoyaltiesTopic = "royalties"
+)
+
+// Config configures the play-counting pipeline of one origin instance.
+type Config struct {
+	// Brokers are the Kafka seed brokers. Empty means the embedded kfake
+	// broker, started by New under DataDir/kafka.
+	Brokers []string `yaml:"brokers"`
+
+	// DataDir holds the embedded broker's log and the SQLite ledger.
+	// Required when Brokers or PostgresDSN is empty.
+	DataDir string `yaml:"data_dir"`
+
+	// Partitions of the plays and royalties topics when New creates them.
+	// It bounds the parallelism of the stage and the ledger sink across
+	// instances. Default 8.
+	Partitions int `yaml:"partitions"`
+
+	// ReplicationFactor of topics New creates on a real cluster. Default 3
+	// (use min.insync.replicas=2 on the topics, set by the operator);
+	// ignored for the embedded broker, which has one node.
+	ReplicationFactor int `yaml:"replication_factor"`
+
+	// PostgresDSN selects a PostgreSQL ledger ("postgres://..."). Empty
+	// means SQLite at DataDir/ledger.db.
+	PostgresDSN string `yaml:"postgres_dsn"`
+
+	// TransactionalIDPrefix and InstanceID make the stage's transactional
+	// id "<prefix>-<instance>". It must be stable across restarts of one
+	// instance (so a restarted stage fences its dead predecessor) and
+	// unique across instances. Defaults "origin-plays-stage" and "0".
+	TransactionalIDPrefix string `yaml:"transactional_id_prefix"`
+	InstanceID            string `yaml:"instance_id"`
+
+	// GroupPrefix names the consumer groups: "<prefix>-stage" and
+	// "<prefix>-ledger". Default "origin-plays".
+	GroupPrefix string `yaml:"group_prefix"`
+
+	// MaxBatchEvents is the most events one POST /v1/plays may carry;
+	// MaxBodyBytes the largest body. Defaults 1000 and 1 MiB.
+	MaxBatchEvents int   `yaml:"max_batch_events"`
+	MaxBodyBytes   int64 `yaml:"max_body_bytes"`
+
+	// StageBatch and LedgerBatch are the most records one stage
+	// transaction or one ledger database transaction covers. Larger
+	// batches amortise the commit (a Kafka EndTxn round trip, an fsync)
+	// at the price of latency and of more work redone after a crash.
+	// Defaults 5000 and 5000.
+	StageBatch  int `yaml:"stage_batch"`
+	LedgerBatch int `yaml:"ledger_batch"`
+
+	// ProduceLinger is how long the ingest producer waits to fill a batch.
+	// Default 5ms.
+	ProduceLinger time.Duration `yaml:"produce_linger"`
+
+	// Retention is how long play ids are kept for deduplication, and so
+	// the oldest play the pipeline accepts. Default 31 days (744h).
+	Retention time.Duration `yaml:"retention"`
+
+	// PruneInterval is how often the ledger deletes play ids older than
+	// Retention. Default 1h.
+	PruneInterval time.Duration `yaml:"prune_interval"`
+}
+
+// DefaultConfig returns the one-machine defaults: embedded broker and
+// SQLite under DataDir, which the caller must still set.
+func DefaultConfig() Config {
+	return Config{
+		Partitions:            8,
+		ReplicationFactor:     3,
+		TransactionalIDPrefix: "origin-plays-stage",
+		InstanceID:            "0",
+		GroupPrefix:           "origin-plays",
+		MaxBatchEvents:        1000,
+		MaxBodyBytes:          1 << 20,
+		StageBatch:            5000,
+		LedgerBatch:           5000,
+		ProduceLinger:         5 * time.Millisecond,
+		Retention:             31 * 24 * time.Hour,
+		PruneInterval:         time.Hour,
+	}
+}
+
+// FieldError names the yaml field a Validate error is about.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+	}
+	switch {
+	case (len(c.Brokers) == 0 || c.PostgresDSN == "") && c.DataDir == "":
+		return bad("data_dir", "required for the embedded broker or the SQLite ledger")
+	case c.Partitions < 1 || c.Partitions > 1024:
+		return bad("partitions", "must be 1..1024, got %d", c.Partitions)
+	case c.ReplicationFactor < 1:
+		return bad("replication_factor", "must be at least 1, got %d", c.ReplicationFactor)
+	case c.TransactionalIDPrefix == "":
+		return bad("transactional_id_prefix", "required")
+	case c.InstanceID == "":
+		return bad("instance_id", "required")
+	case c.GroupPrefix == "":
+		return bad("group_prefix", "required")
+	case c.MaxBatchEvents < 1:
+		return bad("max_batch_events", "must be positive, got %d", c.MaxBatchEvents)
+	case c.MaxBodyBytes < MaxEventBytes:
+		return bad("max_body_bytes", "must be at least %d, got %d", MaxEventBytes, c.MaxBodyBytes)
+	case c.StageBatch < 1:
+		return bad("stage_batch", "must be positive, got %d", c.StageBatch)
+	case c.LedgerBatch < 1:
+		return bad("ledger_batch", "must be positive, got %d", c.LedgerBatch)
+	case c.ProduceLinger < 0:
+		return bad("produce_linger", "must not be negative")
+	case c.Retention < 31*24*time.Hour:
+		return bad("retention", "must be at least 744h (31 days), got %s", c.Retention)
+	case c.PruneInterval <= 0:
+		return bad("prune_interval", "must be positive")
+	}
+	for i, b := range c.Brokers {
+		if b == "" {
+			return bad(fmt.Sprintf("brokers[%d]", i), "empty address")
+		}
+	}
+	return nil
+}
+
+func (c Config) transactionalID() string { return c.TransactionalIDPrefix + "-" + c.InstanceID }
+func (c Config) stageGroup() string      { return c.GroupPrefix + "-stage" }
+func (c Config) ledgerGroup() string     { return c.GroupPrefix + "-ledger" }
+
+var errClosed = errors.New("plays: closed")

@@ -1,0 +1,173 @@
+package plays
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Service is the play-counting pipeline of one origin: the ingest
+// endpoint and its producer, the transactional stage, the ledger sink and
+// the royalties query endpoint, plus the embedded broker when no brokers
+// are configured.
+type Service struct {
+	cfg      Config
+	log      *slog.Logger
+	m        *metrics
+	now      func() time.Time
+	rights   Rights
+	broker   *Broker // nil with a real cluster
+	brokers  []string
+	ledger   *Ledger
+	producer *kgo.Client
+	mux      *http.ServeMux
+
+	mu    sync.Mutex // guards stage and sink, which tests restart
+	stage *stage
+	sink  *sink
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New validates cfg, starts the embedded broker if cfg.Brokers is empty,
+// creates the topics if missing, opens the ledger, and starts the
+// producer, the stage and the sink. reg may be nil.
+func New(ctx context.Context, cfg Config, rights Rights, logger *slog.Logger, reg prometheus.Registerer) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("plays: config: %w", err)
+	}
+	if rights == nil {
+		return nil, errors.New("plays: nil rights")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("plays: metrics: %w", err)
+	}
+	s := &Service{cfg: cfg, log: logger, m: m, now: time.Now, rights: rights, brokers: cfg.Brokers}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+
+	rf := cfg.ReplicationFactor
+	if len(cfg.Brokers) == 0 {
+		b, err := StartBroker(ctx, filepath.Join(cfg.DataDir, "kafka"), cfg.Partitions, logger)
+		if err != nil {
+			return nil, err
+		}
+		s.broker, s.brokers, rf = b, []string{b.Addr()}, 1
+	}
+
+	s.producer, err = kgo.NewClient(
+		kgo.SeedBrokers(s.brokers...),
+		kgo.DefaultProduceTopic(PlaysTopic),
+		kgo.RequiredAcks(kgo.AllISRAcks()), // idempotence is on by default and needs acks=all
+		kgo.ProducerBatchCompression(kgo.ZstdCompression()),
+		kgo.ProducerLinger(cfg.ProduceLinger),
+		kgo.MaxBufferedRecords(100_000),
+		kgo.WithLogger(kgoLogger{logger.With("component", "plays-ingest")}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("plays: producer: %w", err)
+	}
+	if err := ensureTopics(ctx, s.producer, cfg.Partitions, rf); err != nil {
+		return nil, err
+	}
+
+	if cfg.PostgresDSN != "" {
+		s.ledger, err = OpenPostgres(ctx, cfg.PostgresDSN)
+	} else {
+		s.ledger, err = OpenSQLite(ctx, filepath.Join(cfg.DataDir, "ledger.db"))
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	s.stage = startStage(cfg, s.brokers, rights, m, logger)
+	s.sink = startSink(cfg, s.brokers, s.ledger, m, logger)
+
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("/v1/plays", s.servePlays)
+	s.mux.HandleFunc("/v1/royalties/tracks/", s.serveRoyalties)
+	ok = true
+	return s, nil
+}
+
+// ensureTopics creates the plays and royalties topics if they do not
+// exist. On a real cluster set min.insync.replicas=2 with replication 3.
+func ensureTopics(ctx context.Context, cl *kgo.Client, partitions, rf int) error {
+	adm := kadm.NewClient(cl)
+	var configs map[string]*string
+	if rf >= 3 {
+		two := "2"
+		configs = map[string]*string{"min.insync.replicas": &two}
+	}
+	resps, err := adm.CreateTopics(ctx, int32(partitions), int16(rf), configs, PlaysTopic, RoyaltiesTopic)
+	if err != nil {
+		return fmt.Errorf("plays: create topics: %w", err)
+	}
+	for _, r := range resps {
+		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("plays: create topic %s: %w", r.Topic, r.Err)
+		}
+	}
+	return nil
+}
+
+// Handler serves POST /v1/plays and GET /v1/royalties/tracks/<id>.
+func (s *Service) Handler() http.Handler { return s.mux }
+
+// Ledger is the royalty ledger, for readers such as recommendations.
+func (s *Service) Ledger() *Ledger { return s.ledger }
+
+// BrokerAddr is the Kafka address the service uses first: the embedded
+// broker's, or the first configured one. cmd/pop writes it to its addr
+// file as "kafka".
+func (s *Service) BrokerAddr() string { return s.brokers[0] }
+
+// Close stops everything New started, in reverse order. It is safe to call
+// twice.
+func (s *Service) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		st, sk := s.stage, s.sink
+		s.mu.Unlock()
+		if st != nil {
+			st.close()
+		}
+		if sk != nil {
+			sk.close()
+		}
+		if s.producer != nil {
+			s.producer.Close()
+		}
+		if s.ledger != nil {
+			s.closeErr = s.ledger.Close()
+		}
+		if s.broker != nil {
+			if err := s.broker.Close(); s.closeErr == nil {
+				s.closeErr = err
+			}
+		}
+	})
+	return s.closeErr
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,83 @@
+package plays
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func TestServiceEndToEnd(t *testing.T) {
+	ctx := context.Background()
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.Partitions = 2
+	svc, err := New(ctx, cfg, denyRights{"t3/DE": true}, testLogger(t), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	srv := httptest.NewServer(svc.Handler())
+	defer srv.Close()
+
+	now := time.Now()
+	var batch []any
+	for i := range 40 {
+		ms := int64(45_000)
+		if i%4 == 0 {
+			ms = 29_999 // short
+		}
+		batch = append(batch, testEvent(fmt.Sprintf("p%d", i), "u1", fmt.Sprintf("t%d", i%5), "DE", ms, now))
+	}
+	code, body := post(t, srv.Client(), srv.URL, mustJSON(batch))
+	if code != http.StatusAccepted {
+		t.Fatalf("POST = %d %v, want 202", code, body)
+	}
+	// Retry of the same batch: counted once.
+	if code, _ := post(t, srv.Client(), srv.URL, mustJSON(batch)); code != http.StatusAccepted {
+		t.Fatalf("retry POST = %d, want 202", code)
+	}
+	// i%4 != 0 qualifies; t3 in DE is denied. Tracks t0..t4 by i%5.
+	want := map[string]int64{}
+	for i := range 40 {
+		if i%4 != 0 && i%5 != 3 {
+			want[fmt.Sprintf("t%d", i%5)]++
+		}
+	}
+	waitFor(t, 60*time.Second, "ledger counts", func() (bool, string) {
+		got, err := svc.Ledger().TotalPlays(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		return fmt.Sprint(got) == fmt.Sprint(want), fmt.Sprint(got)
+	})
+
+	resp, err := srv.Client().Get(srv.URL + "/v1/royalties/tracks/t1?by=day,country")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var rr royaltiesResponse
+	if err := json.NewDecoder(resp.Body).Decode(&rr); err != nil {
+		t.Fatal(err)
+	}
+	if rr.TrackID != "t1" || rr.Plays != want["t1"] || len(rr.ByDayCountry) != 1 || rr.ByDayCountry[0].Country != "DE" {
+		t.Errorf("royalties t1 = %+v, want %d plays in DE", rr, want["t1"])
+	}
+	var users int
+	svc.Ledger().UserTrackCounts(ctx, func(u, tr string, n int64) error { users++; return nil })
+	if users != 4 {
+		t.Errorf("UserTrackCounts rows = %d, want 4 (u1 x t0,t1,t2,t4)", users)
+	}
+	if err := svc.Close(); err != nil {
+		t.Errorf("Close = %v", err)
+	}
+	if err := svc.Close(); err != nil {
+		t.Errorf("second Close = %v", err)
+	}
+}

@@ -1,0 +1,179 @@
+package plays
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// sink is the ledger sink: a consumer group on the royalties topic
+// (read_committed, so aborted stage output is never seen) that writes each
+// poll to the ledger in one database transaction together with the
+// offsets it consumed. It never commits offsets to Kafka: on start and on
+// every assignment it seeks to the offsets in the database, so the ledger
+// and its position cannot disagree after a crash.
+type sink struct {
+	cfg     Config
+	brokers []string
+	ledger  *Ledger
+	m       *metrics
+	log     *slog.Logger
+	now     func() time.Time
+
+	crash  atomic.Bool // test hook: die after the next database commit, before polling again
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startSink(cfg Config, brokers []string, ledger *Ledger, m *metrics, log *slog.Logger) *sink {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &sink{cfg: cfg, brokers: brokers, ledger: ledger, m: m, log: log, now: time.Now, cancel: cancel, done: make(chan struct{})}
+	go s.run(ctx)
+	return s
+}
+
+// close stops the sink and waits for it; safe to call twice.
+func (s *sink) close() {
+	s.cancel()
+	<-s.done
+}
+
+func (s *sink) run(ctx context.Context) {
+	defer close(s.done)
+	ctx, stop := context.WithCancel(ctx) // also ends the pruner when run returns on its own
+	prune := time.NewTicker(s.cfg.PruneInterval)
+	defer prune.Stop()
+	pruneDone := make(chan struct{})
+	go func() {
+		defer close(pruneDone)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-prune.C:
+				n, err := s.ledger.Prune(ctx, s.now().Add(-s.cfg.Retention))
+				if err != nil {
+					s.log.Warn("plays ledger: prune", "err", err)
+					continue
+				}
+				s.m.pruned.Add(float64(n))
+			}
+		}
+	}()
+	defer func() { stop(); <-pruneDone }()
+
+	for ctx.Err() == nil {
+		cl, err := kgo.NewClient(
+			kgo.SeedBrokers(s.brokers...),
+			kgo.ConsumerGroup(s.cfg.ledgerGroup()),
+			kgo.ConsumeTopics(RoyaltiesTopic),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+			kgo.DisableAutoCommit(),
+			kgo.BlockRebalanceOnPoll(),
+			kgo.AdjustFetchOffsetsFn(s.seekToLedger),
+			kgo.WithLogger(kgoLogger{s.log.With("component", "plays-ledger")}),
+		)
+		if err != nil {
+			s.log.Error("plays ledger: new client", "err", err)
+			if !waitCtx(ctx, time.Second) {
+				return
+			}
+			continue
+		}
+		err = s.loop(ctx, cl)
+		// On a simulated crash the client still leaves its group, so
+		// the test does not wait out a session timeout; what matters,
+		// that nothing after the database commit runs, holds.
+		cl.CloseAllowingRebalance()
+		if err == errCrash {
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("plays ledger: sink failed, restarting from the ledger's offsets", "err", err)
+		if !waitCtx(ctx, 200*time.Millisecond) {
+			return
+		}
+	}
+}
+
+// seekToLedger replaces the offsets Kafka would start the assigned
+// partitions at with the ledger's.
+func (s *sink) seekToLedger(ctx context.Context, assigned map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	stored, err := s.ledger.Offsets(ctx, RoyaltiesTopic)
+	if err != nil {
+		return nil, err
+	}
+	for topic, parts := range assigned {
+		if topic != RoyaltiesTopic {
+			continue
+		}
+		for p := range parts {
+			if o, ok := stored[p]; ok {
+				parts[p] = kgo.NewOffset().At(o)
+			} else {
+				parts[p] = kgo.NewOffset().AtStart()
+			}
+		}
+	}
+	return assigned, nil
+}
+
+func (s *sink) loop(ctx context.Context, cl *kgo.Client) error {
+	batch := make([]royalty, 0, s.cfg.LedgerBatch)
+	accepted := make([]time.Time, 0, s.cfg.LedgerBatch)
+	for {
+		fetches := cl.PollRecords(ctx, s.cfg.LedgerBatch)
+		if fetches.IsClientClosed() || ctx.Err() != nil {
+			return ctx.Err()
+		}
+		fetches.EachError(func(t string, p int32, err error) {
+			s.log.Warn("plays ledger: fetch", "topic", t, "partition", p, "err", err)
+		})
+		batch, accepted = batch[:0], accepted[:0]
+		next := make(map[int32]int64)
+		rejected := make(map[string]int)
+		oldest := s.now().Add(-s.cfg.Retention).UnixMilli()
+		fetches.EachRecord(func(r *kgo.Record) {
+			next[r.Partition] = r.Offset + 1
+			ro, err := parseRoyalty(r.Value)
+			switch {
+			case err != nil:
+				rejected["ledger_"+ReasonOf(err)]++
+				return
+			case ro.TSMS < oldest:
+				// Its play id may have been pruned: counting it
+				// could count it twice.
+				rejected["ledger_"+ReasonTooOld]++
+				return
+			}
+			batch = append(batch, ro)
+			accepted = append(accepted, r.Timestamp)
+		})
+		if len(next) == 0 {
+			cl.AllowRebalance()
+			continue
+		}
+		res, err := s.ledger.apply(ctx, RoyaltiesTopic, batch, next)
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		s.m.counted.Add(float64(res.counted))
+		s.m.duplicates.Add(float64(res.duplicates))
+		for reason, n := range rejected {
+			s.m.rejected.WithLabelValues(reason).Add(float64(n))
+		}
+		for _, at := range accepted {
+			s.m.lag.Observe(now.Sub(at).Seconds())
+		}
+		if s.crash.Load() {
+			return errCrash
+		}
+		cl.AllowRebalance()
+	}
+}

@@ -1,0 +1,238 @@
+// Package offline stores downloaded tracks for playback without a network,
+// encrypted at rest: each file (the audio of one tier and its seek table)
+// is encrypted with AES-128-CTR under a random content key, so any offset
+// decrypts without the bytes before it, with an HMAC-SHA256 per 16 KiB
+// block since CTR alone detects no tampering. The content key is sealed
+// with AES-GCM under the wrap key of the track's licence (origin/licence),
+// which expires after 30 days: an expired licence refuses playback until
+// Renew stores a fresh one fetched online. Nothing is written in plaintext,
+// and files are written under temporary names and renamed into place.
+//
+// Layout of the store directory:
+//
+//	<track>.ogg.enc   audio container
+//	<track>.seek.enc  seek table container
+//	<track>.lic       the licence (signed, see origin/licence)
+//	<track>.json      {"kbps":...} (no content)
+package offline
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/musiccdn/cdn/origin/licence"
+	"github.com/musiccdn/cdn/origin/media"
+	"github.com/musiccdn/cdn/seektable"
+)
+
+// Store is a directory of encrypted downloads.
+type Store struct {
+	dir string
+	pub ed25519.PublicKey
+	now func() time.Time
+}
+
+// NewStore opens (creating) dir. Licences are checked with pub against the
+// clock now.
+func NewStore(dir string, pub ed25519.PublicKey, now func() time.Time) (*Store, error) {
+	if len(pub) != ed25519.PublicKeySize {
+		return nil, errors.New("offline: no licence public key")
+	}
+	if now == nil {
+		now = time.Now
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("offline: %w", err)
+	}
+	return &Store{dir: dir, pub: pub, now: now}, nil
+}
+
+type meta struct {
+	Kbps int `json:"kbps"`
+}
+
+// Put stores a track's tier: the audio (exactly size bytes from audio) and
+// its seek table, under the licence tok, which must be valid now and for
+// this track.
+func (s *Store) Put(track string, kbps int, tok string, audio io.Reader, size int64, seek []byte) error {
+	if !media.ValidID(track) {
+		return fmt.Errorf("offline: bad track id %q", track)
+	}
+	l, err := licence.Verify(s.pub, tok, s.now())
+	if err != nil {
+		return fmt.Errorf("offline: %s: %w", track, err)
+	}
+	if l.TrackID != track {
+		return fmt.Errorf("offline: licence is for %q, not %q", l.TrackID, track)
+	}
+	if _, err := seektable.Decode(seek); err != nil {
+		return fmt.Errorf("offline: %s: %w", track, err)
+	}
+	if err := s.writeEnc(track+".seek.enc", bytes.NewReader(seek), int64(len(seek)), l.WrapKey, context(track, kbps, "seek")); err != nil {
+		return err
+	}
+	if err := s.writeEnc(track+".ogg.enc", audio, size, l.WrapKey, context(track, kbps, "ogg")); err != nil {
+		return err
+	}
+	mb, _ := json.Marshal(meta{Kbps: kbps})
+	if err := s.writeFile(track+".json", mb); err != nil {
+		return err
+	}
+	return s.writeFile(track+".lic", []byte(tok))
+}
+
+// Renew replaces a track's licence with tok (fetched online).
+func (s *Store) Renew(track, tok string) error {
+	l, err := licence.Verify(s.pub, tok, s.now())
+	if err != nil {
+		return fmt.Errorf("offline: renew %s: %w", track, err)
+	}
+	if l.TrackID != track {
+		return fmt.Errorf("offline: licence is for %q, not %q", l.TrackID, track)
+	}
+	return s.writeFile(track+".lic", []byte(tok))
+}
+
+// Track is an opened download.
+type Track struct {
+	ID      string
+	Kbps    int
+	Table   *seektable.Table
+	Licence licence.Licence
+	f       *encFile
+}
+
+// ErrNotDownloaded is returned by Open for a track not in the store.
+var ErrNotDownloaded = errors.New("offline: track not downloaded")
+
+// Open checks the licence and returns the track for reading. An expired
+// licence is an error wrapping licence.ErrExpired.
+func (s *Store) Open(track string) (*Track, error) {
+	if !media.ValidID(track) {
+		return nil, fmt.Errorf("offline: bad track id %q", track)
+	}
+	tok, err := os.ReadFile(filepath.Join(s.dir, track+".lic"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNotDownloaded, track)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("offline: %w", err)
+	}
+	l, err := licence.Verify(s.pub, string(tok), s.now())
+	if errors.Is(err, licence.ErrExpired) {
+		return nil, fmt.Errorf("offline: %s: %w; renew it online (player download) to play again", track, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("offline: %s: %w", track, err)
+	}
+	if l.TrackID != track {
+		return nil, fmt.Errorf("offline: %s: licence is for %q", track, l.TrackID)
+	}
+	mb, err := os.ReadFile(filepath.Join(s.dir, track+".json"))
+	if err != nil {
+		return nil, fmt.Errorf("offline: %w", err)
+	}
+	var m meta
+	if err := json.Unmarshal(mb, &m); err != nil || !media.ValidTier(m.Kbps) {
+		return nil, fmt.Errorf("%w: %s.json", ErrTampered, track)
+	}
+	sf, err := openEnc(filepath.Join(s.dir, track+".seek.enc"), l.WrapKey, context(track, m.Kbps, "seek"))
+	if err != nil {
+		return nil, err
+	}
+	sb := make([]byte, sf.Size())
+	_, err = sf.ReadAt(sb, 0)
+	sf.Close()
+	if err != nil && !(err == io.EOF && len(sb) == 0) {
+		return nil, err
+	}
+	tb, err := seektable.Decode(sb)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrTampered, err)
+	}
+	af, err := openEnc(filepath.Join(s.dir, track+".ogg.enc"), l.WrapKey, context(track, m.Kbps, "ogg"))
+	if err != nil {
+		return nil, err
+	}
+	if af.Size() != tb.FileSize {
+		af.Close()
+		return nil, fmt.Errorf("%w: audio size %d, seek table says %d", ErrTampered, af.Size(), tb.FileSize)
+	}
+	return &Track{ID: track, Kbps: m.Kbps, Table: tb, Licence: l, f: af}, nil
+}
+
+// Size is the audio file's plaintext size.
+func (t *Track) Size() int64 { return t.f.Size() }
+
+// ReadAt decrypts the audio at any offset; it fails with ErrTampered if a
+// block it touches was altered.
+func (t *Track) ReadAt(p []byte, off int64) (int, error) { return t.f.ReadAt(p, off) }
+
+// Close releases the file.
+func (t *Track) Close() error { return t.f.Close() }
+
+// Remove deletes a track's files.
+func (s *Store) Remove(track string) error {
+	var errs []error
+	for _, ext := range []string{".ogg.enc", ".seek.enc", ".json", ".lic"} {
+		if err := os.Remove(filepath.Join(s.dir, track+ext)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func context(track string, kbps int, kind string) string {
+	return fmt.Sprintf("musiccdn-offline-v1\x00%s\x00%d\x00%s", track, kbps, kind)
+}
+
+func (s *Store) writeEnc(name string, r io.Reader, size int64, wrapKey []byte, ctx string) error {
+	f, err := os.CreateTemp(s.dir, ".tmp-")
+	if err != nil {
+		return fmt.Errorf("offline: %w", err)
+	}
+	err = encrypt(f, r, size, wrapKey, ctx)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), filepath.Join(s.dir, name))
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("offline: %s: %w", name, err)
+	}
+	return nil
+}
+
+func (s *Store) writeFile(name string, b []byte) error {
+	f, err := os.CreateTemp(s.dir, ".tmp-")
+	if err != nil {
+		return fmt.Errorf("offline: %w", err)
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), filepath.Join(s.dir, name))
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("offline: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,107 @@
+// The end-to-end test against a real POP (pop.Start: origin with signed
+// manifests, shields, edges):
+//
+//	go test -run E2E -v ./player/
+
+package player_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/musiccdn/cdn/player"
+	"github.com/musiccdn/cdn/player/playertest"
+	"github.com/musiccdn/cdn/pop"
+)
+
+func TestE2EThroughPOP(t *testing.T) {
+	if _, err := exec.LookPath("oggenc"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("oggenc not installed (Debian package vorbis-tools): scripts/test.sh installs it")
+		}
+		t.Skip("oggenc not installed (Debian package vorbis-tools)")
+	}
+	cat := filepath.Join(t.TempDir(), "catalog")
+	ids := []string{"t0", "t1", "t2"}
+	lengths := []int{2*44100 + 123, 44100 + 31337, 2*44100 + 777}
+	if err := playertest.Catalog(context.Background(), cat, ids, lengths); err != nil {
+		t.Fatal(err)
+	}
+	cfg := pop.DefaultConfig()
+	cfg.Edges, cfg.Shields, cfg.Catalog, cfg.GossipProfile = 2, 1, cat, "fast"
+	cfg.EdgeCache, cfg.ShieldCache = 32<<20, 32<<20
+	p, err := pop.Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	a := p.Addrs()
+	pl, err := player.New(player.DefaultConfig(a.Origin, a.Edges))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// the queue plays gaplessly: every frame of every track, nothing more
+	s := pl.Start(context.Background(), ids)
+	var frames int
+	buf := make([]float32, 8192)
+	rng := rand.New(rand.NewPCG(1, 1))
+	for {
+		n, err := s.Render(buf[:2*(1+rng.IntN(4000))])
+		frames += n
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range s.Stats() {
+		t.Logf("%s: %d kbps, first audio %v, fetched %d bytes", st.ID, st.Kbps, st.FirstAudio, st.Fetched)
+	}
+	if want := lengths[0] + lengths[1] + lengths[2]; frames != want {
+		t.Fatalf("rendered %d frames, want %d", frames, want)
+	}
+
+	// seeks through the edges' signed URLs
+	s = pl.Start(context.Background(), []string{"t0"})
+	s.Render(buf[:512])
+	for i := range 20 {
+		if err := s.Seek(time.Duration(i) * 90 * time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := s.Render(buf[:512]); n != 256 || err != nil {
+			t.Fatalf("Render after seek = %d, %v", n, err)
+		}
+	}
+	s.Close()
+
+	// time to first audio from a warm edge, 100 starts
+	var all []time.Duration
+	for i := range 100 {
+		start := time.Now()
+		s := pl.Start(context.Background(), []string{ids[i%len(ids)]})
+		n, err := s.Render(buf[:2048])
+		all = append(all, time.Since(start))
+		s.Close()
+		if n == 0 {
+			t.Fatalf("no audio: %v", err)
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	t.Logf("time to first audio, warm edge, 100 starts: p50 %v p95 %v max %v", all[50], all[95], all[99])
+	if all[95] > 50*time.Millisecond {
+		t.Errorf("p95 time to first audio %v, want under 50ms", all[95])
+	}
+}
