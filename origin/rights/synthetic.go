@@ -1,6 +1,8 @@
 package rights
 
 import (
+	"github.com/musiccdn/cdn/country"
+
 	"encoding/binary"
 	"time"
 
@@ -51,7 +53,7 @@ func (s Synthetic) find(trackID string, denied bool) string {
 		return ""
 	}
 	for i := range NumCountries {
-		if cc := country(i); s.denied(trackID, cc) == denied {
+		if cc := country.At(i); s.denied(trackID, cc) == denied {
 			return cc
 		}
 	}
