@@ -1,9 +1,11 @@
 package plays
 
 import (
-	"errors"
 	"fmt"
+	"github.com/musiccdn/cdn/config"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Topic names. Both topics must have the same partition count so a play id
@@ -61,9 +63,21 @@ type Config struct {
 	StageBatch  int `yaml:"stage_batch"`
 	LedgerBatch int `yaml:"ledger_batch"`
 
+	// BatchWait is how long the broker may hold a stage or sink fetch to
+	// gather BatchBytes of records. Under a steady trickle it turns many
+	// tiny transactions (each a few round trips and a database commit)
+	// into fewer large ones, for at most this much added latency.
+	// Defaults 50ms and 256 KiB; 0 bytes disables the wait.
+	BatchWait  time.Duration `yaml:"batch_wait"`
+	BatchBytes int32         `yaml:"batch_bytes"`
+
 	// ProduceLinger is how long the ingest producer waits to fill a batch.
 	// Default 5ms.
 	ProduceLinger time.Duration `yaml:"produce_linger"`
+
+	// ProduceTimeout bounds how long a POST waits for the broker before
+	// it answers 503 and the client retries. Default 10s.
+	ProduceTimeout time.Duration `yaml:"produce_timeout"`
 
 	// Retention is how long play ids are kept for deduplication, and so
 	// the oldest play the pipeline accepts. Default 31 days (744h).
@@ -87,19 +101,18 @@ func DefaultConfig() Config {
 		MaxBodyBytes:          1 << 20,
 		StageBatch:            5000,
 		LedgerBatch:           5000,
+		BatchWait:             50 * time.Millisecond,
+		BatchBytes:            256 << 10,
 		ProduceLinger:         5 * time.Millisecond,
+		ProduceTimeout:        10 * time.Second,
 		Retention:             31 * 24 * time.Hour,
 		PruneInterval:         time.Hour,
 	}
 }
 
-// FieldError names the yaml field a Validate error is about.
-type FieldError struct {
-	Field string
-	Msg   string
-}
-
-func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+// FieldError names the yaml field a Validate error is about; it is the
+// config package's, so config.Load points at the field's line.
+type FieldError = config.FieldError
 
 // Validate reports the first invalid field.
 func (c Config) Validate() error {
@@ -127,8 +140,14 @@ func (c Config) Validate() error {
 		return bad("stage_batch", "must be positive, got %d", c.StageBatch)
 	case c.LedgerBatch < 1:
 		return bad("ledger_batch", "must be positive, got %d", c.LedgerBatch)
+	case c.BatchWait < 0 || c.BatchWait > 10*time.Second:
+		return bad("batch_wait", "must be 0..10s, got %s", c.BatchWait)
+	case c.BatchBytes < 0:
+		return bad("batch_bytes", "must not be negative")
 	case c.ProduceLinger < 0:
 		return bad("produce_linger", "must not be negative")
+	case c.ProduceTimeout <= 0:
+		return bad("produce_timeout", "must be positive")
 	case c.Retention < 31*24*time.Hour:
 		return bad("retention", "must be at least 744h (31 days), got %s", c.Retention)
 	case c.PruneInterval <= 0:
@@ -142,8 +161,15 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// fetchOpts make the broker hold fetches until BatchBytes arrived or
+// BatchWait passed.
+func (c Config) fetchOpts() []kgo.Opt {
+	if c.BatchBytes <= 0 || c.BatchWait <= 0 {
+		return nil
+	}
+	return []kgo.Opt{kgo.FetchMinBytes(c.BatchBytes), kgo.FetchMaxWait(c.BatchWait)}
+}
+
 func (c Config) transactionalID() string { return c.TransactionalIDPrefix + "-" + c.InstanceID }
 func (c Config) stageGroup() string      { return c.GroupPrefix + "-stage" }
 func (c Config) ledgerGroup() string     { return c.GroupPrefix + "-ledger" }
-
-var errClosed = errors.New("plays: closed")

@@ -95,6 +95,8 @@ type wireEvent struct {
 	TS       *string          `json:"ts"`
 }
 
+type jsonRaw = json.RawMessage
+
 // ParseEvent decodes and validates one event's JSON. now is the time the
 // event is judged at and maxAge how old its ts may be (0: no limit); the
 // ledger cannot deduplicate plays older than its play-id retention, so they
@@ -103,9 +105,12 @@ func ParseEvent(raw []byte, now time.Time, maxAge time.Duration) (Event, error) 
 	if len(raw) > MaxEventBytes {
 		return Event{}, reject(ReasonTooLarge)
 	}
-	var w wireEvent
-	if err := json.Unmarshal(raw, &w); err != nil {
-		return Event{}, reject(ReasonBadJSON)
+	w, ok := parseWireFast(raw)
+	if !ok {
+		w = wireEvent{}
+		if err := json.Unmarshal(raw, &w); err != nil {
+			return Event{}, reject(ReasonBadJSON)
+		}
 	}
 	var e Event
 	switch {

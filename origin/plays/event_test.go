@@ -196,3 +196,77 @@ func FuzzDecodeBatch(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseWireFast checks the reflection-free decoder against
+// encoding/json: whatever it accepts, encoding/json decodes to the same
+// fields.
+func FuzzParseWireFast(f *testing.F) {
+	f.Add([]byte(goodEvent))
+	f.Add([]byte(` { "ts" : null , "ms_played" : -0.5e+3, "play_id":"a"} `))
+	f.Add([]byte(`{"play_id":"x","play_id":"y"}`))
+	f.Add([]byte(`{"PLAY_ID":"x"}`))
+	f.Add([]byte(`{"tier_kbps":"160","ms_played":01}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fast, ok := parseWireFast(b)
+		if !ok {
+			return
+		}
+		var slow wireEvent
+		if err := json.Unmarshal(b, &slow); err != nil {
+			t.Fatalf("fast accepted %q, encoding/json: %v", b, err)
+		}
+		if a, b2 := wireString(fast), wireString(slow); a != b2 {
+			t.Fatalf("decode %q: fast %s, encoding/json %s", b, a, b2)
+		}
+	})
+}
+
+func wireString(w wireEvent) string {
+	s := func(p *string) string {
+		if p == nil {
+			return "<nil>"
+		}
+		return fmt.Sprintf("%q", *p)
+	}
+	r := func(p *json.RawMessage) string {
+		if p == nil {
+			return "<nil>"
+		}
+		return fmt.Sprintf("%q", string(*p))
+	}
+	return strings.Join([]string{s(w.PlayID), s(w.UserID), s(w.TrackID), s(w.Country), r(w.TierKbps), r(w.MSPlayed), s(w.TS)}, " ")
+}
+
+func BenchmarkParseEvent(b *testing.B) {
+	raw := []byte(goodEvent)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseEvent(raw, testNow, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeWire compares the fast decoder with encoding/json on a
+// typical event.
+func BenchmarkDecodeWire(b *testing.B) {
+	raw := []byte(goodEvent)
+	b.Run("fast", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := parseWireFast(raw); !ok {
+				b.Fatal("not fast")
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var w wireEvent
+			if err := json.Unmarshal(raw, &w); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -276,9 +276,16 @@ func runFaultTest(t *testing.T, cfg Config) {
 		}
 	})
 	readTopic(t, svc.brokers, RoyaltiesTopic, func([]byte) { royalties++ })
-	t.Logf("committed royalty records %d, qualifying plays records %d", royalties, qualifying)
+	// The crashed transactions did write records, which read_committed
+	// consumers never saw.
+	var all int64
+	readTopicIsolation(t, svc.brokers, RoyaltiesTopic, kgo.ReadUncommitted(), func([]byte) { all++ })
+	t.Logf("royalty records: %d committed, %d in abandoned transactions; qualifying plays records %d", royalties, all-royalties, qualifying)
 	if royalties != qualifying {
 		t.Errorf("committed royalty records = %d, want %d (one per qualifying plays record)", royalties, qualifying)
+	}
+	if all <= royalties {
+		t.Errorf("royalty records including uncommitted = %d, want more than the %d committed: the stage crashes left no open transaction", all, royalties)
 	}
 
 	got, err := l.TotalPlays(ctx)
@@ -372,10 +379,14 @@ func counterValue(c prometheus.Counter) float64 {
 // readTopic reads every committed record of topic, up to its end offsets
 // at the time of the call.
 func readTopic(t *testing.T, brokers []string, topic string, fn func(value []byte)) {
+	readTopicIsolation(t, brokers, topic, kgo.ReadCommitted(), fn)
+}
+
+func readTopicIsolation(t *testing.T, brokers []string, topic string, iso kgo.IsolationLevel, fn func(value []byte)) {
 	ctx := context.Background()
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(brokers...),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.FetchIsolationLevel(iso),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 	)

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // denyRights denies listed "track/country" pairs and allows the rest.
@@ -76,3 +79,9 @@ func mustJSON(v any) []byte {
 	}
 	return b
 }
+
+func kgoRecord(topic, value string) *kgo.Record {
+	return &kgo.Record{Topic: topic, Value: []byte(value)}
+}
+
+func asFieldError(err error, fe **FieldError) bool { return errors.As(err, fe) }

@@ -3,7 +3,6 @@ package plays
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"net/url"
 	"sort"
@@ -72,22 +71,28 @@ func openLedger(ctx context.Context, w, r database, pg bool) (*Ledger, error) {
 }
 
 func (l *Ledger) migrate(ctx context.Context) error {
+	// In SQLite a WITHOUT ROWID table is stored in its primary key's
+	// b-tree, so each insert touches one tree instead of two.
+	clustered := " WITHOUT ROWID"
+	if l.pg {
+		clustered = ""
+	}
 	ddl := []string{
 		`CREATE TABLE IF NOT EXISTS plays_play_ids (
 			play_id TEXT PRIMARY KEY,
-			ts_ms   BIGINT NOT NULL)`,
+			ts_ms   BIGINT NOT NULL)` + clustered,
 		`CREATE INDEX IF NOT EXISTS plays_play_ids_ts ON plays_play_ids (ts_ms)`,
 		`CREATE TABLE IF NOT EXISTS plays_track_counts (
 			track_id TEXT NOT NULL,
 			country  TEXT NOT NULL,
 			day      TEXT NOT NULL,
 			plays    BIGINT NOT NULL,
-			PRIMARY KEY (track_id, country, day))`,
+			PRIMARY KEY (track_id, country, day))` + clustered,
 		`CREATE TABLE IF NOT EXISTS plays_user_track_counts (
 			user_id  TEXT NOT NULL,
 			track_id TEXT NOT NULL,
 			plays    BIGINT NOT NULL,
-			PRIMARY KEY (user_id, track_id))`,
+			PRIMARY KEY (user_id, track_id))` + clustered,
 		`CREATE TABLE IF NOT EXISTS plays_offsets (
 			topic       TEXT NOT NULL,
 			part        INTEGER NOT NULL,
@@ -408,5 +413,3 @@ type keyCount struct {
 	Key   string
 	Plays int64
 }
-
-var errNoLedger = errors.New("plays: no ledger")

@@ -81,6 +81,7 @@ func New(ctx context.Context, cfg Config, rights Rights, logger *slog.Logger, re
 		kgo.RequiredAcks(kgo.AllISRAcks()), // idempotence is on by default and needs acks=all
 		kgo.ProducerBatchCompression(kgo.ZstdCompression()),
 		kgo.ProducerLinger(cfg.ProduceLinger),
+		kgo.RecordDeliveryTimeout(cfg.ProduceTimeout+cfg.ProduceLinger),
 		kgo.MaxBufferedRecords(100_000),
 		kgo.WithLogger(kgoLogger{logger.With("component", "plays-ingest")}),
 	)

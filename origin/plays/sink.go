@@ -66,7 +66,7 @@ func (s *sink) run(ctx context.Context) {
 	defer func() { stop(); <-pruneDone }()
 
 	for ctx.Err() == nil {
-		cl, err := kgo.NewClient(
+		cl, err := kgo.NewClient(append(s.cfg.fetchOpts(),
 			kgo.SeedBrokers(s.brokers...),
 			kgo.ConsumerGroup(s.cfg.ledgerGroup()),
 			kgo.ConsumeTopics(RoyaltiesTopic),
@@ -75,7 +75,7 @@ func (s *sink) run(ctx context.Context) {
 			kgo.BlockRebalanceOnPoll(),
 			kgo.AdjustFetchOffsetsFn(s.seekToLedger),
 			kgo.WithLogger(kgoLogger{s.log.With("component", "plays-ledger")}),
-		)
+		)...)
 		if err != nil {
 			s.log.Error("plays ledger: new client", "err", err)
 			if !waitCtx(ctx, time.Second) {

@@ -61,7 +61,7 @@ func (s *stage) run(ctx context.Context) {
 		// reused: the transactional producer may be in a fatal state.
 		// A new session with the same transactional id fences the old
 		// epoch and aborts whatever it left open.
-		sess, err := kgo.NewGroupTransactSession(
+		sess, err := kgo.NewGroupTransactSession(append(s.cfg.fetchOpts(),
 			kgo.SeedBrokers(s.brokers...),
 			kgo.TransactionalID(s.cfg.transactionalID()),
 			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -72,7 +72,7 @@ func (s *stage) run(ctx context.Context) {
 			kgo.ProducerBatchCompression(kgo.ZstdCompression()),
 			kgo.MaxBufferedRecords(4*s.cfg.StageBatch),
 			kgo.WithLogger(kgoLogger{s.log.With("component", "plays-stage")}),
-		)
+		)...)
 		if err != nil {
 			s.log.Error("plays stage: new session", "err", err)
 			if !waitCtx(ctx, time.Second) {

@@ -1,10 +1,10 @@
 package recs
 
 import (
-	"fmt"
 	"math"
 	"time"
 
+	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/origin/recs/als"
 )
 
@@ -89,19 +89,10 @@ func DefaultConfig() Config {
 	}
 }
 
-// FieldError names the invalid field by its yaml path, so the config
-// loader can point at the line.
-type FieldError struct {
-	Field, Msg string
-}
-
-func (e *FieldError) Error() string { return "recs: " + e.Field + ": " + e.Msg }
-
-// Validate reports the first invalid field as a *FieldError.
+// Validate reports the first invalid field as a *config.FieldError
+// naming its yaml key.
 func (c Config) Validate() error {
-	bad := func(field, format string, args ...any) error {
-		return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
-	}
+	bad := config.Errorf
 	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 	switch {
 	case c.Factors < 1 || c.Factors > 1024:

@@ -19,8 +19,10 @@ import (
 // Handler serves
 //
 //	GET /v1/recs/next/<track_id>?n=3&country=CC  → {"tracks":[...]}
-//	GET /v1/recs/user/<user_id>?n=10[&country=CC] → {"tracks":[...]}
+//	GET /v1/recs/user/<user_id>?n=10&country=CC  → {"tracks":[...]}
 //
+// n defaults to 3 and 10; without country, no rights filter applies
+// (players always send it).
 // with 400 for a bad id, n or country, 404 for an id the model does not
 // know and 503 before the first model. Bodies are cached for CacheTTL per
 // (model, request) and sent zstd- or gzip-compressed when Accept-Encoding
@@ -94,9 +96,6 @@ func parseRequest(e endpoint, id, rawQuery string, maxN int) (request, error) {
 			}
 			req.country = v
 		}
-	}
-	if e == endpointNext && req.country == "" {
-		return req, errors.New("missing country")
 	}
 	return req, nil
 }

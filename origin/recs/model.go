@@ -39,13 +39,16 @@ type model struct {
 	itemN []float32 // unit-length item factors, for cosine neighbours
 	// neigh holds, for track i, up to K neighbour indices best first at
 	// neigh[i*K:(i+1)*K], padded with -1.
-	neigh      []int32
-	neighK     int
-	popular    []int32 // placed tracks by total plays, most first (capped)
-	users      []string
-	userIdx    map[string]int32
-	userF      []float32
-	userPlayed *als.Matrix // users × tracks
+	neigh  []int32
+	neighK int
+	// exactNeighbours is false when neigh came from the approximate
+	// index, whose lists can be short even when more tracks exist.
+	exactNeighbours bool
+	popular         []int32 // placed tracks by total plays, most first (capped)
+	users           []string
+	userIdx         map[string]int32
+	userF           []float32
+	userPlayed      *als.Matrix // users × tracks
 
 	// How long the stages of build took, for the log.
 	alsTook, coldTook, neighTook time.Duration
@@ -135,7 +138,8 @@ func build(ctx context.Context, cfg Config, in *input) (*model, error) {
 	}
 	t0 = time.Now()
 	m.neighK = min(cfg.NeighboursK, max(1, len(in.tracks)-1))
-	if len(in.tracks) <= cfg.ExactNeighboursMax {
+	m.exactNeighbours = len(in.tracks) <= cfg.ExactNeighboursMax
+	if m.exactNeighbours {
 		m.neigh, err = neighbours(ctx, m.itemN, m.placed, k, m.neighK, cfg.Workers)
 	} else {
 		m.neigh, err = ivfNeighbours(ctx, m.itemN, m.placed, k, m.neighK, cfg.NeighbourProbes, cfg.Workers, cfg.Seed)
@@ -316,7 +320,7 @@ func (m *model) next(i int32, n int, allow func(string) bool) []string {
 			}
 		}
 	}
-	if !full {
+	if !full && m.exactNeighbours {
 		return out // every other placed track was already considered
 	}
 	// Rare: rights filtered out most neighbours. Rank every placed track.

@@ -219,10 +219,11 @@ func (s *Service) Generation() uint64 {
 	return 0
 }
 
-// Next returns up to n tracks likely to follow trackID, all playable in
-// country now, excluding trackID itself: its nearest neighbours in the
-// item-factor space, best first. A catalog track the model could not place
-// (no plays and no embedding) gets the most played tracks instead.
+// Next returns up to n tracks likely to follow trackID, excluding trackID
+// itself and, unless country is "", tracks not playable in country now:
+// its nearest neighbours in the item-factor space, best first. A catalog
+// track the model could not place (no plays and no embedding) gets the
+// most played tracks instead.
 func (s *Service) Next(ctx context.Context, trackID, country string, n int) ([]string, error) {
 	m := s.model.Load()
 	if m == nil {
@@ -246,14 +247,19 @@ func (s *Service) User(ctx context.Context, userID, country string, n int) ([]st
 	if !ok {
 		return nil, ErrNotFound
 	}
-	var allow func(string) bool
+	var allow func(string) bool // nil: no filter, no over-fetch
 	if country != "" {
 		allow = s.allowed(country)
 	}
 	return m.forUser(u, n, allow), nil
 }
 
+// allowed returns the rights filter for country now; every track passes
+// when country is "".
 func (s *Service) allowed(country string) func(string) bool {
+	if country == "" {
+		return func(string) bool { return true }
+	}
 	now := s.now()
 	return func(id string) bool { return s.rights.Allowed(id, country, now) }
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/origin/recs/content"
 	"github.com/musiccdn/cdn/origin/recs/eval"
 	"github.com/musiccdn/cdn/origin/recs/synth"
@@ -160,10 +161,15 @@ func testConfig() Config {
 
 func newService(t testing.TB, f *fixture, rights Rights) *Service {
 	t.Helper()
+	return newServiceConfig(t, f, rights, testConfig())
+}
+
+func newServiceConfig(t testing.TB, f *fixture, rights Rights, cfg Config) *Service {
+	t.Helper()
 	if rights == nil {
 		rights = fakeRights{}
 	}
-	s, err := New(testConfig(), &fakeCounts{pairs: f.train}, f.catalog, f.emb, rights, nil, prometheus.NewRegistry())
+	s, err := New(cfg, &fakeCounts{pairs: f.train}, f.catalog, f.emb, rights, nil, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,6 +335,23 @@ func TestNextExcludesSelfAndDenied(t *testing.T) {
 			}
 		}
 	}
+	// Without a country nothing is filtered, but the track itself still
+	// never comes back.
+	denied := 0
+	for _, id := range f.catalog[:50] {
+		got, err := s.Next(context.Background(), id, "", 8)
+		if err != nil || len(got) != 8 || slices.Contains(got, id) {
+			t.Errorf("Next(%q, \"\", 8) = %q, %v", id, got, err)
+		}
+		for _, g := range got {
+			if rights[[2]string{g, "SE"}] {
+				denied++
+			}
+		}
+	}
+	if denied == 0 {
+		t.Error("Next without country filtered by SE rights")
+	}
 	if _, err := s.Next(context.Background(), "nope", "SE", 3); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Next(unknown) error = %v, want ErrNotFound", err)
 	}
@@ -427,7 +450,7 @@ func TestConfigValidate(t *testing.T) {
 	for _, tt := range tests {
 		c := DefaultConfig()
 		tt.mod(&c)
-		var fe *FieldError
+		var fe *config.FieldError
 		if err := c.Validate(); !errors.As(err, &fe) || fe.Field != tt.field {
 			t.Errorf("Validate() with bad %s = %v, want FieldError on %q", tt.field, err, tt.field)
 		}
@@ -518,5 +541,42 @@ func TestConfigYAML(t *testing.T) {
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("Validate() = %v", err)
+	}
+}
+
+// TestNextWithIndex serves next from the approximate index: lists stay
+// full, free of the track itself, and within its cluster.
+func TestNextWithIndex(t *testing.T) {
+	f := sharedFixture(t)
+	cfg := testConfig()
+	cfg.ExactNeighboursMax = 0
+	cfg.NeighbourProbes = 2
+	s := newServiceConfig(t, f, fakeRights{{"t3", "SE"}: true}, cfg)
+	if err := s.Train(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s.model.Load().exactNeighbours {
+		t.Fatal("model used exact neighbours, want the index")
+	}
+	same, total := 0, 0
+	for _, id := range f.catalog {
+		got, err := s.Next(context.Background(), id, "SE", 30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 30 || slices.Contains(got, id) || slices.Contains(got, "t3") {
+			t.Fatalf("Next(%q, SE, 30) = %q: want 30 tracks without itself and t3", id, got)
+		}
+		i, _ := strconv.Atoi(id[1:])
+		for _, g := range got[:5] {
+			j, _ := strconv.Atoi(g[1:])
+			total++
+			if f.data.TrackCluster(i) == f.data.TrackCluster(j) {
+				same++
+			}
+		}
+	}
+	if purity := float64(same) / float64(total); purity < 0.8 {
+		t.Errorf("top-5 cluster purity with the index %.2f, want >= 0.8", purity)
 	}
 }
