@@ -1,0 +1,160 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// Snapshot is one scrape of a node's /metrics: each counter, gauge or
+// untyped family's value summed over its series.
+type Snapshot map[string]float64
+
+// Scrape fetches base+"/metrics" and parses the Prometheus text format.
+func Scrape(ctx context.Context, c *http.Client, base string) (Snapshot, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return nil, fmt.Errorf("scrape %s: %w", base, err)
+	}
+	// Ask for text: this parser does not read the protobuf format.
+	req.Header.Set("Accept", "text/plain;version=0.0.4")
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("scrape %s: %w", base, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("scrape %s: status %d", base, resp.StatusCode)
+	}
+	return ParseMetrics(io.LimitReader(resp.Body, 16<<20))
+}
+
+// ParseMetrics reads the Prometheus text exposition format.
+func ParseMetrics(r io.Reader) (Snapshot, error) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(r)
+	if err != nil {
+		return nil, fmt.Errorf("parse metrics: %w", err)
+	}
+	s := make(Snapshot, len(fams))
+	for name, f := range fams {
+		sum := 0.0
+		for _, m := range f.GetMetric() {
+			switch f.GetType() {
+			case dto.MetricType_COUNTER:
+				sum += m.GetCounter().GetValue()
+			case dto.MetricType_GAUGE:
+				sum += m.GetGauge().GetValue()
+			case dto.MetricType_UNTYPED:
+				sum += m.GetUntyped().GetValue()
+			default:
+				continue
+			}
+		}
+		s[name] = sum
+	}
+	return s, nil
+}
+
+// tierSnapshots is one scrape of every node, summed per tier.
+type tierSnapshots struct {
+	edge, shield, origin Snapshot
+	errs                 []string
+}
+
+func scrapeAll(ctx context.Context, c *http.Client, t Targets) tierSnapshots {
+	var ts tierSnapshots
+	sum := func(bases []string) Snapshot {
+		var out Snapshot
+		for _, b := range bases {
+			s, err := Scrape(ctx, c, b)
+			if err != nil {
+				ts.errs = append(ts.errs, err.Error())
+				continue
+			}
+			if out == nil {
+				out = make(Snapshot)
+			}
+			for k, v := range s {
+				out[k] += v
+			}
+		}
+		return out
+	}
+	ts.edge = sum(t.Edges)
+	ts.shield = sum(t.Shields)
+	ts.origin = sum([]string{t.Origin})
+	return ts
+}
+
+// delta returns after-before of a counter, and whether both scrapes had
+// the node tier (a counter absent from a successful scrape counts as 0:
+// client_golang creates labelled series lazily).
+func delta(before, after Snapshot, name string) (float64, bool) {
+	if before == nil || after == nil {
+		return 0, false
+	}
+	_, seen := after[name]
+	return after[name] - before[name], seen
+}
+
+func ratio(hits, total float64) *float64 {
+	if total <= 0 {
+		return nil
+	}
+	r := hits / total
+	return &r
+}
+
+// applyMetrics fills the tier-level figures from the scrapes before and
+// after the run.
+func (res *Result) applyMetrics(before, after tierSnapshots) {
+	if h, ok := delta(before.edge, after.edge, "edge_cache_hits_total"); ok {
+		m, _ := delta(before.edge, after.edge, "edge_cache_misses_total")
+		res.EdgeChunkHitRatio = ratio(h, h+m)
+	}
+	if sb, ok := delta(before.shield, after.shield, "shield_bytes_served_total"); ok && res.Bytes > 0 {
+		// Every byte the shields served went to an edge: what the edges
+		// did not have to fetch, over what the players received.
+		off := 1 - sb/float64(res.Bytes)
+		res.EdgeOffload = &off
+		res.ShieldBytes = int64(sb)
+	}
+	if h, ok := delta(before.shield, after.shield, "shield_cache_hits_total"); ok {
+		m, _ := delta(before.shield, after.shield, "shield_cache_misses_total")
+		res.ShieldHitRatio = ratio(h, h+m)
+	}
+	if o, ok := delta(before.origin, after.origin, "origin_media_requests_total"); ok {
+		n := int64(o)
+		res.OriginRequests = &n
+	}
+	if eb, ok := delta(before.edge, after.edge, "edge_bytes_served_total"); ok {
+		res.EdgeBytesServed = int64(eb)
+	}
+	errs := append(before.errs, after.errs...)
+	sort.Strings(errs)
+	errs = compactStrings(errs)
+	if len(errs) > 0 {
+		res.MetricsNote = "scrape failed: " + strings.Join(errs, "; ")
+	}
+}
+
+func compactStrings(s []string) []string {
+	out := s[:0]
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}

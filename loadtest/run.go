@@ -1,0 +1,648 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/musiccdn/cdn/origin/media"
+)
+
+// Config is one run of the load tool.
+type Config struct {
+	// Workload is what the simulated listeners do.
+	Workload WorkloadConfig
+	// Duration is the wall-clock time during which sessions arrive and
+	// requests are issued; requests still in flight at the end may finish
+	// within RequestTimeout. Default 60s.
+	Duration time.Duration
+	// Compression is simulated seconds per wall-clock second: 60 plays an
+	// hour of listening in a minute. Default 60.
+	Compression float64
+	// RequestTimeout bounds every request, headers and body. Requests due
+	// before the end of the run but still unsent RequestTimeout after it
+	// (the tool fell behind) are abandoned and counted as "late" errors.
+	// Default 10s.
+	RequestTimeout time.Duration
+	// MaxSessions caps sessions in progress; an arrival past it is counted
+	// as an "overload" error rather than queued, so the generator's memory
+	// stays bounded when the target stalls. Default 50000.
+	MaxSessions int
+	// NoVerify skips checking the bytes (the lengths and Content-Range are
+	// still checked). Default false: every byte is checked.
+	NoVerify bool
+	// CountryHeader names the header, set on requests to edges, that
+	// carries the listener's country, as the POP's load balancer would set
+	// it (edges refuse tokens of other countries). Empty sends none.
+	// Default "X-Client-Country", pop's default.
+	CountryHeader string
+	// Progress, if not nil, receives a status line every ProgressEvery.
+	Progress      io.Writer
+	ProgressEvery time.Duration
+	// Logger receives verify failures and errors (rate-limited). Default
+	// discards.
+	Logger *slog.Logger
+	// Client is the HTTP client; nil means one tuned for many connections
+	// to a few hosts.
+	Client *http.Client
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{
+		Workload:       DefaultWorkloadConfig(),
+		Duration:       60 * time.Second,
+		Compression:    60,
+		RequestTimeout: 10 * time.Second,
+		MaxSessions:    50000,
+		CountryHeader:  "X-Client-Country",
+		ProgressEvery:  time.Second,
+	}
+}
+
+// Validate reports the first field that is out of range.
+func (c Config) Validate() error {
+	if err := c.Workload.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case c.Duration <= 0:
+		return fmt.Errorf("loadtest: duration %v not > 0", c.Duration)
+	case !(c.Compression > 0):
+		return fmt.Errorf("loadtest: compression %v not > 0", c.Compression)
+	case c.RequestTimeout <= 0:
+		return fmt.Errorf("loadtest: request timeout %v not > 0", c.RequestTimeout)
+	case c.MaxSessions < 1:
+		return fmt.Errorf("loadtest: max sessions %d < 1", c.MaxSessions)
+	}
+	return nil
+}
+
+// Targets are the POP's base URLs, in the JSON shape cmd/pop writes to its
+// address file.
+type Targets struct {
+	Origin  string   `json:"origin"`
+	Shields []string `json:"shields"`
+	Edges   []string `json:"edges"`
+}
+
+// LoadTargets reads an address file written by cmd/pop --addr-file.
+func LoadTargets(path string) (Targets, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Targets{}, fmt.Errorf("loadtest: read addr file: %w", err)
+	}
+	var t Targets
+	if err := json.Unmarshal(b, &t); err != nil {
+		return Targets{}, fmt.Errorf("loadtest: parse addr file %s: %w", path, err)
+	}
+	if t.Origin == "" || len(t.Edges) == 0 {
+		return Targets{}, fmt.Errorf("loadtest: addr file %s: need an origin and at least one edge", path)
+	}
+	return t, nil
+}
+
+// Manifest is the origin's playback manifest for one track.
+type Manifest struct {
+	TrackID    string         `json:"track_id"`
+	DurationMS int64          `json:"duration_ms"`
+	Country    string         `json:"country"`
+	Expires    int64          `json:"expires"`
+	Tiers      []ManifestTier `json:"tiers"`
+}
+
+// ManifestTier is one tier's file in a Manifest.
+type ManifestTier struct {
+	Kbps    int    `json:"kbps"`
+	Bytes   int64  `json:"bytes"`
+	ETag    string `json:"etag"`
+	URL     string `json:"url"`
+	SeekURL string `json:"seek_url,omitempty"`
+}
+
+// PlayEvent is what a player reports to the origin's POST /v1/plays.
+type PlayEvent struct {
+	PlayID   string `json:"play_id"`
+	UserID   string `json:"user_id"`
+	TrackID  string `json:"track_id"`
+	Country  string `json:"country"`
+	TierKbps int    `json:"tier_kbps"`
+	MSPlayed int64  `json:"ms_played"`
+	// TS is when the play was reported; it marshals as RFC 3339, which
+	// is what origin/plays parses.
+	TS time.Time `json:"ts"`
+}
+
+// Run drives the workload against the targets until cfg.Duration has
+// passed and returns what it measured. It fails only when the run cannot
+// start (bad config, no targets); errors during the run are counted.
+func Run(ctx context.Context, cfg Config, t Targets) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if t.Origin == "" || len(t.Edges) == 0 {
+		return nil, errors.New("loadtest: need an origin and at least one edge")
+	}
+	gen, err := NewGenerator(cfg.Workload)
+	if err != nil {
+		return nil, err
+	}
+	r := &runner{cfg: cfg, t: t, gen: gen, cat: gen.Catalog(), log: cfg.Logger, client: cfg.Client}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.client == nil {
+		r.client = NewClient()
+	}
+	before := scrapeAll(ctx, r.client, t)
+
+	start := time.Now()
+	r.start = start
+	r.deadline = start.Add(cfg.Duration)
+	r.rec = newRecorder(start)
+
+	progressDone := make(chan struct{})
+	stopProgress := make(chan struct{})
+	go func() {
+		defer close(progressDone)
+		r.progressLoop(stopProgress)
+	}()
+
+	var wg sync.WaitGroup
+	var active atomic.Int64
+	for {
+		s := gen.Next()
+		if s.Start >= cfg.Duration {
+			break
+		}
+		if !sleepUntil(ctx, start.Add(s.Start)) {
+			break
+		}
+		r.rec.sessionStarted()
+		if active.Load() >= int64(cfg.MaxSessions) {
+			r.rec.fail(time.Now(), "overload")
+			continue
+		}
+		active.Add(1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer active.Add(-1)
+			r.session(ctx, s)
+		}()
+	}
+	wg.Wait()
+	end := time.Now()
+	close(stopProgress)
+	<-progressDone
+
+	after := scrapeAll(ctx, r.client, t)
+	res := r.rec.result(end.Sub(start))
+	res.PlaysUnsupported = r.playsUnsupported.Load()
+	res.applyMetrics(before, after)
+	res.Seed = cfg.Workload.Seed
+	res.Catalog = cfg.Workload.Tracks
+	res.Skew = cfg.Workload.Skew
+	return res, nil
+}
+
+// NewClient returns an HTTP client for many concurrent requests to a few
+// hosts: a large idle pool, no transparent decompression, no proxy.
+func NewClient() *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			Proxy:               nil,
+			DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        0,
+			MaxIdleConnsPerHost: 1024,
+			IdleConnTimeout:     30 * time.Second,
+			DisableCompression:  true,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+type runner struct {
+	cfg      Config
+	t        Targets
+	gen      *Generator
+	cat      *media.Synthetic
+	log      *slog.Logger
+	client   *http.Client
+	rec      *recorder
+	start    time.Time
+	deadline time.Time
+
+	playsUnsupported atomic.Bool
+	logged           atomic.Int64
+}
+
+// wall maps a session's simulated time to the wall clock.
+func (r *runner) wall(s *Session, at time.Duration) time.Time {
+	return r.start.Add(s.Start + time.Duration(float64(at)/r.cfg.Compression))
+}
+
+// session plays s's tracks in order, each request at its due time. A
+// request that is late because the previous one was slow is still timed
+// from when it was due.
+func (r *runner) session(ctx context.Context, s Session) {
+	edge := r.t.Edges[s.Pick%uint64(len(r.t.Edges))]
+	user := "u" + strconv.Itoa(s.User)
+	for _, p := range s.Plays {
+		due := r.wall(&s, p.Start)
+		if !due.Before(r.deadline) || !sleepUntil(ctx, due) {
+			return
+		}
+		if r.late() {
+			// The target (or this machine) is so slow that requests due
+			// before the end are still unsent a timeout after it: count
+			// them rather than run on unbounded.
+			n := int64(1)
+			for _, f := range p.Fetches {
+				if r.wall(&s, f.At).Before(r.deadline) {
+					n++
+				}
+			}
+			r.rec.failN(time.Now(), "late", n)
+			continue
+		}
+		id := r.cat.ID(p.Track)
+		m, ok := r.manifest(ctx, due, id, s.Country)
+		if !ok {
+			continue
+		}
+		tier, ok := pickTier(m, s.Kbps)
+		if !ok {
+			r.rec.fail(time.Now(), "manifest_no_tier")
+			continue
+		}
+		if tier.Bytes != r.cat.Size(p.Track, tier.Kbps) || tier.ETag != r.cat.ETag(p.Track, tier.Kbps, 0) {
+			r.rec.fail(time.Now(), "manifest_catalog_mismatch")
+			r.logf("manifest disagrees with the synthetic catalog (check --catalog and --seed)",
+				"track", id, "kbps", tier.Kbps, "bytes", tier.Bytes, "etag", tier.ETag)
+			continue
+		}
+		hints := nextHeader(r.cat, p.Next)
+		for k, f := range p.Fetches {
+			fdue := r.wall(&s, f.At)
+			if !fdue.Before(r.deadline) || !sleepUntil(ctx, fdue) {
+				break
+			}
+			if r.late() {
+				r.rec.failN(time.Now(), "late", 1)
+				continue
+			}
+			h := ""
+			if k == 0 {
+				h = hints
+			}
+			r.fetch(ctx, fdue, edge+tier.URL, p.Track, tier.Kbps, f.Off, f.Len, h, s.Country)
+		}
+		played := p.Played
+		end := r.wall(&s, p.Start+p.Played)
+		if end.After(r.deadline) {
+			end = r.deadline
+			played = time.Duration(float64(r.deadline.Sub(due)) * r.cfg.Compression)
+		}
+		if played >= r.cfg.Workload.PlayThreshold && !r.playsUnsupported.Load() {
+			if !sleepUntil(ctx, end) {
+				return
+			}
+			r.sendPlay(ctx, PlayEvent{
+				PlayID: newPlayID(), UserID: user, TrackID: id, Country: s.Country,
+				TierKbps: tier.Kbps, MSPlayed: played.Milliseconds(), TS: time.Now().UTC(),
+			})
+		}
+	}
+}
+
+// late reports whether the run is past its end by a request timeout, when
+// requests still unsent are abandoned.
+func (r *runner) late() bool {
+	return time.Now().After(r.deadline.Add(r.cfg.RequestTimeout))
+}
+
+func pickTier(m Manifest, kbps int) (ManifestTier, bool) {
+	best, ok := ManifestTier{}, false
+	for _, t := range m.Tiers {
+		if t.Kbps <= kbps && (!ok || t.Kbps > best.Kbps) && t.URL != "" {
+			best, ok = t, true
+		}
+	}
+	return best, ok
+}
+
+func nextHeader(cat *media.Synthetic, next []int) string {
+	ids := make([]string, len(next))
+	for i, t := range next {
+		ids[i] = cat.ID(t)
+	}
+	return strings.Join(ids, ",")
+}
+
+// manifest fetches a track's manifest. A 403 (rights deny the country) is
+// what a player meets in normal use: it is counted as denied, not as an
+// error, and the track is skipped.
+func (r *runner) manifest(ctx context.Context, due time.Time, id, country string) (Manifest, bool) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
+	defer cancel()
+	u := r.t.Origin + "/v1/manifest/" + url.PathEscape(id) + "?country=" + url.QueryEscape(country)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		r.rec.fail(time.Now(), "manifest_request")
+		return Manifest{}, false
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		r.rec.fail(time.Now(), "manifest_"+netKind(err))
+		r.logf("manifest", "url", u, "err", err)
+		return Manifest{}, false
+	}
+	defer drain(resp.Body)
+	var m Manifest
+	switch {
+	case resp.StatusCode == http.StatusForbidden:
+		r.rec.manifest(time.Now(), due, true)
+		return Manifest{}, false
+	case resp.StatusCode != http.StatusOK:
+		r.rec.fail(time.Now(), "manifest_http_"+strconv.Itoa(resp.StatusCode))
+		return Manifest{}, false
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&m); err != nil {
+		r.rec.fail(time.Now(), "manifest_decode")
+		r.logf("manifest decode", "url", u, "err", err)
+		return Manifest{}, false
+	}
+	r.rec.manifest(time.Now(), due, false)
+	return m, true
+}
+
+// bufPool holds pairs of 64 KiB buffers: what was read, and what it
+// should be.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
+
+// fetch makes one range request and checks every byte of the answer.
+func (r *runner) fetch(ctx context.Context, due time.Time, u string, track, kbps int, off, n int64, hints, country string) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		r.rec.fail(time.Now(), "request")
+		return
+	}
+	last := off + n - 1
+	req.Header.Set("Range", "bytes="+strconv.FormatInt(off, 10)+"-"+strconv.FormatInt(last, 10))
+	if hints != "" {
+		req.Header.Set("X-Next-Tracks", hints)
+	}
+	if r.cfg.CountryHeader != "" {
+		req.Header.Set(r.cfg.CountryHeader, country)
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		r.rec.observe(time.Now(), Observation{Kbps: kbps, Err: netKind(err), TTFB: time.Since(due), Total: time.Since(due)})
+		r.logf("fetch", "url", u, "range", req.Header.Get("Range"), "err", err)
+		return
+	}
+	defer drain(resp.Body)
+	ttfb := time.Since(due)
+	size := r.cat.Size(track, kbps)
+	o := Observation{Kbps: kbps, Outcome: ParseCacheStatus(resp.Header.Get("Cache-Status")), TTFB: ttfb}
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+		a, b, total, ok := ParseContentRange(resp.Header.Get("Content-Range"))
+		if !ok || a != off || b != last || total != size {
+			o.Verify = "content_range"
+			r.logf("verify failure: wrong Content-Range", "url", u, "range", req.Header.Get("Range"),
+				"content_range", resp.Header.Get("Content-Range"), "size", size)
+		}
+	case http.StatusOK:
+		if off != 0 || n != size {
+			o.Verify = "content_range"
+			r.logf("verify failure: 200 to a partial range", "url", u, "range", req.Header.Get("Range"))
+		}
+	default:
+		o.Err = "http_" + strconv.Itoa(resp.StatusCode)
+		o.Total = time.Since(due)
+		r.rec.observe(time.Now(), o)
+		r.logf("fetch status", "url", u, "range", req.Header.Get("Range"), "status", resp.StatusCode)
+		return
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf, want := (*bp)[:64<<10], (*bp)[64<<10:]
+	pos := off
+	bad := o.Verify != ""
+	for {
+		k, err := resp.Body.Read(buf)
+		if k > 0 {
+			if !bad && !r.cfg.NoVerify && pos+int64(k) <= off+n {
+				// Fill and memcmp: several times faster than Verify's
+				// byte loop, which is kept to locate a mismatch.
+				r.cat.Fill(want[:k], track, kbps, 0, pos)
+				if !bytes.Equal(buf[:k], want[:k]) {
+					i := r.cat.Verify(buf[:k], track, kbps, 0, pos)
+					bad = true
+					o.Verify = "mismatch"
+					r.logf("verify failure: byte mismatch", "url", u, "range", req.Header.Get("Range"), "offset", pos+int64(i))
+				}
+			}
+			pos += int64(k)
+			o.Bytes += int64(k)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			o.Err = "body_" + netKind(err)
+			break
+		}
+	}
+	o.Total = time.Since(due)
+	if o.Err == "" && !bad && o.Bytes != n {
+		o.Verify = "short"
+		if o.Bytes > n {
+			o.Verify = "long"
+		}
+		r.logf("verify failure: body length", "url", u, "range", req.Header.Get("Range"), "got", o.Bytes, "want", n)
+	}
+	r.rec.observe(time.Now(), o)
+}
+
+// sendPlay posts one play event, retrying with the same play id until the
+// origin acknowledges it. A 404 means the origin has no play endpoint: no
+// more events are sent and the report says so.
+func (r *runner) sendPlay(ctx context.Context, ev PlayEvent) {
+	body, _ := json.Marshal([]PlayEvent{ev})
+	kind := ""
+	for attempt := range 3 {
+		if attempt > 0 && !sleepUntil(ctx, time.Now().Add(time.Duration(attempt)*200*time.Millisecond)) {
+			return
+		}
+		rctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
+		req, err := http.NewRequestWithContext(rctx, http.MethodPost, r.t.Origin+"/v1/plays", bytes.NewReader(body))
+		if err != nil {
+			cancel()
+			return
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := r.client.Do(req)
+		if err != nil {
+			cancel()
+			kind = "play_" + netKind(err)
+			continue
+		}
+		drain(resp.Body)
+		cancel()
+		switch {
+		case resp.StatusCode == http.StatusAccepted || resp.StatusCode == http.StatusOK:
+			r.rec.playSent()
+			return
+		case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed:
+			r.playsUnsupported.Store(true)
+			return
+		case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
+			kind = "play_http_" + strconv.Itoa(resp.StatusCode)
+			continue
+		default:
+			r.rec.fail(time.Now(), "play_http_"+strconv.Itoa(resp.StatusCode))
+			return
+		}
+	}
+	r.rec.fail(time.Now(), kind)
+}
+
+func (r *runner) logf(msg string, args ...any) {
+	// The first 100 problems are logged in full; counts tell the rest.
+	if r.logged.Add(1) <= 100 {
+		r.log.Warn(msg, args...)
+	}
+}
+
+func newPlayID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// netKind names a transport error for the errors-by-kind table.
+func netKind(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "cancelled"
+	case strings.Contains(err.Error(), "connection refused"):
+		return "refused"
+	case strings.Contains(err.Error(), "reset"), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "reset"
+	}
+	return "transport"
+}
+
+func drain(rc io.ReadCloser) {
+	_, _ = io.CopyN(io.Discard, rc, 256<<10)
+	_ = rc.Close()
+}
+
+// sleepUntil waits for t or ctx; it reports whether t was reached.
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// ParseContentRange parses "bytes first-last/size" (RFC 9110 14.4).
+func ParseContentRange(h string) (first, last, size int64, ok bool) {
+	rest, found := strings.CutPrefix(h, "bytes ")
+	if !found {
+		return 0, 0, 0, false
+	}
+	rng, sz, found := strings.Cut(rest, "/")
+	if !found {
+		return 0, 0, 0, false
+	}
+	a, b, found := strings.Cut(rng, "-")
+	if !found {
+		return 0, 0, 0, false
+	}
+	var err1, err2, err3 error
+	first, err1 = strconv.ParseInt(a, 10, 64)
+	last, err2 = strconv.ParseInt(b, 10, 64)
+	size, err3 = strconv.ParseInt(sz, 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || first < 0 || last < first || size <= last {
+		return 0, 0, 0, false
+	}
+	return first, last, size, true
+}
+
+// Outcome is a response's cache outcome at the edge, from Cache-Status.
+type Outcome int
+
+// Outcomes, from the edge's (the last) Cache-Status member.
+const (
+	OutcomeNone  Outcome = iota // no Cache-Status
+	OutcomeHit                  // "; hit"
+	OutcomeMiss                 // "; fwd=miss" (or any other fwd)
+	OutcomeStale                // served stale ("; detail=stale" or fwd=stale)
+)
+
+var outcomeNames = [...]string{"none", "hit", "miss", "stale"}
+
+func (o Outcome) String() string { return outcomeNames[o] }
+
+// ParseCacheStatus classifies a Cache-Status header (RFC 9211). Members
+// are ordered from the origin towards the client, so the last one is the
+// edge's.
+func ParseCacheStatus(h string) Outcome {
+	if h == "" {
+		return OutcomeNone
+	}
+	if i := strings.LastIndexByte(h, ','); i >= 0 {
+		h = h[i+1:]
+	}
+	_, params, _ := strings.Cut(h, ";")
+	out := OutcomeNone
+	for p := range strings.SplitSeq(params, ";") {
+		k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+		v = strings.Trim(v, `"`)
+		switch {
+		case k == "hit":
+			if out == OutcomeNone {
+				out = OutcomeHit
+			}
+		case k == "fwd" && v == "stale", k == "detail" && strings.Contains(v, "stale"):
+			out = OutcomeStale
+		case k == "fwd":
+			if out != OutcomeStale {
+				out = OutcomeMiss
+			}
+		}
+	}
+	return out
+}
