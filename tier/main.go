@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"time"
 
@@ -33,6 +35,7 @@ func Main(role Role, args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.Name, "name", cfg.Name, "node name in Cache-Status and logs")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "how long in-flight requests get to finish on SIGTERM")
 	debug := fs.Bool("debug", false, "log at debug level")
+	debugAddr := fs.String("debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -47,6 +50,13 @@ func Main(role Role, args []string, stderr io.Writer) int {
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if *debugAddr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		go func() { logger.Warn("debug listener", "err", http.ListenAndServe(*debugAddr, mux)) }()
+	}
 	n, err := NewNode(cfg, logger, reg, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, err)

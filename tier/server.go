@@ -179,11 +179,12 @@ func (s *Server) Serve() error {
 		}
 	}
 	s.log.Info("serving", "addr", s.URL(), "upstreams", s.cfg.Upstreams)
+	ln := net.Listener(bufferedListener{s.ln})
 	var err error
 	if s.cfg.TLSCert != "" {
-		err = s.srv.ServeTLS(s.ln, s.cfg.TLSCert, s.cfg.TLSKey)
+		err = s.srv.ServeTLS(ln, s.cfg.TLSCert, s.cfg.TLSKey)
 	} else {
-		err = s.srv.Serve(s.ln)
+		err = s.srv.Serve(ln)
 	}
 	if s.closed.Load() {
 		return nil
@@ -481,8 +482,8 @@ func (s *Server) body(ctx *fasthttp.RequestCtx, store *cache.Store, ref cache.Re
 	return allHit, err
 }
 
-// appendRange appends bytes r of version m to resp's body, one copy per
-// byte. On the first missing chunk it starts fills for all the later
+// appendRange puts bytes r of version m in resp's body: the cached chunk
+// itself when r lies in one chunk, else one copy per byte. On the first missing chunk it starts fills for all the later
 // missing ones, so a cold multi-chunk range costs one round trip, not one
 // per chunk.
 func (s *Server) appendRange(resp *fasthttp.Response, ctx context.Context, store *cache.Store, ref cache.Ref, m *cache.Meta, r httprange.Range) (allHit bool, err error) {
@@ -498,6 +499,13 @@ func (s *Server) appendRange(resp *fasthttp.Response, ctx context.Context, store
 		base := idx * cs
 		lo := max(r.Start-base, 0)
 		hi := min(r.End+1-base, int64(len(data)))
+		if first == last {
+			// One chunk: send the cached bytes themselves, no copy at
+			// all. Chunks are immutable once stored, so the response
+			// may hold them until it is written.
+			resp.SetBodyRaw(data[lo:hi])
+			continue
+		}
 		resp.AppendBody(data[lo:hi])
 	}
 	return allHit, nil
@@ -679,6 +687,23 @@ func nilIfAbsent(b []byte) []byte {
 		return nil
 	}
 	return b
+}
+
+// bufferedListener gives each accepted connection a send buffer that holds
+// a whole typical response (a 64 KiB range and its headers), so writing it
+// is one syscall that does not block on the peer's window: a player's
+// request is answered in one pass of the event loop instead of parking the
+// goroutine mid-body.
+type bufferedListener struct{ net.Listener }
+
+const sendBuffer = 256 << 10
+
+func (l bufferedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(sendBuffer)
+	}
+	return c, err
 }
 
 // slogPrinter adapts slog to fasthttp's Logger.
