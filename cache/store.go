@@ -33,7 +33,6 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
-	"github.com/dgraph-io/ristretto/v2"
 
 	"github.com/musiccdn/cdn/config"
 )
@@ -56,6 +55,10 @@ type Config struct {
 	// StaleRetry is how long, after a failed revalidation, the stale
 	// metadata is served before the upstream is asked again. Default 10 s.
 	StaleRetry config.Duration `yaml:"stale_retry"`
+	// WindowPercent is the share of MemoryBytes kept as an LRU window in
+	// front of ristretto (see Memory), 0 to 50. Default
+	// DefaultWindowPercent (10).
+	WindowPercent int `yaml:"window_percent"`
 	// FillTimeout bounds one upstream fill, whoever waits for it: a fill is
 	// not cancelled when the request that started it goes away, because
 	// others may be waiting. Default 10 s.
@@ -76,12 +79,13 @@ const DefaultChunkSize = 256 << 10
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
 	return Config{
-		ChunkSize:   DefaultChunkSize,
-		MemoryBytes: 1 << 30,
-		MaxObjects:  1 << 20,
-		MetaTTL:     config.Duration(5 * time.Minute),
-		StaleRetry:  config.Duration(10 * time.Second),
-		FillTimeout: config.Duration(10 * time.Second),
+		ChunkSize:     DefaultChunkSize,
+		MemoryBytes:   1 << 30,
+		MaxObjects:    1 << 20,
+		WindowPercent: DefaultWindowPercent,
+		MetaTTL:       config.Duration(5 * time.Minute),
+		StaleRetry:    config.Duration(10 * time.Second),
+		FillTimeout:   config.Duration(10 * time.Second),
 	}
 }
 
@@ -96,6 +100,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxObjects < 1 {
 		errs = append(errs, config.Errorf("max_objects", "must be positive"))
+	}
+	if c.WindowPercent < 0 || c.WindowPercent > 50 {
+		errs = append(errs, config.Errorf("window_percent", "must be from 0 to 50"))
 	}
 	for _, d := range []struct {
 		name string
@@ -228,7 +235,7 @@ type Store struct {
 	cfg    Config
 	up     Fetcher
 	now    func() time.Time
-	chunks *ristretto.Cache[uint64, []byte]
+	chunks *Memory
 	flight group
 
 	// Stats is updated atomically by the store.
@@ -262,15 +269,9 @@ func New(cfg Config, up Fetcher, now func() time.Time, opts ...Option) (*Store, 
 	if now == nil {
 		now = time.Now
 	}
-	items := int64(cfg.MemoryBytes / cfg.ChunkSize)
-	c, err := ristretto.NewCache(&ristretto.Config[uint64, []byte]{
-		NumCounters:        max(10*items, 1000),
-		MaxCost:            int64(cfg.MemoryBytes),
-		BufferItems:        64,
-		IgnoreInternalCost: true,
-	})
+	c, err := NewMemory(int64(cfg.MemoryBytes), int64(cfg.MemoryBytes)*int64(cfg.WindowPercent)/100, int64(cfg.ChunkSize))
 	if err != nil {
-		return nil, fmt.Errorf("cache: %w", err)
+		return nil, err
 	}
 	s := &Store{cfg: cfg, up: up, now: now, chunks: c}
 	for _, o := range opts {
@@ -401,10 +402,13 @@ func (s *Store) fill(objKey uint64, name string, m *Meta, idx int64, key uint64)
 	if s.admit != nil && !s.admit.Admit(key) {
 		return data, nil
 	}
-	s.chunks.Set(key, data, int64(len(data)))
-	// Make the chunk visible before the fill leaves the flight group, so
-	// a request arriving just after does not fetch it again.
-	s.chunks.Wait()
+	// The chunk is in the window, visible, before the fill leaves the
+	// flight group, so a request arriving just after does not fetch it
+	// again.
+	s.chunks.Set(key, data)
+	if s.cfg.WindowPercent == 0 {
+		s.chunks.Wait()
+	}
 	return data, nil
 }
 
@@ -458,8 +462,10 @@ func (s *Store) fillMeta(objKey uint64, name string) (*Meta, error) {
 	m.checked = s.now()
 	s.replaceMeta(objKey, &m)
 	if len(data) > 0 {
-		s.chunks.Set(chunkKey(objKey, m.etagKey, 0), data, int64(len(data)))
-		s.chunks.Wait()
+		s.chunks.Set(chunkKey(objKey, m.etagKey, 0), data)
+		if s.cfg.WindowPercent == 0 {
+			s.chunks.Wait()
+		}
 	}
 	return &m, nil
 }

@@ -23,6 +23,7 @@ func simMain(_ context.Context, args []string) error {
 		skews     = fs.String("skews", "0.8,1.0,1.2,1.4", "Zipf exponents, comma-separated")
 		fractions = fs.String("sizes", "0.001,0.01,0.05,0.1", "cache sizes as fractions of catalog bytes, comma-separated")
 		warmup    = fs.Float64("warmup", def.Warmup, "fraction of the stream not counted (cache fill)")
+		window    = fs.Int("window-percent", 0, "edge memory's LRU window, percent of its bytes (default: cache.DefaultWindowPercent)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -33,6 +34,7 @@ func simMain(_ context.Context, args []string) error {
 	cfg.Stream.Accesses = *accesses
 	cfg.Stream.ChunkSize = *chunk
 	cfg.Warmup = *warmup
+	cfg.WindowPercent = *window
 	var err error
 	if cfg.Skews, err = floats(*skews); err != nil {
 		return fmt.Errorf("%w: --skews: %v", errUsage, err)

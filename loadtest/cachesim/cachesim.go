@@ -22,6 +22,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/dgraph-io/ristretto/v2"
 
+	"github.com/musiccdn/cdn/cache"
 	"github.com/musiccdn/cdn/loadtest"
 	"github.com/musiccdn/cdn/origin/media"
 )
@@ -240,6 +241,41 @@ func (c *Ristretto) Access(_ int, a Access) bool {
 
 // Close releases the cache.
 func (c *Ristretto) Close() { c.c.Close() }
+
+// Edge is the edge's chunk memory as it runs: cache.Memory, an LRU window
+// of windowPercent of the bytes in front of ristretto (W-TinyLFU). Close
+// it after use.
+type Edge struct {
+	m       *cache.Memory
+	payload []byte
+}
+
+// NewEdge returns the edge's memory of capacity bytes with windowPercent
+// of them in the LRU window.
+func NewEdge(capacity, chunkSize int64, windowPercent int) (*Edge, error) {
+	m, err := cache.NewMemory(capacity, capacity*int64(windowPercent)/100, chunkSize)
+	if err != nil {
+		return nil, fmt.Errorf("cachesim: edge: %w", err)
+	}
+	return &Edge{m: m, payload: make([]byte, chunkSize)}, nil
+}
+
+// Name implements Policy.
+func (c *Edge) Name() string { return "edge" }
+
+// Access implements Policy. Writes to ristretto behind the window are
+// waited for, as for Ristretto.
+func (c *Edge) Access(_ int, a Access) bool {
+	if _, ok := c.m.Get(a.Key); ok {
+		return true
+	}
+	c.m.Set(a.Key, c.payload[:min(a.Size, int64(len(c.payload)))])
+	c.m.Wait()
+	return false
+}
+
+// Close releases the memory.
+func (c *Edge) Close() { c.m.Close() }
 
 // Static holds the objects with the most requests (per byte) over the
 // whole stream that fit: the best a cache whose contents never change can

@@ -159,8 +159,8 @@ func TestStudyTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 2*2*4 {
-		t.Fatalf("Study: %d rows, want 16", len(rows))
+	if len(rows) != 2*2*5 {
+		t.Fatalf("Study: %d rows, want 20", len(rows))
 	}
 	hits := map[[2]float64]map[string]float64{}
 	for _, r := range rows {
@@ -171,7 +171,7 @@ func TestStudyTable(t *testing.T) {
 		hits[k][r.Policy] = r.Stats.HitRatio()
 	}
 	for k, h := range hits {
-		if h["belady"]+1e-9 < h["lru"] || h["belady"]+1e-9 < h["ristretto"] {
+		if h["belady"]+1e-9 < h["lru"] || h["belady"]+1e-9 < h["ristretto"] || h["belady"]+1e-9 < h["edge"] {
 			t.Errorf("skew %v size %v: %v: belady below an online policy", k[0], k[1], h)
 		}
 	}

@@ -2,6 +2,7 @@ package cachesim
 
 import (
 	"fmt"
+	"github.com/musiccdn/cdn/cache"
 	"io"
 	"text/tabwriter"
 
@@ -19,6 +20,9 @@ type StudyConfig struct {
 	// Warmup is the fraction of the stream that fills the caches before
 	// counting starts. Default 0.2.
 	Warmup float64
+	// WindowPercent is the edge memory's LRU window share (see
+	// cache.Memory). Default cache.DefaultWindowPercent.
+	WindowPercent int
 }
 
 // DefaultStudyConfig is the study the docs report: a 20 000-track catalog
@@ -42,6 +46,13 @@ type Row struct {
 	Stats          Stats
 }
 
+func windowPercent(cfg StudyConfig) int {
+	if cfg.WindowPercent == 0 {
+		return cache.DefaultWindowPercent
+	}
+	return cfg.WindowPercent
+}
+
 // Study replays the stream of every skew through every policy at every
 // cache size. progress, if not nil, is called after each row.
 func Study(cfg StudyConfig, progress func(Row)) ([]Row, error) {
@@ -61,7 +72,11 @@ func Study(cfg StudyConfig, progress func(Row)) ([]Row, error) {
 			if err != nil {
 				return nil, err
 			}
-			for _, p := range []Policy{r, NewLRU(capBytes), NewStatic(capBytes, stream), NewBelady(capBytes, stream)} {
+			e, err := NewEdge(capBytes, sc.ChunkSize, windowPercent(cfg))
+			if err != nil {
+				return nil, err
+			}
+			for _, p := range []Policy{e, r, NewLRU(capBytes), NewStatic(capBytes, stream), NewBelady(capBytes, stream)} {
 				row := Row{Skew: s, Fraction: f, CacheBytes: capBytes, Policy: p.Name(), Stats: Replay(p, stream, warm)}
 				rows = append(rows, row)
 				if progress != nil {
@@ -69,6 +84,7 @@ func Study(cfg StudyConfig, progress func(Row)) ([]Row, error) {
 				}
 			}
 			r.Close()
+			e.Close()
 		}
 	}
 	return rows, nil
@@ -78,11 +94,11 @@ func Study(cfg StudyConfig, progress func(Row)) ([]Row, error) {
 // object and byte hit ratio of each policy.
 func WriteTable(w io.Writer, rows []Row) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "skew\tcache\tGB\tristretto obj\tbyte\tlru obj\tbyte\tstatic obj\tbyte\tbelady obj\tbyte\t\n")
+	fmt.Fprintf(tw, "skew\tcache\tGB\tedge obj\tbyte\tristretto obj\tbyte\tlru obj\tbyte\tstatic obj\tbyte\tbelady obj\tbyte\t\n")
 	for i := 0; i < len(rows); {
 		r := rows[i]
 		fmt.Fprintf(tw, "%.1f\t%.1f%%\t%.2f\t", r.Skew, 100*r.Fraction, float64(r.CacheBytes)/1e9)
-		for _, name := range []string{"ristretto", "lru", "static", "belady"} {
+		for _, name := range []string{"edge", "ristretto", "lru", "static", "belady"} {
 			found := false
 			for j := i; j < len(rows) && rows[j].Skew == r.Skew && rows[j].Fraction == r.Fraction; j++ {
 				if rows[j].Policy == name {
