@@ -53,7 +53,7 @@ type Server struct {
 	cacheStatusMiss  []byte
 	cacheStatusStale []byte
 
-	comp     compressor
+	comp compressor
 
 	draining atomic.Bool
 	ln       net.Listener
