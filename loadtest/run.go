@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/musiccdn/cdn/origin/api"
 	"io"
 	"log/slog"
 	"net"
@@ -118,35 +119,13 @@ func LoadTargets(path string) (Targets, error) {
 }
 
 // Manifest is the origin's playback manifest for one track.
-type Manifest struct {
-	TrackID    string         `json:"track_id"`
-	DurationMS int64          `json:"duration_ms"`
-	Country    string         `json:"country"`
-	Expires    int64          `json:"expires"`
-	Tiers      []ManifestTier `json:"tiers"`
-}
+type Manifest = api.Manifest
 
 // ManifestTier is one tier's file in a Manifest.
-type ManifestTier struct {
-	Kbps    int    `json:"kbps"`
-	Bytes   int64  `json:"bytes"`
-	ETag    string `json:"etag"`
-	URL     string `json:"url"`
-	SeekURL string `json:"seek_url,omitempty"`
-}
+type ManifestTier = api.Tier
 
 // PlayEvent is what a player reports to the origin's POST /v1/plays.
-type PlayEvent struct {
-	PlayID   string `json:"play_id"`
-	UserID   string `json:"user_id"`
-	TrackID  string `json:"track_id"`
-	Country  string `json:"country"`
-	TierKbps int    `json:"tier_kbps"`
-	MSPlayed int64  `json:"ms_played"`
-	// TS is when the play was reported; it marshals as RFC 3339, which
-	// is what origin/plays parses.
-	TS time.Time `json:"ts"`
-}
+type PlayEvent = api.PlayEvent
 
 // Run drives the workload against the targets until cfg.Duration has
 // passed and returns what it measured. It fails only when the run cannot
@@ -325,7 +304,7 @@ func (r *runner) session(ctx context.Context, s Session) {
 			}
 			r.sendPlay(ctx, PlayEvent{
 				PlayID: newPlayID(), UserID: user, TrackID: id, Country: s.Country,
-				TierKbps: tier.Kbps, MSPlayed: played.Milliseconds(), TS: time.Now().UTC(),
+				TierKbps: tier.Kbps, MSPlayed: played.Milliseconds(), TS: time.Now().UTC().Format(time.RFC3339Nano),
 			})
 		}
 	}

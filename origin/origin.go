@@ -36,6 +36,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/origin/api"
 	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/origin/plays"
 	"github.com/musiccdn/cdn/origin/recs"
@@ -601,25 +602,11 @@ func decimal(s string) (string, bool) {
 	return s, true
 }
 
-// Manifest is the body of GET /v1/manifest/<track>.
-type Manifest struct {
-	TrackID    string         `json:"track_id"`
-	DurationMS int64          `json:"duration_ms"`
-	Country    string         `json:"country"`
-	Expires    int64          `json:"expires"` // unix seconds, the tokens' expiry
-	Tiers      []ManifestTier `json:"tiers"`
-}
+// Manifest is the playback manifest (see api.Manifest).
+type Manifest = api.Manifest
 
-// ManifestTier is one tier of a Manifest. URL and SeekURL are paths
-// relative to any edge's base URL; SeekURL is empty when the tier has no
-// seek table.
-type ManifestTier struct {
-	Kbps    int    `json:"kbps"`
-	Bytes   int64  `json:"bytes"`
-	ETag    string `json:"etag"`
-	URL     string `json:"url"`
-	SeekURL string `json:"seek_url,omitempty"`
-}
+// ManifestTier is one tier of a Manifest.
+type ManifestTier = api.Tier
 
 func (s *Server) serveManifest(w http.ResponseWriter, r *http.Request) {
 	id, cc := r.PathValue("track"), r.URL.Query().Get("country")
@@ -701,10 +688,8 @@ const (
 	nextPage    = 64
 )
 
-// NextTracks is the body of GET /v1/recs/next/<track>.
-type NextTracks struct {
-	Tracks []string `json:"tracks"`
-}
+// NextTracks is the next-track list (see api.NextTracks).
+type NextTracks = api.NextTracks
 
 func (s *Server) serveNext(w http.ResponseWriter, r *http.Request) {
 	id, q := r.PathValue("track"), r.URL.Query()

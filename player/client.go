@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/musiccdn/cdn/origin/api"
 	"hash/fnv"
 	"io"
 	"net/http"
@@ -20,23 +21,11 @@ import (
 
 // Manifest is the origin's playback manifest of a track
 // (GET /v1/manifest/<id>?country=CC).
-type Manifest struct {
-	TrackID    string         `json:"track_id"`
-	DurationMS int64          `json:"duration_ms"`
-	Country    string         `json:"country"`
-	Expires    int64          `json:"expires"`
-	Tiers      []ManifestTier `json:"tiers"`
-}
+type Manifest = api.Manifest
 
 // ManifestTier is one tier of a manifest; URL and SeekURL are paths
 // relative to any edge base URL.
-type ManifestTier struct {
-	Kbps    int    `json:"kbps"`
-	Bytes   int64  `json:"bytes"`
-	ETag    string `json:"etag"`
-	URL     string `json:"url"`
-	SeekURL string `json:"seek_url,omitempty"`
-}
+type ManifestTier = api.Tier
 
 // ErrDenied is returned when the origin refuses a track (403).
 var ErrDenied = errors.New("player: not licensed in this country")

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/musiccdn/cdn/origin/api"
 	"io"
 	"net/http"
 	"os"
@@ -17,16 +18,9 @@ import (
 	"sync"
 )
 
-// Event is one play, as POST /v1/plays takes it (a JSON array of these).
-type Event struct {
-	PlayID   string `json:"play_id"` // made by the client, the same on every retry
-	UserID   string `json:"user_id"`
-	TrackID  string `json:"track_id"`
-	Country  string `json:"country"`
-	TierKbps int    `json:"tier_kbps"`
-	MSPlayed int64  `json:"ms_played"`
-	TS       string `json:"ts"` // when the threshold was reached, RFC 3339
-}
+// Event is one play, as POST /v1/plays takes it (a JSON array of these);
+// TS is when the 30-second threshold was reached.
+type Event = api.PlayEvent
 
 // NewPlayID returns a fresh random play id (32 hex digits).
 func NewPlayID() string {
