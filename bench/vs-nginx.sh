@@ -54,6 +54,7 @@ SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 cat >"$work/origin.yaml" <<YAML
 listen: 127.0.0.1:$OPORT
 catalog: $work/catalog
+data_dir: $work/data
 keys: [{id: bench, secret: $SECRET}]
 YAML
 cat >"$work/edge.yaml" <<YAML
