@@ -45,6 +45,7 @@ func TestDeployExamplesLoad(t *testing.T) {
 		s := strings.ReplaceAll(string(b), "REPLACE-WITH-32-HEX-DIGITS-OR-MORE-000000000000", "00112233445566778899aabbccddeeff")
 		s = strings.ReplaceAll(s, "REPLACE-WITH-32-HEX-DIGITS-OR-MORE-111111111111", "ffeeddccbbaa99887766554433221100")
 		s = strings.ReplaceAll(s, "REPLACE-WITH-BASE64-KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+		s = strings.ReplaceAll(s, "REPLACE-WITH-BASE64-ED25519-SEED", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
 		var dst any
 		switch base := filepath.Base(f); {
 		case strings.HasPrefix(base, "edge"):
