@@ -59,6 +59,12 @@ type Config struct {
 	// front of ristretto (see Memory), 0 to 50. Default
 	// DefaultWindowPercent (10).
 	WindowPercent int `yaml:"window_percent"`
+	// DiskDir is a directory for a disk tier under the memory (a shield's
+	// larger cache, kept across restarts). Empty: memory only (default).
+	DiskDir string `yaml:"disk_dir"`
+	// DiskBytes is the disk tier's budget. Default 0; required with
+	// DiskDir.
+	DiskBytes config.Size `yaml:"disk_bytes"`
 	// FillTimeout bounds one upstream fill, whoever waits for it: a fill is
 	// not cancelled when the request that started it goes away, because
 	// others may be waiting. Default 10 s.
@@ -100,6 +106,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxObjects < 1 {
 		errs = append(errs, config.Errorf("max_objects", "must be positive"))
+	}
+	if c.DiskDir != "" && c.DiskBytes < c.ChunkSize {
+		errs = append(errs, config.Errorf("disk_bytes", "a disk tier needs a budget of at least one chunk"))
 	}
 	if c.WindowPercent < 0 || c.WindowPercent > 50 {
 		errs = append(errs, config.Errorf("window_percent", "must be from 0 to 50"))
@@ -236,6 +245,7 @@ type Store struct {
 	up     Fetcher
 	now    func() time.Time
 	chunks *Memory
+	disk   *Disk // nil: memory only
 	flight group
 
 	// Stats is updated atomically by the store.
@@ -274,6 +284,12 @@ func New(cfg Config, up Fetcher, now func() time.Time, opts ...Option) (*Store, 
 		return nil, err
 	}
 	s := &Store{cfg: cfg, up: up, now: now, chunks: c}
+	if cfg.DiskDir != "" {
+		if s.disk, err = OpenDisk(cfg.DiskDir, int64(cfg.DiskBytes)); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
 	for _, o := range opts {
 		o(s)
 	}
@@ -287,10 +303,17 @@ func New(cfg Config, up Fetcher, now func() time.Time, opts ...Option) (*Store, 
 // ChunkSize is the configured chunk size.
 func (s *Store) ChunkSize() int64 { return int64(s.cfg.ChunkSize) }
 
-// Close releases the memory cache. Safe to call twice.
+// Close releases the memory cache and finishes the disk tier's writes.
+// Safe to call twice.
 func (s *Store) Close() {
 	s.chunks.Close()
+	if s.disk != nil {
+		s.disk.Close()
+	}
 }
+
+// Disk is the store's disk tier, or nil.
+func (s *Store) Disk() *Disk { return s.disk }
 
 // Wait blocks until buffered cache writes are applied (for tests).
 func (s *Store) Wait() { s.chunks.Wait() }
@@ -333,6 +356,14 @@ func (s *Store) Chunk(ctx context.Context, ref Ref, m *Meta, idx int64) (data []
 		s.Stats.Hits.Add(1)
 		return b, true, nil
 	}
+	if s.disk != nil {
+		if b, ok := s.disk.Get(key); ok {
+			// Back in memory: the next reads are memory hits.
+			s.chunks.Set(key, b)
+			s.Stats.Hits.Add(1)
+			return b, true, nil
+		}
+	}
 	s.Stats.Misses.Add(1)
 	c, joined := s.startFill(ref, m, idx, key)
 	if joined {
@@ -345,8 +376,11 @@ func (s *Store) Chunk(ctx context.Context, ref Ref, m *Meta, idx int64) (data []
 // Cached reports whether chunk idx of version m is in memory, without
 // counting a hit or a miss.
 func (s *Store) Cached(ref Ref, m *Meta, idx int64) bool {
-	_, ok := s.chunks.Get(chunkKey(ref.Key, m.etagKey, idx))
-	return ok
+	key := chunkKey(ref.Key, m.etagKey, idx)
+	if _, ok := s.chunks.Get(key); ok {
+		return true
+	}
+	return s.disk != nil && s.disk.Has(key)
 }
 
 // Warm starts filling chunk idx of version m if it is not in memory and
@@ -356,6 +390,9 @@ func (s *Store) Cached(ref Ref, m *Meta, idx int64) bool {
 func (s *Store) Warm(ref Ref, m *Meta, idx int64) {
 	key := chunkKey(ref.Key, m.etagKey, idx)
 	if _, ok := s.chunks.Get(key); ok {
+		return
+	}
+	if s.disk != nil && s.disk.Has(key) {
 		return
 	}
 	s.startFill(ref, m, idx, key)
@@ -408,6 +445,9 @@ func (s *Store) fill(objKey uint64, name string, m *Meta, idx int64, key uint64)
 	s.chunks.Set(key, data)
 	if s.cfg.WindowPercent == 0 {
 		s.chunks.Wait()
+	}
+	if s.disk != nil {
+		s.disk.Set(key, data)
 	}
 	return data, nil
 }
@@ -465,6 +505,9 @@ func (s *Store) fillMeta(objKey uint64, name string) (*Meta, error) {
 		s.chunks.Set(chunkKey(objKey, m.etagKey, 0), data)
 		if s.cfg.WindowPercent == 0 {
 			s.chunks.Wait()
+		}
+		if s.disk != nil {
+			s.disk.Set(chunkKey(objKey, m.etagKey, 0), data)
 		}
 	}
 	return &m, nil
@@ -560,6 +603,9 @@ func (s *Store) dropChunks(objKey uint64, m *Meta) {
 	n := m.Chunks(int64(s.cfg.ChunkSize))
 	for idx := int64(0); idx < n; idx++ {
 		s.chunks.Del(chunkKey(objKey, m.etagKey, idx))
+		if s.disk != nil {
+			s.disk.Del(chunkKey(objKey, m.etagKey, idx))
+		}
 	}
 }
 

@@ -57,6 +57,9 @@ type Config struct {
 	// 256 MiB and 512 MiB: a POP of 5 nodes on a small machine.
 	EdgeCache   config.Size `yaml:"edge_cache"`
 	ShieldCache config.Size `yaml:"shield_cache"`
+	// ShieldDisk is each shield's disk tier, under DataDir/<shield name>.
+	// Default 2 GiB; 0 for memory only.
+	ShieldDisk config.Size `yaml:"shield_disk"`
 	// ChunkSize is the cache chunk size of every node. Default 256 KiB.
 	ChunkSize config.Size `yaml:"chunk_size"`
 	// GossipProfile is the memberlist timer profile of the edges' and
@@ -76,6 +79,7 @@ func DefaultConfig() Config {
 		CountryHeader: "X-Client-Country",
 		EdgeCache:     256 << 20,
 		ShieldCache:   512 << 20,
+		ShieldDisk:    2 << 30,
 		ChunkSize:     256 << 10,
 		GossipProfile: cluster.ProfileLAN,
 	}
@@ -174,6 +178,10 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*POP, error) {
 		sc.Listen = net.JoinHostPort(cfg.Host, "0")
 		sc.Upstreams = []string{p.addrs.Origin}
 		sc.Cache.MemoryBytes, sc.Cache.ChunkSize = cfg.ShieldCache, cfg.ChunkSize
+		if cfg.ShieldDisk > 0 {
+			sc.Cache.DiskDir = filepath.Join(p.cfg.DataDir, sc.Name)
+			sc.Cache.DiskBytes = cfg.ShieldDisk
+		}
 		sc.Cluster = member(cluster.RoleShield, sc.Name)
 		s, err := p.startTier(ctx, sc)
 		if err != nil {

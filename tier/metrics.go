@@ -80,6 +80,15 @@ func (m *metrics) registerCluster(role string, reg prometheus.Registerer, s *Ser
 			func() float64 { return float64(v()) })
 	}
 	reg.MustRegister(stat("upstream_skipped_total", "Upstreams passed over because passive health marked them down.", s.fetch.skipped.Load))
+	if d := s.store.Disk(); d != nil {
+		reg.MustRegister(
+			stat("disk_hits_total", "Chunk reads served from the disk tier (counted in cache_hits_total too).", d.Hits.Load),
+			stat("disk_corrupt_total", "Chunk files that failed their checksum and were dropped.", d.Corrupt.Load),
+			stat("disk_writes_dropped_total", "Chunk writes skipped because the disk writer was behind.", d.Dropped.Load),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: role + "_disk_bytes", Help: "Bytes held by the disk tier."},
+				func() float64 { return float64(d.Used()) }),
+		)
+	}
 	if s.route != nil {
 		reg.MustRegister(
 			stat("peer_served_total", "Peer requests from other edges served as the owner (filled from shields if missing).", s.peerHits.Load),
