@@ -114,6 +114,10 @@ func New(cfg Config) (*Ingester, error) {
 	if _, err := exec.LookPath(cfg.OggEnc); err != nil {
 		return nil, fmt.Errorf("ingest: encoder %q not found (install the Debian package vorbis-tools): %w", cfg.OggEnc, err)
 	}
+	// A new catalog starts empty: create its root.
+	if err := os.MkdirAll(cfg.Catalog, 0o755); err != nil {
+		return nil, fmt.Errorf("ingest: catalog %s: %w", cfg.Catalog, err)
+	}
 	if fi, err := os.Stat(cfg.Catalog); err != nil || !fi.IsDir() {
 		if err == nil {
 			err = errors.New("not a directory")
