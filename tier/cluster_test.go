@@ -354,3 +354,34 @@ func (p *testPOP) getErr(url string, hdr ...string) (*http.Response, []byte) {
 	}
 	return resp, body
 }
+
+// TestClusterPeerPassiveHealth: an owner whose HTTP side is dead while its
+// gossip still looks alive (a hung process) is routed around after a few
+// failures, without waiting for memberlist, and clients see no error.
+func TestClusterPeerPassiveHealth(t *testing.T) {
+	c := newTestCluster(t, 3, 1, nil)
+	victim := 2
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	c.edges[victim].Server.Shutdown(ctx) // HTTP gone, membership alive
+	var tracks []string
+	for i := 0; len(tracks) < 12; i++ {
+		if tr := fmt.Sprintf("t%d", i); c.owner(tr) == victim {
+			tracks = append(tracks, tr)
+		}
+	}
+	for _, tr := range tracks {
+		var i int
+		fmt.Sscanf(tr, "t%d", &i)
+		resp, body := c.get(t, c.urlAt(0, tr, 64), "Range", "bytes=0-999")
+		if resp.StatusCode != 206 || !bytes.Equal(body, c.expect(i, 64, 0, 999)) {
+			t.Fatalf("%s: status %d", tr, resp.StatusCode)
+		}
+	}
+	if got := c.edges[0].hotFetch.peerAttempts.Load(); got != failLimit {
+		t.Errorf("edge 0 tried the dead owner %d times, want %d before routing around it", got, failLimit)
+	}
+	if len(c.edges[0].Members.Members(cluster.RoleEdge)) != 3 {
+		t.Fatal("membership dropped the victim: the test did not isolate passive health")
+	}
+}

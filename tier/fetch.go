@@ -180,6 +180,12 @@ func (f *fetcher) fromOwner(ctx context.Context, name string, do func(up *upstre
 	if err != nil {
 		return cache.Meta{}, nil, nil, false
 	}
+	if up.downUntil.Load() > f.now().UnixNano() {
+		// Passive health: an owner that keeps failing is routed around
+		// at once, before gossip declares it dead.
+		f.skipped.Add(1)
+		return cache.Meta{}, nil, nil, false
+	}
 	f.peerAttempts.Add(1)
 	path := peerPrefix + name
 	hdr := []string{

@@ -209,6 +209,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	err := s.srv.ShutdownWithContext(ctx)
+	// fasthttp closes only the listeners Serve has registered: close ours
+	// too, so a Serve that had not started yet returns at once.
+	if s.ln != nil {
+		s.ln.Close()
+	}
 	if s.prefetch != nil {
 		s.prefetch.close()
 	}
