@@ -34,7 +34,27 @@ go test -race -count=1 -timeout 40m ./...
 
 echo "== fuzzing, $FUZZTIME per target" >&2
 fuzz() { # package target
-	go test "$1" -run '^$' -fuzz "^$2\$" -fuzztime "$FUZZTIME"
+	local out status
+	out=$(mktemp)
+	set +e
+	go test "$1" -run '^$' -fuzz "^$2\$" -fuzztime "$FUZZTIME" 2>&1 | tee "$out"
+	status=${PIPESTATUS[0]}
+	set -e
+	if [ "$status" -ne 0 ]; then
+		# Go 1.26's fuzz coordinator can report a bare "context deadline
+		# exceeded" when -fuzztime expires mid-execution (golang/go#75804,
+		# fixed in 1.27). A real finding always writes a failing input or
+		# reports a failure of the target; only the bare deadline is let
+		# through, with a warning.
+		if grep -q "context deadline exceeded" "$out" &&
+			! grep -qE "Failing input written|panic:|_test.go:[0-9]+:" "$out"; then
+			echo "test.sh: $1 $2: fuzz deadline race of the Go toolchain (golang/go#75804), no failing input: not a finding" >&2
+		else
+			rm -f "$out"
+			return "$status"
+		fi
+	fi
+	rm -f "$out"
 }
 for pkg in $(go list ./...); do
 	dir=$(go list -f '{{.Dir}}' "$pkg")
