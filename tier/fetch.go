@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -105,11 +106,7 @@ func (f *fetcher) upstream(base string) (*upstream, error) {
 // order returns the upstreams to try for name, first choice first,
 // healthy ones before those passive health marks down.
 func (f *fetcher) order(name string, dst []*upstream) []*upstream {
-	track := name
-	if j := indexByte(name, '/'); j >= 0 {
-		track = name[:j]
-	}
-	key := xxhash.Sum64String(track)
+	key := xxhash.Sum64String(trackOf(name))
 	var bases []string
 	if f.route != nil {
 		var buf [16]string
@@ -167,11 +164,7 @@ func (f *fetcher) Fetch(ctx context.Context, name string, off, n int64) (cache.M
 // this node owns the track or the owner failed: the caller then goes to
 // the shields itself.
 func (f *fetcher) fromOwner(ctx context.Context, name string, do func(up *upstream, path string, hdr []string) (cache.Meta, []byte, error)) (cache.Meta, []byte, error, bool) {
-	track := name
-	if j := indexByte(name, '/'); j >= 0 {
-		track = name[:j]
-	}
-	owner, self, done := f.route.Owner(xxhash.Sum64String(track))
+	owner, self, done := f.route.Owner(xxhash.Sum64String(trackOf(name)))
 	defer done()
 	if self {
 		return cache.Meta{}, nil, nil, false
@@ -372,11 +365,8 @@ func parseContentRange(b []byte) (start, end, size int64, ok bool) {
 	return start, end, size, true
 }
 
-func indexByte(s string, c byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return i
-		}
-	}
-	return -1
+// trackOf is the track id of an object name "<track>/<kbps>.<ext>".
+func trackOf(name string) string {
+	track, _, _ := strings.Cut(name, "/")
+	return track
 }

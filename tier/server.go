@@ -496,11 +496,10 @@ func (s *Server) appendRange(resp *fasthttp.Response, ctx context.Context, store
 	first, last := r.Start/cs, r.End/cs
 	allHit = true
 	for idx := first; idx <= last; idx++ {
-		data, hit, err := chunk(ctx, store, ref, m, idx, last, &allHit)
+		data, _, err := chunk(ctx, store, ref, m, idx, last, &allHit)
 		if err != nil {
 			return false, err
 		}
-		_ = hit
 		base := idx * cs
 		lo := max(r.Start-base, 0)
 		hi := min(r.End+1-base, int64(len(data)))

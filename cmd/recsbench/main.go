@@ -180,25 +180,6 @@ func (c counts) UserTrackCounts(ctx context.Context, fn func(string, string, int
 	})
 }
 
-type catalog []string
-
-func (c catalog) List(ctx context.Context, after string, limit int) ([]string, error) {
-	i := sort.SearchStrings(c, after)
-	if i < len(c) && c[i] == after {
-		i++
-	}
-	return c[i:min(len(c), i+limit)], nil
-}
-
-type embeddings map[string][]float32
-
-func (e embeddings) Embedding(ctx context.Context, id string) ([]float32, error) {
-	if v, ok := e[id]; ok {
-		return v, nil
-	}
-	return nil, fmt.Errorf("no embedding for %s", id)
-}
-
 // rights denies roughly one track in ten per real country. Two pseudo
 // countries let the evaluation rank a subset through the public API:
 // "WM" allows only tracks with plays, "CO" only new tracks.
@@ -223,8 +204,8 @@ func newService(d *synth.Data, factors, iterations int) (*recs.Service, error) {
 }
 
 func newServiceWith(d *synth.Data, factors, iterations int, tweak func(*recs.Config)) (*recs.Service, error) {
-	var cat catalog
-	emb := embeddings{}
+	var cat synth.Catalog
+	emb := synth.Embeddings{}
 	t0 := time.Now()
 	for i := 0; i < d.Tracks; i++ {
 		id := "t" + strconv.Itoa(i)

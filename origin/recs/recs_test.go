@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strconv"
 	"sync"
 	"testing"
@@ -59,26 +58,6 @@ func (f *fakeCounts) UserTrackCounts(ctx context.Context, fn func(string, string
 	return nil
 }
 
-type fakeCatalog []string // sorted
-
-func (c fakeCatalog) List(ctx context.Context, after string, limit int) ([]string, error) {
-	i := sort.SearchStrings(c, after)
-	if i < len(c) && c[i] == after {
-		i++
-	}
-	return c[i:min(len(c), i+limit)], nil
-}
-
-type fakeEmbeddings map[string][]float32
-
-func (e fakeEmbeddings) Embedding(ctx context.Context, id string) ([]float32, error) {
-	v, ok := e[id]
-	if !ok {
-		return nil, errors.New("no embedding")
-	}
-	return v, nil
-}
-
 // fakeRights denies the listed (track, country) pairs.
 type fakeRights map[[2]string]bool
 
@@ -93,8 +72,8 @@ type fixture struct {
 	train     []pair
 	heldWarm  map[string]map[string]bool // user → held-out warm tracks
 	heldCold  map[string]map[string]bool // user → held-out cold tracks
-	catalog   fakeCatalog
-	emb       fakeEmbeddings
+	catalog   synth.Catalog
+	emb       synth.Embeddings
 	cold      map[string]bool
 	warmIDs   []string
 	coldIDs   []string
@@ -111,7 +90,7 @@ func newFixture(t testing.TB, users, tracks, clusters int) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{data: d, heldWarm: map[string]map[string]bool{}, heldCold: map[string]map[string]bool{},
-		emb: fakeEmbeddings{}, cold: map[string]bool{}, trainPops: map[string]int{}}
+		emb: synth.Embeddings{}, cold: map[string]bool{}, trainPops: map[string]int{}}
 	for i := 0; i < tracks; i++ {
 		id := trackID(i)
 		f.catalog = append(f.catalog, id)

@@ -10,9 +10,12 @@
 package synth
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"sort"
 )
 
 // Config describes a generated data set.
@@ -137,4 +140,29 @@ func ClusterAudio(c, n int, seed uint64, sampleRate int, seconds float64) []floa
 		out[s] = float32(gain * (env*float64(out[s])/3 + 0.02*r.NormFloat64()))
 	}
 	return out
+}
+
+// Catalog is an in-memory catalog of track ids, sorted; it lists them as
+// media.Source does (the recommendations' Catalog).
+type Catalog []string
+
+// List returns up to limit ids after after ("" for the start).
+func (c Catalog) List(_ context.Context, after string, limit int) ([]string, error) {
+	i := sort.SearchStrings(c, after)
+	if i < len(c) && c[i] == after {
+		i++
+	}
+	return c[i:min(len(c), i+limit)], nil
+}
+
+// Embeddings are content embeddings by track id (the recommendations'
+// EmbeddingSource).
+type Embeddings map[string][]float32
+
+// Embedding returns id's embedding, or an error when there is none.
+func (e Embeddings) Embedding(_ context.Context, id string) ([]float32, error) {
+	if v, ok := e[id]; ok {
+		return v, nil
+	}
+	return nil, fmt.Errorf("synth: no embedding for %s", id)
 }
