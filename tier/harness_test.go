@@ -162,7 +162,8 @@ func newTestPOP(t testing.TB, tweak func(edge, shield *Config)) *testPOP {
 	ec := DefaultEdgeConfig()
 	ec.Name = "edge-1"
 	ec.Keys = []Key{testKey}
-	ec.CountryHeader = "X-Client-Country"
+	// No country header, as cmd/pop on loopback: the tests that check it
+	// (fail closed) configure it themselves.
 	ec.Cache.MemoryBytes = 256 << 20
 	ec.UpstreamTimeout = config.Duration(4 * time.Second)
 	if tweak != nil {
@@ -210,8 +211,13 @@ func startServer(t testing.TB, cfg Config, clock func() time.Time) *Server {
 
 // url returns an edge URL for track/kbps with a token for country.
 func (p *testPOP) url(track string, kbps int, country string) string {
-	tok := p.keys.Sign(track, country, p.clock().Add(time.Hour))
-	return fmt.Sprintf("%s/a/%s/%d.ogg?t=%s", p.edge.URL(), track, kbps, tok)
+	return p.signed(fmt.Sprintf("%s/%d.ogg", track, kbps), country)
+}
+
+// signed returns the edge URL of object ("<track>/<kbps>.<ext>") with a
+// token for country, valid for an hour.
+func (p *testPOP) signed(object, country string) string {
+	return p.edge.URL() + "/a/" + object + "?t=" + p.keys.Sign(object, country, p.clock().Add(time.Hour))
 }
 
 func (p *testPOP) clock() time.Time { return *p.now.Load() }

@@ -130,12 +130,17 @@ const (
 	tokenUnknownKey
 	tokenSignature
 	tokenExpired
-	tokenCountry
+	tokenCountry     // the token is for another country than the header's
 	tokenPeer
+	tokenTTL         // expiry further ahead than token_max_ttl
+	countryMissing   // country_header configured, not sent
+	countryDuplicate // country_header sent more than once
+	countryInvalid   // country_header not an assigned ISO 3166-1 code
 	tokenReasons
 )
 
-var tokenReasonNames = [tokenReasons]string{"missing", "malformed", "unknown_key", "signature", "expired", "country", "peer_auth"}
+var tokenReasonNames = [tokenReasons]string{"missing", "malformed", "unknown_key", "signature", "expired", "country", "peer_auth",
+	"ttl", "country_missing", "country_duplicate", "country_invalid"}
 
 func reasonOf(err error) tokenReason {
 	switch {

@@ -21,6 +21,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/musiccdn/cdn/cache"
+	"github.com/musiccdn/cdn/country"
 	"github.com/musiccdn/cdn/httprange"
 	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/urlsign"
@@ -33,6 +34,7 @@ type Server struct {
 	store   *cache.Store
 	fetch   *fetcher
 	keys    *urlsign.Keyring // edge only
+	maxTTL  int64            // edge only: TokenMaxTTL in seconds
 	now     func() time.Time
 	prefix  []byte // "/a/" or "/media/"
 	m       *metrics
@@ -111,6 +113,7 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 		if s.keys, err = cfg.Keyring(); err != nil {
 			return nil, err
 		}
+		s.maxTTL = int64(time.Duration(cfg.TokenMaxTTL) / time.Second)
 		if s.route != nil {
 			if len(s.auth.keys) == 0 {
 				return nil, errors.New("tier: routing without peer keys")
@@ -280,7 +283,7 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, name []byte, peer bool) {
 	var claims urlsign.Claims
 	if !peer && s.keys != nil {
 		var ok bool
-		if claims, ok = s.authorize(ctx, track); !ok {
+		if claims, ok = s.authorize(ctx, name); !ok {
 			return
 		}
 	}
@@ -320,29 +323,48 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, name []byte, peer bool) {
 	}
 }
 
-// authorize checks the player's token; on failure it writes a 403 and
-// nothing is fetched.
-func (s *Server) authorize(ctx *fasthttp.RequestCtx, track []byte) (urlsign.Claims, bool) {
+// authorize checks the player's token for the object name ("<track>/<kbps>.<ext>")
+// and, with CountryHeader set, the client's country; on failure it writes
+// a 403 and nothing is fetched. Every check fails closed.
+func (s *Server) authorize(ctx *fasthttp.RequestCtx, name []byte) (urlsign.Claims, bool) {
 	tok := ctx.QueryArgs().Peek("t")
 	if len(tok) == 0 {
-		s.m.tokenRejected(tokenMissing)
-		ctx.Error("forbidden\n", fasthttp.StatusForbidden)
-		return urlsign.Claims{}, false
+		return s.refuse(ctx, tokenMissing)
 	}
-	claims, err := s.keys.Verify(tok, track, s.now())
+	now := s.now()
+	claims, err := s.keys.Verify(tok, name, now)
 	if err != nil {
-		s.m.tokenRejected(reasonOf(err))
-		ctx.Error("forbidden\n", fasthttp.StatusForbidden)
-		return urlsign.Claims{}, false
+		return s.refuse(ctx, reasonOf(err))
+	}
+	// A token signed to outlive the edge's cap is refused even though
+	// its MAC is good: whoever holds a leaked key or token cannot mint
+	// or keep a far-future pass (issue 10, row 9).
+	if claims.Expiry > now.Unix()+s.maxTTL {
+		return s.refuse(ctx, tokenTTL)
 	}
 	if s.cfg.CountryHeader != "" {
-		if cc := ctx.Request.Header.Peek(s.cfg.CountryHeader); len(cc) > 0 && !bytes.EqualFold(cc, claims.Country[:]) {
-			s.m.tokenRejected(tokenCountry)
-			ctx.Error("forbidden\n", fasthttp.StatusForbidden)
-			return urlsign.Claims{}, false
+		// The load balancer sets exactly one copy. None means the request
+		// did not come through it (or it was misconfigured), two mean the
+		// client smuggled its own: either way the country is unknown.
+		all := ctx.Request.Header.PeekAll(s.cfg.CountryHeader)
+		switch {
+		case len(all) == 0:
+			return s.refuse(ctx, countryMissing)
+		case len(all) > 1:
+			return s.refuse(ctx, countryDuplicate)
+		case len(all[0]) != 2 || !country.Valid(string(all[0])):
+			return s.refuse(ctx, countryInvalid)
+		case all[0][0] != claims.Country[0] || all[0][1] != claims.Country[1]:
+			return s.refuse(ctx, tokenCountry)
 		}
 	}
 	return claims, true
+}
+
+func (s *Server) refuse(ctx *fasthttp.RequestCtx, r tokenReason) (urlsign.Claims, bool) {
+	s.m.tokenRejected(r)
+	ctx.Error("forbidden\n", fasthttp.StatusForbidden)
+	return urlsign.Claims{}, false
 }
 
 var (
