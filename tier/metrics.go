@@ -64,6 +64,7 @@ func newMetrics(role string, reg prometheus.Registerer, st *cache.Store, f *fetc
 		stat("revalidations_total", "Conditional requests upstream after the metadata TTL.", st.Stats.Revalidations.Load),
 		stat("stale_served_total", "Responses served from a stale version because revalidation failed (stale-if-error).", st.Stats.StaleServed.Load),
 		stat("invalidations_total", "Cached versions dropped because the upstream ETag changed.", st.Stats.Invalidations.Load),
+		stat("negative_hits_total", "Requests answered 404 from a remembered upstream 404 (cache.negative_ttl), without asking upstream.", st.Stats.NegativeHits.Load),
 		tokens,
 	)
 	for _, code := range []int{200, 206, 304, 400, 403, 404, 405, 412, 416, 500, 502, 503, 504} {
