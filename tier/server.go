@@ -5,9 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"strconv"
 	"sync/atomic"
@@ -386,7 +384,7 @@ func kbpsOf(name []byte) int {
 
 // respond writes the whole response for ref from store, or returns an
 // error before anything is committed (the response is built in memory,
-// except large bodies that stream: see streamRange). first is the lowest
+// except large bodies and multipart ones, which stream: see stream). first is the lowest
 // offset sent, or -1 when no body is.
 func (s *Server) respond(ctx *fasthttp.RequestCtx, ref cache.Ref, store *cache.Store) (first int64, err error) {
 	m, st, err := store.Meta(ctx, ref)
@@ -499,8 +497,7 @@ func (s *Server) body(ctx *fasthttp.RequestCtx, store *cache.Store, ref cache.Re
 		return true, nil
 	}
 	if n > int64(s.cfg.MaxBufferedBody) {
-		s.streamRange(ctx, store, ref, m, r)
-		return false, nil
+		return s.stream(ctx, store, ref, m, []streamPart{{start: r.Start, end: r.End + 1}}, nil)
 	}
 	allHit, err = s.appendRange(&ctx.Response, ctx, store, ref, m, r)
 	if err == nil {
@@ -558,46 +555,6 @@ func chunk(ctx context.Context, store *cache.Store, ref cache.Ref, m *cache.Meta
 // for.
 const maxWarm = 16
 
-// streamRange sends a large body chunk by chunk. The status line has gone
-// out before the later chunks are read, so a failure then closes the
-// connection: the client sees fewer bytes than Content-Length, never a
-// short body that looks complete.
-func (s *Server) streamRange(ctx *fasthttp.RequestCtx, store *cache.Store, ref cache.Ref, m *cache.Meta, r httprange.Range) {
-	sr := &streamReader{s: s, store: store, ref: cache.Ref{Key: ref.Key, Name: bytes.Clone(ref.Name)}, m: m, pos: r.Start, end: r.End + 1}
-	ctx.Response.SetBodyStream(sr, int(r.Len()))
-}
-
-type streamReader struct {
-	s        *Server
-	store    *cache.Store
-	ref      cache.Ref
-	m        *cache.Meta
-	pos, end int64
-}
-
-func (sr *streamReader) Read(p []byte) (int, error) {
-	if sr.pos >= sr.end {
-		return 0, io.EOF
-	}
-	cs := sr.store.ChunkSize()
-	idx := sr.pos / cs
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(sr.s.cfg.Cache.FillTimeout+sr.s.cfg.UpstreamTimeout))
-	defer cancel()
-	hit := true
-	data, _, err := chunk(ctx, sr.store, sr.ref, sr.m, idx, sr.end/cs, &hit)
-	if err != nil {
-		sr.s.log.Warn("aborting response mid-body", "object", string(sr.ref.Name), "offset", sr.pos, "err", err)
-		sr.s.m.aborted.Inc()
-		return 0, err
-	}
-	lo := sr.pos - idx*cs
-	hi := min(sr.end-idx*cs, int64(len(data)))
-	n := copy(p, data[lo:hi])
-	sr.pos += int64(n)
-	sr.s.m.bytes.Add(float64(n))
-	return n, nil
-}
-
 // encoded sends the whole object compressed with enc ("zstd" or "gzip").
 func (s *Server) encoded(ctx *fasthttp.RequestCtx, store *cache.Store, ref cache.Ref, m *cache.Meta, enc string) (bool, error) {
 	var plain fasthttp.Response
@@ -612,40 +569,6 @@ func (s *Server) encoded(ctx *fasthttp.RequestCtx, store *cache.Store, ref cache
 	ctx.Response.Header.Set("Content-Encoding", enc)
 	ctx.Response.SetBody(out)
 	s.m.bytes.Add(float64(len(out)))
-	return allHit, nil
-}
-
-// multipart sends several ranges as multipart/byteranges (RFC 9110
-// §14.6).
-func (s *Server) multipart(ctx *fasthttp.RequestCtx, store *cache.Store, ref cache.Ref, m *cache.Meta, ranges []httprange.Range, head bool) (allHit bool, err error) {
-	boundary := fmt.Sprintf("%016x%016x", rand.Uint64(), rand.Uint64())
-	ctx.Response.Header.SetContentType("multipart/byteranges; boundary=" + boundary)
-	var body bytes.Buffer
-	allHit = true
-	total := int64(0)
-	for _, r := range ranges {
-		fmt.Fprintf(&body, "\r\n--%s\r\nContent-Type: %s\r\nContent-Range: bytes %d-%d/%d\r\n\r\n", boundary, m.ContentType, r.Start, r.End, m.Size)
-		if head {
-			total += int64(body.Len()) + r.Len()
-			body.Reset()
-			continue
-		}
-		var part fasthttp.Response
-		hit, err := s.appendRange(&part, ctx, store, ref, m, r)
-		if err != nil {
-			return false, err
-		}
-		allHit = allHit && hit
-		body.Write(part.Body())
-	}
-	fmt.Fprintf(&body, "\r\n--%s--\r\n", boundary)
-	if head {
-		ctx.Response.Header.SetContentLength(int(total) + body.Len())
-		ctx.Response.SkipBody = true
-		return true, nil
-	}
-	s.m.bytes.Add(float64(body.Len()))
-	ctx.Response.SetBody(body.Bytes())
 	return allHit, nil
 }
 
