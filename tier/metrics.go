@@ -108,6 +108,7 @@ func (m *metrics) registerCluster(role string, reg prometheus.Registerer, s *Ser
 			stat("prefetch_useful_total", "Prefetched tracks a player then asked for.", p.useful.Load),
 			stat("prefetch_dropped_total", "Prefetch requests dropped because the queue was full.", p.dropped.Load),
 			stat("prefetch_failed_total", "Prefetches that failed.", p.failed.Load),
+			stat("prefetch_jobs_total", "Track starts whose next tracks were looked up (hint or recommendations).", p.jobs.Load),
 		)
 	}
 }
@@ -131,7 +132,7 @@ const (
 	tokenUnknownKey
 	tokenSignature
 	tokenExpired
-	tokenCountry     // the token is for another country than the header's
+	tokenCountry // the token is for another country than the header's
 	tokenPeer
 	tokenTTL         // expiry further ahead than token_max_ttl
 	countryMissing   // country_header configured, not sent

@@ -103,6 +103,7 @@ type prefetcher struct {
 	next    map[string]cachedList
 
 	issued, useful, dropped, failed atomic.Int64
+	jobs                            atomic.Int64 // player starts handled (their hint or recs examined)
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -180,6 +181,7 @@ func (p *prefetcher) work() {
 			return
 		case job := <-p.queue:
 			p.run(job)
+			p.jobs.Add(1)
 		}
 	}
 }
