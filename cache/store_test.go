@@ -342,8 +342,9 @@ func BenchmarkChunkSize(b *testing.B) {
 //
 // Mutations caught: not installing the entry in fillMeta (20 fetches, not
 // 1); ignoring its TTL (no refetch after it); caching any error, not only
-// ErrNotFound (the failing upstream is asked once, not 20 times); a zero
-// NegativeTTL still caching (the disabled case).
+// ErrNotFound (the failing upstream is asked once, not 20 times). Tried
+// and equivalent: installing entries with NegativeTTL 0 (an entry younger
+// than 0 s is never honoured, so nothing changes).
 func TestNegative(t *testing.T) {
 	var now atomic.Int64
 	clock := func() time.Time { return time.Unix(now.Load(), 0) }

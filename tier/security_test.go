@@ -26,18 +26,19 @@ import (
 // shield nor the origin sees a request.
 //
 // Mutations tried, each caught here:
-//   - Verify over the track id instead of the object name (urlsign v1):
-//     rows "24 kbps token used for 320 kbps" and "seek with an ogg token"
-//     pass with 206.
 //   - the token_max_ttl check removed from authorize: rows "expiry year
 //     33658" and "expiry beyond token_max_ttl" pass with 206.
 //   - the country check back to "when present" (len(all)==0 accepted):
 //     row "country header missing" passes with 206.
 //   - Peek instead of PeekAll (first copy wins): rows "country header
 //     twice" pass with 206.
-//   - country.Valid dropped: rows "invalid country code" pass (the
-//     lower-case one matches nothing and is refused as "country", caught
-//     by the reason check).
+//   - country.Valid dropped: row "unassigned" (XX) passes with 206; the
+//     lower-case one is refused for the wrong reason (caught by the reason
+//     check).
+//   - the MAC over the track only (urlsign v1's binding): rows 9 "24 kbps
+//     token used for 320 kbps" (206) and "seek table with the ogg token"
+//     (404 instead of 403) fail; so do urlsign's TestVerify and origin's
+//     TestManifest.
 func TestSecurityEdge(t *testing.T) {
 	p := newTestPOP(t, func(e, _ *Config) { e.CountryHeader = "X-Client-Country" })
 	now := p.clock()
@@ -124,8 +125,9 @@ func TestCountryHeaderOff(t *testing.T) {
 // server, counting) sees at most that many rights look-ups and warms.
 //
 // Mutations caught: dropping the examined bound (counting accepted ids
-// only, as before) makes case "1,300 unknown ids" cost 1,300 look-ups;
-// dropping MaxHintBytes makes case "id past 1 KiB" look the id up.
+// only, as before) makes case "1,300 unknown ids" cost 362 look-ups (every
+// id in the first KiB); dropping MaxHintBytes makes case "id past 1 KiB"
+// look the id up.
 func TestHintAmplification(t *testing.T) {
 	p := newTestPOP(t, func(e, _ *Config) { e.Prefetch.OriginURL = testOriginURL })
 	// Short distinct ids ("a", ..., "zz"), so 1,300 of them fit in the
@@ -304,10 +306,11 @@ func TestMultipartMemory(t *testing.T) {
 // Content-Length), as a single streamed range does; it never ends with a
 // body that looks complete.
 //
-// Mutation caught: swallowing the error in bodyStream.next (EOF instead)
-// ends the body early with the connection kept: the client's read then
-// fails with "unexpected EOF" all the same, so the test checks the byte
-// count too.
+// Mutation tried: returning io.EOF instead of the error from
+// bodyStream.next is not caught, and cannot be from outside: fasthttp's
+// fixed-size body writer turns a stream shorter than Content-Length into
+// an error and closes the connection itself. The guarantee holds in two
+// layers; this test pins the observable one.
 func TestMultipartAbort(t *testing.T) {
 	p := newTestPOP(t, func(e, s *Config) {
 		s.UpstreamTimeout = config.Duration(300 * time.Millisecond)
