@@ -7,6 +7,19 @@
 // /a/<track>/<kbps>.ogg?t=<token>, checks the signed token locally (no call
 // to the origin on the hot path) and fills from shields; a shield serves
 // /media/<track>/<kbps>.ogg to edges and fills from the origin.
+//
+// The player's endpoint, GET or HEAD /a/<track>/<kbps>.<ogg|seek>?t=<token>
+// at an edge: any player may call it, with a urlsign token minted by the
+// origin for exactly that object and the client's country, expiring within
+// token_max_ttl; with country_header set, the load balancer's one copy of
+// that header must name the token's country. A refused request is a 403
+// that reads nothing from the cache or upstream. The most one request may
+// cost: one metadata fill and the chunks its ranges cover (at most
+// max_ranges ranges, coalesced), each collapsed with every other request's
+// fill of the same chunk; a body streamed chunk by chunk, never assembled
+// beyond max_buffered_body; and, for a track start, prefetch.tracks rights
+// look-ups and warms, queued and dropped when the queue is full. A missing
+// object costs one upstream request per cache.negative_ttl.
 package tier
 
 import (
