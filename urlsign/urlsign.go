@@ -157,8 +157,8 @@ func (kr *Keyring) Verify(token, object []byte, now time.Time) (Claims, error) {
 }
 
 var (
-	strictB64  = base64.RawURLEncoding.Strict()
-	sep        = []byte{0}
+	strictB64 = base64.RawURLEncoding.Strict()
+	sep       = []byte{0}
 	// v2: the MAC covers the object name, not the track id (v1).
 	versionTag = []byte("urlsign-v2")
 )
