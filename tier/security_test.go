@@ -286,6 +286,14 @@ func TestMultipartMemory(t *testing.T) {
 	if grew > limit {
 		t.Errorf("heap grew %d bytes with %d multipart responses in flight, want at most %d", grew, n, limit)
 	}
+	// HEAD announces the same length as GET sends.
+	head, _ := http.NewRequest("HEAD", url, nil)
+	head.Header.Set("Range", rangeHdr)
+	if resp, err := p.client.Do(head); err != nil || resp.StatusCode != 206 || resp.ContentLength != open[0].resp.ContentLength {
+		t.Errorf("HEAD: %v, %v; want 206 with Content-Length %d", resp, err, open[0].resp.ContentLength)
+	} else {
+		resp.Body.Close()
+	}
 	// And every body is right.
 	var wg sync.WaitGroup
 	for _, f := range open {
