@@ -69,6 +69,14 @@ type Config struct {
 	// not cancelled when the request that started it goes away, because
 	// others may be waiting. Default 10 s.
 	FillTimeout config.Duration `yaml:"fill_timeout"`
+	// NegativeTTL is how long an object the upstream answered 404 for
+	// is answered "not found" from memory, without asking again: requests
+	// for a missing file (a track withdrawn, a tier without a seek table)
+	// cost one upstream request per TTL, collapsed like any miss. Only
+	// 404 is cached, never an error (5xx, timeouts). Negative entries
+	// count against MaxObjects. 0 disables it (unlike the fields above,
+	// zero is not replaced by the default). Default 10 s.
+	NegativeTTL config.Duration `yaml:"negative_ttl"`
 }
 
 // DefaultChunkSize is 256 KiB, chosen with BenchmarkChunkSize: a cold
@@ -92,6 +100,7 @@ func DefaultConfig() Config {
 		MetaTTL:       config.Duration(5 * time.Minute),
 		StaleRetry:    config.Duration(10 * time.Second),
 		FillTimeout:   config.Duration(10 * time.Second),
+		NegativeTTL:   config.Duration(10 * time.Second),
 	}
 }
 
@@ -120,6 +129,9 @@ func (c Config) Validate() error {
 		if d.v <= 0 {
 			errs = append(errs, config.Errorf(d.name, "must be positive"))
 		}
+	}
+	if c.NegativeTTL < 0 {
+		errs = append(errs, config.Errorf("negative_ttl", "must not be negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -172,6 +184,7 @@ type Meta struct {
 	checked time.Time // when last confirmed upstream
 	retry   time.Time // after a failed revalidation: ask again at
 	stale   bool      // last revalidation failed
+	missing bool      // a negative entry: the upstream said 404 at checked
 }
 
 // Chunks is the number of chunks of the object at chunk size cs.
@@ -236,6 +249,7 @@ type Stats struct {
 	Revalidations atomic.Int64 // conditional requests upstream
 	StaleServed   atomic.Int64 // responses served stale after a failed revalidation
 	Invalidations atomic.Int64 // versions dropped because the ETag changed
+	NegativeHits  atomic.Int64 // Meta calls answered ErrNotFound from a negative entry
 }
 
 // Store is a chunk cache in front of a Fetcher. It is safe for concurrent
@@ -328,6 +342,13 @@ func (s *Store) Meta(ctx context.Context, ref Ref) (*Meta, Status, error) {
 	sh.mu.RUnlock()
 	if m != nil {
 		now := s.now()
+		if m.missing {
+			if now.Sub(m.checked) < time.Duration(s.cfg.NegativeTTL) {
+				s.Stats.NegativeHits.Add(1)
+				return nil, Hit, ErrNotFound
+			}
+			return s.fetchMeta(ctx, ref)
+		}
 		if now.Sub(m.checked) < time.Duration(s.cfg.MetaTTL) {
 			if m.stale {
 				s.Stats.StaleServed.Add(1)
@@ -483,6 +504,7 @@ func (s *Store) fillMeta(objKey uint64, name string) (*Meta, error) {
 		got, _, err := s.up.Revalidate(ctx, name, "")
 		if err != nil {
 			s.Stats.FillErrors.Add(1)
+			s.notFound(objKey, err)
 			return nil, err
 		}
 		m := got
@@ -496,6 +518,7 @@ func (s *Store) fillMeta(objKey uint64, name string) (*Meta, error) {
 	}
 	if err != nil {
 		s.Stats.FillErrors.Add(1)
+		s.notFound(objKey, err)
 		return nil, err
 	}
 	m := got
@@ -548,6 +571,7 @@ func (s *Store) fillRevalidate(objKey uint64, name string, m *Meta) (*Meta, erro
 	case errors.Is(err, ErrNotFound):
 		// Withdrawn upstream: forget it, so it is not served any more.
 		s.dropMeta(objKey, m)
+		s.notFound(objKey, err)
 		return nil, err
 	case err != nil:
 		nm := *m
@@ -583,10 +607,20 @@ func (s *Store) replaceMeta(objKey uint64, nm *Meta) {
 	}
 	sh.m[objKey] = nm
 	sh.mu.Unlock()
-	if old != nil && old.etagKey != nm.etagKey {
+	if old != nil && !old.missing && !nm.missing && old.etagKey != nm.etagKey {
 		s.Stats.Invalidations.Add(1)
 		s.dropChunks(objKey, old)
 	}
+}
+
+// notFound installs a negative entry for the object when err is
+// ErrNotFound (never for another error: a failing upstream must be asked
+// again at once) and negative caching is on.
+func (s *Store) notFound(objKey uint64, err error) {
+	if s.cfg.NegativeTTL <= 0 || !errors.Is(err, ErrNotFound) {
+		return
+	}
+	s.replaceMeta(objKey, &Meta{missing: true, checked: s.now()})
 }
 
 func (s *Store) dropMeta(objKey uint64, m *Meta) {

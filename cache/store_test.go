@@ -335,3 +335,134 @@ func BenchmarkChunkSize(b *testing.B) {
 		})
 	}
 }
+
+// TestNegative: a 404 is remembered for NegativeTTL (issue 10 row 11),
+// concurrent misses of a missing object are collapsed, an upstream error
+// is never remembered, and a withdrawn object is remembered as missing.
+//
+// Mutations caught: not installing the entry in fillMeta (20 fetches, not
+// 1); ignoring its TTL (no refetch after it); caching any error, not only
+// ErrNotFound (the failing upstream is asked once, not 20 times). Tried
+// and equivalent: installing entries with NegativeTTL 0 (an entry younger
+// than 0 s is never honoured, so nothing changes).
+func TestNegative(t *testing.T) {
+	var now atomic.Int64
+	clock := func() time.Time { return time.Unix(now.Load(), 0) }
+	newNeg := func(f Fetcher, ttl time.Duration) *Store {
+		s, err := New(Config{ChunkSize: 4096, MemoryBytes: 1 << 20, MetaTTL: config.Duration(time.Minute), NegativeTTL: config.Duration(ttl)}, f, clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		return s
+	}
+	meta := func(s *Store, name string) error {
+		_, _, err := s.Meta(context.Background(), ref(name))
+		return err
+	}
+	f := newMemFetcher()
+	s := newNeg(f, 10*time.Second)
+
+	// 20 sequential requests for a missing seek table: one fetch.
+	for range 20 {
+		if err := meta(s, "t1/96.seek"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("missing: %v", err)
+		}
+	}
+	if n := f.fetches.Load(); n != 1 {
+		t.Errorf("20 requests for a missing object: %d fetches, want 1", n)
+	}
+	if n := s.Stats.NegativeHits.Load(); n != 19 {
+		t.Errorf("negative hits %d, want 19", n)
+	}
+	// After the TTL it is asked again; once it exists it is served.
+	now.Add(9)
+	meta(s, "t1/96.seek")
+	if n := f.fetches.Load(); n != 1 {
+		t.Errorf("within the TTL: %d fetches, want 1", n)
+	}
+	f.put("t1/96.seek", []byte("table"), `"s"`)
+	now.Add(1)
+	if err := meta(s, "t1/96.seek"); err != nil {
+		t.Fatalf("after the TTL, now present: %v", err)
+	}
+	if n := f.fetches.Load(); n != 2 {
+		t.Errorf("after the TTL: %d fetches, want 2", n)
+	}
+
+	// Concurrent misses of a missing object are collapsed into one fetch.
+	f.fetches.Store(0)
+	f.mu.Lock()
+	f.gate = make(chan struct{})
+	f.mu.Unlock()
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if err := meta(s, "t2/96.seek"); !errors.Is(err, ErrNotFound) {
+				t.Errorf("concurrent missing: %v", err)
+			}
+		})
+	}
+	waitUntil(t, func() bool { return s.Stats.Collapsed.Load() >= 19 })
+	f.mu.Lock()
+	close(f.gate)
+	f.gate = nil
+	f.mu.Unlock()
+	wg.Wait()
+	if n := f.fetches.Load(); n != 1 {
+		t.Errorf("20 concurrent requests for a missing object: %d fetches, want 1", n)
+	}
+
+	// An upstream error (a 5xx) is never cached.
+	f.fetches.Store(0)
+	f.fail = errors.New("status 503")
+	for range 20 {
+		if err := meta(s, "t3/96.seek"); err == nil || errors.Is(err, ErrNotFound) {
+			t.Fatalf("failing upstream: %v", err)
+		}
+	}
+	if n := f.fetches.Load(); n != 20 {
+		t.Errorf("failing upstream: %d fetches for 20 requests, want 20 (errors are not cached)", n)
+	}
+	f.fail = nil
+
+	// A withdrawn object is remembered as missing after its revalidation.
+	f.put("t4/96.ogg", []byte("audio"), `"a"`)
+	if err := meta(s, "t4/96.ogg"); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	delete(f.objs, "t4/96.ogg")
+	f.mu.Unlock()
+	now.Add(61)
+	revals := s.Stats.Revalidations.Load()
+	for range 5 {
+		if err := meta(s, "t4/96.ogg"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("withdrawn: %v", err)
+		}
+	}
+	if got := s.Stats.Revalidations.Load() - revals; got != 1 {
+		t.Errorf("withdrawn: %d revalidations, want 1", got)
+	}
+
+	// NegativeTTL 0: disabled.
+	f0 := newMemFetcher()
+	s0 := newNeg(f0, 0)
+	for range 3 {
+		meta(s0, "t1/96.seek")
+	}
+	if n := f0.fetches.Load(); n != 3 {
+		t.Errorf("negative_ttl 0: %d fetches, want 3", n)
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

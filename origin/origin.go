@@ -64,7 +64,9 @@ type Config struct {
 	Keys []KeyConfig `yaml:"keys"`
 	// TokenTTL is how long a manifest's signed URLs stay valid. Longer
 	// lets a paused player resume without a new manifest; shorter limits
-	// how long a leaked URL works. Default 6h.
+	// how long a leaked URL works. At most MaxTokenTTL, and it must not
+	// exceed the edges' token_max_ttl (edges refuse tokens that live
+	// longer than that). Default 6h.
 	TokenTTL config.Duration `yaml:"token_ttl"`
 	// RightsFile is a rights TSV file (see rights.Load). Empty means the
 	// synthetic rights of the synthetic catalog (about 10 % of pairs
@@ -140,8 +142,8 @@ func (c Config) Validate() error {
 			bad("keys", "%v", err)
 		}
 	}
-	if c.TokenTTL <= 0 {
-		bad("token_ttl", "must be positive")
+	if c.TokenTTL <= 0 || c.TokenTTL > config.Duration(MaxTokenTTL) {
+		bad("token_ttl", "must be positive and at most %v (the edges' default token_max_ttl)", MaxTokenTTL)
 	}
 	errs = append(errs, config.Prefix("licence", c.Licence.Validate()))
 	pc := c.Plays
@@ -423,6 +425,11 @@ func ParseMediaPath(p string) (id string, kbps int, kind media.Kind, ok bool) {
 	return id, kbps, kind, true
 }
 
+// MaxTokenTTL caps TokenTTL: the edges' default token_max_ttl, so a
+// manifest's URLs are never refused for living too long by an edge left at
+// its defaults.
+const MaxTokenTTL = 24 * time.Hour
+
 // MediaPath is the origin path of a file: "/media/<id>/<kbps>.<ext>".
 func MediaPath(id string, kbps int, kind media.Kind) string {
 	return mediaPrefix + id + "/" + strconv.Itoa(kbps) + "." + kind.Ext()
@@ -650,7 +657,6 @@ func (s *Server) Manifest(ctx context.Context, id, country string, now time.Time
 	// Whole seconds: the token carries unix seconds, and Expires must
 	// name exactly the instant the token stops working.
 	expiry := time.Unix(now.Add(time.Duration(s.cfg.TokenTTL)).Unix(), 0)
-	q := "?t=" + s.keyring.Sign(id, country, expiry) // token bytes are URL-safe
 	m := Manifest{TrackID: id, DurationMS: tr.DurationMS, Country: country, Expires: expiry.Unix(), Tiers: []ManifestTier{}}
 	for _, kbps := range tr.Tiers {
 		obj, f, err := s.src.Open(ctx, id, kbps, media.Audio)
@@ -661,12 +667,12 @@ func (s *Server) Manifest(ctx context.Context, id, country string, now time.Time
 			return Manifest{}, err
 		}
 		f.Close()
-		t := ManifestTier{Kbps: kbps, Bytes: obj.Size, ETag: obj.ETag, URL: EdgePath(id, kbps, media.Audio) + q}
+		t := ManifestTier{Kbps: kbps, Bytes: obj.Size, ETag: obj.ETag, URL: s.signedEdgePath(id, kbps, media.Audio, country, expiry)}
 		_, sf, err := s.src.Open(ctx, id, kbps, media.SeekTable)
 		switch {
 		case err == nil:
 			sf.Close()
-			t.SeekURL = EdgePath(id, kbps, media.SeekTable) + q
+			t.SeekURL = s.signedEdgePath(id, kbps, media.SeekTable, country, expiry)
 		case !errors.Is(err, media.ErrNotFound):
 			return Manifest{}, err
 		}
@@ -676,6 +682,14 @@ func (s *Server) Manifest(ctx context.Context, id, country string, now time.Time
 		return Manifest{}, media.ErrNotFound
 	}
 	return m, nil
+}
+
+// signedEdgePath is EdgePath with a token bound to that one file (track,
+// tier and kind), for country until expiry.
+func (s *Server) signedEdgePath(id string, kbps int, kind media.Kind, country string, expiry time.Time) string {
+	p := EdgePath(id, kbps, kind)
+	// The signed object is the path below /a/; token bytes are URL-safe.
+	return p + "?t=" + s.keyring.Sign(p[len("/a/"):], country, expiry)
 }
 
 // Next-tracks limits.

@@ -261,6 +261,8 @@ func TestConfigValidate(t *testing.T) {
 		{"secret not hex", func(c *Config) { c.Keys[0].Secret = "zz" }, "keys[0].secret: not hex"},
 		{"short secret", func(c *Config) { c.Keys[1].Secret = strings.Repeat("ab", 15) }, "keys[1].secret: 15 bytes"},
 		{"zero ttl", func(c *Config) { c.TokenTTL = 0 }, "token_ttl:"},
+		{"ttl beyond the edges' cap", func(c *Config) { c.TokenTTL = config.Duration(MaxTokenTTL + time.Second) }, "token_ttl:"},
+		{"ttl at the cap", func(c *Config) { c.TokenTTL = config.Duration(MaxTokenTTL) }, ""},
 	}
 	for _, tt := range tests {
 		cfg := testConfig()
@@ -640,23 +642,28 @@ func TestManifest(t *testing.T) {
 		if !ok || path != EdgePath(id, kbps, media.Audio) {
 			t.Fatalf("tier %d url = %q", k, tier.URL)
 		}
-		c, err := kr.Verify([]byte(tok), []byte(id), testNow)
+		obj := []byte(strings.TrimPrefix(path, "/a/"))
+		c, err := kr.Verify([]byte(tok), obj, testNow)
 		if err != nil || string(c.Country[:]) != allowed || c.Expiry != wantExp {
-			t.Errorf("Verify(token, %s) = %+v, %v; want country %s expiry %d", id, c, err, allowed, wantExp)
+			t.Errorf("Verify(token, %s) = %+v, %v; want country %s expiry %d", obj, c, err, allowed, wantExp)
 		}
-		if _, err := kr.Verify([]byte(tok), []byte("t6"), testNow); !errors.Is(err, urlsign.ErrSignature) {
-			t.Errorf("Verify(token, other track) = %v, want ErrSignature", err)
+		// Bound to the object (issue 10 row 9): not another track, tier
+		// or kind.
+		for _, o := range []string{"t6/" + strconv.Itoa(kbps) + ".ogg", id + "/" + strconv.Itoa(media.Tiers[(k+1)%len(media.Tiers)]) + ".ogg", id + "/" + strconv.Itoa(kbps) + ".seek", id} {
+			if _, err := kr.Verify([]byte(tok), []byte(o), testNow); !errors.Is(err, urlsign.ErrSignature) {
+				t.Errorf("Verify(token of %s, %s) = %v, want ErrSignature", obj, o, err)
+			}
 		}
-		if _, err := kr.Verify([]byte(tok), []byte(id), time.Unix(wantExp, 0)); !errors.Is(err, urlsign.ErrExpired) {
+		if _, err := kr.Verify([]byte(tok), obj, time.Unix(wantExp, 0)); !errors.Is(err, urlsign.ErrExpired) {
 			t.Errorf("Verify(token) at expiry = %v, want ErrExpired", err)
 		}
-		if _, err := other.Verify([]byte(tok), []byte(id), testNow); !errors.Is(err, urlsign.ErrSignature) {
+		if _, err := other.Verify([]byte(tok), obj, testNow); !errors.Is(err, urlsign.ErrSignature) {
 			t.Errorf("Verify(token) under another key = %v, want ErrSignature", err)
 		}
 		// The token names its country; another country's token is
 		// another signature.
 		forged := strings.Replace(tok, "."+allowed+".", "."+denied+".", 1)
-		if _, err := kr.Verify([]byte(forged), []byte(id), testNow); !errors.Is(err, urlsign.ErrSignature) {
+		if _, err := kr.Verify([]byte(forged), obj, testNow); !errors.Is(err, urlsign.ErrSignature) {
 			t.Errorf("Verify(token with country changed) = %v, want ErrSignature", err)
 		}
 	}
@@ -712,6 +719,20 @@ func TestManifestDirAndRightsFile(t *testing.T) {
 	}
 	if p, _, _ := strings.Cut(m.Tiers[0].SeekURL, "?t="); p != "/a/a/24.seek" {
 		t.Errorf("seek_url = %q", m.Tiers[0].SeekURL)
+	}
+	// The seek table has a token of its own: the audio file's does not
+	// open it, nor the other way round (issue 10 row 9).
+	_, audioTok, _ := strings.Cut(m.Tiers[0].URL, "?t=")
+	_, seekTok, _ := strings.Cut(m.Tiers[0].SeekURL, "?t=")
+	kr := s.srv.Keyring()
+	if _, err := kr.Verify([]byte(seekTok), []byte("a/24.seek"), testNow); err != nil {
+		t.Errorf("seek token: %v", err)
+	}
+	if _, err := kr.Verify([]byte(audioTok), []byte("a/24.seek"), testNow); err == nil {
+		t.Error("the audio token opens the seek table")
+	}
+	if _, err := kr.Verify([]byte(seekTok), []byte("a/24.ogg"), testNow); err == nil {
+		t.Error("the seek token opens the audio file")
 	}
 
 	// With a rights file: only its rows, within their windows.

@@ -49,9 +49,11 @@ type Config struct {
 	// Host is the loopback address every node listens on. Default
 	// "127.0.0.1".
 	Host string `yaml:"host"`
-	// CountryHeader is the header the POP's load balancer would set with
-	// the client's country; edges refuse tokens for other countries when
-	// it is present. Default "X-Client-Country".
+	// CountryHeader is the edges' country_header: the header a load
+	// balancer would set with the client's country. When set, edges fail
+	// closed (a request without it, with two, or with an invalid code is
+	// 403). On loopback there is no load balancer to set it, so it is off
+	// by default; set it to try the check with curl -H. Default "".
 	CountryHeader string `yaml:"country_header"`
 	// EdgeCache and ShieldCache size each node's memory cache. Defaults
 	// 256 MiB and 512 MiB: a POP of 5 nodes on a small machine.
@@ -76,7 +78,7 @@ func DefaultConfig() Config {
 		Catalog:       "synthetic:100000",
 		Seed:          1,
 		Host:          "127.0.0.1",
-		CountryHeader: "X-Client-Country",
+		CountryHeader: "",
 		EdgeCache:     256 << 20,
 		ShieldCache:   512 << 20,
 		ShieldDisk:    2 << 30,

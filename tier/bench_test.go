@@ -13,7 +13,8 @@ import (
 // for a range of each size: handler work only, no sockets. It must report
 // 0 allocs/op.
 func BenchmarkHit(b *testing.B) {
-	p := newTestPOP(b, nil)
+	// The country check is part of the hit path in production.
+	p := newTestPOP(b, func(e, _ *Config) { e.CountryHeader = "X-Client-Country" })
 	for _, size := range []int64{4 << 10, 64 << 10, 1 << 20} {
 		b.Run(fmt.Sprintf("range=%dKiB", size>>10), func(b *testing.B) {
 			url := p.url("t5", 320, "SE")
@@ -21,7 +22,7 @@ func BenchmarkHit(b *testing.B) {
 			// Straddle a chunk boundary, as a player's reads do.
 			start := int64(262144 - 1000)
 			rng := fmt.Sprintf("bytes=%d-%d", start, start+size-1)
-			if resp, _ := p.get(b, url, "Range", rng); resp.StatusCode != 206 {
+			if resp, _ := p.get(b, url, "Range", rng, "X-Client-Country", "SE"); resp.StatusCode != 206 {
 				b.Fatalf("warm-up: %d", resp.StatusCode)
 			}
 			p.edge.store.Wait()

@@ -116,8 +116,8 @@ func (c *testCluster) waitView(t *testing.T, n *Node, edges, shields int) {
 
 // urlAt is an edge URL for track at edge i.
 func (c *testCluster) urlAt(i int, track string, kbps int) string {
-	tok := c.keys.Sign(track, "SE", c.clock().Add(time.Hour))
-	return fmt.Sprintf("%s/a/%s/%d.ogg?t=%s", c.edges[i].URL(), track, kbps, tok)
+	obj := fmt.Sprintf("%s/%d.ogg", track, kbps)
+	return c.edges[i].URL() + "/a/" + obj + "?t=" + c.keys.Sign(obj, "SE", c.clock().Add(time.Hour))
 }
 
 // owner is the index of the edge owning track, by the first edge's view.
@@ -293,7 +293,7 @@ func TestClusterNoLoop(t *testing.T) {
 		}
 	}
 	// Without the cluster secret the peer door is shut, token or not.
-	req, _ = http.NewRequest("GET", c.edges[0].URL()+path+"?t="+c.keys.Sign(tr, "SE", c.clock().Add(time.Hour)), nil)
+	req, _ = http.NewRequest("GET", c.edges[0].URL()+path+"?t="+c.keys.Sign(tr+"/96.ogg", "SE", c.clock().Add(time.Hour)), nil)
 	req.Header.Set(peerAuthHeader, "123.abc")
 	if resp, err := c.client.Do(req); err != nil || resp.StatusCode != 403 {
 		t.Fatalf("forged peer auth: %v %v", resp, err)

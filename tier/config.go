@@ -7,6 +7,19 @@
 // /a/<track>/<kbps>.ogg?t=<token>, checks the signed token locally (no call
 // to the origin on the hot path) and fills from shields; a shield serves
 // /media/<track>/<kbps>.ogg to edges and fills from the origin.
+//
+// The player's endpoint, GET or HEAD /a/<track>/<kbps>.<ogg|seek>?t=<token>
+// at an edge: any player may call it, with a urlsign token minted by the
+// origin for exactly that object and the client's country, expiring within
+// token_max_ttl; with country_header set, the load balancer's one copy of
+// that header must name the token's country. A refused request is a 403
+// that reads nothing from the cache or upstream. The most one request may
+// cost: one metadata fill and the chunks its ranges cover (at most
+// max_ranges ranges, coalesced), each collapsed with every other request's
+// fill of the same chunk; a body streamed chunk by chunk, never assembled
+// beyond max_buffered_body; and, for a track start, prefetch.tracks rights
+// look-ups and warms, queued and dropped when the queue is full. A missing
+// object costs one upstream request per cache.negative_ttl.
 package tier
 
 import (
@@ -14,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/musiccdn/cdn/cache"
@@ -91,9 +105,19 @@ type Config struct {
 	// the previous ones still accepted.
 	Keys []Key `yaml:"keys"`
 	// CountryHeader names the request header in which the POP's load
-	// balancer puts the client's country (edge only). When set and present,
-	// a token for another country is refused. Default "" (not checked).
+	// balancer puts the client's country (edge only), an upper-case ISO
+	// 3166-1 alpha-2 code. When set, the check fails closed: a request
+	// without the header, with it twice, or with a code that is not an
+	// assigned country is refused (403), and so is a token for another
+	// country. The load balancer must overwrite any copy the client sent.
+	// Default "": not checked (cmd/pop on loopback, no load balancer).
 	CountryHeader string `yaml:"country_header"`
+	// TokenMaxTTL is the longest lifetime a player token may have left
+	// (edge only): a token whose expiry lies further than now+TokenMaxTTL
+	// is refused (403, reason "ttl"), whoever signed it, so a leaked
+	// far-future token is useless. The origin's token_ttl must not exceed
+	// it. Default 24h.
+	TokenMaxTTL config.Duration `yaml:"token_max_ttl"`
 	// TLSCert and TLSKey are PEM files; when both are set the edge's
 	// player-facing listener serves HTTPS.
 	TLSCert string `yaml:"tls_cert"`
@@ -105,6 +129,10 @@ type Key struct {
 	ID     string `yaml:"id"`
 	Secret string `yaml:"secret"` // hex, at least 16 bytes
 }
+
+// DefaultTokenMaxTTL is TokenMaxTTL's default: a day, four times the
+// origin's default token_ttl.
+const DefaultTokenMaxTTL = 24 * time.Hour
 
 // DefaultEdgeConfig returns an edge's defaults.
 func DefaultEdgeConfig() Config {
@@ -123,6 +151,7 @@ func DefaultEdgeConfig() Config {
 		LoadFloor:       32,
 		Prefetch:        DefaultPrefetchConfig(),
 		Cluster:         clusterDefaults(),
+		TokenMaxTTL:     config.Duration(DefaultTokenMaxTTL),
 	}
 }
 
@@ -214,6 +243,12 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.Role == Edge {
+		if c.TokenMaxTTL <= 0 {
+			bad("token_max_ttl", "must be positive")
+		}
+		if c.CountryHeader != "" && !validHeaderName(c.CountryHeader) {
+			bad("country_header", "%q is not a header name", c.CountryHeader)
+		}
 		if len(c.Keys) == 0 {
 			bad("keys", "an edge needs at least one token key")
 		} else if _, err := c.Keyring(); err != nil {
@@ -237,4 +272,15 @@ func (c Config) Keyring() (*urlsign.Keyring, error) {
 		keys = append(keys, urlsign.Key{ID: k.ID, Secret: secret})
 	}
 	return urlsign.NewKeyring(keys...)
+}
+
+// validHeaderName reports whether h is an RFC 9110 token.
+func validHeaderName(h string) bool {
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return h != ""
 }

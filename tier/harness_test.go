@@ -30,6 +30,9 @@ type testOrigin struct {
 	cat  *media.Synthetic
 	srv  *httptest.Server
 	reqs atomic.Int64 // /media requests received
+	// manifests counts /v1/manifest requests (the prefetcher's rights
+	// look-ups): 200 for a track of the catalog, 404 otherwise.
+	manifests atomic.Int64
 
 	mu       sync.Mutex
 	fault    string        // "", "500", "stall", "cut"
@@ -65,6 +68,16 @@ func (o *testOrigin) count(path string) int {
 }
 
 func (o *testOrigin) serve(w http.ResponseWriter, r *http.Request) {
+	if id, ok := strings.CutPrefix(r.URL.Path, "/v1/manifest/"); ok {
+		o.manifests.Add(1)
+		if _, ok := o.cat.Index(id); !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte("{}"))
+		return
+	}
 	name, ok := strings.CutPrefix(r.URL.Path, "/media/")
 	if !ok {
 		http.NotFound(w, r)
@@ -147,6 +160,10 @@ type testPOP struct {
 	now    atomic.Pointer[time.Time]
 }
 
+// testOriginURL, as a tweak's prefetch.origin_url, stands for the test
+// origin's URL (not known when the tweak is written).
+const testOriginURL = "http://test-origin"
+
 var testKey = Key{ID: "k1", Secret: "000102030405060708090a0b0c0d0e0f"}
 
 func newTestPOP(t testing.TB, tweak func(edge, shield *Config)) *testPOP {
@@ -162,7 +179,8 @@ func newTestPOP(t testing.TB, tweak func(edge, shield *Config)) *testPOP {
 	ec := DefaultEdgeConfig()
 	ec.Name = "edge-1"
 	ec.Keys = []Key{testKey}
-	ec.CountryHeader = "X-Client-Country"
+	// No country header, as cmd/pop on loopback: the tests that check it
+	// (fail closed) configure it themselves.
 	ec.Cache.MemoryBytes = 256 << 20
 	ec.UpstreamTimeout = config.Duration(4 * time.Second)
 	if tweak != nil {
@@ -172,6 +190,9 @@ func newTestPOP(t testing.TB, tweak func(edge, shield *Config)) *testPOP {
 	ec.Upstreams = []string{p.shield.URL()}
 	if tweak != nil {
 		tweak(&ec, &sc)
+	}
+	if ec.Prefetch.OriginURL == testOriginURL {
+		ec.Prefetch.OriginURL = p.origin.srv.URL
 	}
 	p.edge = startServer(t, ec, clock)
 	var err error
@@ -210,8 +231,13 @@ func startServer(t testing.TB, cfg Config, clock func() time.Time) *Server {
 
 // url returns an edge URL for track/kbps with a token for country.
 func (p *testPOP) url(track string, kbps int, country string) string {
-	tok := p.keys.Sign(track, country, p.clock().Add(time.Hour))
-	return fmt.Sprintf("%s/a/%s/%d.ogg?t=%s", p.edge.URL(), track, kbps, tok)
+	return p.signed(fmt.Sprintf("%s/%d.ogg", track, kbps), country)
+}
+
+// signed returns the edge URL of object ("<track>/<kbps>.<ext>") with a
+// token for country, valid for an hour.
+func (p *testPOP) signed(object, country string) string {
+	return p.edge.URL() + "/a/" + object + "?t=" + p.keys.Sign(object, country, p.clock().Add(time.Hour))
 }
 
 func (p *testPOP) clock() time.Time { return *p.now.Load() }

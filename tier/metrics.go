@@ -64,6 +64,7 @@ func newMetrics(role string, reg prometheus.Registerer, st *cache.Store, f *fetc
 		stat("revalidations_total", "Conditional requests upstream after the metadata TTL.", st.Stats.Revalidations.Load),
 		stat("stale_served_total", "Responses served from a stale version because revalidation failed (stale-if-error).", st.Stats.StaleServed.Load),
 		stat("invalidations_total", "Cached versions dropped because the upstream ETag changed.", st.Stats.Invalidations.Load),
+		stat("negative_hits_total", "Requests answered 404 from a remembered upstream 404 (cache.negative_ttl), without asking upstream.", st.Stats.NegativeHits.Load),
 		tokens,
 	)
 	for _, code := range []int{200, 206, 304, 400, 403, 404, 405, 412, 416, 500, 502, 503, 504} {
@@ -107,6 +108,7 @@ func (m *metrics) registerCluster(role string, reg prometheus.Registerer, s *Ser
 			stat("prefetch_useful_total", "Prefetched tracks a player then asked for.", p.useful.Load),
 			stat("prefetch_dropped_total", "Prefetch requests dropped because the queue was full.", p.dropped.Load),
 			stat("prefetch_failed_total", "Prefetches that failed.", p.failed.Load),
+			stat("prefetch_jobs_total", "Track starts whose next tracks were looked up (hint or recommendations).", p.jobs.Load),
 		)
 	}
 }
@@ -130,12 +132,17 @@ const (
 	tokenUnknownKey
 	tokenSignature
 	tokenExpired
-	tokenCountry
+	tokenCountry // the token is for another country than the header's
 	tokenPeer
+	tokenTTL         // expiry further ahead than token_max_ttl
+	countryMissing   // country_header configured, not sent
+	countryDuplicate // country_header sent more than once
+	countryInvalid   // country_header not an assigned ISO 3166-1 code
 	tokenReasons
 )
 
-var tokenReasonNames = [tokenReasons]string{"missing", "malformed", "unknown_key", "signature", "expired", "country", "peer_auth"}
+var tokenReasonNames = [tokenReasons]string{"missing", "malformed", "unknown_key", "signature", "expired", "country", "peer_auth",
+	"ttl", "country_missing", "country_duplicate", "country_invalid"}
 
 func reasonOf(err error) tokenReason {
 	switch {

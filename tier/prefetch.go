@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,8 +72,17 @@ func (c PrefetchConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// HeaderNextTracks is the player's hint of the tracks that follow.
+// HeaderNextTracks is the player's hint of the tracks that follow: track
+// ids separated by commas. It is untrusted: only its first MaxHintBytes
+// bytes are read and only its first Tracks ids are examined (an id that is
+// invalid, repeated or the current track is skipped, not replaced), so one
+// player request costs at most Tracks rights look-ups at the origin and
+// Tracks warms, whatever the header holds.
 const HeaderNextTracks = "X-Next-Tracks"
+
+// MaxHintBytes caps the X-Next-Tracks header read: ten ids of the longest
+// kind fit, the rest is ignored.
+const MaxHintBytes = 1 << 10
 
 // prefetcher warms the first chunks of the tracks likely to follow the one
 // a player starts, at their owning edges, so the next track starts from
@@ -93,6 +103,7 @@ type prefetcher struct {
 	next    map[string]cachedList
 
 	issued, useful, dropped, failed atomic.Int64
+	jobs                            atomic.Int64 // player starts handled (their hint or recs examined)
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -140,6 +151,9 @@ func (p *prefetcher) close() {
 // started is called when a player's request covers the first chunk of
 // track at kbps. It must not block.
 func (p *prefetcher) started(track []byte, kbps int, country [2]byte, hints []byte) {
+	if len(hints) > MaxHintBytes {
+		hints = hints[:MaxHintBytes]
+	}
 	job := prefetchJob{track: string(track), kbps: kbps, country: string(country[:]), hints: string(hints)}
 	select {
 	case p.queue <- job:
@@ -167,6 +181,7 @@ func (p *prefetcher) work() {
 			return
 		case job := <-p.queue:
 			p.run(job)
+			p.jobs.Add(1)
 		}
 	}
 }
@@ -191,31 +206,37 @@ func (p *prefetcher) run(job prefetchJob) {
 	}
 }
 
-// nextTracks returns the tracks to warm: the player's hint, limited to
-// tracks the token's country may play, or else the origin's next-track
-// list for the country.
+// nextTracks returns the tracks to warm: of the player's hint, the first
+// Tracks ids, limited to valid ids the token's country may play; or else
+// the origin's next-track list for the country. At most Tracks ids are
+// ever examined, so at most Tracks rights look-ups go to the origin (a
+// hint of 1,300 unknown ids once cost one look-up each: issue 10 row 2).
 func (p *prefetcher) nextTracks(ctx context.Context, job prefetchJob) []string {
-	var out []string
 	if job.hints != "" {
-		for _, id := range strings.Split(job.hints, ",") {
-			id = strings.TrimSpace(id)
-			if len(out) == p.cfg.Tracks {
-				break
-			}
-			if id == job.track || !media.ValidID(id) {
-				continue
-			}
-			if p.cfg.OriginURL != "" && !p.allowedIn(ctx, id, job.country) {
-				continue
-			}
-			out = append(out, id)
-		}
-		return out
+		return p.hinted(ctx, job)
 	}
 	if p.cfg.OriginURL == "" {
 		return nil
 	}
 	return p.recommended(ctx, job.track, job.country)
+}
+
+func (p *prefetcher) hinted(ctx context.Context, job prefetchJob) []string {
+	out := make([]string, 0, p.cfg.Tracks)
+	rest := job.hints
+	for examined := 0; examined < p.cfg.Tracks && rest != ""; examined++ {
+		var id string
+		id, rest, _ = strings.Cut(rest, ",")
+		id = strings.TrimSpace(id)
+		if id == job.track || !media.ValidID(id) || slices.Contains(out, id) {
+			continue
+		}
+		if p.cfg.OriginURL != "" && !p.allowedIn(ctx, id, job.country) {
+			continue
+		}
+		out = append(out, id)
+	}
+	return out
 }
 
 // allowedIn asks the origin (cached) whether country may play id: a

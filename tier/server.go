@@ -5,9 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"strconv"
 	"sync/atomic"
@@ -21,6 +19,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/musiccdn/cdn/cache"
+	"github.com/musiccdn/cdn/country"
 	"github.com/musiccdn/cdn/httprange"
 	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/urlsign"
@@ -33,6 +32,7 @@ type Server struct {
 	store   *cache.Store
 	fetch   *fetcher
 	keys    *urlsign.Keyring // edge only
+	maxTTL  int64            // edge only: TokenMaxTTL in seconds
 	now     func() time.Time
 	prefix  []byte // "/a/" or "/media/"
 	m       *metrics
@@ -111,6 +111,7 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 		if s.keys, err = cfg.Keyring(); err != nil {
 			return nil, err
 		}
+		s.maxTTL = int64(time.Duration(cfg.TokenMaxTTL) / time.Second)
 		if s.route != nil {
 			if len(s.auth.keys) == 0 {
 				return nil, errors.New("tier: routing without peer keys")
@@ -280,7 +281,7 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, name []byte, peer bool) {
 	var claims urlsign.Claims
 	if !peer && s.keys != nil {
 		var ok bool
-		if claims, ok = s.authorize(ctx, track); !ok {
+		if claims, ok = s.authorize(ctx, name); !ok {
 			return
 		}
 	}
@@ -320,29 +321,48 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, name []byte, peer bool) {
 	}
 }
 
-// authorize checks the player's token; on failure it writes a 403 and
-// nothing is fetched.
-func (s *Server) authorize(ctx *fasthttp.RequestCtx, track []byte) (urlsign.Claims, bool) {
+// authorize checks the player's token for the object name ("<track>/<kbps>.<ext>")
+// and, with CountryHeader set, the client's country; on failure it writes
+// a 403 and nothing is fetched. Every check fails closed.
+func (s *Server) authorize(ctx *fasthttp.RequestCtx, name []byte) (urlsign.Claims, bool) {
 	tok := ctx.QueryArgs().Peek("t")
 	if len(tok) == 0 {
-		s.m.tokenRejected(tokenMissing)
-		ctx.Error("forbidden\n", fasthttp.StatusForbidden)
-		return urlsign.Claims{}, false
+		return s.refuse(ctx, tokenMissing)
 	}
-	claims, err := s.keys.Verify(tok, track, s.now())
+	now := s.now()
+	claims, err := s.keys.Verify(tok, name, now)
 	if err != nil {
-		s.m.tokenRejected(reasonOf(err))
-		ctx.Error("forbidden\n", fasthttp.StatusForbidden)
-		return urlsign.Claims{}, false
+		return s.refuse(ctx, reasonOf(err))
+	}
+	// A token signed to outlive the edge's cap is refused even though
+	// its MAC is good: whoever holds a leaked key or token cannot mint
+	// or keep a far-future pass (issue 10, row 9).
+	if claims.Expiry > now.Unix()+s.maxTTL {
+		return s.refuse(ctx, tokenTTL)
 	}
 	if s.cfg.CountryHeader != "" {
-		if cc := ctx.Request.Header.Peek(s.cfg.CountryHeader); len(cc) > 0 && !bytes.EqualFold(cc, claims.Country[:]) {
-			s.m.tokenRejected(tokenCountry)
-			ctx.Error("forbidden\n", fasthttp.StatusForbidden)
-			return urlsign.Claims{}, false
+		// The load balancer sets exactly one copy. None means the request
+		// did not come through it (or it was misconfigured), two mean the
+		// client smuggled its own: either way the country is unknown.
+		all := ctx.Request.Header.PeekAll(s.cfg.CountryHeader)
+		switch {
+		case len(all) == 0:
+			return s.refuse(ctx, countryMissing)
+		case len(all) > 1:
+			return s.refuse(ctx, countryDuplicate)
+		case len(all[0]) != 2 || !country.Valid(string(all[0])):
+			return s.refuse(ctx, countryInvalid)
+		case all[0][0] != claims.Country[0] || all[0][1] != claims.Country[1]:
+			return s.refuse(ctx, tokenCountry)
 		}
 	}
 	return claims, true
+}
+
+func (s *Server) refuse(ctx *fasthttp.RequestCtx, r tokenReason) (urlsign.Claims, bool) {
+	s.m.tokenRejected(r)
+	ctx.Error("forbidden\n", fasthttp.StatusForbidden)
+	return urlsign.Claims{}, false
 }
 
 var (
@@ -364,7 +384,7 @@ func kbpsOf(name []byte) int {
 
 // respond writes the whole response for ref from store, or returns an
 // error before anything is committed (the response is built in memory,
-// except large bodies that stream: see streamRange). first is the lowest
+// except large bodies and multipart ones, which stream: see stream). first is the lowest
 // offset sent, or -1 when no body is.
 func (s *Server) respond(ctx *fasthttp.RequestCtx, ref cache.Ref, store *cache.Store) (first int64, err error) {
 	m, st, err := store.Meta(ctx, ref)
@@ -477,8 +497,7 @@ func (s *Server) body(ctx *fasthttp.RequestCtx, store *cache.Store, ref cache.Re
 		return true, nil
 	}
 	if n > int64(s.cfg.MaxBufferedBody) {
-		s.streamRange(ctx, store, ref, m, r)
-		return false, nil
+		return s.stream(ctx, store, ref, m, []streamPart{{start: r.Start, end: r.End + 1}}, nil)
 	}
 	allHit, err = s.appendRange(&ctx.Response, ctx, store, ref, m, r)
 	if err == nil {
@@ -536,46 +555,6 @@ func chunk(ctx context.Context, store *cache.Store, ref cache.Ref, m *cache.Meta
 // for.
 const maxWarm = 16
 
-// streamRange sends a large body chunk by chunk. The status line has gone
-// out before the later chunks are read, so a failure then closes the
-// connection: the client sees fewer bytes than Content-Length, never a
-// short body that looks complete.
-func (s *Server) streamRange(ctx *fasthttp.RequestCtx, store *cache.Store, ref cache.Ref, m *cache.Meta, r httprange.Range) {
-	sr := &streamReader{s: s, store: store, ref: cache.Ref{Key: ref.Key, Name: bytes.Clone(ref.Name)}, m: m, pos: r.Start, end: r.End + 1}
-	ctx.Response.SetBodyStream(sr, int(r.Len()))
-}
-
-type streamReader struct {
-	s        *Server
-	store    *cache.Store
-	ref      cache.Ref
-	m        *cache.Meta
-	pos, end int64
-}
-
-func (sr *streamReader) Read(p []byte) (int, error) {
-	if sr.pos >= sr.end {
-		return 0, io.EOF
-	}
-	cs := sr.store.ChunkSize()
-	idx := sr.pos / cs
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(sr.s.cfg.Cache.FillTimeout+sr.s.cfg.UpstreamTimeout))
-	defer cancel()
-	hit := true
-	data, _, err := chunk(ctx, sr.store, sr.ref, sr.m, idx, sr.end/cs, &hit)
-	if err != nil {
-		sr.s.log.Warn("aborting response mid-body", "object", string(sr.ref.Name), "offset", sr.pos, "err", err)
-		sr.s.m.aborted.Inc()
-		return 0, err
-	}
-	lo := sr.pos - idx*cs
-	hi := min(sr.end-idx*cs, int64(len(data)))
-	n := copy(p, data[lo:hi])
-	sr.pos += int64(n)
-	sr.s.m.bytes.Add(float64(n))
-	return n, nil
-}
-
 // encoded sends the whole object compressed with enc ("zstd" or "gzip").
 func (s *Server) encoded(ctx *fasthttp.RequestCtx, store *cache.Store, ref cache.Ref, m *cache.Meta, enc string) (bool, error) {
 	var plain fasthttp.Response
@@ -590,40 +569,6 @@ func (s *Server) encoded(ctx *fasthttp.RequestCtx, store *cache.Store, ref cache
 	ctx.Response.Header.Set("Content-Encoding", enc)
 	ctx.Response.SetBody(out)
 	s.m.bytes.Add(float64(len(out)))
-	return allHit, nil
-}
-
-// multipart sends several ranges as multipart/byteranges (RFC 9110
-// §14.6).
-func (s *Server) multipart(ctx *fasthttp.RequestCtx, store *cache.Store, ref cache.Ref, m *cache.Meta, ranges []httprange.Range, head bool) (allHit bool, err error) {
-	boundary := fmt.Sprintf("%016x%016x", rand.Uint64(), rand.Uint64())
-	ctx.Response.Header.SetContentType("multipart/byteranges; boundary=" + boundary)
-	var body bytes.Buffer
-	allHit = true
-	total := int64(0)
-	for _, r := range ranges {
-		fmt.Fprintf(&body, "\r\n--%s\r\nContent-Type: %s\r\nContent-Range: bytes %d-%d/%d\r\n\r\n", boundary, m.ContentType, r.Start, r.End, m.Size)
-		if head {
-			total += int64(body.Len()) + r.Len()
-			body.Reset()
-			continue
-		}
-		var part fasthttp.Response
-		hit, err := s.appendRange(&part, ctx, store, ref, m, r)
-		if err != nil {
-			return false, err
-		}
-		allHit = allHit && hit
-		body.Write(part.Body())
-	}
-	fmt.Fprintf(&body, "\r\n--%s--\r\n", boundary)
-	if head {
-		ctx.Response.Header.SetContentLength(int(total) + body.Len())
-		ctx.Response.SkipBody = true
-		return true, nil
-	}
-	s.m.bytes.Add(float64(body.Len()))
-	ctx.Response.SetBody(body.Bytes())
 	return allHit, nil
 }
 

@@ -124,31 +124,34 @@ func TestCollapsing(t *testing.T) {
 	}
 }
 
-// TestTokens: every bad token is a 403 and nothing goes upstream.
+// TestTokens: every bad token is a 403 and nothing goes upstream. The
+// cases of issue 10 (object binding, lifetime, country header) are in
+// TestSecurityEdge.
 func TestTokens(t *testing.T) {
-	p := newTestPOP(t, nil)
-	good := p.keys.Sign("t1", "SE", p.clock().Add(time.Hour))
-	expired := p.keys.Sign("t1", "SE", p.clock().Add(-time.Second))
-	other := p.keys.Sign("t2", "SE", p.clock().Add(time.Hour))
+	p := newTestPOP(t, func(e, _ *Config) { e.CountryHeader = "X-Client-Country" })
+	const obj = "t1/96.ogg"
+	good := p.keys.Sign(obj, "SE", p.clock().Add(time.Hour))
+	expired := p.keys.Sign(obj, "SE", p.clock().Add(-time.Second))
+	other := p.keys.Sign("t2/96.ogg", "SE", p.clock().Add(time.Hour))
 	tampered := []byte(good)
 	tampered[len(tampered)-3] ^= 1
 	wrongKey := strings.Replace(good, "k1.", "k9.", 1)
-	base := p.edge.URL() + "/a/t1/96.ogg"
+	base := p.edge.URL() + "/a/" + obj
 	cases := []struct {
 		name, url string
-		hdr       []string
+		country   string
 	}{
-		{"missing", base, nil},
-		{"empty", base + "?t=", nil},
-		{"tampered", base + "?t=" + string(tampered), nil},
-		{"expired", base + "?t=" + expired, nil},
-		{"other track", base + "?t=" + other, nil},
-		{"unknown key", base + "?t=" + wrongKey, nil},
-		{"garbage", base + "?t=a.b.c.d", nil},
-		{"other country", base + "?t=" + good, []string{"X-Client-Country", "NO"}},
+		{"missing", base, "SE"},
+		{"empty", base + "?t=", "SE"},
+		{"tampered", base + "?t=" + string(tampered), "SE"},
+		{"expired", base + "?t=" + expired, "SE"},
+		{"other track", base + "?t=" + other, "SE"},
+		{"unknown key", base + "?t=" + wrongKey, "SE"},
+		{"garbage", base + "?t=a.b.c.d", "SE"},
+		{"other country", base + "?t=" + good, "NO"},
 	}
 	for _, tc := range cases {
-		resp, _ := p.get(t, tc.url, tc.hdr...)
+		resp, _ := p.get(t, tc.url, "X-Client-Country", tc.country)
 		if resp.StatusCode != 403 {
 			t.Errorf("%s: status %d, want 403", tc.name, resp.StatusCode)
 		}
@@ -458,7 +461,7 @@ func TestSeekTableCompressed(t *testing.T) {
 	}))
 	defer origin.Close()
 	p := newTestPOP(t, func(e, s *Config) { s.Upstreams = []string{origin.URL} })
-	url := p.edge.URL() + "/a/song/160.seek?t=" + p.keys.Sign("song", "SE", p.clock().Add(time.Hour))
+	url := p.signed("song/160.seek", "SE")
 	for _, tc := range []struct{ accept, enc string }{{"gzip, zstd", "zstd"}, {"gzip", "gzip"}, {"zstd;q=0, gzip;q=0.5", "gzip"}, {"", ""}, {"br", ""}} {
 		req, _ := http.NewRequest("GET", url, nil)
 		if tc.accept != "" {

@@ -1,6 +1,6 @@
 // Package urlsign makes and checks the tokens that authorize a player to
-// fetch a track's files from an edge. A token is bound to a track id, a
-// country and an expiry, and is signed with HMAC-SHA256 under a key named by
+// fetch one file from an edge. A token is bound to an object, a country and
+// an expiry, and is signed with HMAC-SHA256 under a key named by
 // a key id, so keys can rotate: a Keyring signs with its current key and
 // accepts the current and the previous ones. Edges verify tokens locally, in
 // constant time and without allocating, so authorization never costs a call
@@ -10,9 +10,17 @@
 //
 //	<key id>.<expiry, unix seconds>.<country, ISO 3166-1 alpha-2>.<base64url HMAC>
 //
-// The MAC covers a version tag, the key id, the track id, the country and
-// the expiry, so changing any of them, or using the token for another
-// track, fails verification.
+// The MAC covers a version tag, the key id, the object name, the country
+// and the expiry, so changing any of them, or using the token for another
+// object, fails verification. The object is the path of the file below the
+// edge's /a/: "<track>/<kbps>.<ext>", so one name binds the track, the tier
+// and the kind at once; a token minted for t1/24.ogg opens neither
+// t1/320.ogg nor t1/24.seek.
+//
+// The token's lifetime is whatever its signer chose (up to a 12-digit unix
+// time). Verifiers bound it: an edge refuses a token whose expiry lies
+// further ahead than its token_max_ttl (see package tier), so a leaked
+// far-future token is worth nothing.
 package urlsign
 
 import (
@@ -89,12 +97,13 @@ func NewKeyring(keys ...Key) (*Keyring, error) {
 	return kr, nil
 }
 
-// Sign returns a token for track, valid in country until expiry.
-func (kr *Keyring) Sign(track, country string, expiry time.Time) string {
+// Sign returns a token for object ("<track>/<kbps>.<ext>"), valid in
+// country until expiry.
+func (kr *Keyring) Sign(object, country string, expiry time.Time) string {
 	k := kr.keys[0]
 	exp := expiry.Unix()
 	st := k.pool.Get().(*macState)
-	sum := st.mac(k.id, []byte(track), []byte(country), exp)
+	sum := st.mac(k.id, []byte(object), []byte(country), exp)
 	tok := k.id + "." + strconv.FormatInt(exp, 10) + "." + country + "." + base64.RawURLEncoding.EncodeToString(sum)
 	k.pool.Put(st)
 	return tok
@@ -103,12 +112,15 @@ func (kr *Keyring) Sign(track, country string, expiry time.Time) string {
 // Claims are what a valid token grants.
 type Claims struct {
 	Country [2]byte // upper-case ISO 3166-1 alpha-2
-	Expiry  int64   // unix seconds
+	// Expiry is unix seconds, as signed: up to year 33658. A verifier
+	// that must bound a token's lifetime compares it with its own cap.
+	Expiry int64
 }
 
-// Verify checks token for track at time now and returns its claims. It
-// compares MACs in constant time and does not allocate.
-func (kr *Keyring) Verify(token, track []byte, now time.Time) (Claims, error) {
+// Verify checks token for object ("<track>/<kbps>.<ext>") at time now and
+// returns its claims. It compares MACs in constant time and does not
+// allocate. It does not bound the expiry: see Claims.Expiry.
+func (kr *Keyring) Verify(token, object []byte, now time.Time) (Claims, error) {
 	kid, exp, cc, sig, ok := split(token)
 	if !ok {
 		return Claims{}, ErrMalformed
@@ -134,7 +146,7 @@ func (kr *Keyring) Verify(token, track []byte, now time.Time) (Claims, error) {
 	if n, err := strictB64.Decode(st.got[:], sig); err != nil || n != sha256.Size {
 		return Claims{}, ErrMalformed
 	}
-	sum := st.macBytes(kid, track, cc, exp)
+	sum := st.macBytes(kid, object, cc, exp)
 	if !hmac.Equal(sum, st.got[:]) {
 		return Claims{}, ErrSignature
 	}
@@ -145,26 +157,27 @@ func (kr *Keyring) Verify(token, track []byte, now time.Time) (Claims, error) {
 }
 
 var (
-	strictB64  = base64.RawURLEncoding.Strict()
-	sep        = []byte{0}
-	versionTag = []byte("urlsign-v1")
+	strictB64 = base64.RawURLEncoding.Strict()
+	sep       = []byte{0}
+	// v2: the MAC covers the object name, not the track id (v1).
+	versionTag = []byte("urlsign-v2")
 )
 
-func (st *macState) mac(kid string, track, country []byte, exp int64) []byte {
+func (st *macState) mac(kid string, object, country []byte, exp int64) []byte {
 	var b [20]byte
-	return st.macBytes([]byte(kid), track, country, strconv.AppendInt(b[:0], exp, 10))
+	return st.macBytes([]byte(kid), object, country, strconv.AppendInt(b[:0], exp, 10))
 }
 
-// macBytes computes the MAC over the version tag, key id, track, country
+// macBytes computes the MAC over the version tag, key id, object, country
 // and the decimal expiry, each NUL-separated (none of them may hold a NUL).
-func (st *macState) macBytes(kid, track, country, exp []byte) []byte {
+func (st *macState) macBytes(kid, object, country, exp []byte) []byte {
 	h := st.h
 	h.Reset()
 	h.Write(versionTag)
 	h.Write(sep)
 	h.Write(kid)
 	h.Write(sep)
-	h.Write(track)
+	h.Write(object)
 	h.Write(sep)
 	h.Write(country)
 	h.Write(sep)
