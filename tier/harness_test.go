@@ -20,6 +20,7 @@ import (
 
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/origin/media"
+	"github.com/musiccdn/cdn/tierauth"
 	"github.com/musiccdn/cdn/urlsign"
 )
 
@@ -147,7 +148,10 @@ type testPOP struct {
 	now    atomic.Pointer[time.Time]
 }
 
-var testKey = Key{ID: "k1", Secret: "000102030405060708090a0b0c0d0e0f"}
+var (
+	testKey     = Key{ID: "k1", Secret: "000102030405060708090a0b0c0d0e0f"}
+	testTierKey = tierauth.KeyConfig{ID: "tier1", Secret: "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"}
+)
 
 func newTestPOP(t testing.TB, tweak func(edge, shield *Config)) *testPOP {
 	p := &testPOP{origin: newTestOrigin(t, 100)}
@@ -159,7 +163,9 @@ func newTestPOP(t testing.TB, tweak func(edge, shield *Config)) *testPOP {
 	sc.Upstreams = []string{p.origin.srv.URL}
 	sc.Cache.MemoryBytes = 256 << 20
 	sc.UpstreamTimeout = config.Duration(2 * time.Second)
+	sc.TierKeys = []tierauth.KeyConfig{testTierKey}
 	ec := DefaultEdgeConfig()
+	ec.TierKeys = []tierauth.KeyConfig{testTierKey}
 	ec.Name = "edge-1"
 	ec.Keys = []Key{testKey}
 	ec.CountryHeader = "X-Client-Country"

@@ -131,11 +131,11 @@ const (
 	tokenSignature
 	tokenExpired
 	tokenCountry
-	tokenPeer
+	tokenTier // a fill endpoint without a valid tier credential
 	tokenReasons
 )
 
-var tokenReasonNames = [tokenReasons]string{"missing", "malformed", "unknown_key", "signature", "expired", "country", "peer_auth"}
+var tokenReasonNames = [tokenReasons]string{"missing", "malformed", "unknown_key", "signature", "expired", "country", "tier"}
 
 func reasonOf(err error) tokenReason {
 	switch {

@@ -34,6 +34,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/musiccdn/cdn/config"
 )
 
 // Header is the request header that carries the credential.
@@ -87,27 +89,28 @@ type macState struct {
 }
 
 // New builds a keyring from configured keys: keys[0] signs, all verify.
-// Errors name the field at fault ("[1].secret"), for config.Prefix.
+// Errors are *config.FieldError naming the entry at fault ("[1].secret"),
+// so a caller prefixes them with its YAML field (config.Prefix).
 func New(keys []KeyConfig) (*Keyring, error) {
 	if len(keys) == 0 {
-		return nil, errors.New("no keys")
+		return nil, config.Errorf("", "at least one key is needed")
 	}
 	kr := &Keyring{}
 	seen := make(map[string]bool)
 	for i, k := range keys {
 		if !validKeyID(k.ID) {
-			return nil, fmt.Errorf("[%d].id: want 1 to %d characters of [A-Za-z0-9_-], got %q", i, MaxKeyIDLen, k.ID)
+			return nil, config.Errorf(fmt.Sprintf("[%d].id", i), "want 1 to %d characters of [A-Za-z0-9_-], got %q", MaxKeyIDLen, k.ID)
 		}
 		if seen[k.ID] {
-			return nil, fmt.Errorf("[%d].id: key id %q used twice", i, k.ID)
+			return nil, config.Errorf(fmt.Sprintf("[%d].id", i), "key id %q used twice", k.ID)
 		}
 		seen[k.ID] = true
 		secret, err := hex.DecodeString(k.Secret)
 		if err != nil {
-			return nil, fmt.Errorf("[%d].secret: not hex", i)
+			return nil, config.Errorf(fmt.Sprintf("[%d].secret", i), "not hex")
 		}
 		if len(secret) < MinSecretLen {
-			return nil, fmt.Errorf("[%d].secret: %d bytes, want at least %d (%d hex digits)", i, len(secret), MinSecretLen, 2*MinSecretLen)
+			return nil, config.Errorf(fmt.Sprintf("[%d].secret", i), "%d bytes, want at least %d (%d hex digits)", len(secret), MinSecretLen, 2*MinSecretLen)
 		}
 		rk := &ringKey{id: k.ID}
 		rk.pool.New = func() any { return &macState{h: hmac.New(sha256.New, secret)} }

@@ -86,7 +86,7 @@ func TestNewErrorsNameTheField(t *testing.T) {
 		keys []KeyConfig
 		want string
 	}{
-		{nil, "no keys"},
+		{nil, "at least one key"},
 		{[]KeyConfig{{ID: "", Secret: cur.Secret}}, "[0].id"},
 		{[]KeyConfig{{ID: "a.b", Secret: cur.Secret}}, "[0].id"},
 		{[]KeyConfig{cur, {ID: "t2", Secret: prev.Secret}}, "[1].id"},
