@@ -68,6 +68,10 @@ type Config struct {
 	// shields' clusters: "lan" (deployment timers, a dead node is dropped
 	// in about 6 s) or "fast" (tests and demos). Default "lan".
 	GossipProfile string `yaml:"gossip_profile"`
+	// TierKeys are the tier credential keys of every node (see
+	// tierauth). Default none: a random key is made at start, shared by
+	// the POP's nodes.
+	TierKeys []tierauth.KeyConfig `yaml:"tier_keys"`
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -101,6 +105,11 @@ func (c Config) Validate() error {
 	}
 	if c.GossipProfile != cluster.ProfileLAN && c.GossipProfile != cluster.ProfileFast {
 		errs = append(errs, config.Errorf("gossip_profile", "must be %q or %q", cluster.ProfileLAN, cluster.ProfileFast))
+	}
+	if len(c.TierKeys) > 0 {
+		if _, err := tierauth.New(c.TierKeys); err != nil {
+			errs = append(errs, config.Prefix("tier_keys", err))
+		}
 	}
 	if ip := net.ParseIP(c.Host); ip == nil || !ip.IsLoopback() {
 		errs = append(errs, config.Errorf("host", "%q is not a loopback address", c.Host))
@@ -188,9 +197,12 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*POP, error) {
 		return mc
 	}
 	keyID := "k" + time.Now().UTC().Format("20060102")
-	tierSecret := make([]byte, 32)
-	rand.Read(tierSecret)
-	tierKeys := []tierauth.KeyConfig{{ID: "tier" + time.Now().UTC().Format("20060102"), Secret: hex.EncodeToString(tierSecret)}}
+	tierKeys := cfg.TierKeys
+	if len(tierKeys) == 0 {
+		tierSecret := make([]byte, 32)
+		rand.Read(tierSecret)
+		tierKeys = []tierauth.KeyConfig{{ID: "tier" + time.Now().UTC().Format("20060102"), Secret: hex.EncodeToString(tierSecret)}}
+	}
 	if err := p.startOrigin(keyID, hex.EncodeToString(secret), tierKeys); err != nil {
 		return nil, err
 	}
