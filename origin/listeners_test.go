@@ -127,7 +127,7 @@ func TestHTTPLimits(t *testing.T) {
 	}
 	defer c.Close()
 	io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n") // never finished
-	c.SetReadDeadline(time.Now().Add(20 * time.Second))     // a generous bound, not the figure under test
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))       // a generous bound, not the figure under test
 	if _, err := io.ReadAll(c); err != nil {
 		t.Fatalf("a stalled header was not closed by the server: %v", err)
 	}

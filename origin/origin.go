@@ -205,10 +205,8 @@ const MaxSyntheticTracks = 1_000_000_000
 // so it does not validate until one is added.
 func DefaultConfig() Config {
 	return Config{
-		Listen:       "127.0.0.1:8080",
-		InternalAddr: "127.0.0.1:8081",
-		HTTP:         DefaultHTTPConfig(),
-		Name:         "origin",
+		Listen:   "127.0.0.1:8080",
+		Name:     "origin",
 		Catalog:  "synthetic:1000",
 		Seed:     1,
 		TokenTTL: config.Duration(6 * time.Hour),
@@ -216,6 +214,9 @@ func DefaultConfig() Config {
 		Licence:  LicenceConfig{TTL: config.Duration(30 * 24 * time.Hour)},
 		Plays:    plays.DefaultConfig(),
 		Recs:     recs.DefaultConfig(),
+
+		InternalAddr: "127.0.0.1:8081",
+		HTTP:         DefaultHTTPConfig(),
 	}
 }
 

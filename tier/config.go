@@ -283,4 +283,3 @@ func (c Config) Keyring() (*urlsign.Keyring, error) {
 	}
 	return urlsign.NewKeyring(keys...)
 }
-

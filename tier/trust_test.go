@@ -66,7 +66,8 @@ func TestShieldFillNeedsTierCredential(t *testing.T) {
 // TestListenersSplit: internal paths are 404 on public listeners, public
 // paths 404 on internal ones, and no endpoint takes a body.
 // Mutations caught: routing /metrics, /debug or /peer in Handle; serving
-// /a/ or /media/ in HandleInternal; dropping the body check (413 row).
+// /a/ or /media/ in HandleInternal; dropping the body check (413 row);
+// a read buffer (the header limit) of 1 MiB (431 row).
 func TestListenersSplit(t *testing.T) {
 	c := newTestCluster(t, 2, 1, nil)
 	edge, shield := c.edges[0], c.shields[0]

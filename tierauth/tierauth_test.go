@@ -41,7 +41,7 @@ func TestVerify(t *testing.T) {
 	// bits in its last character, which strict decoding must refuse.
 	padBits := []byte(good)
 	last := padBits[len(padBits)-1]
-	padBits[len(padBits)-1] = strictB64Alphabet[(strings.IndexByte(strictB64Alphabet, last)|1)]
+	padBits[len(padBits)-1] = strictB64Alphabet[(strings.IndexByte(strictB64Alphabet, last) | 1)]
 	for _, tc := range []struct {
 		name   string
 		cred   string
