@@ -238,7 +238,11 @@ func (c Config) Validate() error {
 		}
 		cc := c.Cluster
 		if cc.HTTPAddr == "" {
-			cc.HTTPAddr = c.InternalAddr // filled in at start
+			// Filled in at start (NewNode): where peers fill from.
+			cc.HTTPAddr = c.InternalAddr
+			if c.Role == Shield {
+				cc.HTTPAddr = c.Listen
+			}
 		}
 		errs = append(errs, config.Prefix("cluster", cc.Validate()))
 	}
