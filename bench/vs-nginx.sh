@@ -2,9 +2,13 @@
 # Throughput of the edge against nginx, side by side on this machine.
 #
 # Both cache the same 3.5 MB files from the same origin (cmd/origin over a
-# directory catalog): (a) the edge (cmd/edge, memory chunk cache, token
-# checks on) and (b) Debian's nginx as a caching proxy (proxy_cache with
-# slice 256k, cache on tmpfs). wrk -t2 -c64 sends random 64 KiB ranges over
+# directory catalog, its internal listener's /media): (a) the edge
+# (cmd/edge, memory chunk cache, token checks on) and (b) Debian's nginx as
+# a caching proxy (proxy_cache with slice 256k, cache on tmpfs). Both send
+# the tier credential the origin requires; nginx cannot compute an HMAC,
+# so the script signs each file's path once (python3) into an nginx map,
+# valid for tierauth.MaxSkew (60 s): long enough for the warm-up pass,
+# after which nginx serves from its cache. wrk -t2 -c64 sends random 64 KiB ranges over
 # the warm set to each in turn, after a warm-up pass, and the script prints
 # requests/s and p99 for both and their ratio.
 #
@@ -52,20 +56,24 @@ for i in $(seq 0 $((FILES - 1))); do
 	head -c 3500000 /dev/urandom >"$work/catalog/b$i/160.ogg"
 done
 
-OPORT=$(free_port) EPORT=$(free_port) NPORT=$(free_port)
+OPORT=$(free_port) TPORT=$(free_port) EPORT=$(free_port) NPORT=$(free_port)
 SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+TIER=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 cat >"$work/origin.yaml" <<YAML
 listen: 127.0.0.1:$OPORT
+internal_addr: 127.0.0.1:$TPORT
 catalog: $work/catalog
 data_dir: $work/data
 keys: [{id: bench, secret: $SECRET}]
+tier_keys: [{id: bench, secret: $TIER}]
 YAML
 cat >"$work/edge.yaml" <<YAML
 name: edge-bench
 role: edge
 listen: 127.0.0.1:$EPORT
-upstreams: [http://127.0.0.1:$OPORT]
+upstreams: [http://127.0.0.1:$TPORT]
 keys: [{id: bench, secret: $SECRET}]
+tier_keys: [{id: bench, secret: $TIER}]
 cache: {memory_bytes: 1GiB, chunk_size: 256KiB}
 YAML
 cat >"$work/nginx.conf" <<NGINX
@@ -79,7 +87,8 @@ http {
   sendfile on;
   keepalive_requests 1000000;
   proxy_cache_path /dev/shm/vs-nginx-cache levels=1:2 keys_zone=audio:64m max_size=1g inactive=1h use_temp_path=off;
-  upstream origin { server 127.0.0.1:$OPORT; keepalive 64; }
+  upstream origin { server 127.0.0.1:$TPORT; keepalive 64; }
+  map \$uri \$tier_auth { include $work/tier-auth.map; }
   server {
     listen 127.0.0.1:$NPORT;
     location /media/ {
@@ -89,6 +98,7 @@ http {
       proxy_set_header Range \$slice_range;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
+      proxy_set_header X-Tier-Auth \$tier_auth;
       proxy_cache_valid 200 206 1h;
       proxy_cache_lock on;
       proxy_pass http://origin;
@@ -101,7 +111,6 @@ NGINX
 GOMAXPROCS=${EDGE_PROCS:-2} "$work/edge" -config "$work/edge.yaml" 2>"$work/edge.log" & pids+=($!)
 wait_ready "http://127.0.0.1:$OPORT/readyz"
 wait_ready "http://127.0.0.1:$EPORT/readyz"
-"$NGINX" -c "$work/nginx.conf" -p "$work"
 
 # Paths: the edge's come from the origin's manifests (signed URLs).
 : >"$work/edge-paths" ; : >"$work/nginx-paths"
@@ -110,6 +119,19 @@ for i in $(seq 0 $((FILES - 1))); do
 		python3 -c 'import json,sys; m=json.load(sys.stdin); print([t["url"] for t in m["tiers"] if t["kbps"]==160][0])' >>"$work/edge-paths"
 	echo "/media/b$i/160.ogg" >>"$work/nginx-paths"
 done
+
+# nginx's tier credentials (see package tierauth for the format), signed
+# now and started at once: the warm-up pass below fills its cache.
+python3 - "$TIER" "$FILES" >"$work/tier-auth.map" <<'PY'
+import base64, hashlib, hmac, sys, time
+key, ts = bytes.fromhex(sys.argv[1]), str(int(time.time()))
+for i in range(int(sys.argv[2])):
+    target = f"/media/b{i}/160.ogg"
+    msg = b"\0".join([b"tierauth-v1", b"bench", b"GET", target.encode(), ts.encode()])
+    sig = base64.urlsafe_b64encode(hmac.new(key, msg, hashlib.sha256).digest()).rstrip(b"=").decode()
+    print(f'{target} "bench.{ts}.{sig}";')
+PY
+"$NGINX" -c "$work/nginx.conf" -p "$work"
 
 cat >"$work/ranges.lua" <<'LUA'
 local paths = {}

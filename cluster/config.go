@@ -76,8 +76,8 @@ type Config struct {
 	// of 16, 24 or 32 bytes. The first encrypts what this node sends; all
 	// are tried on what it receives, so a key is rotated by adding the new
 	// one second everywhere, then moving it first, then removing the old.
-	// Required: a node without a matching key cannot join, and the peer
-	// fill endpoint derives its secret from these keys (PeerKeys).
+	// Required: a node without a matching key cannot join. (Fills between
+	// nodes are authenticated separately, by the tier keys: tierauth.)
 	SecretKeys []string `yaml:"secret_keys"`
 
 	// Role is RoleEdge or RoleShield. Required.

@@ -2,8 +2,6 @@ package cluster
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log"
@@ -87,7 +85,6 @@ type Membership struct {
 	cfg  Config
 	log  *slog.Logger
 	ml   *memberlist.Memberlist
-	keys [][]byte
 	meta atomic.Pointer[[]byte] // this node's encoded metadata
 	reg  prometheus.Registerer
 	coll *collector
@@ -161,7 +158,6 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Membershi
 	m := &Membership{
 		cfg:     cfg,
 		log:     logger,
-		keys:    keyring.GetKeys(),
 		reg:     reg,
 		kick:    make(chan struct{}, 1),
 		members: make(map[string]*member),
@@ -309,20 +305,6 @@ func (m *Membership) WaitFor(ctx context.Context, cond func() bool) error {
 			return ErrClosed
 		}
 	}
-}
-
-// PeerKeys derives from the gossip keyring one 32-byte key per gossip key,
-// for purpose (such as "peer-fill"): HMAC-SHA256(key, purpose). The first
-// derives from the primary key: sign with it, and accept any of them, so
-// that rotating the gossip keyring rotates these too.
-func (m *Membership) PeerKeys(purpose string) [][]byte {
-	out := make([][]byte, len(m.keys))
-	for i, k := range m.keys {
-		h := hmac.New(sha256.New, k)
-		h.Write([]byte("musiccdn cluster: " + purpose))
-		out[i] = h.Sum(nil)
-	}
-	return out
 }
 
 // Leave tells the cluster this node is going, so the others drop it at

@@ -333,26 +333,6 @@ func TestWrongKeyCannotJoin(t *testing.T) {
 	}
 }
 
-func TestPeerKeys(t *testing.T) {
-	k1, k2 := newKey(t), newKey(t)
-	a := startNode(t, "edge-a", RoleEdge, ProfileFast, k1, k2)
-	b := startNode(t, "edge-b", RoleEdge, ProfileFast, k1, k2)
-	c := startNode(t, "edge-c", RoleEdge, ProfileFast, k2)
-	ka, kb, kc := a.PeerKeys("peer-fill"), b.PeerKeys("peer-fill"), c.PeerKeys("peer-fill")
-	if len(ka) != 2 || len(kc) != 1 || len(ka[0]) != 32 {
-		t.Fatalf("PeerKeys lengths %d, %d, key %d bytes", len(ka), len(kc), len(ka[0]))
-	}
-	if !slices.EqualFunc(ka, kb, slices.Equal) {
-		t.Errorf("nodes with one keyring derive different peer keys")
-	}
-	if !slices.Equal(ka[1], kc[0]) || slices.Equal(ka[0], kc[0]) {
-		t.Errorf("peer keys do not follow the gossip keys")
-	}
-	if other := a.PeerKeys("other"); slices.Equal(other[0], ka[0]) {
-		t.Errorf("two purposes derive the same key")
-	}
-}
-
 func TestCloseTwiceAndAfterClose(t *testing.T) {
 	n := startNode(t, "edge-c", RoleEdge, ProfileFast, newKey(t))
 	if err := n.Close(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -28,6 +29,14 @@ func TestExamplesLoad(t *testing.T) {
 	if edge.Role != tier.Edge || shield.Role != tier.Shield || len(edge.Keys) != 2 {
 		t.Errorf("edge %+v shield %+v", edge.Role, shield.Role)
 	}
+	// One tier keyring across the POP, and the shield fills from the
+	// origin's internal listener.
+	if len(edge.TierKeys) != 2 || !slices.Equal(edge.TierKeys, shield.TierKeys) || !slices.Equal(edge.TierKeys, orig.TierKeys) {
+		t.Errorf("tier_keys differ: edge %v shield %v origin %v", edge.TierKeys, shield.TierKeys, orig.TierKeys)
+	}
+	if shield.Upstreams[0] != "http://"+orig.InternalAddr {
+		t.Errorf("shield upstream %s, want the origin's internal listener %s", shield.Upstreams[0], orig.InternalAddr)
+	}
 }
 
 // TestDeployExamplesLoad: the separate-hosts POP in deploy/ parses and
@@ -46,6 +55,8 @@ func TestDeployExamplesLoad(t *testing.T) {
 		s = strings.ReplaceAll(s, "REPLACE-WITH-32-HEX-DIGITS-OR-MORE-111111111111", "ffeeddccbbaa99887766554433221100")
 		s = strings.ReplaceAll(s, "REPLACE-WITH-BASE64-KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
 		s = strings.ReplaceAll(s, "REPLACE-WITH-BASE64-ED25519-SEED", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+		s = strings.ReplaceAll(s, "REPLACE-WITH-64-HEX-DIGITS-TIER-KEY-2", strings.Repeat("2f", 32))
+		s = strings.ReplaceAll(s, "REPLACE-WITH-64-HEX-DIGITS-TIER-KEY-1", strings.Repeat("1f", 32))
 		var dst any
 		switch base := filepath.Base(f); {
 		case strings.HasPrefix(base, "edge"):
@@ -61,13 +72,32 @@ func TestDeployExamplesLoad(t *testing.T) {
 		if err := config.Parse([]byte(s), f, dst); err != nil {
 			t.Errorf("%s: %v", f, err)
 		}
+		// Internal listeners on the private network, never 0.0.0.0;
+		// an edge's peers fill from its internal listener (plain
+		// HTTP), not its public TLS port (issue 10, item 12).
+		switch c := dst.(type) {
+		case *tier.Config:
+			if strings.HasPrefix(c.InternalAddr, "0.0.0.0") || c.InternalAddr == "" {
+				t.Errorf("%s: internal_addr %q is not a private address", f, c.InternalAddr)
+			}
+			if c.Role == tier.Edge && c.Cluster.HTTPAddr != c.InternalAddr {
+				t.Errorf("%s: cluster.http_addr %q, want the internal listener %q", f, c.Cluster.HTTPAddr, c.InternalAddr)
+			}
+			if c.Role == tier.Shield && (c.Cluster.HTTPAddr != c.Listen || strings.HasPrefix(c.Listen, "0.0.0.0")) {
+				t.Errorf("%s: a shield's fill listener %q must be private and advertised (http_addr %q)", f, c.Listen, c.Cluster.HTTPAddr)
+			}
+		case *origin.Config:
+			if strings.HasPrefix(c.InternalAddr, "0.0.0.0") {
+				t.Errorf("%s: internal_addr %q is public", f, c.InternalAddr)
+			}
+		}
 	}
 }
 
 // TestBadFileNamesLine: a bad value stops start-up with the line at fault.
 func TestBadFileNamesLine(t *testing.T) {
 	cfg := tier.DefaultEdgeConfig()
-	doc := "name: e\nrole: edge\nupstreams: [http://127.0.0.1:1]\nkeys: [{id: a, secret: 00112233445566778899aabbccddeeff}]\ncache:\n  chunk_size: 3000\n"
+	doc := "name: e\nrole: edge\nupstreams: [http://127.0.0.1:1]\nkeys: [{id: a, secret: 00112233445566778899aabbccddeeff}]\ncache:\n  chunk_size: 3000\ntier_keys: [{id: t, secret: " + strings.Repeat("ab", 32) + "}]\n"
 	err := config.Parse([]byte(doc), "edge.yaml", &cfg)
 	var ce *config.Error
 	if !errors.As(err, &ce) || ce.Line != 6 || !strings.Contains(err.Error(), "edge.yaml:6: cache.chunk_size") {

@@ -91,9 +91,10 @@ func scrapeAll(ctx context.Context, c *http.Client, t Targets) tierSnapshots {
 		}
 		return out
 	}
-	ts.edge = sum(t.Edges)
-	ts.shield = sum(t.Shields)
-	ts.origin = sum([]string{t.Origin})
+	origin, edges, shields := t.metricsTargets()
+	ts.edge = sum(edges)
+	ts.shield = sum(shields)
+	ts.origin = sum([]string{origin})
 	return ts
 }
 

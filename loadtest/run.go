@@ -95,11 +95,39 @@ func (c Config) Validate() error {
 }
 
 // Targets are the POP's base URLs, in the JSON shape cmd/pop writes to its
-// address file.
+// address file: the public ones players use, and the internal listeners
+// whose /metrics the tool scrapes before and after a run.
 type Targets struct {
 	Origin  string   `json:"origin"`
 	Shields []string `json:"shields"`
 	Edges   []string `json:"edges"`
+	// Internal are the internal listeners (where /metrics is served).
+	// Empty: metrics are scraped from the public URLs (a POP without
+	// the split, such as the null POP).
+	Internal InternalTargets `json:"internal"`
+}
+
+// InternalTargets are the base URLs of the nodes' internal listeners.
+type InternalTargets struct {
+	Origin  string   `json:"origin"`
+	Edges   []string `json:"edges"`
+	Shields []string `json:"shields"`
+}
+
+// metricsTargets are the URLs to scrape: the internal listeners when
+// known.
+func (t Targets) metricsTargets() (origin string, edges, shields []string) {
+	origin, edges, shields = t.Origin, t.Edges, t.Shields
+	if t.Internal.Origin != "" {
+		origin = t.Internal.Origin
+	}
+	if len(t.Internal.Edges) > 0 {
+		edges = t.Internal.Edges
+	}
+	if len(t.Internal.Shields) > 0 {
+		shields = t.Internal.Shields
+	}
+	return origin, edges, shields
 }
 
 // LoadTargets reads an address file written by cmd/pop --addr-file.

@@ -312,6 +312,19 @@ func TestLoadTargets(t *testing.T) {
 			t.Errorf("LoadTargets(%q) error = %v, want ok %v", tt.body, err, tt.ok)
 		}
 	}
+	// The internal listeners, where the metrics are scraped.
+	path := filepath.Join(dir, "internal.json")
+	os.WriteFile(path, []byte(`{"origin":"http://o","shields":["http://s"],"edges":["http://e"],"internal":{"origin":"http://oi","edges":["http://ei"],"shields":["http://si"]}}`), 0o644)
+	tg, err := LoadTargets(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, e, s := tg.metricsTargets(); o != "http://oi" || e[0] != "http://ei" || s[0] != "http://si" {
+		t.Errorf("metrics targets %s %v %v, want the internal listeners", o, e, s)
+	}
+	if o, e, s := (Targets{Origin: "http://o", Edges: []string{"http://e"}, Shields: []string{"http://s"}}).metricsTargets(); o != "http://o" || e[0] != "http://e" || s[0] != "http://s" {
+		t.Errorf("metrics targets without internal: %s %v %v", o, e, s)
+	}
 }
 
 func FuzzParseMetrics(f *testing.F) {

@@ -1,18 +1,39 @@
-// Package origin assembles the origin server: it serves the catalog's
-// files to shields (GET|HEAD /media/<track>/<kbps>.ogg|.seek, with RFC 9110
-// ranges and conditional requests), playback manifests with signed edge
-// URLs after a rights check (GET /v1/manifest/<track>?country=CC), a first
-// next-tracks list (GET /v1/recs/next/<track>?n=3&country=CC), and
-// /healthz, /readyz and /metrics. Other origin services (plays, recs,
-// licences) are mounted on the same mux with Mount.
+// Package origin assembles the origin server. It has two handlers, one
+// per listener:
+//
+// The public handler (Config.Listen), for players: playback manifests with
+// signed edge URLs after a rights check (GET /v1/manifest/<track>?country=CC),
+// a first next-tracks list (GET /v1/recs/next/<track>?n=3&country=CC),
+// /healthz, /readyz, and the services mounted with Mount (plays POST,
+// licences, user recommendations).
+//
+// The internal handler (Config.InternalAddr), for the private network:
+// the catalog's files for shields (GET|HEAD /media/<track>/<kbps>.ogg|.seek,
+// RFC 9110 ranges and conditional requests) behind the tier credential
+// (package tierauth: 403 and nothing opened without it), /metrics,
+// /healthz, /readyz, and the services mounted with MountInternal
+// (royalty reports). A path not routed on a listener is a 404 there.
+//
+//	listener  path                        caller         credential        cost of one request
+//	public    GET /v1/manifest/<t>        players        (user session)    one rights look-up, 5 signatures
+//	public    GET /v1/recs/next/<t>       players, edges (user session)    n <= 10 rights look-ups
+//	internal  GET|HEAD /media/<t>/<k>.ext shields        tier credential   one file (<= ~10 MB), MaxRanges ranges
+//	internal  GET /metrics                operators      network only      one scrape
+//	internal  GET /v1/royalties/...       finance jobs   network only      one ledger query
+//	both      GET /healthz, /readyz       load balancers none              constant
+//
+// Both listeners run with the limits of Config.HTTP (header, read, write
+// and idle timeouts, header size); /media/ responses get their own write
+// deadline, HTTP.MediaWriteTimeout, since a whole file may be large.
 //
 // A cmd main does:
 //
 //	cfg := origin.DefaultConfig()     // then config.Load, flags
 //	srv, err := origin.New(cfg, logger, registry)
 //	srv.Mount("POST /v1/plays", plays)
-//	hs := &http.Server{Addr: cfg.Listen, Handler: srv.Handler()}
-//	... on SIGTERM: srv.SetReady(false); hs.Shutdown(ctx)
+//	pub := cfg.HTTP.Server(srv.PublicHandler())      // on cfg.Listen
+//	in := cfg.HTTP.Server(srv.InternalHandler())     // on cfg.InternalAddr
+//	... on SIGTERM: srv.SetReady(false); pub.Shutdown(ctx); in.Shutdown(ctx)
 package origin
 
 import (
@@ -41,14 +62,26 @@ import (
 	"github.com/musiccdn/cdn/origin/plays"
 	"github.com/musiccdn/cdn/origin/recs"
 	"github.com/musiccdn/cdn/origin/rights"
+	"github.com/musiccdn/cdn/tierauth"
 	"github.com/musiccdn/cdn/urlsign"
 )
 
 // Config is the origin's configuration, one to one with its YAML file.
 type Config struct {
-	// Listen is the host:port the cmd main listens on. Default
-	// "127.0.0.1:8080". New does not listen: it only builds the handler.
+	// Listen is the host:port of the public listener (players: manifests,
+	// plays, licences, recommendations). Default "127.0.0.1:8080". New
+	// does not listen: it only builds the handlers.
 	Listen string `yaml:"listen"`
+	// InternalAddr is the host:port of the internal listener, on the
+	// private network only: /media/ for shields (tier credential
+	// required), /metrics, /v1/royalties/. Default "127.0.0.1:8081".
+	InternalAddr string `yaml:"internal_addr"`
+	// TierKeys check the tier credential shields send to /media/ (package
+	// tierauth): the same keys as the POP's edges and shields, the current
+	// one first. Required.
+	TierKeys []tierauth.KeyConfig `yaml:"tier_keys"`
+	// HTTP are the limits of both listeners.
+	HTTP HTTPConfig `yaml:"http"`
 	// Name names this node in logs. Default "origin".
 	Name string `yaml:"name"`
 	// Catalog is "synthetic:N" (tracks t0 to t<N-1> generated from Seed;
@@ -93,6 +126,80 @@ type KeyConfig struct {
 	Secret string `yaml:"secret"`
 }
 
+// HTTPConfig bounds what one connection may hold, on both listeners.
+type HTTPConfig struct {
+	// ReadHeaderTimeout bounds reading a request's header (slowloris).
+	// Default 5s.
+	ReadHeaderTimeout config.Duration `yaml:"read_header_timeout"`
+	// ReadTimeout bounds reading a whole request, body included (slow
+	// POST bodies). Default 30s.
+	ReadTimeout config.Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds writing a response, from the end of its
+	// request's header (slow readers). API answers are small. Default 30s.
+	WriteTimeout config.Duration `yaml:"write_timeout"`
+	// MediaWriteTimeout replaces WriteTimeout for /media/ responses,
+	// which may be a whole file of ~10 MB to a shield: at 1 Mbit/s that
+	// is 80 s. Shields ask for 256 KiB chunks within their own
+	// upstream_timeout, so this only matters to whole-file reads.
+	// Default 2m.
+	MediaWriteTimeout config.Duration `yaml:"media_write_timeout"`
+	// IdleTimeout closes a keep-alive connection idle this long.
+	// Default 120s.
+	IdleTimeout config.Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes bounds a request's header (request line included).
+	// Default 16KiB.
+	MaxHeaderBytes config.Size `yaml:"max_header_bytes"`
+}
+
+// DefaultHTTPConfig returns the defaults documented on HTTPConfig.
+func DefaultHTTPConfig() HTTPConfig {
+	return HTTPConfig{
+		ReadHeaderTimeout: config.Duration(5 * time.Second),
+		ReadTimeout:       config.Duration(30 * time.Second),
+		WriteTimeout:      config.Duration(30 * time.Second),
+		MediaWriteTimeout: config.Duration(2 * time.Minute),
+		IdleTimeout:       config.Duration(120 * time.Second),
+		MaxHeaderBytes:    16 << 10,
+	}
+}
+
+// Validate reports every invalid field.
+func (c HTTPConfig) Validate() error {
+	var errs []error
+	for _, d := range []struct {
+		field string
+		v     config.Duration
+	}{
+		{"read_header_timeout", c.ReadHeaderTimeout}, {"read_timeout", c.ReadTimeout}, {"write_timeout", c.WriteTimeout},
+		{"media_write_timeout", c.MediaWriteTimeout}, {"idle_timeout", c.IdleTimeout},
+	} {
+		if d.v <= 0 {
+			errs = append(errs, config.Errorf(d.field, "must be positive"))
+		}
+	}
+	if c.MaxHeaderBytes < 1<<10 || c.MaxHeaderBytes > 1<<20 {
+		errs = append(errs, config.Errorf("max_header_bytes", "must be from 1KiB to 1MiB"))
+	}
+	return errors.Join(errs...)
+}
+
+// Server returns an http.Server for h with these limits (no address: the
+// caller serves it on its listener).
+func (c HTTPConfig) Server(h http.Handler, logger *slog.Logger) *http.Server {
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: time.Duration(c.ReadHeaderTimeout),
+		ReadTimeout:       time.Duration(c.ReadTimeout),
+		WriteTimeout:      time.Duration(c.WriteTimeout),
+		IdleTimeout:       time.Duration(c.IdleTimeout),
+		MaxHeaderBytes:    int(c.MaxHeaderBytes),
+	}
+	if logger != nil {
+		hs.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelDebug)
+	}
+	return hs
+}
+
 // MaxSyntheticTracks bounds N in "synthetic:N".
 const MaxSyntheticTracks = 1_000_000_000
 
@@ -109,6 +216,9 @@ func DefaultConfig() Config {
 		Licence:  LicenceConfig{TTL: config.Duration(30 * 24 * time.Hour)},
 		Plays:    plays.DefaultConfig(),
 		Recs:     recs.DefaultConfig(),
+
+		InternalAddr: "127.0.0.1:8081",
+		HTTP:         DefaultHTTPConfig(),
 	}
 }
 
@@ -125,6 +235,19 @@ func (c Config) Validate() error {
 	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
 		bad("listen", "bad port %q", port)
 	}
+	if _, port, err := net.SplitHostPort(c.InternalAddr); err != nil {
+		bad("internal_addr", "want host:port, got %q", c.InternalAddr)
+	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		bad("internal_addr", "bad port %q", port)
+	} else if c.InternalAddr == c.Listen && p != 0 {
+		bad("internal_addr", "must differ from listen")
+	}
+	if len(c.TierKeys) == 0 {
+		bad("tier_keys", "required: /media/ on the internal listener serves only fills with a tier credential")
+	} else if _, err := tierauth.New(c.TierKeys); err != nil {
+		errs = append(errs, config.Prefix("tier_keys", err))
+	}
+	errs = append(errs, config.Prefix("http", c.HTTP.Validate()))
 	if c.Name == "" {
 		bad("name", "must not be empty")
 	}
@@ -242,14 +365,17 @@ type Server struct {
 	keyring *urlsign.Keyring
 	recs    Recommender
 	now     func() time.Time
-	mux     *http.ServeMux
+	mux     *http.ServeMux // public
+	imux    *http.ServeMux // internal
 	ready   atomic.Bool
+	tier    *tierauth.Keyring
 
 	mediaRequests *prometheus.CounterVec // code
 	mediaSeconds  prometheus.Histogram
 	mediaBytes    prometheus.Counter
 	apiRequests   *prometheus.CounterVec // handler, code
 	apiSeconds    *prometheus.HistogramVec
+	tierRejected  prometheus.Counter
 }
 
 // New validates cfg, opens the catalog and the rights, registers the
@@ -269,12 +395,18 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, opts ...Opti
 	if err != nil {
 		return nil, fmt.Errorf("origin: %w", err)
 	}
+	tk, err := tierauth.New(cfg.TierKeys)
+	if err != nil {
+		return nil, fmt.Errorf("origin: tier_keys: %w", err)
+	}
 	s := &Server{
 		cfg:     cfg,
 		log:     logger.With("node", cfg.Name),
 		keyring: kr,
+		tier:    tk,
 		now:     time.Now,
 		mux:     http.NewServeMux(),
+		imux:    http.NewServeMux(),
 	}
 	for _, o := range opts {
 		o(s)
@@ -309,19 +441,23 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, opts ...Opti
 
 	s.mux.HandleFunc("GET /v1/manifest/{track...}", s.api("manifest", s.serveManifest))
 	s.mux.HandleFunc("GET /v1/recs/next/{track...}", s.api("recs_next", s.serveNext))
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	healthz := func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
-	})
-	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	}
+	readyz := func(w http.ResponseWriter, _ *http.Request) {
 		if !s.ready.Load() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ready\n")
-	})
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	}
+	for _, m := range []*http.ServeMux{s.mux, s.imux} {
+		m.HandleFunc("GET /healthz", healthz)
+		m.HandleFunc("GET /readyz", readyz)
+	}
+	s.imux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	s.ready.Store(true)
 	return s, nil
 }
@@ -349,7 +485,12 @@ func (s *Server) registerMetrics(reg prometheus.Registerer) error {
 		Help:    "Time to serve an API request, by handler.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 	}, []string{"handler"})
-	for _, c := range []prometheus.Collector{s.mediaRequests, s.mediaSeconds, s.mediaBytes, s.apiRequests, s.apiSeconds} {
+	rejections := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "origin_token_rejections_total",
+		Help: "Requests refused with 403 for want of a credential, by reason (tier: /media/ without a valid tier credential).",
+	}, []string{"reason"})
+	s.tierRejected = rejections.WithLabelValues("tier")
+	for _, c := range []prometheus.Collector{s.mediaRequests, s.mediaSeconds, s.mediaBytes, s.apiRequests, s.apiSeconds, rejections} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}
@@ -357,23 +498,36 @@ func (s *Server) registerMetrics(reg prometheus.Registerer) error {
 	return nil
 }
 
-// Handler returns the origin's handler: /media/ paths are parsed by the
-// media handler itself (so a malformed path is a counted 400, never a mux
-// redirect), everything else goes through the mux.
-func (s *Server) Handler() http.Handler {
+// PublicHandler is the public listener's handler: the player API and
+// what Mount added.
+func (s *Server) PublicHandler() http.Handler { return s.mux }
+
+// Handler is PublicHandler, under the name it had before the listeners
+// were split.
+func (s *Server) Handler() http.Handler { return s.PublicHandler() }
+
+// InternalHandler is the internal listener's handler: /media/ paths are
+// checked for the tier credential, then parsed by the media handler
+// itself (so a malformed path is a counted 400, never a mux redirect);
+// everything else goes through the internal mux.
+func (s *Server) InternalHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, mediaPrefix) {
 			s.serveMedia(w, r)
 			return
 		}
-		s.mux.ServeHTTP(w, r)
+		s.imux.ServeHTTP(w, r)
 	})
 }
 
-// Mount adds h to the mux under a net/http ServeMux pattern such as
-// "POST /v1/plays". Like ServeMux.Handle it panics on a conflicting
-// pattern. Patterns under /media/ are never reached.
+// Mount adds h to the public mux under a net/http ServeMux pattern such
+// as "POST /v1/plays". Like ServeMux.Handle it panics on a conflicting
+// pattern.
 func (s *Server) Mount(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// MountInternal adds h to the internal mux (see Mount). Patterns under
+// /media/ are never reached.
+func (s *Server) MountInternal(pattern string, h http.Handler) { s.imux.Handle(pattern, h) }
 
 // Source is the catalog the server serves (a *media.Synthetic or a
 // *media.Dir unless WithSource gave another).
@@ -452,6 +606,17 @@ func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request) {
 		s.mediaSeconds.Observe(time.Since(start).Seconds())
 		s.mediaBytes.Add(float64(rec.written))
 	}()
+	// Shields only: without the tier credential nothing is opened. The
+	// request target is the one on the request line, as the shield
+	// signed it.
+	if err := s.tier.Verify([]byte(r.Header.Get(tierauth.Header)), []byte(r.Method), []byte(r.RequestURI), s.now()); err != nil {
+		s.tierRejected.Inc()
+		http.Error(rec, "forbidden", http.StatusForbidden)
+		return
+	}
+	// A whole file to a slow reader may take longer than the API's
+	// write timeout.
+	http.NewResponseController(rec).SetWriteDeadline(time.Now().Add(time.Duration(s.cfg.HTTP.MediaWriteTimeout)))
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		rec.Header().Set("Allow", "GET, HEAD")
 		http.Error(rec, "method not allowed", http.StatusMethodNotAllowed)

@@ -23,6 +23,7 @@ import (
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/origin/rights"
+	"github.com/musiccdn/cdn/tierauth"
 	"github.com/musiccdn/cdn/urlsign"
 )
 
@@ -36,13 +37,26 @@ func testConfig() Config {
 		{ID: "k2", Secret: strings.Repeat("ab", 32)},
 		{ID: "k1", Secret: strings.Repeat("cd", 16)},
 	}
+	cfg.TierKeys = []tierauth.KeyConfig{testTierKey}
 	return cfg
 }
 
+var testTierKey = tierauth.KeyConfig{ID: "tier1", Secret: strings.Repeat("5a", 32)}
+
+// testServer serves the origin's two handlers on two loopback servers.
+// do sends /media/ and /metrics to the internal one (and signs /media/
+// requests as a shield would); everything else to the public one.
 type testServer struct {
-	srv *Server
-	ts  *httptest.Server
-	reg *prometheus.Registry
+	srv  *Server
+	ts   *httptest.Server // public
+	its  *httptest.Server // internal
+	reg  *prometheus.Registry
+	tier *tierauth.Keyring
+}
+
+// sign adds the tier credential to req as a shield would.
+func (s *testServer) sign(req *http.Request) {
+	req.Header.Set(tierauth.Header, s.tier.Sign(req.Method, req.URL.RequestURI(), testNow))
 }
 
 func newTestServer(t *testing.T, cfg Config, opts ...Option) *testServer {
@@ -53,16 +67,29 @@ func newTestServer(t *testing.T, cfg Config, opts ...Option) *testServer {
 	if err != nil {
 		t.Fatalf("New = %v", err)
 	}
-	ts := httptest.NewServer(srv.Handler()) // 127.0.0.1, ephemeral port
+	ts := httptest.NewServer(srv.PublicHandler()) // 127.0.0.1, ephemeral port
 	t.Cleanup(ts.Close)
-	return &testServer{srv: srv, ts: ts, reg: reg}
+	its := httptest.NewServer(srv.InternalHandler())
+	t.Cleanup(its.Close)
+	kr, err := tierauth.New(cfg.TierKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testServer{srv: srv, ts: ts, its: its, reg: reg, tier: kr}
 }
 
 func (s *testServer) do(t *testing.T, method, path string, hdr ...string) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, s.ts.URL+path, nil)
+	base := s.ts.URL
+	if strings.HasPrefix(path, "/media/") || path == "/metrics" {
+		base = s.its.URL
+	}
+	req, err := http.NewRequest(method, base+path, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if strings.HasPrefix(path, "/media/") {
+		s.sign(req)
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
@@ -482,9 +509,10 @@ func TestMediaErrors(t *testing.T) {
 	for _, tt := range tests {
 		before := counter(t, s.reg, "origin_media_requests_total", "code", strconv.Itoa(tt.code))
 		// Send the path as is: the client would clean dot segments.
-		req, _ := http.NewRequest(tt.method, s.ts.URL, nil)
+		req, _ := http.NewRequest(tt.method, s.its.URL, nil)
 		req.URL.Opaque = tt.path
-		resp, err := s.ts.Client().Do(req)
+		s.sign(req)
+		resp, err := s.its.Client().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -534,11 +562,12 @@ func TestMediaReadErrorAborts(t *testing.T) {
 	src := failingSource{Source: media.NewSynthetic(1, 1), failAt: 300 << 10}
 	s := newTestServer(t, testConfig(), WithSource(src))
 	for _, hdr := range [][]string{nil, {"Range", "bytes=0-9,400000-400009"}} {
-		req, _ := http.NewRequest("GET", s.ts.URL+"/media/t0/24.ogg", nil)
+		req, _ := http.NewRequest("GET", s.its.URL+"/media/t0/24.ogg", nil)
 		for i := 0; i+1 < len(hdr); i += 2 {
 			req.Header.Set(hdr[i], hdr[i+1])
 		}
-		resp, err := s.ts.Client().Do(req)
+		s.sign(req)
+		resp, err := s.its.Client().Do(req)
 		if err != nil {
 			continue // aborted before the headers: fine too
 		}
@@ -872,6 +901,9 @@ keys:
     secret: 00112233445566778899aabbccddeeff
   - id: k0
     secret: nothex
+tier_keys:
+  - id: t1
+    secret: 000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f
 `
 	cfg := DefaultConfig()
 	err := config.Parse([]byte(doc), "origin.yaml", &cfg)

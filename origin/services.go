@@ -131,7 +131,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus
 	svc.Mount("POST /v1/licences", svc.Licence)
 	svc.Mount("GET /v1/licences/key", svc.Licence)
 	svc.Mount("POST /v1/plays", svc.Plays.Handler())
-	svc.Mount("GET /v1/royalties/", svc.Plays.Handler())
+	svc.MountInternal("GET /v1/royalties/", svc.Plays.Handler())
 	svc.Mount("GET /v1/recs/user/", svc.Recs.Handler())
 
 	rctx, cancel := context.WithCancel(context.Background())

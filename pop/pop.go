@@ -1,7 +1,8 @@
 // Package pop starts a whole point of presence on one machine: an origin,
 // shields in front of it and edges in front of them, each a real server on
-// its own loopback port, with embedded defaults (a synthetic or directory
-// catalog, a random token key). cmd/pop runs it for trying the system out;
+// its own loopback ports (a public and an internal listener each), with
+// embedded defaults (a synthetic or directory catalog, random token and
+// tier keys). cmd/pop runs it for trying the system out;
 // the load tool's --spawn and end-to-end tests start it in-process.
 package pop
 
@@ -28,6 +29,7 @@ import (
 	"github.com/musiccdn/cdn/daemon"
 	"github.com/musiccdn/cdn/origin"
 	"github.com/musiccdn/cdn/tier"
+	"github.com/musiccdn/cdn/tierauth"
 )
 
 // Config configures a POP. Fields map onto configs/pop.yaml.
@@ -68,6 +70,10 @@ type Config struct {
 	// shields' clusters: "lan" (deployment timers, a dead node is dropped
 	// in about 6 s) or "fast" (tests and demos). Default "lan".
 	GossipProfile string `yaml:"gossip_profile"`
+	// TierKeys are the tier credential keys of every node (see
+	// tierauth). Default none: a random key is made at start, shared by
+	// the POP's nodes.
+	TierKeys []tierauth.KeyConfig `yaml:"tier_keys"`
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -102,6 +108,11 @@ func (c Config) Validate() error {
 	if c.GossipProfile != cluster.ProfileLAN && c.GossipProfile != cluster.ProfileFast {
 		errs = append(errs, config.Errorf("gossip_profile", "must be %q or %q", cluster.ProfileLAN, cluster.ProfileFast))
 	}
+	if len(c.TierKeys) > 0 {
+		if _, err := tierauth.New(c.TierKeys); err != nil {
+			errs = append(errs, config.Prefix("tier_keys", err))
+		}
+	}
 	if ip := net.ParseIP(c.Host); ip == nil || !ip.IsLoopback() {
 		errs = append(errs, config.Errorf("host", "%q is not a loopback address", c.Host))
 	}
@@ -110,11 +121,27 @@ func (c Config) Validate() error {
 
 // Addrs says where a POP's nodes are; it is the JSON of the addr file.
 type Addrs struct {
-	Origin  string   `json:"origin"`
+	// Origin is the origin's public API base URL (players).
+	Origin string `json:"origin"`
+	// Shields are the shields' fill listeners (/media/, tier credential
+	// required).
 	Shields []string `json:"shields"`
-	Edges   []string `json:"edges"`
+	// Edges are the edges' public base URLs (players' /a/ paths).
+	Edges []string `json:"edges"`
 	// Kafka is the broker of the plays pipeline, host:port.
 	Kafka string `json:"kafka"`
+	// Internal are the internal listeners, where /metrics and the other
+	// internal paths are served.
+	Internal InternalAddrs `json:"internal"`
+}
+
+// InternalAddrs are the base URLs of the nodes' internal listeners: the
+// origin's /media/, /metrics and /v1/royalties/; the edges' /peer/media/,
+// /metrics and /debug/pprof/; the shields' /metrics and /debug/pprof/.
+type InternalAddrs struct {
+	Origin  string   `json:"origin"`
+	Edges   []string `json:"edges"`
+	Shields []string `json:"shields"`
 }
 
 // POP is a running point of presence.
@@ -122,7 +149,8 @@ type POP struct {
 	cfg     Config
 	log     *slog.Logger
 	origin  *origin.Services
-	httpSrv *daemon.HTTP
+	httpSrv *daemon.HTTP // origin, public
+	intSrv  *daemon.HTTP // origin, internal
 	shields []*tier.Node
 	edges   []*tier.Node
 	gossip  []string // seed addresses
@@ -141,7 +169,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*POP, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	p := &POP{cfg: cfg, log: logger, errc: make(chan error, cfg.Edges+cfg.Shields+1)}
+	p := &POP{cfg: cfg, log: logger, errc: make(chan error, cfg.Edges+cfg.Shields+2)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -171,14 +199,22 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*POP, error) {
 		return mc
 	}
 	keyID := "k" + time.Now().UTC().Format("20060102")
-	if err := p.startOrigin(keyID, hex.EncodeToString(secret)); err != nil {
+	tierKeys := cfg.TierKeys
+	if len(tierKeys) == 0 {
+		tierSecret := make([]byte, 32)
+		rand.Read(tierSecret)
+		tierKeys = []tierauth.KeyConfig{{ID: "tier" + time.Now().UTC().Format("20060102"), Secret: hex.EncodeToString(tierSecret)}}
+	}
+	if err := p.startOrigin(keyID, hex.EncodeToString(secret), tierKeys); err != nil {
 		return nil, err
 	}
 	for i := range cfg.Shields {
 		sc := tier.DefaultShieldConfig()
 		sc.Name = fmt.Sprintf("shield-%d", i+1)
 		sc.Listen = net.JoinHostPort(cfg.Host, "0")
-		sc.Upstreams = []string{p.addrs.Origin}
+		sc.InternalAddr = net.JoinHostPort(cfg.Host, "0")
+		sc.TierKeys = tierKeys
+		sc.Upstreams = []string{p.addrs.Internal.Origin}
 		sc.Cache.MemoryBytes, sc.Cache.ChunkSize = cfg.ShieldCache, cfg.ChunkSize
 		if cfg.ShieldDisk > 0 {
 			sc.Cache.DiskDir = filepath.Join(p.cfg.DataDir, sc.Name)
@@ -191,11 +227,14 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*POP, error) {
 		}
 		p.shields = append(p.shields, s)
 		p.addrs.Shields = append(p.addrs.Shields, s.URL())
+		p.addrs.Internal.Shields = append(p.addrs.Internal.Shields, s.InternalURL())
 	}
 	for i := range cfg.Edges {
 		ec := tier.DefaultEdgeConfig()
 		ec.Name = fmt.Sprintf("edge-%d", i+1)
 		ec.Listen = net.JoinHostPort(cfg.Host, "0")
+		ec.InternalAddr = net.JoinHostPort(cfg.Host, "0")
+		ec.TierKeys = tierKeys
 		ec.Upstreams = p.addrs.Shields
 		ec.Keys = []tier.Key{{ID: keyID, Secret: hex.EncodeToString(secret)}}
 		ec.CountryHeader = cfg.CountryHeader
@@ -208,6 +247,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*POP, error) {
 		}
 		p.edges = append(p.edges, s)
 		p.addrs.Edges = append(p.addrs.Edges, s.URL())
+		p.addrs.Internal.Edges = append(p.addrs.Internal.Edges, s.InternalURL())
 	}
 	if err := p.waitReady(ctx); err != nil {
 		return nil, err
@@ -226,26 +266,37 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*POP, error) {
 	return p, nil
 }
 
-func (p *POP) startOrigin(keyID, secret string) error {
+func (p *POP) startOrigin(keyID, secret string, tierKeys []tierauth.KeyConfig) error {
 	oc := origin.DefaultConfig()
 	oc.Catalog, oc.Seed = p.cfg.Catalog, p.cfg.Seed
 	oc.Keys = []origin.KeyConfig{{ID: keyID, Secret: secret}}
+	oc.TierKeys = tierKeys
 	oc.DataDir = filepath.Join(p.cfg.DataDir, "origin")
 	ln, err := net.Listen("tcp", net.JoinHostPort(p.cfg.Host, "0"))
 	if err != nil {
 		return err
 	}
-	oc.Listen = ln.Addr().String()
-	o, err := origin.Start(context.Background(), oc, p.log.With("node", "origin"), prometheus.NewRegistry())
+	iln, err := net.Listen("tcp", net.JoinHostPort(p.cfg.Host, "0"))
 	if err != nil {
 		ln.Close()
 		return err
 	}
+	oc.Listen, oc.InternalAddr = ln.Addr().String(), iln.Addr().String()
+	logger := p.log.With("node", "origin")
+	o, err := origin.Start(context.Background(), oc, logger, prometheus.NewRegistry())
+	if err != nil {
+		ln.Close()
+		iln.Close()
+		return err
+	}
 	p.origin = o
 	p.addrs.Kafka = o.KafkaAddr()
-	p.httpSrv = &daemon.HTTP{Server: &http.Server{Handler: o.Handler(), ReadHeaderTimeout: 10 * time.Second}, Listener: ln}
+	p.httpSrv = &daemon.HTTP{Server: oc.HTTP.Server(o.PublicHandler(), logger), Listener: ln}
+	p.intSrv = &daemon.HTTP{Server: oc.HTTP.Server(o.InternalHandler(), logger), Listener: iln}
 	p.addrs.Origin = "http://" + ln.Addr().String()
+	p.addrs.Internal.Origin = "http://" + iln.Addr().String()
 	p.serve(p.httpSrv)
+	p.serve(p.intSrv)
 	return nil
 }
 
@@ -281,7 +332,9 @@ func (p *POP) serve(s daemon.Service) {
 func (p *POP) waitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	urls := append([]string{p.addrs.Origin}, append(append([]string{}, p.addrs.Shields...), p.addrs.Edges...)...)
+	a := p.addrs
+	urls := append([]string{a.Origin, a.Internal.Origin}, a.Shields...)
+	urls = append(append(append(urls, a.Edges...), a.Internal.Shields...), a.Internal.Edges...)
 	client := &http.Client{Timeout: time.Second}
 	for _, u := range urls {
 		for {
@@ -346,6 +399,9 @@ func (p *POP) Shutdown(ctx context.Context) error {
 		}
 		if p.httpSrv != nil {
 			errs = append(errs, p.httpSrv.Shutdown(ctx))
+		}
+		if p.intSrv != nil {
+			errs = append(errs, p.intSrv.Shutdown(ctx))
 		}
 		if p.origin != nil {
 			errs = append(errs, p.origin.Close())

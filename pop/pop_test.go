@@ -41,6 +41,48 @@ func TestPOP(t *testing.T) {
 	if err := json.Unmarshal(b, &back); err != nil || back.Origin != a.Origin || len(back.Edges) != 3 {
 		t.Fatalf("addr file %s: %v", b, err)
 	}
+	var raw struct {
+		Internal struct {
+			Origin  string   `json:"origin"`
+			Edges   []string `json:"edges"`
+			Shields []string `json:"shields"`
+		} `json:"internal"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil || raw.Internal.Origin == "" || raw.Internal.Origin == a.Origin ||
+		len(raw.Internal.Edges) != 3 || len(raw.Internal.Shields) != 2 || raw.Internal.Edges[0] == a.Edges[0] {
+		t.Fatalf("addr file lacks the internal listeners: %s", b)
+	}
+	// The trust boundaries, tried as curl would: media is not on the
+	// origin's public listener, a shield's /media needs the tier
+	// credential, metrics and royalties are only on internal listeners,
+	// and the origin's internal /media needs the credential too.
+	for _, tc := range []struct {
+		url  string
+		want int
+	}{
+		{a.Origin + "/media/t5/320.ogg", 404},
+		{a.Origin + "/metrics", 404},
+		{a.Origin + "/v1/royalties/tracks/t5", 404},
+		{a.Shields[0] + "/media/t5/320.ogg", 403},
+		{a.Shields[0] + "/metrics", 404},
+		{a.Edges[0] + "/metrics", 404},
+		{a.Edges[0] + "/peer/media/t5/320.ogg", 404},
+		{raw.Internal.Origin + "/media/t5/320.ogg", 403},
+		{raw.Internal.Edges[0] + "/peer/media/t5/320.ogg", 403},
+		{raw.Internal.Origin + "/metrics", 200},
+		{raw.Internal.Shields[0] + "/metrics", 200},
+		{raw.Internal.Edges[0] + "/metrics", 200},
+	} {
+		resp, err := http.Get(tc.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("GET %s = %d, want %d", tc.url, resp.StatusCode, tc.want)
+		}
+	}
 	resp, err := http.Get(a.Origin + "/v1/manifest/t5?country=SE")
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +135,7 @@ func TestPOP(t *testing.T) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get(a.Origin + "/v1/royalties/tracks/t5")
+		resp, err := http.Get(a.Internal.Origin + "/v1/royalties/tracks/t5")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/musiccdn/cdn/cache"
 	"github.com/musiccdn/cdn/cluster"
 	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/tierauth"
 )
 
 // testCluster is a POP on loopback with real memberlist gossip (fast
@@ -55,6 +56,7 @@ func newTestCluster(t *testing.T, nEdges, nShields int, tweak func(*Config)) *te
 			cfg.Upstreams = shieldURLs
 			cfg.Prefetch.OriginURL = ""
 		}
+		cfg.TierKeys = []tierauth.KeyConfig{testTierKey}
 		cfg.Cache.MemoryBytes = 128 << 20
 		cfg.UpstreamTimeout = config.Duration(2 * time.Second)
 		cfg.Cluster = cluster.DefaultConfig()
@@ -269,9 +271,9 @@ func TestClusterNoLoop(t *testing.T) {
 	}
 	// Edge 0 is asked, as a peer, to fill a track edge 2 owns.
 	path := peerPrefix + tr + "/96.ogg"
-	req, _ := http.NewRequest("GET", c.edges[0].URL()+path, nil)
+	req, _ := http.NewRequest("GET", c.edges[0].InternalURL()+path, nil)
 	req.Header.Set("Range", "bytes=0-99")
-	req.Header.Set(peerAuthHeader, c.edges[1].hotFetch.auth.sign(path, c.clock()))
+	req.Header.Set(tierauth.Header, c.edges[1].hotFetch.auth.Sign("GET", path, c.clock()))
 	req.Header.Set(peerHopHeader, "1")
 	resp, err := c.client.Do(req)
 	if err != nil {
@@ -292,9 +294,9 @@ func TestClusterNoLoop(t *testing.T) {
 			t.Errorf("edge %d forwarded %d peer requests", j, n)
 		}
 	}
-	// Without the cluster secret the peer door is shut, token or not.
-	req, _ = http.NewRequest("GET", c.edges[0].URL()+path+"?t="+c.keys.Sign(tr+"/96.ogg", "SE", c.clock().Add(time.Hour)), nil)
-	req.Header.Set(peerAuthHeader, "123.abc")
+	// Without the tier credential the peer door is shut, token or not.
+	req, _ = http.NewRequest("GET", c.edges[0].InternalURL()+path+"?t="+c.keys.Sign(tr+"/96.ogg", "SE", c.clock().Add(time.Hour)), nil)
+	req.Header.Set(tierauth.Header, "123.abc")
 	if resp, err := c.client.Do(req); err != nil || resp.StatusCode != 403 {
 		t.Fatalf("forged peer auth: %v %v", resp, err)
 	}

@@ -8,6 +8,24 @@
 // to the origin on the hot path) and fills from shields; a shield serves
 // /media/<track>/<kbps>.ogg to edges and fills from the origin.
 //
+// Every node has two listeners. Endpoints, who may call them, with which
+// credential, and the most one request may cost:
+//
+//	listener        path                    caller            credential            cost of one request
+//	edge listen     GET|HEAD /a/...         players           signed URL token      max_ranges ranges of one file; fills at most the chunks asked for
+//	edge listen     /healthz, /readyz       load balancer     none                  constant
+//	edge internal   GET|HEAD /peer/media/.. other edges       tier credential       as /a/, never forwarded again
+//	edge internal   /metrics, /debug/pprof/ operators         network only          one scrape; a CPU profile of up to its seconds
+//	shield listen   GET|HEAD /media/...     edges             tier credential       as /a/ (fills from the origin)
+//	shield listen   /healthz, /readyz       edges, LB         none                  constant
+//	shield internal /metrics, /debug/pprof/ operators         network only          as the edge's
+//
+// Without a valid tier credential (package tierauth) a fill path is a 403
+// before anything is read or fetched, counted in
+// <role>_token_rejections_total{reason="tier"}. Anything else on a
+// listener is a 404. No endpoint takes a request body: a body is refused
+// (413) and the server never buffers more than maxRequestBody of one.
+//
 // The player's endpoint, GET or HEAD /a/<track>/<kbps>.<ogg|seek>?t=<token>
 // at an edge: any player may call it, with a urlsign token minted by the
 // origin for exactly that object and the client's country, expiring within
@@ -33,6 +51,7 @@ import (
 	"github.com/musiccdn/cdn/cache"
 	"github.com/musiccdn/cdn/cluster"
 	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/tierauth"
 	"github.com/musiccdn/cdn/urlsign"
 )
 
@@ -53,8 +72,19 @@ type Config struct {
 	Name string `yaml:"name"`
 	// Role is "edge" or "shield".
 	Role Role `yaml:"role"`
-	// Listen is the address of the HTTP listener. Default "127.0.0.1:0".
+	// Listen is the address of the public listener: players' /a/ paths on
+	// an edge, the fill endpoint /media/ (tier credential required) on a
+	// shield, and /healthz and /readyz. Default "127.0.0.1:0".
 	Listen string `yaml:"listen"`
+	// InternalAddr is the address of the internal listener, for the
+	// private network only: /peer/media/ (edge, tier credential
+	// required), /metrics, /debug/pprof/, /healthz and /readyz. Always
+	// plain HTTP. Default "127.0.0.1:0".
+	InternalAddr string `yaml:"internal_addr"`
+	// TierKeys are the tier credential keys (package tierauth): the first
+	// signs this node's fills, all are accepted on its fill endpoints.
+	// The same keys on every edge, shield and origin of a POP. Required.
+	TierKeys []tierauth.KeyConfig `yaml:"tier_keys"`
 	// Upstreams are the base URLs of the next tier up: shields for an
 	// edge, the origin for a shield. A request's track picks its first
 	// upstream by hashing; the others are tried in order on failure.
@@ -97,8 +127,9 @@ type Config struct {
 	Prefetch PrefetchConfig `yaml:"prefetch"`
 	// Cluster is the node's gossip membership in its POP. Without a role
 	// (the default) the node runs alone: an edge routes to Upstreams by
-	// hashing and owns every track. cmd/edge and cmd/shield fill in
-	// http_addr from Listen when it is empty.
+	// hashing and owns every track. When cluster.http_addr is empty it is
+	// filled in with where peers fill from this node: an edge's internal
+	// listener (peer fills), a shield's public listener (its /media).
 	Cluster cluster.Config `yaml:"cluster"`
 
 	// Keys verify player tokens (edge only): the current key first, then
@@ -140,6 +171,7 @@ func DefaultEdgeConfig() Config {
 		Name:            "edge",
 		Role:            Edge,
 		Listen:          "127.0.0.1:0",
+		InternalAddr:    "127.0.0.1:0",
 		UpstreamTimeout: config.Duration(5 * time.Second),
 		MaxRanges:       16,
 		MaxBufferedBody: 4 << 20,
@@ -194,6 +226,18 @@ func (c Config) Validate() error {
 	if c.Listen == "" {
 		bad("listen", "must be set")
 	}
+	if c.InternalAddr == "" {
+		bad("internal_addr", "must be set")
+	} else if c.InternalAddr == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
+		bad("internal_addr", "must differ from listen")
+	}
+	if len(c.TierKeys) == 0 {
+		// An edge signs its fills with them; a shield checks every
+		// /media request with them.
+		bad("tier_keys", "required: every fill between tiers carries a tier credential")
+	} else if _, err := tierauth.New(c.TierKeys); err != nil {
+		errs = append(errs, config.Prefix("tier_keys", err))
+	}
 	if len(c.Upstreams) == 0 {
 		bad("upstreams", "at least one upstream base URL is needed")
 	}
@@ -222,7 +266,11 @@ func (c Config) Validate() error {
 		}
 		cc := c.Cluster
 		if cc.HTTPAddr == "" {
-			cc.HTTPAddr = c.Listen // filled in at start
+			// Filled in at start (NewNode): where peers fill from.
+			cc.HTTPAddr = c.InternalAddr
+			if c.Role == Shield {
+				cc.HTTPAddr = c.Listen
+			}
 		}
 		errs = append(errs, config.Prefix("cluster", cc.Validate()))
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/musiccdn/cdn/cache"
+	"github.com/musiccdn/cdn/tierauth"
 )
 
 // errTimeout marks an upstream failure that was a timeout (504, not 502).
@@ -32,13 +33,14 @@ var errTimeout = errors.New("upstream timeout")
 // skipped for downFor, unless every upstream is down.
 //
 // A peer fetcher (an edge's hot store) first asks the track's owning edge
-// over the authenticated peer endpoint, and falls back to the shields when
-// the owner fails or is this node.
+// over the peer endpoint of its internal listener, and falls back to the
+// shields when the owner fails or is this node. Every request carries the
+// tier credential for its method and path.
 type fetcher struct {
 	static  []string
 	route   Routing
 	peer    bool
-	auth    peerAuth
+	auth    *tierauth.Keyring // signs every request: upstreams and owners check it
 	timeout time.Duration
 	now     func() time.Time
 
@@ -182,7 +184,6 @@ func (f *fetcher) fromOwner(ctx context.Context, name string, do func(up *upstre
 	f.peerAttempts.Add(1)
 	path := peerPrefix + name
 	hdr := []string{
-		peerAuthHeader, f.auth.sign(path, f.now()),
 		peerHopHeader, "1",
 		peerVersionHeader, strconv.FormatUint(f.route.Version(), 16),
 	}
@@ -202,6 +203,7 @@ func (f *fetcher) fetchOne(ctx context.Context, up *upstream, path string, hdr [
 	defer fasthttp.ReleaseResponse(resp)
 	req.SetRequestURI(up.base + path)
 	req.Header.SetMethod(fasthttp.MethodGet)
+	req.Header.Set(tierauth.Header, f.auth.Sign(fasthttp.MethodGet, path, f.now()))
 	req.Header.SetByteRange(int(off), int(off+n-1))
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
@@ -280,6 +282,7 @@ func (f *fetcher) headOne(ctx context.Context, up *upstream, path string, hdr []
 	defer fasthttp.ReleaseResponse(resp)
 	req.SetRequestURI(up.base + path)
 	req.Header.SetMethod(fasthttp.MethodHead)
+	req.Header.Set(tierauth.Header, f.auth.Sign(fasthttp.MethodHead, path, f.now()))
 	if etag != "" {
 		req.Header.Set("If-None-Match", etag)
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/origin/media"
+	"github.com/musiccdn/cdn/tierauth"
 	"github.com/musiccdn/cdn/urlsign"
 )
 
@@ -164,7 +165,10 @@ type testPOP struct {
 // origin's URL (not known when the tweak is written).
 const testOriginURL = "http://test-origin"
 
-var testKey = Key{ID: "k1", Secret: "000102030405060708090a0b0c0d0e0f"}
+var (
+	testKey     = Key{ID: "k1", Secret: "000102030405060708090a0b0c0d0e0f"}
+	testTierKey = tierauth.KeyConfig{ID: "tier1", Secret: "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"}
+)
 
 func newTestPOP(t testing.TB, tweak func(edge, shield *Config)) *testPOP {
 	p := &testPOP{origin: newTestOrigin(t, 100)}
@@ -176,7 +180,9 @@ func newTestPOP(t testing.TB, tweak func(edge, shield *Config)) *testPOP {
 	sc.Upstreams = []string{p.origin.srv.URL}
 	sc.Cache.MemoryBytes = 256 << 20
 	sc.UpstreamTimeout = config.Duration(2 * time.Second)
+	sc.TierKeys = []tierauth.KeyConfig{testTierKey}
 	ec := DefaultEdgeConfig()
+	ec.TierKeys = []tierauth.KeyConfig{testTierKey}
 	ec.Name = "edge-1"
 	ec.Keys = []Key{testKey}
 	// No country header, as cmd/pop on loopback: the tests that check it

@@ -31,7 +31,8 @@ func Main(role Role, args []string, stderr io.Writer) int {
 		cfg = DefaultShieldConfig()
 	}
 	path := fs.String("config", "", "YAML configuration file (see configs/"+string(role)+".yaml)")
-	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "listen address, host:port")
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "public listen address, host:port")
+	fs.StringVar(&cfg.InternalAddr, "internal-addr", cfg.InternalAddr, "internal listen address (peer fills, /metrics, /debug), host:port on the private network")
 	fs.StringVar(&cfg.Name, "name", cfg.Name, "node name in Cache-Status and logs")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "how long in-flight requests get to finish on SIGTERM")
 	debug := fs.Bool("debug", false, "log at debug level")

@@ -133,7 +133,7 @@ const (
 	tokenSignature
 	tokenExpired
 	tokenCountry // the token is for another country than the header's
-	tokenPeer
+	tokenTier // a fill endpoint without a valid tier credential
 	tokenTTL         // expiry further ahead than token_max_ttl
 	countryMissing   // country_header configured, not sent
 	countryDuplicate // country_header sent more than once
@@ -141,7 +141,7 @@ const (
 	tokenReasons
 )
 
-var tokenReasonNames = [tokenReasons]string{"missing", "malformed", "unknown_key", "signature", "expired", "country", "peer_auth",
+var tokenReasonNames = [tokenReasons]string{"missing", "malformed", "unknown_key", "signature", "expired", "country", "tier",
 	"ttl", "country_missing", "country_duplicate", "country_invalid"}
 
 func reasonOf(err error) tokenReason {

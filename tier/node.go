@@ -12,9 +12,6 @@ import (
 	"github.com/musiccdn/cdn/cluster"
 )
 
-// PeerKeyPurpose derives the peer-fill secret from the gossip keyring.
-const PeerKeyPurpose = "peer-fill"
-
 // Node is a tier server together with its cluster membership, if its
 // configuration has one: what cmd/edge, cmd/shield and cmd/pop run.
 type Node struct {
@@ -23,10 +20,11 @@ type Node struct {
 	Members *cluster.Membership
 }
 
-// NewNode opens the listener, starts gossip (advertising the listener's
-// address unless cfg.Cluster.HTTPAddr says otherwise) and builds the
-// server; an edge in a cluster routes by the membership. Call Join, then
-// Serve.
+// NewNode opens both listeners, starts gossip and builds the server; an
+// edge in a cluster routes by the membership. Unless cfg.Cluster.HTTPAddr
+// says otherwise, the node advertises where peers fill from it: an edge
+// its internal listener (plain HTTP, /peer/media/), a shield its public
+// listener (/media/). Call Join, then Serve.
 func NewNode(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() time.Time) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -35,35 +33,46 @@ func NewNode(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func
 	if err != nil {
 		return nil, fmt.Errorf("%s: listen: %w", cfg.Name, err)
 	}
+	iln, err := net.Listen("tcp", cfg.InternalAddr)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("%s: internal_addr: %w", cfg.Name, err)
+	}
+	closeAll := func() { ln.Close(); iln.Close() }
 	n := &Node{}
 	var opts []Option
 	if cfg.Cluster.Role != "" {
 		cc := cfg.Cluster
 		if cc.HTTPAddr == "" {
-			cc.HTTPAddr = ln.Addr().String()
-			if cfg.TLSCert != "" {
-				cc.HTTPAddr = "https://" + cc.HTTPAddr
+			switch {
+			case cfg.Role == Edge:
+				cc.HTTPAddr = iln.Addr().String()
+			case cfg.TLSCert != "":
+				cc.HTTPAddr = "https://" + ln.Addr().String()
+			default:
+				cc.HTTPAddr = ln.Addr().String()
 			}
 		}
 		if cc.NodeName == "" {
 			cc.NodeName = cfg.Name
 		}
 		if n.Members, err = cluster.New(cc, logger, reg); err != nil {
-			ln.Close()
+			closeAll()
 			return nil, err
 		}
 		if cfg.Role == Edge {
-			opts = append(opts, WithRouting(NewClusterRouting(n.Members, cfg.LoadFactor, cfg.LoadFloor), n.Members.PeerKeys(PeerKeyPurpose)))
+			opts = append(opts, WithRouting(NewClusterRouting(n.Members, cfg.LoadFactor, cfg.LoadFloor)))
 		}
 	}
 	if n.Server, err = New(cfg, logger, reg, now, opts...); err != nil {
-		ln.Close()
+		closeAll()
 		if n.Members != nil {
 			n.Members.Close()
 		}
 		return nil, err
 	}
 	n.UseListener(ln)
+	n.UseInternalListener(iln)
 	return n, nil
 }
 

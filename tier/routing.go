@@ -1,15 +1,9 @@
 package tier
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"errors"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/musiccdn/cdn/cluster"
 )
@@ -147,59 +141,11 @@ func baseURL(addr string) string {
 
 func noop() {}
 
-// peerAuth signs and checks requests between the edges of a POP with a
-// secret derived from the cluster keyring, so the peer endpoint is never
-// reachable with a player token alone. The header is
-// "<unix seconds>.<base64url HMAC-SHA256(key, seconds | path)>", accepted
-// within peerSkew of the receiver's clock.
-type peerAuth struct {
-	keys [][]byte // keys[0] signs; all verify
-}
-
+// Headers of a peer request (the tier credential rides in
+// tierauth.Header), and the peer endpoint's path on an edge's internal
+// listener.
 const (
-	peerAuthHeader    = "X-Peer-Auth"
 	peerHopHeader     = "X-Peer-Hop"
 	peerVersionHeader = "X-Peer-Version"
-	peerSkew          = 60 * time.Second
 	peerPrefix        = "/peer/media/"
 )
-
-var errPeerAuth = errors.New("peer auth failed")
-
-func (a peerAuth) sign(path string, now time.Time) string {
-	ts := strconv.FormatInt(now.Unix(), 10)
-	return ts + "." + base64.RawURLEncoding.EncodeToString(peerMAC(a.keys[0], ts, path))
-}
-
-func (a peerAuth) verify(header, path []byte, now time.Time) error {
-	dot := strings.IndexByte(string(header), '.')
-	if dot <= 0 {
-		return errPeerAuth
-	}
-	ts := string(header[:dot])
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil {
-		return errPeerAuth
-	}
-	if d := now.Sub(time.Unix(sec, 0)); d > peerSkew || d < -peerSkew {
-		return errPeerAuth
-	}
-	got, err := base64.RawURLEncoding.Strict().DecodeString(string(header[dot+1:]))
-	if err != nil {
-		return errPeerAuth
-	}
-	for _, k := range a.keys {
-		if hmac.Equal(got, peerMAC(k, ts, string(path))) {
-			return nil
-		}
-	}
-	return errPeerAuth
-}
-
-func peerMAC(key []byte, ts, path string) []byte {
-	h := hmac.New(sha256.New, key)
-	h.Write([]byte(ts))
-	h.Write([]byte{0})
-	h.Write([]byte(path))
-	return h.Sum(nil)
-}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -22,6 +24,7 @@ import (
 	"github.com/musiccdn/cdn/country"
 	"github.com/musiccdn/cdn/httprange"
 	"github.com/musiccdn/cdn/origin/media"
+	"github.com/musiccdn/cdn/tierauth"
 	"github.com/musiccdn/cdn/urlsign"
 )
 
@@ -36,13 +39,17 @@ type Server struct {
 	now     func() time.Time
 	prefix  []byte // "/a/" or "/media/"
 	m       *metrics
-	srv     *fasthttp.Server
+	srv     *fasthttp.Server // public listener
 	metrics fasthttp.RequestHandler
+	debug   fasthttp.RequestHandler
+	// tierKeys sign this node's fills and check requests on its fill
+	// endpoints (a shield's /media/, an edge's /peer/media/).
+	tierKeys *tierauth.Keyring
+	internal *fasthttp.Server // internal listener
 
 	// With a cluster (edge): who owns what, the hot store for chunks of
 	// tracks other edges own, filled from them, and prefetch.
 	route    Routing
-	auth     peerAuth
 	hot      *cache.Store
 	hotFetch *fetcher
 	prefetch *prefetcher
@@ -56,7 +63,8 @@ type Server struct {
 	comp compressor
 
 	draining atomic.Bool
-	ln       net.Listener
+	ln       net.Listener // public
+	iln      net.Listener // internal
 	closed   atomic.Bool
 }
 
@@ -65,10 +73,9 @@ type Option func(*Server)
 
 // WithRouting makes an edge one of a POP's cluster: it fills tracks it
 // owns from the shields r names, and other tracks from their owners over
-// the peer endpoint, authenticated with peerKeys (the first signs; all
-// verify).
-func WithRouting(r Routing, peerKeys [][]byte) Option {
-	return func(s *Server) { s.route, s.auth = r, peerAuth{keys: peerKeys} }
+// the peer endpoint of their internal listeners, with the tier credential.
+func WithRouting(r Routing) Option {
+	return func(s *Server) { s.route = r }
 }
 
 // New builds a node from a validated configuration. reg receives the
@@ -84,10 +91,15 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 	if now == nil {
 		now = time.Now
 	}
+	tk, err := tierauth.New(cfg.TierKeys)
+	if err != nil {
+		return nil, fmt.Errorf("tier: tier_keys: %w", err)
+	}
 	f, err := newFetcher(cfg.Upstreams, time.Duration(cfg.UpstreamTimeout), now)
 	if err != nil {
 		return nil, err
 	}
+	f.auth = tk
 	store, err := cache.New(cfg.Cache, f, now)
 	if err != nil {
 		return nil, err
@@ -97,6 +109,7 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 		log:              logger.With("node", cfg.Name, "role", string(cfg.Role)),
 		store:            store,
 		fetch:            f,
+		tierKeys:         tk,
 		now:              now,
 		prefix:           []byte("/media/"),
 		cacheStatusHit:   []byte(cfg.Name + "; hit"),
@@ -113,11 +126,8 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 		}
 		s.maxTTL = int64(time.Duration(cfg.TokenMaxTTL) / time.Second)
 		if s.route != nil {
-			if len(s.auth.keys) == 0 {
-				return nil, errors.New("tier: routing without peer keys")
-			}
 			f.route = s.route
-			s.hotFetch = &fetcher{static: cfg.Upstreams, route: s.route, peer: true, auth: s.auth,
+			s.hotFetch = &fetcher{static: cfg.Upstreams, route: s.route, peer: true, auth: tk,
 				timeout: time.Duration(cfg.UpstreamTimeout), now: now, ups: map[string]*upstream{}}
 			adm := cache.NewRateAdmission(cfg.HotMinReads, time.Duration(cfg.HotWindow), now)
 			if s.hot, err = cache.New(cfg.HotCache, s.hotFetch, now, cache.WithAdmission(adm)); err != nil {
@@ -131,40 +141,100 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 	s.m = newMetrics(string(cfg.Role), reg, store, f)
 	s.m.registerCluster(string(cfg.Role), reg, s)
 	s.metrics = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	s.srv = &fasthttp.Server{
-		Handler:                       s.Handle,
-		Name:                          "musiccdn-" + string(cfg.Role),
+	s.debug = fasthttpadaptor.NewFastHTTPHandler(debugMux())
+	s.srv = s.newHTTPServer(s.Handle)
+	s.internal = s.newHTTPServer(s.HandleInternal)
+	return s, nil
+}
+
+// Limits of both listeners. Every endpoint is a GET or HEAD without a
+// body, so a request is its header: maxHeader bounds it (fasthttp's read
+// buffer is the header limit; a larger header is a 431), and a body is
+// refused before it is buffered (413).
+const (
+	maxHeader      = 8 << 10
+	maxRequestBody = 1
+)
+
+func (s *Server) newHTTPServer(h fasthttp.RequestHandler) *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:                       h,
+		Name:                          "musiccdn-" + string(s.cfg.Role),
 		ReadTimeout:                   30 * time.Second,
 		WriteTimeout:                  60 * time.Second,
 		IdleTimeout:                   90 * time.Second,
+		ReadBufferSize:                maxHeader,
+		MaxRequestBodySize:            maxRequestBody,
 		DisableHeaderNamesNormalizing: false,
 		NoDefaultContentType:          true,
 		NoDefaultDate:                 false,
 		CloseOnShutdown:               true,
 		ReduceMemoryUsage:             false,
 		Logger:                        slogPrinter{s.log},
+		ErrorHandler:                  requestError,
 	}
-	return s, nil
 }
 
-// Listen opens the listener (so its address is known before Serve).
-func (s *Server) Listen() error {
-	ln, err := net.Listen("tcp", s.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("%s: listen: %w", s.cfg.Name, err)
+// requestError answers a request fasthttp could not read.
+func requestError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	var ne net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		ctx.Error("request body not allowed\n", fasthttp.StatusRequestEntityTooLarge)
+	case errors.As(err, &small):
+		ctx.Error("request header too large\n", fasthttp.StatusRequestHeaderFieldsTooLarge)
+	case errors.As(err, &ne) && ne.Timeout():
+		ctx.Error("request timeout\n", fasthttp.StatusRequestTimeout)
+	default:
+		ctx.Error("bad request\n", fasthttp.StatusBadRequest)
 	}
-	s.ln = ln
+}
+
+// debugMux serves Go's profiles on the internal listener.
+func debugMux() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// Listen opens both listeners (so their addresses are known before
+// Serve), those not already given by UseListener and UseInternalListener.
+func (s *Server) Listen() error {
+	if s.ln == nil {
+		ln, err := net.Listen("tcp", s.cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("%s: listen: %w", s.cfg.Name, err)
+		}
+		s.ln = ln
+	}
+	if s.iln == nil {
+		ln, err := net.Listen("tcp", s.cfg.InternalAddr)
+		if err != nil {
+			s.ln.Close()
+			return fmt.Errorf("%s: internal_addr: %w", s.cfg.Name, err)
+		}
+		s.iln = ln
+	}
 	return nil
 }
 
-// UseListener makes the node serve on ln (opened by the caller, so that
-// its address can be advertised before the node is built).
+// UseListener makes the node serve its public endpoints on ln (opened by
+// the caller, so that its address can be advertised before the node is
+// built).
 func (s *Server) UseListener(ln net.Listener) { s.ln = ln }
 
-// Addr is the listener's address, once Listen has run.
+// UseInternalListener makes the node serve its internal endpoints on ln.
+func (s *Server) UseInternalListener(ln net.Listener) { s.iln = ln }
+
+// Addr is the public listener's address, once Listen has run.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// URL is the node's base URL, once Listen has run.
+// URL is the public listener's base URL, once Listen has run.
 func (s *Server) URL() string {
 	if s.cfg.TLSCert != "" {
 		return "https://" + s.Addr()
@@ -172,25 +242,35 @@ func (s *Server) URL() string {
 	return "http://" + s.Addr()
 }
 
-// Serve serves on the listener opened by Listen until Shutdown.
+// InternalURL is the internal listener's base URL (always plain HTTP),
+// once Listen has run: /metrics, /debug/pprof/ and an edge's /peer/media/.
+func (s *Server) InternalURL() string { return "http://" + s.iln.Addr().String() }
+
+// Serve serves on both listeners until Shutdown. It returns the first
+// error of either (nil after Shutdown).
 func (s *Server) Serve() error {
-	if s.ln == nil {
+	if s.ln == nil || s.iln == nil {
 		if err := s.Listen(); err != nil {
 			return err
 		}
 	}
-	s.log.Info("serving", "addr", s.URL(), "upstreams", s.cfg.Upstreams)
-	ln := net.Listener(bufferedListener{s.ln})
-	var err error
-	if s.cfg.TLSCert != "" {
-		err = s.srv.ServeTLS(ln, s.cfg.TLSCert, s.cfg.TLSKey)
-	} else {
-		err = s.srv.Serve(ln)
+	s.log.Info("serving", "addr", s.URL(), "internal", s.InternalURL(), "upstreams", s.cfg.Upstreams)
+	errc := make(chan error, 2)
+	go func() {
+		ln := net.Listener(bufferedListener{s.ln})
+		if s.cfg.TLSCert != "" {
+			errc <- s.srv.ServeTLS(ln, s.cfg.TLSCert, s.cfg.TLSKey)
+		} else {
+			errc <- s.srv.Serve(ln)
+		}
+	}()
+	go func() { errc <- s.internal.Serve(bufferedListener{s.iln}) }()
+	for range 2 {
+		if err := <-errc; err != nil && !s.closed.Load() {
+			return err
+		}
 	}
-	if s.closed.Load() {
-		return nil
-	}
-	return err
+	return nil
 }
 
 // Shutdown drains the node: /readyz fails at once, then after DrainDelay
@@ -209,11 +289,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			t.Stop()
 		}
 	}
-	err := s.srv.ShutdownWithContext(ctx)
+	err := errors.Join(s.srv.ShutdownWithContext(ctx), s.internal.ShutdownWithContext(ctx))
 	// fasthttp closes only the listeners Serve has registered: close ours
 	// too, so a Serve that had not started yet returns at once.
 	if s.ln != nil {
 		s.ln.Close()
+	}
+	if s.iln != nil {
+		s.iln.Close()
 	}
 	if s.prefetch != nil {
 		s.prefetch.close()
@@ -228,42 +311,79 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Store is the node's chunk store.
 func (s *Server) Store() *cache.Store { return s.store }
 
-// Handle is the fasthttp request handler.
+// Handle is the public listener's request handler: an edge's /a/ paths
+// (player token), a shield's /media/ paths (tier credential), health.
 func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	start := s.now()
 	path := ctx.Path()
 	switch {
 	case bytes.HasPrefix(path, s.prefix):
+		if s.cfg.Role == Shield && !s.tierAuthorized(ctx) {
+			// Edges only: nothing is read or fetched for anyone else.
+			s.m.observe(ctx.Response.StatusCode(), s.now().Sub(start))
+			return
+		}
 		s.serveObject(ctx, path[len(s.prefix):], false)
 		s.m.observe(ctx.Response.StatusCode(), s.now().Sub(start))
-		return
+	default:
+		s.serveHealth(ctx, path)
+	}
+}
+
+// HandleInternal is the internal listener's request handler: an edge's
+// peer endpoint (tier credential), /metrics, /debug/pprof/, health.
+func (s *Server) HandleInternal(ctx *fasthttp.RequestCtx) {
+	path := ctx.Path()
+	switch {
 	case s.route != nil && bytes.HasPrefix(path, peerPath):
 		// Another edge of the POP filling a chunk of a track this node
-		// owns. Only the cluster secret opens this door.
-		if s.auth.verify(ctx.Request.Header.Peek(peerAuthHeader), path, s.now()) != nil {
-			s.m.tokenRejected(tokenPeer)
-			ctx.Error("forbidden\n", fasthttp.StatusForbidden)
+		// owns. Only the tier credential opens this door.
+		if !s.tierAuthorized(ctx) {
 			return
 		}
 		s.serveObject(ctx, path[len(peerPath):], true)
 	case string(path) == "/metrics":
 		s.metrics(ctx)
-	case string(path) == "/healthz":
+	case bytes.HasPrefix(path, debugPath):
+		s.debug(ctx)
+	default:
+		s.serveHealth(ctx, path)
+	}
+}
+
+// serveHealth answers /healthz and /readyz, and 404 to anything else: a
+// node is not an open proxy.
+func (s *Server) serveHealth(ctx *fasthttp.RequestCtx, path []byte) {
+	switch string(path) {
+	case "/healthz":
 		ctx.SetBodyString("ok\n")
-	case string(path) == "/readyz":
+	case "/readyz":
 		if s.draining.Load() {
 			ctx.Error("draining\n", fasthttp.StatusServiceUnavailable)
 		} else {
 			ctx.SetBodyString("ready\n")
 		}
 	default:
-		// The edge is not an open proxy: only the audio and seek-table
-		// paths are served.
 		ctx.Error("not found\n", fasthttp.StatusNotFound)
 	}
 }
 
-var peerPath = []byte(peerPrefix)
+// tierAuthorized checks the request's tier credential over its method and
+// request target; on failure it writes a 403.
+func (s *Server) tierAuthorized(ctx *fasthttp.RequestCtx) bool {
+	err := s.tierKeys.Verify(ctx.Request.Header.Peek(tierauth.Header), ctx.Method(), ctx.Request.Header.RequestURI(), s.now())
+	if err != nil {
+		s.m.tokenRejected(tokenTier)
+		ctx.Error("forbidden\n", fasthttp.StatusForbidden)
+		return false
+	}
+	return true
+}
+
+var (
+	peerPath  = []byte(peerPrefix)
+	debugPath = []byte("/debug/pprof/")
+)
 
 // serveObject answers GET or HEAD of "<track>/<kbps>.<ext>", for a player
 // or, when peer is set, for another edge of the POP.
@@ -271,6 +391,10 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, name []byte, peer bool) {
 	if !ctx.IsGet() && !ctx.IsHead() {
 		ctx.Error("method not allowed\n", fasthttp.StatusMethodNotAllowed)
 		ctx.Response.Header.Set("Allow", "GET, HEAD")
+		return
+	}
+	if len(ctx.Request.Body()) != 0 {
+		ctx.Error("request body not allowed\n", fasthttp.StatusRequestEntityTooLarge)
 		return
 	}
 	track, ok := parseName(name)

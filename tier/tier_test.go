@@ -386,13 +386,13 @@ func TestDrain(t *testing.T) {
 	if resp.StatusCode != 206 {
 		t.Fatalf("request while draining %d", resp.StatusCode)
 	}
-	resp, body := p.get(t, p.edge.URL()+"/metrics")
+	resp, body := p.get(t, p.edge.InternalURL()+"/metrics")
 	for _, name := range []string{"edge_requests_total", "edge_cache_hits_total", "edge_cache_misses_total", "edge_upstream_fetches_total", "edge_collapsed_total", "edge_bytes_served_total", "edge_request_duration_seconds"} {
 		if !strings.Contains(string(body), name) {
 			t.Errorf("/metrics lacks %s", name)
 		}
 	}
-	_, body = p.get(t, p.shield.URL()+"/metrics")
+	_, body = p.get(t, p.shield.InternalURL()+"/metrics")
 	for _, name := range []string{"shield_requests_total", "shield_cache_hits_total", "shield_cache_misses_total", "shield_upstream_fetches_total", "shield_collapsed_total"} {
 		if !strings.Contains(string(body), name) {
 			t.Errorf("shield /metrics lacks %s", name)

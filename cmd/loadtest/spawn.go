@@ -20,5 +20,6 @@ func spawnPOP(ctx context.Context, edges, shields int, catalog string, seed uint
 		return loadtest.Targets{}, nil, err
 	}
 	a := p.Addrs()
-	return loadtest.Targets{Origin: a.Origin, Shields: a.Shields, Edges: a.Edges}, p.Close, nil
+	return loadtest.Targets{Origin: a.Origin, Shields: a.Shields, Edges: a.Edges,
+		Internal: loadtest.InternalTargets{Origin: a.Internal.Origin, Edges: a.Internal.Edges, Shields: a.Internal.Shields}}, p.Close, nil
 }

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"time"
 
@@ -39,7 +38,8 @@ func main() {
 	fs := flag.NewFlagSet("origin", flag.ExitOnError)
 	cfg := origin.DefaultConfig()
 	path := fs.String("config", "", "YAML configuration file (see configs/origin.yaml)")
-	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "listen address, host:port")
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "public listen address (player API), host:port")
+	fs.StringVar(&cfg.InternalAddr, "internal-addr", cfg.InternalAddr, "internal listen address (/media for shields, /metrics, /v1/royalties), host:port on the private network")
 	fs.StringVar(&cfg.Catalog, "catalog", cfg.Catalog, `catalog: "synthetic:N" or a catalog directory`)
 	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (embedded Kafka log, SQLite ledger)")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "how long in-flight requests get to finish on SIGTERM")
@@ -59,12 +59,18 @@ func main() {
 	defer o.Close()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "origin:", err)
+		fmt.Fprintln(os.Stderr, "origin: listen:", err)
 		os.Exit(1)
 	}
-	logger.Info("serving", "addr", "http://"+ln.Addr().String(), "catalog", cfg.Catalog, "kafka", o.KafkaAddr())
-	srv := &daemon.HTTP{Server: &http.Server{Handler: o.Handler(), ReadHeaderTimeout: 10 * time.Second}, Listener: ln}
-	if err := daemon.Run(context.Background(), logger, *drain, &readiness{srv, o.Server}); err != nil {
+	iln, err := net.Listen("tcp", cfg.InternalAddr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "origin: internal_addr:", err)
+		os.Exit(1)
+	}
+	logger.Info("serving", "addr", "http://"+ln.Addr().String(), "internal", "http://"+iln.Addr().String(), "catalog", cfg.Catalog, "kafka", o.KafkaAddr())
+	pub := &daemon.HTTP{Server: cfg.HTTP.Server(o.PublicHandler(), logger), Listener: ln}
+	internal := &daemon.HTTP{Server: cfg.HTTP.Server(o.InternalHandler(), logger), Listener: iln}
+	if err := daemon.Run(context.Background(), logger, *drain, &readiness{pub, o.Server}, internal); err != nil {
 		logger.Error("exit", "err", err)
 		o.Close()
 		os.Exit(1)

@@ -9,7 +9,8 @@
 // ttfa measures time to first audio: it starts a session on each track in
 // turn (n starts in all) and prints the p50, p95 and max.
 //
-// The addr file is what cmd/pop writes: {"origin": URL, "edges": [URL...]}.
+// The addr file is what cmd/pop writes: {"origin": URL, "edges": [URL...], ...};
+// the player uses only the public URLs, origin and edges.
 // With --out - the output is signed 16-bit little-endian stereo at 44.1
 // kHz, so `player play ... --out - t1 | aplay -f cd` plays it. Per track it
 // prints the tier, the time to first audio and the bytes fetched.

@@ -50,6 +50,7 @@ func main() {
 	for _, u := range a.Edges {
 		fmt.Printf("edge     %s\n", u)
 	}
+	fmt.Printf("internal (private: /metrics, fills, royalties) origin %s, shields %v, edges %v\n", a.Internal.Origin, a.Internal.Shields, a.Internal.Edges)
 	fmt.Printf("try:     curl -s '%s/v1/manifest/t1?country=SE'\n", a.Origin)
 	if *addrFile != "" {
 		if err := p.WriteAddrFile(*addrFile); err != nil {

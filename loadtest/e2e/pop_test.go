@@ -34,7 +34,8 @@ func TestAgainstPOP(t *testing.T) {
 	cfg.Workload.Classes = []loadtest.BandwidthClass{{Name: "3g", Weight: 1, MaxKbps: 64}}
 	cfg.Duration = 3 * time.Second
 	cfg.Compression = 600
-	res, err := loadtest.Run(ctx, cfg, loadtest.Targets{Origin: a.Origin, Shields: a.Shields, Edges: a.Edges})
+	res, err := loadtest.Run(ctx, cfg, loadtest.Targets{Origin: a.Origin, Shields: a.Shields, Edges: a.Edges,
+		Internal: loadtest.InternalTargets{Origin: a.Internal.Origin, Edges: a.Internal.Edges, Shields: a.Internal.Shields}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package tierauth
+
+const raceEnabled = false

@@ -1,0 +1,250 @@
+// Package tierauth gives the tier credential: the proof, carried on every
+// internal fill (edge -> shield /media, shield -> origin /media, edge ->
+// owning edge /peer/media), that a request comes from a node of the
+// deployment and not from a player or anyone else on the network.
+//
+// A credential is one request header:
+//
+//	X-Tier-Auth: <key id>.<unix seconds>.<base64url HMAC-SHA256>
+//
+// The MAC is keyed by the secret the key id names and covers a version
+// tag, the key id, the request method, the request target (path and
+// query, exactly as sent on the request line) and the timestamp, so a
+// credential opens one method on one path, within MaxSkew of the
+// receiver's clock. A Keyring signs with its first key and accepts all of
+// them (the current key and the previous one during a rotation). Verify
+// compares in constant time and does not allocate, so it costs nothing
+// noticeable on a fill.
+//
+// What it does not do: it does not stop a replay of a captured credential
+// within the skew window (fills are idempotent reads, and internal
+// listeners are on the private network), and it does not encrypt. Keys are
+// configured as tier_keys: [{id, secret}] (secret hex, at least 32 bytes),
+// the same values on every edge, shield and origin of a POP.
+package tierauth
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/musiccdn/cdn/config"
+)
+
+// Header is the request header that carries the credential.
+const Header = "X-Tier-Auth"
+
+// MaxSkew is how far a credential's timestamp may be from the receiver's
+// clock, either way. It bounds both clock disagreement between nodes and
+// how long a captured credential can be replayed (for that one method and
+// path).
+const MaxSkew = 60 * time.Second
+
+// MinSecretLen is the shortest secret accepted, in bytes.
+const MinSecretLen = 32
+
+// MaxKeyIDLen bounds key ids: 1 to 16 characters of [A-Za-z0-9_-].
+const MaxKeyIDLen = 16
+
+// Errors returned by Verify. Every one means 403; they differ for logs.
+var (
+	ErrMissing    = errors.New("tierauth: no credential")
+	ErrMalformed  = errors.New("tierauth: malformed credential")
+	ErrUnknownKey = errors.New("tierauth: unknown key id")
+	ErrSignature  = errors.New("tierauth: bad signature")
+	ErrSkew       = errors.New("tierauth: timestamp outside the skew window")
+)
+
+// KeyConfig is one key as written in configuration files (tier_keys).
+type KeyConfig struct {
+	// ID names the key in credentials: 1 to 16 characters of
+	// [A-Za-z0-9_-].
+	ID string `yaml:"id"`
+	// Secret is the key, hex encoded, at least 32 bytes (64 hex digits).
+	Secret string `yaml:"secret"`
+}
+
+// Keyring signs with its first key and verifies with any of its keys. It
+// is safe for concurrent use.
+type Keyring struct {
+	keys []*ringKey
+}
+
+type ringKey struct {
+	id   string
+	pool sync.Pool // *macState
+}
+
+type macState struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
+	got [sha256.Size]byte
+}
+
+// New builds a keyring from configured keys: keys[0] signs, all verify.
+// Errors are *config.FieldError naming the entry at fault ("[1].secret"),
+// so a caller prefixes them with its YAML field (config.Prefix).
+func New(keys []KeyConfig) (*Keyring, error) {
+	if len(keys) == 0 {
+		return nil, config.Errorf("", "at least one key is needed")
+	}
+	kr := &Keyring{}
+	seen := make(map[string]bool)
+	for i, k := range keys {
+		if !validKeyID(k.ID) {
+			return nil, config.Errorf(fmt.Sprintf("[%d].id", i), "want 1 to %d characters of [A-Za-z0-9_-], got %q", MaxKeyIDLen, k.ID)
+		}
+		if seen[k.ID] {
+			return nil, config.Errorf(fmt.Sprintf("[%d].id", i), "key id %q used twice", k.ID)
+		}
+		seen[k.ID] = true
+		secret, err := hex.DecodeString(k.Secret)
+		if err != nil {
+			return nil, config.Errorf(fmt.Sprintf("[%d].secret", i), "not hex")
+		}
+		if len(secret) < MinSecretLen {
+			return nil, config.Errorf(fmt.Sprintf("[%d].secret", i), "%d bytes, want at least %d (%d hex digits)", len(secret), MinSecretLen, 2*MinSecretLen)
+		}
+		rk := &ringKey{id: k.ID}
+		rk.pool.New = func() any { return &macState{h: hmac.New(sha256.New, secret)} }
+		kr.keys = append(kr.keys, rk)
+	}
+	return kr, nil
+}
+
+// Sign returns the credential for a request with method and target (path
+// and query, as on the request line) at time now.
+func (kr *Keyring) Sign(method, target string, now time.Time) string {
+	k := kr.keys[0]
+	var tb [20]byte
+	ts := strconv.AppendInt(tb[:0], now.Unix(), 10)
+	st := k.pool.Get().(*macState)
+	sum := st.mac([]byte(k.id), []byte(method), []byte(target), ts)
+	out := k.id + "." + string(ts) + "." + base64.RawURLEncoding.EncodeToString(sum)
+	k.pool.Put(st)
+	return out
+}
+
+// Verify checks credential (the header's value) for a request with method
+// and target at time now. It compares MACs in constant time and does not
+// allocate.
+func (kr *Keyring) Verify(credential, method, target []byte, now time.Time) error {
+	if len(credential) == 0 {
+		return ErrMissing
+	}
+	kid, ts, sig, ok := Parse(credential)
+	if !ok {
+		return ErrMalformed
+	}
+	sec, _ := parseUnix(ts)
+	var k *ringKey
+	for _, rk := range kr.keys {
+		if string(kid) == rk.id {
+			k = rk
+			break
+		}
+	}
+	if k == nil {
+		return ErrUnknownKey
+	}
+	st := k.pool.Get().(*macState)
+	defer k.pool.Put(st)
+	// Strict decoding: non-zero padding bits would let two spellings of
+	// one MAC both verify.
+	if n, err := strictB64.Decode(st.got[:], sig); err != nil || n != sha256.Size {
+		return ErrMalformed
+	}
+	if !hmac.Equal(st.mac(kid, method, target, ts), st.got[:]) {
+		return ErrSignature
+	}
+	// Checked after the MAC, so a forger learns nothing from the order.
+	if d := now.Unix() - sec; d > int64(MaxSkew/time.Second) || d < -int64(MaxSkew/time.Second) {
+		return ErrSkew
+	}
+	return nil
+}
+
+// Parse splits a credential into its key id, timestamp and signature
+// fields, checking their syntax only: a key id of 1 to MaxKeyIDLen
+// characters of [A-Za-z0-9_-], 1 to 12 decimal digits, and a signature of
+// the length of a base64url SHA-256. The results alias credential.
+func Parse(credential []byte) (kid, ts, sig []byte, ok bool) {
+	var parts [3][]byte
+	n, start := 0, 0
+	for i := 0; i <= len(credential); i++ {
+		if i == len(credential) || credential[i] == '.' {
+			if n == len(parts) {
+				return nil, nil, nil, false
+			}
+			parts[n] = credential[start:i]
+			n++
+			start = i + 1
+		}
+	}
+	if n != len(parts) || !validKeyID(string(parts[0])) {
+		return nil, nil, nil, false
+	}
+	if _, ok := parseUnix(parts[1]); !ok || len(parts[2]) != sigLen {
+		return nil, nil, nil, false
+	}
+	return parts[0], parts[1], parts[2], true
+}
+
+var (
+	strictB64  = base64.RawURLEncoding.Strict()
+	sep        = []byte{0}
+	versionTag = []byte("tierauth-v1")
+	sigLen     = base64.RawURLEncoding.EncodedLen(sha256.Size)
+)
+
+// mac is HMAC(secret, tag | kid | method | target | ts), NUL-separated:
+// none of the fields can hold a NUL (a request line cannot).
+func (st *macState) mac(kid, method, target, ts []byte) []byte {
+	h := st.h
+	h.Reset()
+	h.Write(versionTag)
+	h.Write(sep)
+	h.Write(kid)
+	h.Write(sep)
+	h.Write(method)
+	h.Write(sep)
+	h.Write(target)
+	h.Write(sep)
+	h.Write(ts)
+	return h.Sum(st.sum[:0])
+}
+
+// parseUnix parses 1 to 12 decimal digits, no sign.
+func parseUnix(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 12 {
+		return 0, false
+	}
+	var v int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	return v, true
+}
+
+func validKeyID(id string) bool {
+	if len(id) == 0 || len(id) > MaxKeyIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
