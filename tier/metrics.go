@@ -132,8 +132,8 @@ const (
 	tokenUnknownKey
 	tokenSignature
 	tokenExpired
-	tokenCountry // the token is for another country than the header's
-	tokenTier // a fill endpoint without a valid tier credential
+	tokenCountry     // the token is for another country than the header's
+	tokenTier        // a fill endpoint without a valid tier credential
 	tokenTTL         // expiry further ahead than token_max_ttl
 	countryMissing   // country_header configured, not sent
 	countryDuplicate // country_header sent more than once
