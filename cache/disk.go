@@ -47,9 +47,10 @@ type diskEntry struct {
 }
 
 type diskWrite struct {
-	key  uint64
-	data []byte
-	done chan struct{} // a barrier: closed when the writer reaches it
+	key     uint64
+	data    []byte
+	replace bool          // Put: overwrite what the key holds
+	done    chan struct{} // a barrier: closed when the writer reaches it
 }
 
 const (
@@ -119,6 +120,17 @@ func (d *Disk) Set(key uint64, data []byte) {
 	}
 }
 
+// Put is Set for a record that changes (an object's metadata): the
+// write replaces what key holds. The file is replaced by a rename, so a
+// reader sees the old record or the new one, never a mix.
+func (d *Disk) Put(key uint64, data []byte) {
+	select {
+	case d.writes <- diskWrite{key: key, data: data, replace: true}:
+	default:
+		d.Dropped.Add(1)
+	}
+}
+
 // Del removes key.
 func (d *Disk) Del(key uint64) {
 	d.mu.Lock()
@@ -162,12 +174,12 @@ func (d *Disk) writer() {
 			close(w.done)
 			continue
 		}
-		d.write(w.key, w.data)
+		d.write(w.key, w.data, w.replace)
 	}
 }
 
-func (d *Disk) write(key uint64, data []byte) {
-	if d.Has(key) || int64(len(data))+diskHeader > d.budget {
+func (d *Disk) write(key uint64, data []byte, replace bool) {
+	if (!replace && d.Has(key)) || int64(len(data))+diskHeader > d.budget {
 		return
 	}
 	p := d.path(key)
@@ -186,6 +198,9 @@ func (d *Disk) write(key uint64, data []byte) {
 	d.Written.Add(1)
 	var evict []uint64
 	d.mu.Lock()
+	if e := d.items[key]; e != nil && replace {
+		d.removeLocked(e)
+	}
 	d.addLocked(key, int64(len(data))+diskHeader)
 	for d.used > d.budget && d.head.prev != &d.head {
 		e := d.head.prev
