@@ -143,3 +143,32 @@ func (m *Memory) pushFrontLocked(e *winEntry) {
 	m.head.next.prev = e
 	m.head.next = e
 }
+
+// Resize changes the budget to total bytes, window of them in the LRU
+// window, at run time (a configuration reload). Shrinking evicts from the
+// window at once and lets ristretto evict as it admits new chunks.
+// ristretto's frequency sketch keeps the size it was built for.
+func (m *Memory) Resize(total, window int64) error {
+	if window < 0 || window >= total {
+		return fmt.Errorf("cache: window %d of %d bytes", window, total)
+	}
+	m.main.UpdateMaxCost(total - window)
+	var evicted []*winEntry
+	m.mu.Lock()
+	if m.budget > 0 {
+		// A window of zero stays zero (its Set bypasses the window).
+		m.budget = max(window, 1)
+	}
+	for m.used > m.budget && m.head.prev != &m.head {
+		e := m.head.prev
+		m.unlinkLocked(e)
+		delete(m.items, e.key)
+		m.used -= int64(len(e.data))
+		evicted = append(evicted, e)
+	}
+	m.mu.Unlock()
+	for _, e := range evicted {
+		m.main.Set(e.key, e.data, int64(len(e.data)))
+	}
+	return nil
+}

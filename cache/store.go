@@ -905,3 +905,12 @@ func (c *call) wait(ctx context.Context) ([]byte, error) {
 		return nil, ctx.Err()
 	}
 }
+
+// SetMemoryBytes changes the memory budget at run time (a configuration
+// reload), keeping the window's share.
+func (s *Store) SetMemoryBytes(n int64) error {
+	if n < int64(s.cfg.ChunkSize) {
+		return fmt.Errorf("cache: memory_bytes %d is less than one chunk", n)
+	}
+	return s.chunks.Resize(n, n*int64(s.cfg.WindowPercent)/100)
+}

@@ -82,6 +82,7 @@ func (v *View) IsSelf(i int) bool { return i >= 0 && i == v.Self }
 // underneath, and a View per role on top, rebuilt off memberlist's
 // goroutines whenever a member joins, changes or leaves.
 type Membership struct {
+	keyring *memberlist.Keyring // the gossip keys; SetKeys changes them
 	cfg  Config
 	log  *slog.Logger
 	ml   *memberlist.Memberlist
@@ -177,6 +178,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Membershi
 	}
 	mc := cfg.memberlistConfig(delegate{m}, events{m})
 	mc.Keyring = keyring
+	m.keyring = keyring
 	mc.GossipVerifyIncoming = true
 	mc.GossipVerifyOutgoing = true
 	mc.LogOutput = nil
@@ -552,4 +554,44 @@ func newEvent(kind eventKind, n *memberlist.Node) event {
 		addr: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))),
 		meta: slices.Clone(n.Meta),
 	}
+}
+
+// SetKeys replaces the gossip keyring with keys (base64, as
+// Config.SecretKeys; the first becomes primary) without a restart: new
+// keys are installed, the first is used to encrypt, and keys no longer
+// listed are removed. Rotate as with the configuration: add the new key
+// second everywhere, then first, then drop the old one.
+func (m *Membership) SetKeys(keys []string) error {
+	kr := m.keyring
+	if kr == nil {
+		return errors.New("cluster: gossip without a keyring")
+	}
+	cfg := Config{SecretKeys: keys}
+	dec, err := cfg.keys()
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	if len(dec) == 0 {
+		return errors.New("cluster: secret_keys: at least one key")
+	}
+	for _, k := range dec {
+		if err := kr.AddKey(k); err != nil {
+			return fmt.Errorf("cluster: add key: %w", err)
+		}
+	}
+	if err := kr.UseKey(dec[0]); err != nil {
+		return fmt.Errorf("cluster: use key: %w", err)
+	}
+	keep := map[string]bool{}
+	for _, k := range dec {
+		keep[string(k)] = true
+	}
+	for _, k := range kr.GetKeys() {
+		if !keep[string(k)] {
+			if err := kr.RemoveKey(k); err != nil {
+				return fmt.Errorf("cluster: remove key: %w", err)
+			}
+		}
+	}
+	return nil
 }

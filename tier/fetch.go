@@ -40,7 +40,7 @@ type fetcher struct {
 	static  []string
 	route   Routing
 	peer    bool
-	auth    *tierauth.Keyring // signs every request: upstreams and owners check it
+	auth    *atomic.Pointer[tierauth.Keyring] // signs every request: upstreams and owners check it
 	timeout time.Duration
 	now     func() time.Time
 
@@ -203,7 +203,7 @@ func (f *fetcher) fetchOne(ctx context.Context, up *upstream, path string, hdr [
 	defer fasthttp.ReleaseResponse(resp)
 	req.SetRequestURI(up.base + path)
 	req.Header.SetMethod(fasthttp.MethodGet)
-	req.Header.Set(tierauth.Header, f.auth.Sign(fasthttp.MethodGet, path, f.now()))
+	req.Header.Set(tierauth.Header, f.auth.Load().Sign(fasthttp.MethodGet, path, f.now()))
 	req.Header.SetByteRange(int(off), int(off+n-1))
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
@@ -282,7 +282,7 @@ func (f *fetcher) headOne(ctx context.Context, up *upstream, path string, hdr []
 	defer fasthttp.ReleaseResponse(resp)
 	req.SetRequestURI(up.base + path)
 	req.Header.SetMethod(fasthttp.MethodHead)
-	req.Header.Set(tierauth.Header, f.auth.Sign(fasthttp.MethodHead, path, f.now()))
+	req.Header.Set(tierauth.Header, f.auth.Load().Sign(fasthttp.MethodHead, path, f.now()))
 	if etag != "" {
 		req.Header.Set("If-None-Match", etag)
 	}
