@@ -83,12 +83,12 @@ func (v *View) IsSelf(i int) bool { return i >= 0 && i == v.Self }
 // goroutines whenever a member joins, changes or leaves.
 type Membership struct {
 	keyring *memberlist.Keyring // the gossip keys; SetKeys changes them
-	cfg  Config
-	log  *slog.Logger
-	ml   *memberlist.Memberlist
-	meta atomic.Pointer[[]byte] // this node's encoded metadata
-	reg  prometheus.Registerer
-	coll *collector
+	cfg     Config
+	log     *slog.Logger
+	ml      *memberlist.Memberlist
+	meta    atomic.Pointer[[]byte] // this node's encoded metadata
+	reg     prometheus.Registerer
+	coll    *collector
 
 	edge, shield atomic.Pointer[View]
 

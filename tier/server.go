@@ -31,11 +31,11 @@ import (
 
 // Server is one edge or shield node.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	store   *cache.Store
-	fetch   *fetcher
-	now     func() time.Time
+	cfg   Config
+	log   *slog.Logger
+	store *cache.Store
+	fetch *fetcher
+	now   func() time.Time
 	// live is what a reload replaces (see Reload): read once per
 	// request with an atomic load.
 	live atomic.Pointer[live]
@@ -50,15 +50,15 @@ type Server struct {
 	purges   atomic.Int64
 	// reload, when set, re-reads the node's configuration (see
 	// WithReload).
-	reload func() error
+	reload    func() error
 	reloads   atomic.Int64
 	reloadErr atomic.Int64
-	prefix  []byte // "/a/" or "/media/"
-	m       *metrics
-	srv     *fasthttp.Server // public listener
-	metrics fasthttp.RequestHandler
-	debug   fasthttp.RequestHandler
-	internal *fasthttp.Server // internal listener
+	prefix    []byte // "/a/" or "/media/"
+	m         *metrics
+	srv       *fasthttp.Server // public listener
+	metrics   fasthttp.RequestHandler
+	debug     fasthttp.RequestHandler
+	internal  *fasthttp.Server // internal listener
 
 	// With a cluster (edge): who owns what, the hot store for chunks of
 	// tracks other edges own, filled from them, and prefetch.
