@@ -57,6 +57,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/origin/admin"
 	"github.com/musiccdn/cdn/origin/api"
 	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/origin/plays"
@@ -116,6 +117,10 @@ type Config struct {
 	Plays plays.Config `yaml:"plays"`
 	// Recs configures recommendations (GET /v1/recs/...).
 	Recs recs.Config `yaml:"recs"`
+	// Admin configures purges and takedowns (POST /v1/admin/purge on the
+	// internal listener, package origin/admin): the admin token and the
+	// POPs' nodes. Its file defaults to DataDir/takedowns.json.
+	Admin admin.Config `yaml:"admin"`
 }
 
 // KeyConfig is one URL signing key.
@@ -216,6 +221,7 @@ func DefaultConfig() Config {
 		Licence:  LicenceConfig{TTL: config.Duration(30 * 24 * time.Hour)},
 		Plays:    plays.DefaultConfig(),
 		Recs:     recs.DefaultConfig(),
+		Admin:    admin.DefaultConfig(),
 
 		InternalAddr: "127.0.0.1:8081",
 		HTTP:         DefaultHTTPConfig(),
@@ -275,6 +281,7 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, config.Prefix("plays", pc.Validate()))
 	errs = append(errs, config.Prefix("recs", c.Recs.Validate()))
+	errs = append(errs, config.Prefix("admin", c.Admin.Validate()))
 	return errors.Join(errs...)
 }
 
