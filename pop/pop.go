@@ -175,11 +175,11 @@ type POP struct {
 	mu        sync.Mutex // guards shields, edges during a restart
 	originOpt []origin.Option
 	gossip    []string // seed addresses
-	tmp     string
-	addrs   Addrs
-	wg      sync.WaitGroup
-	errc    chan error
-	closed  sync.Once
+	tmp       string
+	addrs     Addrs
+	wg        sync.WaitGroup
+	errc      chan error
+	closed    sync.Once
 }
 
 // Option changes how Start builds a POP, for tests.
