@@ -52,6 +52,7 @@ func main() {
 	}
 	fmt.Printf("internal (private: /metrics, fills, royalties) origin %s, shields %v, edges %v\n", a.Internal.Origin, a.Internal.Shields, a.Internal.Edges)
 	fmt.Printf("try:     curl -s '%s/v1/manifest/t1?country=SE'\n", a.Origin)
+	fmt.Printf("purge:   curl -s -XPOST -H 'Authorization: Bearer %s' -d '{\"tracks\":[\"t1\"]}' %s/v1/admin/purge\n", a.AdminToken, a.Internal.Origin)
 	if *addrFile != "" {
 		if err := p.WriteAddrFile(*addrFile); err != nil {
 			fmt.Fprintln(os.Stderr, "pop:", err)
