@@ -389,6 +389,23 @@ func (s *Store) Meta(ctx context.Context, ref Ref) (*Meta, Status, error) {
 	return s.fetchMeta(ctx, ref)
 }
 
+// CachedMeta returns the metadata of ref if the store holds it (in memory
+// or on disk), fresh or not, without asking upstream; a negative entry is
+// not held.
+func (s *Store) CachedMeta(ref Ref) (*Meta, bool) {
+	sh := &s.metas[ref.Key%metaShards]
+	sh.mu.RLock()
+	m := sh.m[ref.Key]
+	sh.mu.RUnlock()
+	if m == nil && s.disk != nil {
+		m = s.loadMeta(ref.Key)
+	}
+	if m == nil || m.missing {
+		return nil, false
+	}
+	return m, true
+}
+
 // Chunk returns chunk idx of the version m of ref. hit reports whether it
 // came from memory. The returned slice is shared: callers must not modify
 // it.

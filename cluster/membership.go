@@ -63,6 +63,8 @@ type View struct {
 	// Ring maps keys to indexes into Nodes; node i of Ring is Nodes[i]
 	// with ID Name and Weight Weight.
 	Ring *rendezvous.Map
+	// Built is when this node built the View (its membership changed).
+	Built time.Time
 }
 
 // Owner returns the node that owns key (the track id's xxhash), and false
@@ -255,6 +257,26 @@ func (m *Membership) Members(role string) []Node {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.aliveLocked(role)
+}
+
+// Departed returns the members of role that are leaving, or left
+// gracefully less than within ago: out of the Views, but perhaps still
+// draining, so their caches may be read for a handoff (see tier's
+// Routing.Handoff). Members that died are not listed.
+func (m *Membership) Departed(role string, within time.Duration) []Node {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	var out []Node
+	for _, mem := range m.members {
+		if mem.node.Role != role || mem.node.Name == m.cfg.NodeName {
+			continue
+		}
+		if (mem.alive && mem.leaving) || (!mem.alive && mem.left && now.Sub(mem.gone) < within) {
+			out = append(out, mem.node)
+		}
+	}
+	return out
 }
 
 // Self returns this node as the others see it.
@@ -505,7 +527,7 @@ func (m *Membership) buildView(role string, nodes []Node, version uint64) *View 
 		d.WriteString(strconv.Itoa(n.Weight))
 		d.WriteString("\x00")
 	}
-	return &View{Role: role, Version: version, Digest: d.Sum64(), Self: self, Nodes: nodes, Ring: rendezvous.New(rn)}
+	return &View{Role: role, Version: version, Digest: d.Sum64(), Self: self, Nodes: nodes, Ring: rendezvous.New(rn), Built: time.Now()}
 }
 
 func (m *Membership) viewPtr(role string) *atomic.Pointer[View] {

@@ -53,7 +53,19 @@ type fetcher struct {
 	peerFailures atomic.Int64 // of which failed (then filled from a shield)
 	peerBytes    atomic.Int64 // body bytes received from owning edges
 	skipped      atomic.Int64 // upstreams skipped as unhealthy
+	handoffs     atomic.Int64 // owner misses asked of the handoff peer first
+	handoffHits  atomic.Int64 // of which it had the bytes
+	// The handoffs of the current membership (ho.version): when most
+	// miss (a POP starting cold, a track nobody held), stop asking
+	// until the membership changes again.
+	ho struct {
+		version     atomic.Uint64
+		tried, hits atomic.Int64
+	}
 }
+
+// errNotCached is a handoff peer's answer that it does not hold the bytes.
+var errNotCached = errors.New("handoff peer: not cached")
 
 type upstream struct {
 	base      string // e.g. "http://127.0.0.1:8081"
@@ -147,6 +159,11 @@ func (f *fetcher) Fetch(ctx context.Context, name string, off, n int64) (cache.M
 			return m, data, err
 		}
 	}
+	if !f.peer && f.route != nil {
+		if m, data, ok := f.handoff(ctx, name, off, n); ok {
+			return m, data, nil
+		}
+	}
 	var buf [8]*upstream
 	var lastErr error = errors.New("no upstream")
 	for _, up := range f.order(name, buf[:0]) {
@@ -161,6 +178,46 @@ func (f *fetcher) Fetch(ctx context.Context, name string, off, n int64) (cache.M
 	}
 	return cache.Meta{}, nil, lastErr
 }
+
+// handoff asks the track's handoff peer (Routing.Handoff) for the bytes
+// it has cached; ok is false when there is none, it does not have them,
+// or it fails: the caller then goes to the shields. A "not cached" answer
+// does not count against the peer's health.
+func (f *fetcher) handoff(ctx context.Context, name string, off, n int64) (cache.Meta, []byte, bool) {
+	p, ok := f.route.Handoff(xxhash.Sum64String(trackOf(name)))
+	if !ok {
+		return cache.Meta{}, nil, false
+	}
+	if v := f.route.Version(); f.ho.version.Swap(v) != v {
+		f.ho.tried.Store(0)
+		f.ho.hits.Store(0)
+	}
+	if t := f.ho.tried.Load(); t >= handoffProbe && f.ho.hits.Load()*10 < t {
+		return cache.Meta{}, nil, false
+	}
+	up, err := f.upstream(p.URL)
+	if err != nil || up.downUntil.Load() > f.now().UnixNano() {
+		return cache.Meta{}, nil, false
+	}
+	f.handoffs.Add(1)
+	f.ho.tried.Add(1)
+	hdr := []string{peerHopHeader, "1", onlyIfCachedHeader, "1",
+		peerVersionHeader, strconv.FormatUint(f.route.Version(), 16)}
+	m, data, err := f.fetchOne(ctx, up, peerPrefix+name, hdr, off, n)
+	// Counted as a handoff, not as an upstream (shield) attempt.
+	f.attempts.Add(-1)
+	if err != nil {
+		return cache.Meta{}, nil, false
+	}
+	f.handoffHits.Add(1)
+	f.ho.hits.Add(1)
+	f.peerBytes.Add(int64(len(data)))
+	return m, data, true
+}
+
+// handoffProbe is how many handoffs of one membership are tried before
+// their hit ratio may switch them off (below 10 %).
+const handoffProbe = 64
 
 // fromOwner runs do against the track's owning edge. ok is false when
 // this node owns the track or the owner failed: the caller then goes to
@@ -241,6 +298,10 @@ func (f *fetcher) fetchOne(ctx context.Context, up *upstream, path string, hdr [
 		f.healthy(up)
 		return cache.Meta{}, nil, cache.ErrNotFound
 	case fasthttp.StatusGatewayTimeout:
+		if len(resp.Header.Peek(onlyIfCachedHeader)) > 0 {
+			f.healthy(up)
+			return cache.Meta{}, nil, errNotCached
+		}
 		return cache.Meta{}, nil, f.failed(up, fmt.Errorf("%s: status 504: %w", up.base, errTimeout))
 	default:
 		return cache.Meta{}, nil, f.failed(up, fmt.Errorf("%s: status %d", up.base, code))

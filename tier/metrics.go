@@ -108,6 +108,8 @@ func (m *metrics) registerCluster(role string, reg prometheus.Registerer, s *Ser
 			stat("hot_cache_hits_total", "Chunk reads of tracks other edges own, served from the hot cache.", s.hot.Stats.Hits.Load),
 			stat("hot_cache_misses_total", "Chunk reads of tracks other edges own that needed a peer fill.", s.hot.Stats.Misses.Load),
 			stat("hot_collapsed_total", "Hot-store reads that joined a peer fill in flight.", s.hot.Stats.Collapsed.Load),
+			stat("handoff_fills_total", "Owner misses asked first of the edge that held the track before a membership change (rolling restarts).", s.fetch.handoffs.Load),
+			stat("handoff_hits_total", "Handoff fills that the previous holder answered from its cache (no shield request).", s.fetch.handoffHits.Load),
 		)
 	}
 	if p := s.prefetch; p != nil {

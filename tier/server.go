@@ -449,6 +449,12 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, name []byte, peer bool) {
 		}
 	}
 	ref := cache.Ref{Key: cache.ObjectKey(name), Name: name}
+	if peer && len(ctx.Request.Header.Peek(onlyIfCachedHeader)) > 0 && !s.holds(ctx, store, ref) {
+		// A handoff: the asking owner goes to the shields itself.
+		ctx.Response.Header.Set(onlyIfCachedHeader, "miss")
+		ctx.Error("not cached\n", fasthttp.StatusGatewayTimeout)
+		return
+	}
 	// An object that changes upstream (or is purged) while its chunks are
 	// read is served again from the new version; nothing has been sent
 	// yet.
@@ -470,6 +476,31 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, name []byte, peer bool) {
 		s.fail(ctx, err)
 		return
 	}
+}
+
+// holds reports whether store has the metadata of ref and every chunk
+// of the one range the request asks for (a handoff fill asks for one
+// chunk-aligned range), without fetching anything.
+func (s *Server) holds(ctx *fasthttp.RequestCtx, store *cache.Store, ref cache.Ref) bool {
+	m, ok := store.CachedMeta(ref)
+	if !ok {
+		return false
+	}
+	var rbuf [1]httprange.Range
+	first, last := int64(0), m.Chunks(store.ChunkSize())-1
+	if rh := ctx.Request.Header.Peek("Range"); len(rh) > 0 {
+		ranges, err := httprange.Parse(rbuf[:0], rh, m.Size, 1)
+		if err != nil || len(ranges) != 1 {
+			return false
+		}
+		first, last = ranges[0].Start/store.ChunkSize(), ranges[0].End/store.ChunkSize()
+	}
+	for idx := first; idx <= last; idx++ {
+		if !store.Cached(ref, m, idx) {
+			return false
+		}
+	}
+	return true
 }
 
 // authorize checks the player's token for the object name ("<track>/<kbps>.<ext>")
