@@ -197,5 +197,5 @@ const (
 	// (a handoff): the answer is those bytes, or a 504 carrying the
 	// header, and the peer fetches nothing (RFC 9111's only-if-cached).
 	onlyIfCachedHeader = "X-Peer-Only-If-Cached"
-	peerPrefix        = "/peer/media/"
+	peerPrefix         = "/peer/media/"
 )
