@@ -174,6 +174,7 @@ type POP struct {
 	edgeCfg   []tier.Config
 	mu        sync.Mutex // guards shields, edges during a restart
 	originOpt []origin.Option
+	edgeEdit  func(*tier.Config)
 	gossip    []string // seed addresses
 	tmp       string
 	addrs     Addrs
@@ -184,6 +185,12 @@ type POP struct {
 
 // Option changes how Start builds a POP, for tests.
 type Option func(*POP)
+
+// WithEdgeConfig lets edit change each edge's configuration before it
+// starts (tests and figures: drain delay, handoff, a disk tier).
+func WithEdgeConfig(edit func(*tier.Config)) Option {
+	return func(p *POP) { p.edgeEdit = edit }
+}
 
 // WithOriginOptions passes opts to the origin (a test's catalog, clock).
 func WithOriginOptions(opts ...origin.Option) Option {
@@ -280,6 +287,9 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option)
 		ec.Cache.MemoryBytes, ec.Cache.ChunkSize = cfg.EdgeCache, cfg.ChunkSize
 		ec.Cluster = member(cluster.RoleEdge, ec.Name)
 		ec.Prefetch.OriginURL = p.addrs.Origin
+		if p.edgeEdit != nil {
+			p.edgeEdit(&ec)
+		}
 		s, err := p.startTier(ctx, ec)
 		if err != nil {
 			return nil, err

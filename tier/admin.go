@@ -249,6 +249,12 @@ func (s *Server) revoke(tracks []string, cut int64) {
 	s.revoked.Store(&next)
 }
 
+// Handoffs returns the handoff fills this edge tried and those the
+// previous holder answered (see Routing.Handoff).
+func (s *Server) Handoffs() (tried, answered int64) {
+	return s.fetch.handoffs.Load(), s.fetch.handoffHits.Load()
+}
+
 // Revoked is the number of tracks whose tokens are being refused.
 func (s *Server) Revoked() int { return len(*s.revoked.Load()) }
 

@@ -125,6 +125,11 @@ type Config struct {
 	LoadFloor  int64   `yaml:"load_floor"`
 	// Prefetch warms the next tracks (edge only).
 	Prefetch PrefetchConfig `yaml:"prefetch"`
+	// NoHandoff turns off handoff fills (edge, with a cluster): for
+	// HandoffWindow after the edges' membership changes, an owner's miss
+	// first asks the edge that held the track before (only what it has
+	// cached), then the shields. Default false (handoff on).
+	NoHandoff bool `yaml:"no_handoff"`
 	// Cluster is the node's gossip membership in its POP. Without a role
 	// (the default) the node runs alone: an edge routes to Upstreams by
 	// hashing and owns every track. When cluster.http_addr is empty it is

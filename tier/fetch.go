@@ -37,12 +37,14 @@ var errTimeout = errors.New("upstream timeout")
 // shields when the owner fails or is this node. Every request carries the
 // tier credential for its method and path.
 type fetcher struct {
-	static  []string
-	route   Routing
-	peer    bool
-	auth    *atomic.Pointer[tierauth.Keyring] // signs every request: upstreams and owners check it
-	timeout time.Duration
-	now     func() time.Time
+	static []string
+	route  Routing
+	peer   bool
+	// noHandoff: Config.NoHandoff.
+	noHandoff bool
+	auth      *atomic.Pointer[tierauth.Keyring] // signs every request: upstreams and owners check it
+	timeout   time.Duration
+	now       func() time.Time
 
 	mu  sync.Mutex
 	ups map[string]*upstream
@@ -159,7 +161,7 @@ func (f *fetcher) Fetch(ctx context.Context, name string, off, n int64) (cache.M
 			return m, data, err
 		}
 	}
-	if !f.peer && f.route != nil {
+	if !f.peer && f.route != nil && !f.noHandoff {
 		if m, data, ok := f.handoff(ctx, name, off, n); ok {
 			return m, data, nil
 		}

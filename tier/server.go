@@ -144,6 +144,7 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 		s.prefix = []byte("/a/")
 		if s.route != nil {
 			f.route = s.route
+			f.noHandoff = cfg.NoHandoff
 			s.hotFetch = &fetcher{static: cfg.Upstreams, route: s.route, peer: true, auth: auth,
 				timeout: time.Duration(cfg.UpstreamTimeout), now: now, ups: map[string]*upstream{}}
 			adm := cache.NewRateAdmission(cfg.HotMinReads, time.Duration(cfg.HotWindow), now)
