@@ -1,5 +1,6 @@
 // Package daemon runs a node's servers until SIGINT or SIGTERM, then
-// drains them: each is asked to shut down gracefully within a deadline,
+// drains them (SIGHUP in between reloads the configuration of those that
+// are Reloaders): each is asked to shut down gracefully within a deadline,
 // so in-flight requests finish and load balancers see /readyz fail first.
 package daemon
 

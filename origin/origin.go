@@ -20,6 +20,7 @@
 //	internal  GET|HEAD /media/<t>/<k>.ext shields        tier credential   one file (<= ~10 MB), MaxRanges ranges
 //	internal  GET /metrics                operators      network only      one scrape
 //	internal  GET /v1/royalties/...       finance jobs   network only      one ledger query
+//	internal  POST /v1/admin/purge|restore operators     admin token       <= 1000 tracks, 3 calls per node (origin/admin)
 //	both      GET /healthz, /readyz       load balancers none              constant
 //
 // Both listeners run with the limits of Config.HTTP (header, read, write
