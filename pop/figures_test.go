@@ -152,7 +152,8 @@ func measure(t testing.TB, p *POP, l *listeners, name string, during func()) pha
 // TestRollingRestartFigure measures a POP's byte hit ratio and its
 // shields' request rate through a rolling restart of every edge (drain,
 // leave, start, rejoin, one at a time) under load, against the same
-// length of time without a restart just before, for memory-only edges
+// length of time without a restart just before (same POP, same load),
+// for memory-only edges
 // with and without handoff fills and for edges with a disk tier. A
 // figure, not a guarantee: run it with
 //
@@ -182,6 +183,8 @@ func TestRollingRestartFigure(t *testing.T) {
 		}
 		l := startListeners(t, p2, 1000, 6)
 		time.Sleep(warm)
+		phaseLen := envDuration("OPS_PHASE", 25*time.Second)
+		steady := measure(t, p2, l, v.name+": steady", func() { time.Sleep(phaseLen) })
 		var restartSecs float64
 		rolling := measure(t, p2, l, v.name+": rolling restart", func() {
 			start := time.Now()
@@ -193,10 +196,9 @@ func TestRollingRestartFigure(t *testing.T) {
 				}
 			}
 			restartSecs = time.Since(start).Seconds()
-			time.Sleep(10 * time.Second) // the misses after the last rejoin
-		})
-		steady := measure(t, p2, l, v.name+": steady", func() {
-			time.Sleep(time.Duration(rolling.secs * float64(time.Second)))
+			// The same length as the steady phase, and at least 10 s
+			// after the last rejoin, when its misses come.
+			time.Sleep(max(10*time.Second, phaseLen-time.Since(start)))
 		})
 		l.close()
 		var handoffs, hits int64
