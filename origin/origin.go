@@ -367,16 +367,17 @@ func WithRights(r Rights) Option { return func(s *Server) { s.rights = r } }
 // Server is the origin. Its handler is safe for concurrent use.
 type Server struct {
 	cfg     Config
+	cfgMu   sync.Mutex // guards the reloadable fields of cfg (Reload)
 	log     *slog.Logger
 	src     media.Source
 	rights  Rights
-	keyring *urlsign.Keyring
+	keyring atomic.Pointer[urlsign.Keyring] // swapped by Reload
 	recs    Recommender
 	now     func() time.Time
 	mux     *http.ServeMux // public
 	imux    *http.ServeMux // internal
 	ready   atomic.Bool
-	tier    *tierauth.Keyring
+	tier    atomic.Pointer[tierauth.Keyring] // swapped by Reload
 
 	mediaRequests *prometheus.CounterVec // code
 	mediaSeconds  prometheus.Histogram
@@ -410,12 +411,12 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, opts ...Opti
 	s := &Server{
 		cfg:     cfg,
 		log:     logger.With("node", cfg.Name),
-		keyring: kr,
-		tier:    tk,
 		now:     time.Now,
 		mux:     http.NewServeMux(),
 		imux:    http.NewServeMux(),
 	}
+	s.keyring.Store(kr)
+	s.tier.Store(tk)
 	for _, o := range opts {
 		o(s)
 	}
@@ -542,7 +543,7 @@ func (s *Server) MountInternal(pattern string, h http.Handler) { s.imux.Handle(p
 func (s *Server) Source() media.Source { return s.src }
 
 // Keyring is the keyring that signs manifest URLs.
-func (s *Server) Keyring() *urlsign.Keyring { return s.keyring }
+func (s *Server) Keyring() *urlsign.Keyring { return s.keyring.Load() }
 
 // Rights is the rights policy manifests are checked against.
 func (s *Server) Rights() Rights { return s.rights }
@@ -617,7 +618,7 @@ func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request) {
 	// Shields only: without the tier credential nothing is opened. The
 	// request target is the one on the request line, as the shield
 	// signed it.
-	if err := s.tier.Verify([]byte(r.Header.Get(tierauth.Header)), []byte(r.Method), []byte(r.RequestURI), s.now()); err != nil {
+	if err := s.tier.Load().Verify([]byte(r.Header.Get(tierauth.Header)), []byte(r.Method), []byte(r.RequestURI), s.now()); err != nil {
 		s.tierRejected.Inc()
 		http.Error(rec, "forbidden", http.StatusForbidden)
 		return
@@ -862,7 +863,7 @@ func (s *Server) Manifest(ctx context.Context, id, country string, now time.Time
 func (s *Server) signedEdgePath(id string, kbps int, kind media.Kind, country string, expiry time.Time) string {
 	p := EdgePath(id, kbps, kind)
 	// The signed object is the path below /a/; token bytes are URL-safe.
-	return p + "?t=" + s.keyring.Sign(p[len("/a/"):], country, expiry)
+	return p + "?t=" + s.keyring.Load().Sign(p[len("/a/"):], country, expiry)
 }
 
 // Next-tracks limits.

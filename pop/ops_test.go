@@ -469,3 +469,60 @@ func TestReload(t *testing.T) {
 		t.Fatal("unreachable")
 	}
 }
+
+// TestOriginReload: the origin's signing key rotates by reload (manifests
+// are signed with the new key at once, which the edges refuse until they
+// reload too); a file changing a restart-only field is refused through
+// POST /v1/admin/reload with the field named. Mutations caught: Reload
+// not swapping the keyring (the manifest still signed k1), the admin
+// reload without the token.
+func TestOriginReload(t *testing.T) {
+	p, _ := startOpsPOP(t, func(c *Config) { c.Edges, c.Shields = 1, 1 })
+	a := p.Addrs()
+	o := p.Origin()
+	secret2 := strings.Repeat("cd", 32)
+	cfg := o.Config()
+	cfg.Keys = []origin.KeyConfig{{ID: "k2", Secret: secret2}}
+	if err := o.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	url, _ := manifestURL(t, p, "t3", 24)
+	if !strings.Contains(url, "t=k2.") {
+		t.Fatalf("manifest after the rotation: %s", url)
+	}
+	if code, _ := getRange(t, a.Edges[0]+url, 0, 999); code != 403 {
+		t.Errorf("edge without k2: %d, want 403", code)
+	}
+	ec := p.Edges()[0].Config()
+	ec.Keys = append(ec.Keys, tier.Key{ID: "k2", Secret: secret2})
+	if err := p.Edges()[0].Reload(ec); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := getRange(t, a.Edges[0]+url, 0, 999); code != 206 {
+		t.Errorf("edge with k2: %d", code)
+	}
+
+	file := filepath.Join(t.TempDir(), "origin.yaml")
+	o.Admin.OnReload(func() error {
+		next := o.Config()
+		if err := config.Load(file, &next); err != nil {
+			return err
+		}
+		return o.Reload(next)
+	})
+	os.WriteFile(file, []byte("token_ttl: 1h\n"), 0o644)
+	if code, _ := adminCall(t, p, "/v1/admin/reload", "", ""); code != 401 {
+		t.Errorf("reload without the token: %d", code)
+	}
+	code, body := adminCall(t, p, "/v1/admin/reload", a.AdminToken, "")
+	if code != 400 || !strings.Contains(body, "token_ttl") {
+		t.Errorf("reload changing token_ttl: %d %q", code, body)
+	}
+	os.WriteFile(file, []byte("keys:\n  - id: k1b\n    secret: "+strings.Repeat("ef", 32)+"\n"), 0o644)
+	if code, body := adminCall(t, p, "/v1/admin/reload", a.AdminToken, ""); code != 200 {
+		t.Errorf("reload: %d %q", code, body)
+	}
+	if url, _ := manifestURL(t, p, "t3", 24); !strings.Contains(url, "t=k1b.") {
+		t.Errorf("manifest after the file reload: %s", url)
+	}
+}

@@ -5,6 +5,9 @@
 //	     {"tracks": ["t5", ...], "takedown": false}
 //	POST /v1/admin/restore  Authorization: Bearer <admin token>
 //	     {"tracks": ["t5", ...]}
+//	POST /v1/admin/reload   Authorization: Bearer <admin token>
+//	     re-read the origin's configuration file (as SIGHUP): keys,
+//	     tier_keys, admin.pops; a bad file is a 400 naming line and field
 //
 // A purge drops every tier and seek table of the tracks from every node of
 // every configured POP and answers 200 only once every node has: first
@@ -138,7 +141,7 @@ func baseURL(u string) bool {
 type API struct {
 	cfg    Config
 	log    *slog.Logger
-	tier   *tierauth.Keyring
+	tierKR atomic.Pointer[tierauth.Keyring]
 	client *http.Client
 	now    func() time.Time
 	token  [32]byte // sha256 of the token: compared in constant time
@@ -147,6 +150,7 @@ type API struct {
 	pops []POPConfig
 	down map[string]int64 // taken-down track -> unix seconds of the takedown
 
+	reload   func() error
 	purges   *prometheus.CounterVec // result
 	seconds  prometheus.Histogram
 	takedown atomic.Int64
@@ -164,7 +168,6 @@ func New(cfg Config, tier *tierauth.Keyring, logger *slog.Logger, reg prometheus
 	a := &API{
 		cfg:    cfg,
 		log:    logger,
-		tier:   tier,
 		client: &http.Client{Timeout: time.Duration(cfg.Timeout)},
 		now:    time.Now,
 		token:  sha256.Sum256([]byte(cfg.Token)),
@@ -180,6 +183,7 @@ func New(cfg Config, tier *tierauth.Keyring, logger *slog.Logger, reg prometheus
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
 	}
+	a.tierKR.Store(tier)
 	if cfg.File != "" {
 		if err := a.load(); err != nil {
 			return nil, err
@@ -204,6 +208,10 @@ func (a *API) SetPOPs(pops []POPConfig) {
 	a.pops = pops
 	a.mu.Unlock()
 }
+
+// SetTierKeys replaces the keyring that signs the calls to the nodes (a
+// reload of tier_keys).
+func (a *API) SetTierKeys(kr *tierauth.Keyring) { a.tierKR.Store(kr) }
 
 // TakenDown reports whether the track is taken down.
 func (a *API) TakenDown(id string) bool {
@@ -251,6 +259,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
+	if r.URL.Path == "/v1/admin/reload" {
+		a.serveReload(w)
+		return
+	}
 	req, err := decode(w, r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -271,6 +283,24 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadGateway)
 	}
 	json.NewEncoder(w).Encode(res)
+}
+
+// OnReload sets what POST /v1/admin/reload runs (cmd/origin: read the
+// configuration file again and reload it, as SIGHUP does).
+func (a *API) OnReload(f func() error) { a.reload = f }
+
+func (a *API) serveReload(w http.ResponseWriter) {
+	if a.reload == nil {
+		http.Error(w, "no configuration file to reload", http.StatusNotFound)
+		return
+	}
+	if err := a.reload(); err != nil {
+		// The caller holds the admin token: the file, line and field
+		// at fault are what they need.
+		http.Error(w, "reload refused, running configuration kept:\n"+err.Error(), http.StatusBadRequest)
+		return
+	}
+	io.WriteString(w, "reloaded\n")
 }
 
 // decode reads and checks a request body.
@@ -406,7 +436,7 @@ func (a *API) call(ctx context.Context, base, target string) error {
 	if err != nil {
 		return err
 	}
-	req.Header.Set(tierauth.Header, a.tier.Sign(http.MethodPost, target, a.now()))
+	req.Header.Set(tierauth.Header, a.tierKR.Load().Sign(http.MethodPost, target, a.now()))
 	resp, err := a.client.Do(req)
 	if err != nil {
 		return err
