@@ -409,11 +409,11 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, opts ...Opti
 		return nil, fmt.Errorf("origin: tier_keys: %w", err)
 	}
 	s := &Server{
-		cfg:     cfg,
-		log:     logger.With("node", cfg.Name),
-		now:     time.Now,
-		mux:     http.NewServeMux(),
-		imux:    http.NewServeMux(),
+		cfg:  cfg,
+		log:  logger.With("node", cfg.Name),
+		now:  time.Now,
+		mux:  http.NewServeMux(),
+		imux: http.NewServeMux(),
 	}
 	s.keyring.Store(kr)
 	s.tier.Store(tk)
