@@ -106,8 +106,12 @@ func (l *listeners) close() { close(l.stop); l.wg.Wait() }
 // scrape sums the samples of the named metrics over the shields'
 // internal /metrics.
 func scrapeShields(t testing.TB, p *POP, names ...string) map[string]float64 {
+	return scrape(t, p.Addrs().Internal.Shields, names...)
+}
+
+func scrape(t testing.TB, urls []string, names ...string) map[string]float64 {
 	out := map[string]float64{}
-	for _, u := range p.Addrs().Internal.Shields {
+	for _, u := range urls {
 		resp, err := http.Get(u + "/metrics")
 		if err != nil {
 			t.Fatal(err)
@@ -173,6 +177,9 @@ func TestRollingRestartFigure(t *testing.T) {
 			c.Cache.DiskDir, c.Cache.DiskBytes = dir+"/"+c.Name, 256<<20
 		}},
 	} {
+		if only := os.Getenv("OPS_VARIANT"); only != "" && !strings.Contains(v.name, only) {
+			continue
+		}
 		dir := t.TempDir()
 		p2, err := startFigurePOP(t, func(c *tier.Config) {
 			c.DrainDelay = config.Duration(2 * time.Second)
@@ -186,22 +193,29 @@ func TestRollingRestartFigure(t *testing.T) {
 		phaseLen := envDuration("OPS_PHASE", 25*time.Second)
 		steady := measure(t, p2, l, v.name+": steady", func() { time.Sleep(phaseLen) })
 		var restartSecs float64
+		var during, after phase
+		var handoffs, hits int64
 		rolling := measure(t, p2, l, v.name+": rolling restart", func() {
 			start := time.Now()
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			for i := range p2.Edges() {
-				if err := p2.RestartEdge(ctx, i); err != nil {
-					t.Error(err)
+			during = measure(t, p2, l, "  of which restarting", func() {
+				for i := range p2.Edges() {
+					h, ok := p2.Edges()[i].Handoffs()
+					handoffs, hits = handoffs+h, hits+ok
+					if err := p2.RestartEdge(ctx, i); err != nil {
+						t.Error(err)
+					}
 				}
-			}
+			})
 			restartSecs = time.Since(start).Seconds()
 			// The same length as the steady phase, and at least 10 s
 			// after the last rejoin, when its misses come.
-			time.Sleep(max(10*time.Second, phaseLen-time.Since(start)))
+			after = measure(t, p2, l, "  of which after", func() {
+				time.Sleep(max(10*time.Second, phaseLen-time.Since(start)))
+			})
 		})
 		l.close()
-		var handoffs, hits int64
 		for _, e := range p2.Edges() {
 			h, ok := e.Handoffs()
 			handoffs += h
@@ -209,6 +223,10 @@ func TestRollingRestartFigure(t *testing.T) {
 		}
 		t.Logf("%v", steady)
 		t.Logf("%v   (restarts took %.1fs; handoff fills %d, answered %d; listener errors %d)", rolling, restartSecs, handoffs, hits, l.errors.Load())
+		t.Logf("%v", during)
+		t.Logf("%v", after)
+		t.Logf("  edges since their restart: %v", scrape(t, p2.Addrs().Internal.Edges, "edge_peer_misrouted_total", "edge_peer_fill_failures_total",
+			"edge_upstream_fetches_total", "edge_disk_hits_total", "edge_warm_metas_total", "edge_revalidations_total", "edge_upstream_skipped_total"))
 		p2.Close()
 	}
 }

@@ -74,6 +74,11 @@ type upstream struct {
 	hc        *fasthttp.HostClient
 	fails     atomic.Int32
 	downUntil atomic.Int64 // unix nanoseconds
+	// downView is the edges' membership (Routing.Version) when the peer
+	// was marked down: a peer edge that rejoins changes it, which clears
+	// the mark at once (a restarted edge is asked again as soon as it
+	// is back, not downFor later).
+	downView atomic.Uint64
 }
 
 const (
@@ -198,7 +203,7 @@ func (f *fetcher) handoff(ctx context.Context, name string, off, n int64) (cache
 		return cache.Meta{}, nil, false
 	}
 	up, err := f.upstream(p.URL)
-	if err != nil || up.downUntil.Load() > f.now().UnixNano() {
+	if err != nil || f.peerDown(up) {
 		return cache.Meta{}, nil, false
 	}
 	f.handoffs.Add(1)
@@ -234,7 +239,7 @@ func (f *fetcher) fromOwner(ctx context.Context, name string, do func(up *upstre
 	if err != nil {
 		return cache.Meta{}, nil, nil, false
 	}
-	if up.downUntil.Load() > f.now().UnixNano() {
+	if f.peerDown(up) {
 		// Passive health: an owner that keeps failing is routed around
 		// at once, before gossip declares it dead.
 		f.skipped.Add(1)
@@ -390,9 +395,18 @@ func (f *fetcher) do(ctx context.Context, up *upstream, req *fasthttp.Request, r
 func (f *fetcher) failed(up *upstream, err error) error {
 	f.failures.Add(1)
 	if up.fails.Add(1) >= failLimit {
+		if f.route != nil {
+			up.downView.Store(f.route.Version())
+		}
 		up.downUntil.Store(f.now().Add(downFor).UnixNano())
 	}
 	return err
+}
+
+// peerDown reports whether passive health has marked a peer edge down
+// under the current membership.
+func (f *fetcher) peerDown(up *upstream) bool {
+	return up.downUntil.Load() > f.now().UnixNano() && up.downView.Load() == f.route.Version()
 }
 
 func (f *fetcher) healthy(up *upstream) {
