@@ -22,7 +22,9 @@ import (
 // files in LRU order within a byte budget; it is rebuilt from the directory
 // at start. Writes are asynchronous and bounded: when the disk falls
 // behind, chunks are not written (they stay in memory), never queued
-// without bound. Disk is safe for concurrent use.
+// without bound. Records that change (objects' metadata, Put) share the
+// format and the index, and have a queue of their own that is served
+// first. Disk is safe for concurrent use.
 type Disk struct {
 	dir    string
 	budget int64
@@ -33,6 +35,11 @@ type Disk struct {
 	head  diskEntry // sentinel of the LRU list; head.next is the most recent
 
 	writes  chan diskWrite
+	// records are Put writes (objects' metadata): small, one per object
+	// filled, and what a warm restart needs most, so they have their own
+	// queue, served first, and are not dropped behind a backlog of
+	// chunks.
+	records chan diskWrite
 	wg      sync.WaitGroup
 	closing sync.Once
 
@@ -67,7 +74,8 @@ func OpenDisk(dir string, budget int64) (*Disk, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cache: disk: %w", err)
 	}
-	d := &Disk{dir: dir, budget: budget, items: map[uint64]*diskEntry{}, writes: make(chan diskWrite, 256)}
+	d := &Disk{dir: dir, budget: budget, items: map[uint64]*diskEntry{},
+		writes: make(chan diskWrite, 1024), records: make(chan diskWrite, 8192)}
 	d.head.next, d.head.prev = &d.head, &d.head
 	if err := d.scan(); err != nil {
 		return nil, err
@@ -103,6 +111,19 @@ func (d *Disk) Get(key uint64) ([]byte, bool) {
 	return nil, false
 }
 
+// Touch marks key as just used, without reading it: an object's
+// metadata record is touched whenever one of its chunks is read or
+// written, so it is not evicted before them (it is read only at a
+// restart).
+func (d *Disk) Touch(key uint64) {
+	d.mu.Lock()
+	if e := d.items[key]; e != nil {
+		d.unlinkLocked(e)
+		d.pushFrontLocked(e)
+	}
+	d.mu.Unlock()
+}
+
 // Has reports whether key is indexed, without reading it.
 func (d *Disk) Has(key uint64) bool {
 	d.mu.Lock()
@@ -125,7 +146,7 @@ func (d *Disk) Set(key uint64, data []byte) {
 // reader sees the old record or the new one, never a mix.
 func (d *Disk) Put(key uint64, data []byte) {
 	select {
-	case d.writes <- diskWrite{key: key, data: data, replace: true}:
+	case d.records <- diskWrite{key: key, data: data, replace: true}:
 	default:
 		d.Dropped.Add(1)
 	}
@@ -169,12 +190,36 @@ func (d *Disk) Flush() {
 
 func (d *Disk) writer() {
 	defer d.wg.Done()
-	for w := range d.writes {
-		if w.done != nil {
-			close(w.done)
-			continue
+	for {
+		d.drainRecords()
+		select {
+		case w := <-d.records:
+			d.write(w.key, w.data, w.replace)
+		case w, ok := <-d.writes:
+			if !ok {
+				d.drainRecords()
+				return
+			}
+			if w.done != nil {
+				// A barrier: the records queued before it too.
+				d.drainRecords()
+				close(w.done)
+				continue
+			}
+			d.write(w.key, w.data, w.replace)
 		}
-		d.write(w.key, w.data, w.replace)
+	}
+}
+
+// drainRecords writes the queued records.
+func (d *Disk) drainRecords() {
+	for {
+		select {
+		case w := <-d.records:
+			d.write(w.key, w.data, w.replace)
+		default:
+			return
+		}
 	}
 }
 

@@ -421,6 +421,7 @@ func (s *Store) Chunk(ctx context.Context, ref Ref, m *Meta, idx int64) (data []
 	if s.disk != nil {
 		if b, ok := s.disk.Get(key); ok {
 			// Back in memory: the next reads are memory hits.
+			s.disk.Touch(diskMetaKey(ref.Key))
 			s.chunks.Set(key, b)
 			s.Stats.Hits.Add(1)
 			return b, true, nil
@@ -510,6 +511,9 @@ func (s *Store) fill(objKey, gen uint64, name string, m *Meta, idx int64, key ui
 	// again.
 	if !s.unpurged(objKey, gen, func() { s.setChunk(key, data) }) {
 		return nil, s.discarded()
+	}
+	if s.disk != nil {
+		s.disk.Touch(diskMetaKey(objKey))
 	}
 	return data, nil
 }

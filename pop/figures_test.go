@@ -174,7 +174,7 @@ func TestRollingRestartFigure(t *testing.T) {
 		{"memory edges, no handoff", func(c *tier.Config, _ string) { c.NoHandoff = true }},
 		{"memory edges, handoff", func(c *tier.Config, _ string) {}},
 		{"disk edges, handoff", func(c *tier.Config, dir string) {
-			c.Cache.DiskDir, c.Cache.DiskBytes = dir+"/"+c.Name, 256<<20
+			c.Cache.DiskDir, c.Cache.DiskBytes = dir+"/"+c.Name, 1<<30
 		}},
 	} {
 		if only := os.Getenv("OPS_VARIANT"); only != "" && !strings.Contains(v.name, only) {
