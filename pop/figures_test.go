@@ -173,6 +173,10 @@ func TestRollingRestartFigure(t *testing.T) {
 	}{
 		{"memory edges, no handoff", func(c *tier.Config, _ string) { c.NoHandoff = true }},
 		{"memory edges, handoff", func(c *tier.Config, _ string) {}},
+		{"disk edges, no handoff", func(c *tier.Config, dir string) {
+			c.Cache.DiskDir, c.Cache.DiskBytes = dir+"/"+c.Name, 1<<30
+			c.NoHandoff = true
+		}},
 		{"disk edges, handoff", func(c *tier.Config, dir string) {
 			c.Cache.DiskDir, c.Cache.DiskBytes = dir+"/"+c.Name, 1<<30
 		}},
