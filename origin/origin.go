@@ -17,6 +17,7 @@ package origin
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -36,11 +37,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/origin/api"
 	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/origin/plays"
 	"github.com/musiccdn/cdn/origin/recs"
 	"github.com/musiccdn/cdn/origin/rights"
+	"github.com/musiccdn/cdn/playticket"
 	"github.com/musiccdn/cdn/urlsign"
 )
 
@@ -75,6 +78,16 @@ type Config struct {
 	// and the SQLite ledger (under DataDir/plays) unless plays names a
 	// broker and a PostgreSQL DSN. Default "data".
 	DataDir string `yaml:"data_dir"`
+	// Identity verifies the bearer tokens of the public API (manifests,
+	// plays, licences): the identity provider's Ed25519 public keys.
+	// Required; no default.
+	Identity identity.Config `yaml:"identity"`
+	// TicketKeys sign and check play tickets (see package playticket):
+	// TicketKeys[0] mints, any verifies. Every origin instance sharing a
+	// plays topic must hold the same keys. Secrets are hex, at least 32
+	// bytes. Empty: one random key made at start, so tickets die with the
+	// process (fine for one machine, wrong for a deployment).
+	TicketKeys []KeyConfig `yaml:"ticket_keys"`
 	// Licence configures offline licences (POST /v1/licences).
 	Licence LicenceConfig `yaml:"licence"`
 	// Plays configures the play-counting pipeline (POST /v1/plays).
@@ -143,6 +156,15 @@ func (c Config) Validate() error {
 	if c.TokenTTL <= 0 {
 		bad("token_ttl", "must be positive")
 	}
+	errs = append(errs, config.Prefix("identity", c.Identity.Validate()))
+	if _, err := ticketKeyring(c.TicketKeys); err != nil {
+		var ke *keyError
+		if errors.As(err, &ke) {
+			bad(fmt.Sprintf("ticket_keys[%d].%s", ke.index, ke.field), "%s", ke.msg)
+		} else {
+			bad("ticket_keys", "%v", err)
+		}
+	}
 	errs = append(errs, config.Prefix("licence", c.Licence.Validate()))
 	pc := c.Plays
 	if pc.DataDir == "" {
@@ -199,6 +221,32 @@ func keyring(kc []KeyConfig) (*urlsign.Keyring, error) {
 	return urlsign.NewKeyring(keys...)
 }
 
+// ticketKeyring decodes the ticket keys, or makes a random one when none
+// are configured.
+func ticketKeyring(kc []KeyConfig) (*playticket.Keyring, error) {
+	if len(kc) == 0 {
+		secret := make([]byte, 32)
+		rand.Read(secret)
+		return playticket.NewKeyring(playticket.Key{ID: "boot", Secret: secret})
+	}
+	keys := make([]playticket.Key, 0, len(kc))
+	for i, k := range kc {
+		secret, err := hex.DecodeString(k.Secret)
+		if err != nil {
+			return nil, &keyError{i, "secret", "not hex"}
+		}
+		if len(secret) < playticket.MinSecretLen {
+			return nil, &keyError{i, "secret", fmt.Sprintf("%d bytes, want at least %d (%d hex digits)", len(secret), playticket.MinSecretLen, 2*playticket.MinSecretLen)}
+		}
+		keys = append(keys, playticket.Key{ID: k.ID, Secret: secret})
+	}
+	kr, err := playticket.NewKeyring(keys...)
+	if err != nil {
+		return nil, err
+	}
+	return kr, nil
+}
+
 // Rights decides whether a track may be played in a country at a time;
 // *rights.Table, rights.Synthetic and rights.Worldwide implement it.
 type Rights interface {
@@ -228,6 +276,11 @@ type Recommender interface {
 // the catalog order stands in.
 func WithRecommender(r Recommender) Option { return func(s *Server) { s.recs = r } }
 
+// WithTickets mints play tickets with kr instead of the keys of
+// Config.TicketKeys (Start shares one keyring between the manifest handler
+// and the plays pipeline, which matters when the keys are random).
+func WithTickets(kr *playticket.Keyring) Option { return func(s *Server) { s.tickets = kr } }
+
 // WithRights decides rights with r instead of the policy Config implies.
 func WithRights(r Rights) Option { return func(s *Server) { s.rights = r } }
 
@@ -239,6 +292,8 @@ type Server struct {
 	rights  Rights
 	keyring *urlsign.Keyring
 	recs    Recommender
+	users   *identity.Verifier
+	tickets *playticket.Keyring
 	now     func() time.Time
 	mux     *http.ServeMux
 	ready   atomic.Bool
@@ -267,15 +322,25 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, opts ...Opti
 	if err != nil {
 		return nil, fmt.Errorf("origin: %w", err)
 	}
+	users, err := identity.NewVerifier(cfg.Identity)
+	if err != nil {
+		return nil, fmt.Errorf("origin: %w", err)
+	}
 	s := &Server{
 		cfg:     cfg,
 		log:     logger.With("node", cfg.Name),
 		keyring: kr,
+		users:   users,
 		now:     time.Now,
 		mux:     http.NewServeMux(),
 	}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.tickets == nil {
+		if s.tickets, err = ticketKeyring(cfg.TicketKeys); err != nil {
+			return nil, fmt.Errorf("origin: ticket_keys: %w", err)
+		}
 	}
 	if s.src == nil {
 		n, dir, _ := parseCatalog(cfg.Catalog)
@@ -379,6 +444,13 @@ func (s *Server) Source() media.Source { return s.src }
 
 // Keyring is the keyring that signs manifest URLs.
 func (s *Server) Keyring() *urlsign.Keyring { return s.keyring }
+
+// Tickets is the play-ticket keyring manifests mint with; the plays
+// pipeline checks with the same one.
+func (s *Server) Tickets() *playticket.Keyring { return s.tickets }
+
+// Users verifies the public API's bearer tokens.
+func (s *Server) Users() *identity.Verifier { return s.users }
 
 // Rights is the rights policy manifests are checked against.
 func (s *Server) Rights() Rights { return s.rights }
@@ -609,19 +681,34 @@ type Manifest = api.Manifest
 type ManifestTier = api.Tier
 
 func (s *Server) serveManifest(w http.ResponseWriter, r *http.Request) {
-	id, cc := r.PathValue("track"), r.URL.Query().Get("country")
+	now := s.now()
+	user, err := s.users.FromRequest(r, now)
+	if err != nil {
+		identity.Challenge(w, err)
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	id := r.PathValue("track")
 	if !media.ValidID(id) {
 		http.Error(w, "bad track id", http.StatusBadRequest)
 		return
 	}
-	if !rights.ValidCountry(cc) {
-		http.Error(w, "bad country", http.StatusBadRequest)
+	// The country is the token's. A ?country= that names another one is
+	// refused rather than ignored, so a client that believes it asked for
+	// another country's rights learns that it did not.
+	if cc := r.URL.Query().Get("country"); cc != "" && cc != user.Country {
+		http.Error(w, "country differs from the session's", http.StatusBadRequest)
 		return
 	}
-	now := s.now()
-	m, err := s.Manifest(r.Context(), id, cc, now)
+	m, err := s.Manifest(r.Context(), id, user.Country, now)
 	if err != nil {
 		s.fail(w, r, "manifest", err)
+		return
+	}
+	m.PlayID = playticket.NewID(now)
+	if m.PlayTicket, err = s.tickets.Mint(playticket.Claims{PlayID: m.PlayID, UserID: user.ID, TrackID: id, Country: user.Country,
+		IssuedMS: now.UnixMilli(), DurationMS: m.DurationMS}); err != nil {
+		s.fail(w, r, "manifest ticket", err)
 		return
 	}
 	h := w.Header()

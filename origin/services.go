@@ -97,7 +97,8 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus
 		return nil, err
 	}
 	rightsFor = probe.Rights()
-	if svc.Plays, err = plays.New(ctx, pc, rightsFor, logger.With("service", "plays"), reg); err != nil {
+	trust := plays.Trust{Tickets: probe.Tickets(), Sessions: probe.Users()}
+	if svc.Plays, err = plays.New(ctx, pc, rightsFor, trust, logger.With("service", "plays"), reg); err != nil {
 		return nil, fmt.Errorf("origin: plays: %w", err)
 	}
 	var emb recs.EmbeddingSource = noEmbeddings{}
@@ -107,7 +108,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus
 	if svc.Recs, err = recs.New(cfg.Recs, svc.Plays.Ledger(), probe.Source(), emb, rightsFor, logger.With("service", "recs"), reg); err != nil {
 		return nil, fmt.Errorf("origin: recs: %w", err)
 	}
-	opts = append(opts, WithSource(probe.Source()), WithRights(rightsFor), WithRecommender(svc.Recs))
+	opts = append(opts, WithSource(probe.Source()), WithRights(rightsFor), WithRecommender(svc.Recs), WithTickets(probe.Tickets()))
 	if svc.Server, err = New(cfg, logger, reg, opts...); err != nil {
 		return nil, err
 	}
