@@ -26,6 +26,7 @@ import (
 	"github.com/musiccdn/cdn/cluster"
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/daemon"
+	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/origin"
 	"github.com/musiccdn/cdn/tier"
 )
@@ -113,6 +114,36 @@ type Addrs struct {
 	Edges   []string `json:"edges"`
 	// Kafka is the broker of the plays pipeline, host:port.
 	Kafka string `json:"kafka"`
+	// Users are demo users of the POP's demo identity provider, one per
+	// DemoCountries entry, with bearer tokens valid for DemoTokenTTL.
+	Users []User `json:"users"`
+	// LicenceKey is the base64 Ed25519 public key offline licences are
+	// signed with, for players to pin.
+	LicenceKey string `json:"licence_key"`
+}
+
+// User is a demo user and its bearer token.
+type User struct {
+	UserID  string `json:"user_id"`
+	Country string `json:"country"`
+	Token   string `json:"token"`
+}
+
+// DemoCountries are the countries cmd/pop makes a demo user for: the
+// issue's seven and the rest of the load tool's default mix.
+var DemoCountries = []string{"SE", "US", "DE", "GB", "BR", "JP", "IN", "MX", "FR", "ES"}
+
+// DemoTokenTTL is how long the demo users' tokens last.
+const DemoTokenTTL = 24 * time.Hour
+
+// UserFor returns the first demo user of country cc.
+func (a Addrs) UserFor(cc string) (User, bool) {
+	for _, u := range a.Users {
+		if u.Country == cc {
+			return u, true
+		}
+	}
+	return User{}, false
 }
 
 // POP is a running point of presence.
@@ -225,9 +256,31 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*POP, error) {
 }
 
 func (p *POP) startOrigin(keyID, secret string) error {
+	// The demo identity provider: a key pair made here, whose public key
+	// the origin trusts and whose tokens go into the addr file.
+	idp, err := identity.NewIssuer()
+	if err != nil {
+		return err
+	}
 	oc := origin.DefaultConfig()
 	oc.Catalog, oc.Seed = p.cfg.Catalog, p.cfg.Seed
 	oc.Keys = []origin.KeyConfig{{ID: keyID, Secret: secret}}
+	oc.Identity.PublicKeys = []string{idp.PublicKey()}
+	ticketSecret := make([]byte, 32)
+	rand.Read(ticketSecret)
+	oc.TicketKeys = []origin.KeyConfig{{ID: keyID, Secret: hex.EncodeToString(ticketSecret)}}
+	// The demo users stand for whole populations of the load tool's
+	// simulated listeners (one user per country), so the per-user limits
+	// meant for one person's player are raised here.
+	oc.Plays.UserRate, oc.Plays.UserBurst = 10_000, 100_000
+	for _, cc := range DemoCountries {
+		u := identity.User{ID: "demo-" + cc, Country: cc}
+		tok, err := idp.Issue(u, DemoTokenTTL)
+		if err != nil {
+			return err
+		}
+		p.addrs.Users = append(p.addrs.Users, User{UserID: u.ID, Country: cc, Token: tok})
+	}
 	oc.DataDir = filepath.Join(p.cfg.DataDir, "origin")
 	ln, err := net.Listen("tcp", net.JoinHostPort(p.cfg.Host, "0"))
 	if err != nil {
@@ -241,6 +294,7 @@ func (p *POP) startOrigin(keyID, secret string) error {
 	}
 	p.origin = o
 	p.addrs.Kafka = o.KafkaAddr()
+	p.addrs.LicenceKey = base64.StdEncoding.EncodeToString(o.Licence.PublicKey())
 	p.httpSrv = &daemon.HTTP{Server: &http.Server{Handler: o.Handler(), ReadHeaderTimeout: 10 * time.Second}, Listener: ln}
 	p.addrs.Origin = "http://" + ln.Addr().String()
 	p.serve(p.httpSrv)
