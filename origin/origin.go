@@ -117,7 +117,7 @@ func DefaultConfig() Config {
 		Seed:     1,
 		TokenTTL: config.Duration(6 * time.Hour),
 		DataDir:  "data",
-		Licence:  LicenceConfig{TTL: config.Duration(30 * 24 * time.Hour)},
+		Licence:  LicenceConfig{TTL: config.Duration(30 * 24 * time.Hour), OfflinePlays: 20, UserRate: 0.2, UserBurst: 50},
 		Plays:    plays.DefaultConfig(),
 		Recs:     recs.DefaultConfig(),
 	}
@@ -171,6 +171,9 @@ func (c Config) Validate() error {
 		pc.DataDir = filepath.Join(c.DataDir, "plays") // as Start fills it in
 	}
 	errs = append(errs, config.Prefix("plays", pc.Validate()))
+	if time.Duration(c.Licence.TTL) > pc.Retention-24*time.Hour {
+		bad("licence.ttl", "must be at most plays.retention less a day (%s): offline play ids must stay deduplicated until reported", pc.Retention-24*time.Hour)
+	}
 	errs = append(errs, config.Prefix("recs", c.Recs.Validate()))
 	return errors.Join(errs...)
 }

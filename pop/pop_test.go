@@ -58,7 +58,7 @@ func TestPOP(t *testing.T) {
 	var m struct {
 		PlayID string `json:"play_id"`
 		Ticket string `json:"play_ticket"`
-		Tiers []struct {
+		Tiers  []struct {
 			Kbps  int    `json:"kbps"`
 			Bytes int64  `json:"bytes"`
 			URL   string `json:"url"`

@@ -10,8 +10,8 @@ package main
 
 import (
 	"bytes"
-	"crypto/rand"
 	"context"
+	"crypto/rand"
 	"flag"
 	"fmt"
 	"log/slog"
