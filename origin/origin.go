@@ -1,7 +1,9 @@
 // Package origin assembles the origin server: it serves the catalog's
 // files to shields (GET|HEAD /media/<track>/<kbps>.ogg|.seek, with RFC 9110
 // ranges and conditional requests), playback manifests with signed edge
-// URLs after a rights check (GET /v1/manifest/<track>?country=CC), a first
+// URLs after a rights check (GET /v1/manifest/<track> with the user's
+// bearer token, whose country decides; each manifest carries a play id and
+// its play ticket, see package playticket), a first
 // next-tracks list (GET /v1/recs/next/<track>?n=3&country=CC), and
 // /healthz, /readyz and /metrics. Other origin services (plays, recs,
 // licences) are mounted on the same mux with Mount.
