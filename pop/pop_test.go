@@ -143,6 +143,28 @@ func TestPOP(t *testing.T) {
 	if resp, err := http.Get(a.Origin + "/v1/licences/key"); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("licence key: %v %v", resp, err)
 	}
+	// Licences: a session is required; only existing tracks.
+	for _, c := range []struct {
+		auth, track string
+		code        int
+	}{
+		{"", "t5", 401},
+		{"Bearer " + se.Token, "t5", 200},
+		{"Bearer " + se.Token, "t999999", 404},
+	} {
+		req, _ := http.NewRequest("POST", a.Origin+"/v1/licences", strings.NewReader(`{"track_id":"`+c.track+`","device_id":"d1"}`))
+		if c.auth != "" {
+			req.Header.Set("Authorization", c.auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.code {
+			t.Errorf("POST /v1/licences %s (auth %v) = %d, want %d", c.track, c.auth != "", resp.StatusCode, c.code)
+		}
+	}
 	if err := p.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}

@@ -50,7 +50,9 @@ func main() {
 	for _, u := range a.Edges {
 		fmt.Printf("edge     %s\n", u)
 	}
-	fmt.Printf("try:     curl -s '%s/v1/manifest/t1?country=SE'\n", a.Origin)
+	if u, ok := a.UserFor("SE"); ok {
+		fmt.Printf("try:     curl -s -H 'Authorization: Bearer %s' '%s/v1/manifest/t1'\n", u.Token, a.Origin)
+	}
 	if *addrFile != "" {
 		if err := p.WriteAddrFile(*addrFile); err != nil {
 			fmt.Fprintln(os.Stderr, "pop:", err)

@@ -382,3 +382,25 @@ func BenchmarkParseEventTicket(b *testing.B) {
 		}
 	}
 }
+
+// FuzzParseEventTicket fuzzes events carrying tickets: ParseEvent never
+// panics, and an event it accepts has a ticket that verifies and names the
+// event's own play, user, track and country.
+func FuzzParseEventTicket(f *testing.F) {
+	kr := testKeyring(f)
+	tk, _ := kr.Mint(playticket.Claims{PlayID: "p1", UserID: "u1", TrackID: "t1", Country: "SE", IssuedMS: testNow.Add(-time.Hour).UnixMilli(), DurationMS: 200_000})
+	f.Add([]byte(withField("ticket", `"`+tk+`"`)))
+	f.Add([]byte(withField("ticket", `"`+tk[:len(tk)-1]+`A"`)))
+	f.Add([]byte(withField("ticket", `"p1.k1.p1.u1.t1.SE.1.2.AAAAAAAAAAAAAAAAAAAAAA"`)))
+	f.Add([]byte(goodEvent))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		e, err := ParseEvent(raw, testNow, 31*24*time.Hour, kr)
+		if err != nil {
+			return
+		}
+		c, err := kr.Verify(e.Ticket)
+		if err != nil || c.PlayID != e.PlayID || c.UserID != e.UserID || c.TrackID != e.TrackID || c.Country != e.Country || e.MSPlayed > c.DurationMS+DurationSlackMS {
+			t.Fatalf("accepted %s with ticket claims %+v, %v", raw, c, err)
+		}
+	})
+}
