@@ -4,7 +4,9 @@
 // URLs after a rights check (GET /v1/manifest/<track> with the user's
 // bearer token, whose country decides; each manifest carries a play id and
 // its play ticket, see package playticket), a first
-// next-tracks list (GET /v1/recs/next/<track>?n=3&country=CC), and
+// next-tracks list (GET /v1/recs/next/<track>?n=3&country=CC), a rights
+// check for the edges' prefetcher (GET /v1/rights/<track>?country=CC,
+// internal), and
 // /healthz, /readyz and /metrics. Other origin services (plays, recs,
 // licences) are mounted on the same mux with Mount.
 //
@@ -376,6 +378,7 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, opts ...Opti
 	}
 
 	s.mux.HandleFunc("GET /v1/manifest/{track...}", s.api("manifest", s.serveManifest))
+	s.mux.HandleFunc("GET /v1/rights/{track...}", s.api("rights", s.serveRights))
 	s.mux.HandleFunc("GET /v1/recs/next/{track...}", s.api("recs_next", s.serveNext))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -721,6 +724,29 @@ func (s *Server) serveManifest(w http.ResponseWriter, r *http.Request) {
 	// The body holds bearer tokens: no shared cache may keep it.
 	h.Set("Cache-Control", "private, no-store")
 	json.NewEncoder(w).Encode(m)
+}
+
+// serveRights is GET /v1/rights/<track>?country=CC, internal: the edges'
+// prefetcher asks whether a hinted track may be played in a country
+// before fetching it (manifests now need a user's session, which an edge
+// has not). 204 allowed, 403 denied, 404 unknown track, 400 bad input. It
+// answers only what a manifest request would reveal, and costs one track
+// lookup and one rights check.
+func (s *Server) serveRights(w http.ResponseWriter, r *http.Request) {
+	id, cc := r.PathValue("track"), r.URL.Query().Get("country")
+	if !media.ValidID(id) || !rights.ValidCountry(cc) {
+		http.Error(w, "bad track id or country", http.StatusBadRequest)
+		return
+	}
+	if _, err := s.src.Track(r.Context(), id); err != nil {
+		s.fail(w, r, "rights", err)
+		return
+	}
+	if !s.rights.Allowed(id, cc, s.now()) {
+		s.fail(w, r, "rights", ErrDenied)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // ErrDenied is returned by Manifest when the rights deny the track in the

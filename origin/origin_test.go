@@ -717,6 +717,30 @@ func TestManifest(t *testing.T) {
 	}
 }
 
+// TestRights: the edges' rights check answers as a manifest would, without
+// a session. Mutations caught: skipping the rights check (the denied row
+// is 204), skipping the track lookup (the unknown row is 204).
+func TestRights(t *testing.T) {
+	cfg := testConfig()
+	s := newTestServer(t, cfg)
+	rs := rights.Synthetic{Seed: cfg.Seed}
+	allowed, denied := rs.FindAllowed("t5"), rs.FindDenied("t5")
+	for _, tt := range []struct {
+		path string
+		code int
+	}{
+		{"/v1/rights/t5?country=" + allowed, 204},
+		{"/v1/rights/t5?country=" + denied, 403},
+		{"/v1/rights/t20?country=SE", 404},
+		{"/v1/rights/t5?country=se", 400},
+		{"/v1/rights/t5", 400},
+	} {
+		if resp, body := s.do(t, "GET", tt.path); resp.StatusCode != tt.code {
+			t.Errorf("GET %s = %d %q, want %d", tt.path, resp.StatusCode, body, tt.code)
+		}
+	}
+}
+
 // TestManifestSession: a manifest needs a valid bearer token, its country
 // is the token's, and it carries a play id and a ticket binding the user,
 // the track, the country and the duration. Mutations caught: taking the

@@ -218,9 +218,10 @@ func (p *prefetcher) nextTracks(ctx context.Context, job prefetchJob) []string {
 	return p.recommended(ctx, job.track, job.country)
 }
 
-// allowedIn asks the origin (cached) whether country may play id: a
-// manifest is 200 only when rights allow it. This is off the request
-// path; the edge never calls the origin to authorize a player's request.
+// allowedIn asks the origin (cached) whether country may play id: its
+// rights check (GET /v1/rights/<id>?country=CC) is 204 only when rights
+// allow it. This is off the request path; the edge never calls the origin
+// to authorize a player's request.
 func (p *prefetcher) allowedIn(ctx context.Context, id, country string) bool {
 	k := id + "|" + country
 	now := p.s.now()
@@ -230,13 +231,13 @@ func (p *prefetcher) allowedIn(ctx context.Context, id, country string) bool {
 	if ok && now.Before(c.exp) {
 		return c.v
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.cfg.OriginURL+"/v1/manifest/"+url.PathEscape(id)+"?country="+url.QueryEscape(country), nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.cfg.OriginURL+"/v1/rights/"+url.PathEscape(id)+"?country="+url.QueryEscape(country), nil)
 	resp, err := p.client.Do(req)
 	if err != nil {
 		return false
 	}
 	resp.Body.Close()
-	v := resp.StatusCode == http.StatusOK
+	v := resp.StatusCode == http.StatusNoContent
 	p.mu.Lock()
 	if len(p.allowed) > 100_000 {
 		clear(p.allowed)
