@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -165,7 +166,9 @@ func (v *Verifier) Verify(token string, now time.Time) (User, error) {
 		return User{}, fmt.Errorf("%w: longer than %d bytes", ErrInvalidToken, MaxTokenBytes)
 	}
 	var c claims
-	p := jwt.NewParser(append(v.opts, jwt.WithTimeFunc(func() time.Time { return now }))...)
+	// Clipped, so concurrent calls never append into a shared array.
+	opts := append(slices.Clip(v.opts), jwt.WithTimeFunc(func() time.Time { return now }))
+	p := jwt.NewParser(opts...)
 	_, err := p.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
 		// WithValidMethods already refused every other alg; this is the
 		// second lock on the same door.
