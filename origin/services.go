@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,15 +23,24 @@ import (
 // LicenceConfig configures offline licences.
 type LicenceConfig struct {
 	// SigningKey is the Ed25519 seed (32 bytes, base64) that signs
-	// licences. Empty: a key is made at start, so licences do not survive
-	// a restart (fine for one machine, not for a deployment).
+	// licences. Players pin its public key (cmd/pop writes it to the addr
+	// file as "licence_key"). Empty: a key is made at start, so licences
+	// do not survive a restart (fine for one machine, not for a
+	// deployment).
 	SigningKey string `yaml:"signing_key"`
-	// WrapSecret (hex, at least 32 bytes) derives the per-track keys that
-	// unlock downloads; changing it makes every download unplayable.
-	// Empty: made at start, like SigningKey.
-	WrapSecret string `yaml:"wrap_secret"`
-	// TTL is how long a licence lasts. Default 720h (30 days).
+	// TTL is how long a licence lasts. Default 720h (30 days); at most
+	// plays.retention less a day, so that every offline play id it
+	// carries is still deduplicated when it is reported.
 	TTL config.Duration `yaml:"ttl"`
+	// OfflinePlays is how many pre-issued play ids and tickets a licence
+	// carries for plays made offline (about 200 bytes each). Default 20;
+	// 0 to 200.
+	OfflinePlays int `yaml:"offline_plays"`
+	// UserRate and UserBurst limit licences per user (token bucket):
+	// requests per second sustained and at once. Defaults 0.2 and 50; a
+	// rate of 0 disables the limit.
+	UserRate  float64 `yaml:"user_rate"`
+	UserBurst int     `yaml:"user_burst"`
 }
 
 // Validate reports every invalid field.
@@ -43,13 +51,17 @@ func (c LicenceConfig) Validate() error {
 			errs = append(errs, config.Errorf("signing_key", "want a base64 Ed25519 seed of %d bytes", ed25519.SeedSize))
 		}
 	}
-	if c.WrapSecret != "" {
-		if b, err := hex.DecodeString(c.WrapSecret); err != nil || len(b) < 32 {
-			errs = append(errs, config.Errorf("wrap_secret", "want hex, at least 32 bytes"))
-		}
-	}
 	if c.TTL <= 0 {
 		errs = append(errs, config.Errorf("ttl", "must be positive"))
+	}
+	if c.OfflinePlays < 0 || c.OfflinePlays > 200 {
+		errs = append(errs, config.Errorf("offline_plays", "must be 0 to 200, got %d", c.OfflinePlays))
+	}
+	if c.UserRate < 0 {
+		errs = append(errs, config.Errorf("user_rate", "must not be negative"))
+	}
+	if c.UserRate > 0 && c.UserBurst < 1 {
+		errs = append(errs, config.Errorf("user_burst", "must be positive when user_rate is set"))
 	}
 	return errors.Join(errs...)
 }
@@ -97,7 +109,8 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus
 		return nil, err
 	}
 	rightsFor = probe.Rights()
-	if svc.Plays, err = plays.New(ctx, pc, rightsFor, logger.With("service", "plays"), reg); err != nil {
+	trust := plays.Trust{Tickets: probe.Tickets(), Sessions: probe.Users()}
+	if svc.Plays, err = plays.New(ctx, pc, rightsFor, trust, logger.With("service", "plays"), reg); err != nil {
 		return nil, fmt.Errorf("origin: plays: %w", err)
 	}
 	var emb recs.EmbeddingSource = noEmbeddings{}
@@ -107,7 +120,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus
 	if svc.Recs, err = recs.New(cfg.Recs, svc.Plays.Ledger(), probe.Source(), emb, rightsFor, logger.With("service", "recs"), reg); err != nil {
 		return nil, fmt.Errorf("origin: recs: %w", err)
 	}
-	opts = append(opts, WithSource(probe.Source()), WithRights(rightsFor), WithRecommender(svc.Recs))
+	opts = append(opts, WithSource(probe.Source()), WithRights(rightsFor), WithRecommender(svc.Recs), WithTickets(probe.Tickets()))
 	if svc.Server, err = New(cfg, logger, reg, opts...); err != nil {
 		return nil, err
 	}
@@ -117,6 +130,17 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus
 		return nil, err
 	}
 	lc.TTL = time.Duration(cfg.Licence.TTL)
+	lc.OfflinePlays = cfg.Licence.OfflinePlays
+	lc.UserRate, lc.UserBurst = cfg.Licence.UserRate, cfg.Licence.UserBurst
+	lc.Sessions, lc.Tickets = svc.Users(), svc.Tickets()
+	src := svc.Source()
+	lc.Track = func(ctx context.Context, id string) (int64, error) {
+		tr, err := src.Track(ctx, id)
+		if err != nil {
+			return 0, err
+		}
+		return tr.DurationMS, nil
+	}
 	lc.Now = svc.now
 	lc.Logger = logger.With("service", "licence")
 	lc.Allow = func(ctx context.Context, track, country string) error {
@@ -165,10 +189,9 @@ func (s *Services) Close() error {
 	return errors.Join(errs...)
 }
 
-// keys decodes the configured licence keys, or makes fresh ones.
+// keys decodes the configured licence signing key, or makes a fresh one.
 func (c LicenceConfig) keys() (licence.Config, error) {
 	seed := make([]byte, ed25519.SeedSize)
-	wrap := make([]byte, 32)
 	if c.SigningKey != "" {
 		b, err := base64.StdEncoding.DecodeString(c.SigningKey)
 		if err != nil {
@@ -178,16 +201,7 @@ func (c LicenceConfig) keys() (licence.Config, error) {
 	} else {
 		rand.Read(seed)
 	}
-	if c.WrapSecret != "" {
-		b, err := hex.DecodeString(c.WrapSecret)
-		if err != nil {
-			return licence.Config{}, fmt.Errorf("origin: licence.wrap_secret: %w", err)
-		}
-		wrap = b
-	} else {
-		rand.Read(wrap)
-	}
-	return licence.DefaultConfig(ed25519.NewKeyFromSeed(seed), wrap), nil
+	return licence.DefaultConfig(ed25519.NewKeyFromSeed(seed)), nil
 }
 
 // noEmbeddings is the embedding source of a catalog without audio (the

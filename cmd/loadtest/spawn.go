@@ -20,6 +20,10 @@ func spawnPOP(ctx context.Context, edges, shields int, catalog string, seed uint
 		return loadtest.Targets{}, nil, err
 	}
 	a := p.Addrs()
-	return loadtest.Targets{Origin: a.Origin, Shields: a.Shields, Edges: a.Edges,
-		Internal: loadtest.InternalTargets{Origin: a.Internal.Origin, Edges: a.Internal.Edges, Shields: a.Internal.Shields}}, p.Close, nil
+	t := loadtest.Targets{Origin: a.Origin, Shields: a.Shields, Edges: a.Edges,
+		Internal: loadtest.InternalTargets{Origin: a.Internal.Origin, Edges: a.Internal.Edges, Shields: a.Internal.Shields}}
+	for _, u := range a.Users {
+		t.Users = append(t.Users, loadtest.User{UserID: u.UserID, Country: u.Country, Token: u.Token})
+	}
+	return t, p.Close, nil
 }
