@@ -5,6 +5,8 @@
 //	loadtest --addr-file pop.json --duration 60s --json out.json --html out.html
 //	loadtest --spawn --duration 60s
 //	loadtest sim --tracks 20000 --requests 2000000
+//	loadtest plan --tracks 100000000 --avg-duration 3m30s --json
+//	loadtest plan --like-run out.json --json
 package main
 
 import (
@@ -31,9 +33,12 @@ func main() {
 	defer stop()
 	args := os.Args[1:]
 	var err error
-	if len(args) > 0 && args[0] == "sim" {
+	switch {
+	case len(args) > 0 && args[0] == "sim":
 		err = simMain(ctx, args[1:])
-	} else {
+	case len(args) > 0 && args[0] == "plan":
+		err = planMain(ctx, args[1:])
+	default:
 		err = runMain(ctx, args)
 	}
 	if err != nil {

@@ -1,0 +1,361 @@
+package cachesim
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/musiccdn/cdn/cache"
+	"github.com/musiccdn/cdn/cluster/rendezvous"
+	"github.com/musiccdn/cdn/loadtest"
+)
+
+// POPConfig is the edge tier of a POP as the model sees it (tier and pop
+// packages): Edges edges named edge-1 to edge-N, each owning the tracks
+// rendezvous hashing gives it (cluster/rendezvous over the names, key the
+// xxhash of the track id, as tier.ClusterRouting at low load). An edge
+// serves the tracks it owns from its memory (cache.Memory of EdgeBytes
+// with an LRU window) and the others from its hot cache (a cache.Memory of
+// HotBytes behind cache.RateAdmission: a chunk is kept once read
+// HotMinReads times within about HotWindow), filling hot-cache misses from
+// the owner. Prefetch warms, on the first request of a track, the first
+// PrefetchSeconds of the next PrefetchTracks hinted tracks at their
+// owners, once per PrefetchDedup per edge.
+type POPConfig struct {
+	Edges             int
+	EdgeBytes         int64
+	EdgeWindowPercent int
+	HotBytes          int64
+	HotWindowPercent  int
+	HotMinReads       int
+	HotWindow         time.Duration
+	ChunkSize         int64
+	Prefetch          bool
+	PrefetchTracks    int
+	PrefetchSeconds   int
+	PrefetchDedup     time.Duration
+	// ShieldBytes is the shield tier's cache (a cache.Memory with the
+	// edge's window) in front of the origin, filled by the edges' misses.
+	// 0: no shield model (OriginBytes stays 0).
+	ShieldBytes int64
+	// Allowed reports whether a listener in country may play track (a
+	// 403 manifest: the player skips the track). Nil allows everything.
+	Allowed func(track int, country string) bool
+}
+
+// RunConfig is a load-tool run (or a steady POP) replayed through a POP.
+type RunConfig struct {
+	Workload loadtest.WorkloadConfig
+	// Compression is simulated seconds per wall-clock second.
+	Compression float64
+	// Duration is the wall-clock length: sessions arriving later are not
+	// generated, requests due later are not sent (as loadtest.Run).
+	Duration time.Duration
+	// Warmup is the wall-clock time at the start whose requests fill the
+	// caches but are not counted. 0 counts everything, as a run does.
+	Warmup time.Duration
+	POP    POPConfig
+}
+
+// POPStats is the outcome of a replay.
+type POPStats struct {
+	// Requests and Bytes are the players' range requests and their bytes;
+	// HitRequests and HitBytes those whose every chunk was in the
+	// receiving edge's store: the edge says "hit" in Cache-Status, which
+	// is how the load tool's edge_hit_ratio and edge_byte_hit_ratio count.
+	Requests, Bytes, HitRequests, HitBytes int64
+	// Chunks, ChunkBytes, ChunkHits and ChunkHitBytes count the chunks
+	// those requests touched at the receiving edge.
+	Chunks, ChunkBytes, ChunkHits, ChunkHitBytes int64
+	// FillBytes are the chunk bytes the edge tier fetched from shields,
+	// for players and prefetch; PrefetchFillBytes the prefetch share.
+	FillBytes, PrefetchFillBytes int64
+	// OriginBytes are the fills the shield missed (with ShieldBytes).
+	OriginBytes int64
+	// PlayedBytes is the audio the counted plays played, at their tier:
+	// Bytes/PlayedBytes is the players' over-fetch.
+	PlayedBytes int64
+	// Plays is the number of tracks started (allowed by rights);
+	// PlayedSeconds the audio they played, cut at Duration.
+	Plays         int64
+	PlayedSeconds float64
+	// SimSeconds is the counted wall-clock time (Duration - Warmup).
+	SimSeconds float64
+}
+
+// ByteHitRatio is HitBytes/Bytes: the load tool's edge_byte_hit_ratio.
+func (s POPStats) ByteHitRatio() float64 { return ratio(s.HitBytes, s.Bytes) }
+
+// HitRatio is HitRequests/Requests: the load tool's edge_hit_ratio.
+func (s POPStats) HitRatio() float64 { return ratio(s.HitRequests, s.Requests) }
+
+// ChunkByteHitRatio is the share of the chunk bytes requests touched that
+// the receiving edge held.
+func (s POPStats) ChunkByteHitRatio() float64 { return ratio(s.ChunkHitBytes, s.ChunkBytes) }
+
+// Offload is 1 - FillBytes/Bytes: the load tool's edge_offload.
+func (s POPStats) Offload() float64 { return 1 - float64(s.FillBytes)/float64(max(s.Bytes, 1)) }
+
+func ratio(a, b int64) float64 { return float64(a) / float64(max(b, 1)) }
+
+// ReplayRun generates the run's sessions (the same Generator, so the same
+// requests for the same workload), puts every request on the wall clock
+// and replays them in order through the POP model.
+func ReplayRun(cfg RunConfig) (POPStats, error) {
+	p := cfg.POP
+	switch {
+	case p.Edges < 1 || p.EdgeBytes <= 0 || p.ChunkSize <= 0:
+		return POPStats{}, fmt.Errorf("cachesim: pop needs edges, edge bytes and chunk size > 0")
+	case !(cfg.Compression > 0) || cfg.Duration <= 0 || cfg.Warmup < 0 || cfg.Warmup >= cfg.Duration:
+		return POPStats{}, fmt.Errorf("cachesim: run needs compression > 0 and 0 <= warmup < duration")
+	}
+	g, err := loadtest.NewGenerator(cfg.Workload)
+	if err != nil {
+		return POPStats{}, err
+	}
+	cat := g.Catalog()
+	type event struct {
+		at   time.Duration
+		s    int32 // session index
+		p, f int16 // play and fetch index
+	}
+	var sessions []loadtest.Session
+	var events []event
+	var st POPStats
+	wall := func(s *loadtest.Session, at time.Duration) time.Duration {
+		return s.Start + time.Duration(float64(at)/cfg.Compression)
+	}
+	for {
+		s := g.Next()
+		if s.Start >= cfg.Duration {
+			break
+		}
+		si := int32(len(sessions))
+		for pi, pl := range s.Plays {
+			due := wall(&s, pl.Start)
+			if due >= cfg.Duration {
+				break
+			}
+			if p.Allowed != nil && !p.Allowed(pl.Track, s.Country) {
+				continue
+			}
+			if due >= cfg.Warmup {
+				st.Plays++
+				sec := (min(wall(&s, pl.Start+pl.Played), cfg.Duration) - due).Seconds() * cfg.Compression
+				st.PlayedSeconds += sec
+				st.PlayedBytes += int64(sec * float64(s.Kbps) * 125)
+			}
+			for fi, f := range pl.Fetches {
+				at := wall(&s, f.At)
+				if at >= cfg.Duration {
+					break
+				}
+				events = append(events, event{at: at, s: si, p: int16(pi), f: int16(fi)})
+			}
+		}
+		sessions = append(sessions, s)
+	}
+	sort.SliceStable(events, func(i, j int) bool { return events[i].at < events[j].at })
+
+	m, err := newPOPModel(p, func() time.Duration { return 0 })
+	if err != nil {
+		return POPStats{}, err
+	}
+	defer m.close()
+	var now time.Duration
+	m.now = func() time.Duration { return now }
+	for _, e := range events {
+		now = e.at
+		s := &sessions[e.s]
+		pl := &s.Plays[e.p]
+		f := pl.Fetches[e.f]
+		size := cat.Size(pl.Track, s.Kbps)
+		counted := e.at >= cfg.Warmup
+		recv := int(s.Pick % uint64(p.Edges))
+		allHit := true
+		for idx := f.Off / p.ChunkSize; idx*p.ChunkSize < f.Off+f.Len; idx++ {
+			csize := min(p.ChunkSize, size-idx*p.ChunkSize)
+			hit, fill := m.read(recv, pl.Track, s.Kbps, idx, csize)
+			origin := m.shield(fill, ChunkKey(pl.Track, s.Kbps, idx))
+			allHit = allHit && hit
+			if counted {
+				st.Chunks++
+				st.ChunkBytes += csize
+				st.FillBytes += fill
+				st.OriginBytes += origin
+				if hit {
+					st.ChunkHits++
+					st.ChunkHitBytes += csize
+				}
+			}
+		}
+		if counted {
+			st.Requests++
+			st.Bytes += f.Len
+			if allHit {
+				st.HitRequests++
+				st.HitBytes += f.Len
+			}
+		}
+		if f.Off/p.ChunkSize == 0 && p.Prefetch {
+			fill, origin := m.prefetch(recv, s, pl, cat.Size)
+			if counted {
+				st.FillBytes += fill
+				st.PrefetchFillBytes += fill
+				st.OriginBytes += origin
+			}
+		}
+	}
+	st.SimSeconds = (cfg.Duration - cfg.Warmup).Seconds()
+	return st, nil
+}
+
+// popModel is the edges' stores.
+type popModel struct {
+	cfg     POPConfig
+	ring    *rendezvous.Map
+	main    []*Edge
+	hot     []*Edge
+	sh      *Edge
+	admit   []*cache.RateAdmission
+	dedup   []map[uint64]time.Duration // per edge: (track, kbps) -> prefetched at
+	now     func() time.Duration
+	epoch   time.Time
+	payload []byte
+}
+
+func newPOPModel(p POPConfig, now func() time.Duration) (*popModel, error) {
+	m := &popModel{cfg: p, now: now, epoch: time.Unix(1_700_000_000, 0), payload: make([]byte, p.ChunkSize)}
+	nodes := make([]rendezvous.Node, p.Edges)
+	for i := range nodes {
+		nodes[i] = rendezvous.Node{ID: "edge-" + strconv.Itoa(i+1)}
+	}
+	m.ring = rendezvous.New(nodes)
+	clock := func() time.Time { return m.epoch.Add(m.now()) }
+	if p.ShieldBytes > 0 {
+		sh, err := NewEdge(p.ShieldBytes, p.ChunkSize, p.EdgeWindowPercent)
+		if err != nil {
+			return nil, err
+		}
+		m.sh = sh
+	}
+	for range p.Edges {
+		e, err := NewEdge(p.EdgeBytes, p.ChunkSize, p.EdgeWindowPercent)
+		if err != nil {
+			m.close()
+			return nil, err
+		}
+		m.main = append(m.main, e)
+		m.dedup = append(m.dedup, map[uint64]time.Duration{})
+		if p.Edges > 1 && p.HotBytes > 0 {
+			h, err := NewEdge(p.HotBytes, p.ChunkSize, p.HotWindowPercent)
+			if err != nil {
+				m.close()
+				return nil, err
+			}
+			m.hot = append(m.hot, h)
+			m.admit = append(m.admit, cache.NewRateAdmission(p.HotMinReads, p.HotWindow, clock))
+		}
+	}
+	return m, nil
+}
+
+func (m *popModel) close() {
+	for _, e := range append(m.main, m.hot...) {
+		e.Close()
+	}
+	if m.sh != nil {
+		m.sh.Close()
+	}
+}
+
+func (m *popModel) owner(track int) int {
+	return m.ring.Owner(xxhash.Sum64String("t" + strconv.Itoa(track)))
+}
+
+// get looks key up in e; on a miss, set stores it (as a fill would).
+func (e *Edge) get(key uint64) bool {
+	_, ok := e.m.Get(key)
+	return ok
+}
+
+func (e *Edge) set(key uint64, size int64) {
+	e.m.Set(key, e.payload[:min(size, int64(len(e.payload)))])
+	e.m.Wait()
+}
+
+// read serves chunk idx of (track, kbps) at edge recv: hit is the
+// receiving store's answer (what its Cache-Status says), fill the bytes
+// fetched from shields.
+func (m *popModel) read(recv, track, kbps int, idx, size int64) (hit bool, fill int64) {
+	key := ChunkKey(track, kbps, idx)
+	o := m.owner(track)
+	if o == recv || len(m.hot) == 0 {
+		if m.main[o].get(key) {
+			return true, 0
+		}
+		m.main[o].set(key, size)
+		return false, size
+	}
+	m.admit[recv].Record(key)
+	if m.hot[recv].get(key) {
+		return true, 0
+	}
+	if !m.main[o].get(key) {
+		m.main[o].set(key, size)
+		fill = size
+	}
+	if m.admit[recv].Admit(key) {
+		m.hot[recv].set(key, size)
+	}
+	return false, fill
+}
+
+// shield passes an edge fill of fill bytes (0: none) of key to the shield
+// and returns the bytes the shield fetched from the origin.
+func (m *popModel) shield(fill int64, key uint64) int64 {
+	if fill == 0 || m.sh == nil {
+		return 0
+	}
+	if m.sh.get(key) {
+		return 0
+	}
+	m.sh.set(key, fill)
+	return fill
+}
+
+// prefetch warms the next tracks of pl for edge recv and returns the bytes
+// fetched from shields and by them from the origin.
+func (m *popModel) prefetch(recv int, s *loadtest.Session, pl *loadtest.Play, sizeOf func(int, int) int64) (fill, origin int64) {
+	n := 0
+	for _, t := range pl.Next {
+		if n == m.cfg.PrefetchTracks {
+			break
+		}
+		if t == pl.Track || (m.cfg.Allowed != nil && !m.cfg.Allowed(t, s.Country)) {
+			continue
+		}
+		n++
+		k := uint64(t)<<10 | uint64(s.Kbps)
+		if at, ok := m.dedup[recv][k]; ok && m.now()-at < m.cfg.PrefetchDedup {
+			continue
+		}
+		m.dedup[recv][k] = m.now()
+		size := sizeOf(t, s.Kbps)
+		chunks := max(1, (int64(m.cfg.PrefetchSeconds)*int64(s.Kbps)*125+m.cfg.ChunkSize-1)/m.cfg.ChunkSize)
+		o := m.owner(t)
+		for idx := int64(0); idx < chunks && idx*m.cfg.ChunkSize < size; idx++ {
+			key := ChunkKey(t, s.Kbps, idx)
+			if !m.main[o].get(key) {
+				csize := min(m.cfg.ChunkSize, size-idx*m.cfg.ChunkSize)
+				m.main[o].set(key, csize)
+				fill += csize
+				origin += m.shield(csize, key)
+			}
+		}
+	}
+	return fill, origin
+}
