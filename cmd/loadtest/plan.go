@@ -70,6 +70,7 @@ flags:
 		likeRun  = fs.String("like-run", "", "a finished load-tool run's JSON report: predict its edge byte hit ratio (other inputs are ignored)")
 		mission  = fs.Bool("check-mission", false, "recompute the mission's quoted figures (see loadtest/README.md)")
 		markdown = fs.Bool("markdown", false, "with --check-mission: print Markdown (the README section)")
+		verify   = fs.Int("verify-scaling", 0, "simulate a catalog of this many tracks in full and scaled to --sim-tracks, at skews 0.8/1.0/1.2 and caches of 0.2 % and 2 %, and print the three hit ratios")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -91,6 +92,19 @@ flags:
 			return writeJSON(res)
 		}
 		return res.WriteText(out)
+	case *verify > 0:
+		rows, err := plan.VerifyScaling(ctx, cfg, *verify, []float64{0.8, 1.0, 1.2}, []float64{0.002, 0.02})
+		if err != nil {
+			return err
+		}
+		if *jsonOut {
+			return writeJSON(rows)
+		}
+		fmt.Fprintf(out, "| skew | cache | full %d tracks | scaled to %d, matched head (g) | scaled, same fraction |\n|---|---|---|---|---|\n", *verify, cfg.SimTracks)
+		for _, r := range rows {
+			fmt.Fprintf(out, "| %.1f | %.1f %% | %.2f %% | %.2f %% (%.3g %%) | %.2f %% |\n", r.Skew, 100*r.Fraction, 100*r.Full, 100*r.Matched, 100*r.MatchedG, 100*r.SameFrac)
+		}
+		return nil
 	case *mission:
 		m, err := plan.CheckMission(ctx, cfg)
 		if err != nil {

@@ -70,6 +70,12 @@ type POPStats struct {
 	// Chunks, ChunkBytes, ChunkHits and ChunkHitBytes count the chunks
 	// those requests touched at the receiving edge.
 	Chunks, ChunkBytes, ChunkHits, ChunkHitBytes int64
+	// OwnerReads and OwnerHits count the chunk reads of the edges' main
+	// stores (players' requests at the owner and peer fills from other
+	// edges' hot-cache misses): the edges' cache_hits_total and
+	// cache_misses_total, whose ratio the load tool reports as
+	// edge_chunk_hit_ratio.
+	OwnerReads, OwnerHits int64
 	// FillBytes are the chunk bytes the edge tier fetched from shields,
 	// for players and prefetch; PrefetchFillBytes the prefetch share.
 	FillBytes, PrefetchFillBytes int64
@@ -95,6 +101,10 @@ func (s POPStats) HitRatio() float64 { return ratio(s.HitRequests, s.Requests) }
 // ChunkByteHitRatio is the share of the chunk bytes requests touched that
 // the receiving edge held.
 func (s POPStats) ChunkByteHitRatio() float64 { return ratio(s.ChunkHitBytes, s.ChunkBytes) }
+
+// OwnerHitRatio is OwnerHits/OwnerReads: the load tool's
+// edge_chunk_hit_ratio (from the edges' metrics).
+func (s POPStats) OwnerHitRatio() float64 { return ratio(s.OwnerHits, s.OwnerReads) }
 
 // Offload is 1 - FillBytes/Bytes: the load tool's edge_offload.
 func (s POPStats) Offload() float64 { return 1 - float64(s.FillBytes)/float64(max(s.Bytes, 1)) }
@@ -178,7 +188,7 @@ func ReplayRun(cfg RunConfig) (POPStats, error) {
 		allHit := true
 		for idx := f.Off / p.ChunkSize; idx*p.ChunkSize < f.Off+f.Len; idx++ {
 			csize := min(p.ChunkSize, size-idx*p.ChunkSize)
-			hit, fill := m.read(recv, pl.Track, s.Kbps, idx, csize)
+			hit, fill, ownerRead, ownerHit := m.read(recv, pl.Track, s.Kbps, idx, csize)
 			origin := m.shield(fill, ChunkKey(pl.Track, s.Kbps, idx))
 			allHit = allHit && hit
 			if counted {
@@ -186,6 +196,12 @@ func ReplayRun(cfg RunConfig) (POPStats, error) {
 				st.ChunkBytes += csize
 				st.FillBytes += fill
 				st.OriginBytes += origin
+				if ownerRead {
+					st.OwnerReads++
+					if ownerHit {
+						st.OwnerHits++
+					}
+				}
 				if hit {
 					st.ChunkHits++
 					st.ChunkHitBytes += csize
@@ -289,29 +305,31 @@ func (e *Edge) set(key uint64, size int64) {
 
 // read serves chunk idx of (track, kbps) at edge recv: hit is the
 // receiving store's answer (what its Cache-Status says), fill the bytes
-// fetched from shields.
-func (m *popModel) read(recv, track, kbps int, idx, size int64) (hit bool, fill int64) {
+// fetched from shields; ownerRead whether the owner's main store was read
+// (directly or by a peer fill), ownerHit whether it held the chunk.
+func (m *popModel) read(recv, track, kbps int, idx, size int64) (hit bool, fill int64, ownerRead, ownerHit bool) {
 	key := ChunkKey(track, kbps, idx)
 	o := m.owner(track)
 	if o == recv || len(m.hot) == 0 {
 		if m.main[o].get(key) {
-			return true, 0
+			return true, 0, true, true
 		}
 		m.main[o].set(key, size)
-		return false, size
+		return false, size, true, false
 	}
 	m.admit[recv].Record(key)
 	if m.hot[recv].get(key) {
-		return true, 0
+		return true, 0, false, false
 	}
-	if !m.main[o].get(key) {
+	ownerHit = m.main[o].get(key)
+	if !ownerHit {
 		m.main[o].set(key, size)
 		fill = size
 	}
 	if m.admit[recv].Admit(key) {
 		m.hot[recv].set(key, size)
 	}
-	return false, fill
+	return false, fill, true, ownerHit
 }
 
 // shield passes an edge fill of fill bytes (0: none) of key to the shield

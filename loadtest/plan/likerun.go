@@ -59,12 +59,17 @@ func ParseRunReport(r io.Reader) (*RunReport, error) {
 type LikeRunResult struct {
 	RunFile string `json:"run_file"`
 	// Predicted, with the same definitions as the load tool's report.
-	EdgeByteHitRatio  float64 `json:"edge_byte_hit_ratio"`
-	EdgeHitRatio      float64 `json:"edge_hit_ratio"`
-	EdgeChunkHitRatio float64 `json:"edge_chunk_byte_hit_ratio"`
-	EdgeOffload       float64 `json:"edge_offload"`
-	Requests          int64   `json:"requests"`
-	Bytes             int64   `json:"bytes"`
+	EdgeByteHitRatio float64 `json:"edge_byte_hit_ratio"`
+	EdgeHitRatio     float64 `json:"edge_hit_ratio"`
+	// EdgeChunkHitRatio is the edges' main stores' chunk hit ratio, as
+	// the run's edge_chunk_hit_ratio counts it from metrics (owners' reads,
+	// peer fills included); EdgeChunkByteHitRatio the chunk bytes the
+	// receiving edge held.
+	EdgeChunkHitRatio     float64 `json:"edge_chunk_hit_ratio"`
+	EdgeChunkByteHitRatio float64 `json:"edge_chunk_byte_hit_ratio"`
+	EdgeOffload           float64 `json:"edge_offload"`
+	Requests              int64   `json:"requests"`
+	Bytes                 int64   `json:"bytes"`
 	// Measured by the run (its report's keys, prefixed).
 	MeasuredEdgeByteHitRatio  float64  `json:"measured_edge_byte_hit_ratio"`
 	MeasuredEdgeHitRatio      float64  `json:"measured_edge_hit_ratio"`
@@ -103,7 +108,7 @@ func LikeRun(path string) (*LikeRunResult, error) {
 	res := &LikeRunResult{
 		RunFile:          path,
 		EdgeByteHitRatio: st.ByteHitRatio(), EdgeHitRatio: st.HitRatio(),
-		EdgeChunkHitRatio: st.ChunkByteHitRatio(), EdgeOffload: st.Offload(),
+		EdgeChunkHitRatio: st.OwnerHitRatio(), EdgeChunkByteHitRatio: st.ChunkByteHitRatio(), EdgeOffload: st.Offload(),
 		Requests: st.Requests, Bytes: st.Bytes,
 		MeasuredEdgeByteHitRatio: rep.EdgeByteHitRatio, MeasuredEdgeHitRatio: rep.EdgeHitRatio,
 		MeasuredEdgeChunkHitRatio: rep.EdgeChunkHitRatio, MeasuredEdgeOffload: rep.EdgeOffload,

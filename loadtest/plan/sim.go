@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"time"
@@ -136,4 +137,65 @@ func (s *simSetup) run(cfg Config, f, shieldFraction float64) (SimPoint, error) 
 	}
 	return SimPoint{Fraction: f, CacheBytes: f * s.realCatalog, SimCacheBytes: p.EdgeBytes,
 		ByteHitRatio: st.ByteHitRatio(), ChunkHitRatio: st.ChunkByteHitRatio(), Offload: st.Offload(), stats: st}, nil
+}
+
+// ScalingRow compares, at one skew and cache fraction, a full simulation
+// of a catalog with the scaled simulations of it.
+type ScalingRow struct {
+	Skew     float64 `json:"skew"`
+	Fraction float64 `json:"fraction"`      // cache / full catalog bytes
+	Full     float64 `json:"full"`          // edge byte hit ratio, full catalog
+	Matched  float64 `json:"matched"`       // scaled catalog, ScaleCache
+	SameFrac float64 `json:"same_fraction"` // scaled catalog, the same fraction
+	MatchedG float64 `json:"matched_fraction"`
+}
+
+// VerifyScaling simulates a catalog of fullTracks in full and scaled to
+// cfg.SimTracks, by ScaleCache and by keeping the fraction, at each skew
+// and fraction, with cfg's workload and SimSessions sessions each.
+func VerifyScaling(ctx context.Context, cfg Config, fullTracks int, skews, fractions []float64) ([]ScalingRow, error) {
+	var rows []ScalingRow
+	for _, s := range skews {
+		full := cfg
+		full.SimTracks, full.Tracks = fullTracks, int64(fullTracks)
+		fs, err := newSim(full, s)
+		if err != nil {
+			return nil, err
+		}
+		scaled := cfg
+		scaled.Tracks = int64(fullTracks)
+		ss, err := newSim(scaled, s)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range fractions {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			row := ScalingRow{Skew: s, Fraction: f, MatchedG: ScaleCache(f, float64(fullTracks), float64(cfg.SimTracks), s)}
+			p, err := fs.runSim(int64(f*fs.simCatalog), 0)
+			if err != nil {
+				return nil, err
+			}
+			row.Full = p.ByteHitRatio()
+			if p, err = ss.runSim(int64(row.MatchedG*ss.simCatalog), 0); err != nil {
+				return nil, err
+			}
+			row.Matched = p.ByteHitRatio()
+			if p, err = ss.runSim(int64(f*ss.simCatalog), 0); err != nil {
+				return nil, err
+			}
+			row.SameFrac = p.ByteHitRatio()
+			rows = append(rows, row)
+		}
+	}
+	return rows, nil
+}
+
+// runSim replays the setup with an edge tier of edgeBytes.
+func (s *simSetup) runSim(edgeBytes, shieldBytes int64) (cachesim.POPStats, error) {
+	p := s.pop
+	p.EdgeBytes = max(edgeBytes, p.ChunkSize)
+	p.ShieldBytes = shieldBytes
+	return cachesim.ReplayRun(cachesim.RunConfig{Workload: s.workload, Compression: 1, Duration: s.duration, Warmup: s.warmup, POP: p})
 }
