@@ -75,7 +75,13 @@ type POPStats struct {
 	// edges' hot-cache misses): the edges' cache_hits_total and
 	// cache_misses_total, whose ratio the load tool reports as
 	// edge_chunk_hit_ratio.
-	OwnerReads, OwnerHits int64
+	// OwnerWarmHits are the OwnerHits of chunks a request warmed ahead of
+	// itself (see warmAhead): hits if the warm finished before the read,
+	// misses joining the fill if not; a race the model does not time.
+	// OwnerWarmPeerReads are the peer fills of warmed chunks a hot store
+	// did not keep: a second owner read if the warm had finished, none
+	// (the read joins the fill) if not.
+	OwnerReads, OwnerHits, OwnerWarmHits, OwnerWarmPeerReads int64
 	// FillBytes are the chunk bytes the edge tier fetched from shields,
 	// for players and prefetch; PrefetchFillBytes the prefetch share.
 	FillBytes, PrefetchFillBytes int64
@@ -102,9 +108,12 @@ func (s POPStats) HitRatio() float64 { return ratio(s.HitRequests, s.Requests) }
 // the receiving edge held.
 func (s POPStats) ChunkByteHitRatio() float64 { return ratio(s.ChunkHitBytes, s.ChunkBytes) }
 
-// OwnerHitRatio is OwnerHits/OwnerReads: the load tool's
-// edge_chunk_hit_ratio (from the edges' metrics).
-func (s POPStats) OwnerHitRatio() float64 { return ratio(s.OwnerHits, s.OwnerReads) }
+// OwnerHitRatio is the load tool's edge_chunk_hit_ratio (from the edges'
+// metrics) between its bounds: every warmed-ahead chunk read as a miss
+// (min) or as a hit (max).
+func (s POPStats) OwnerHitRatio() (min, max float64) {
+	return ratio(s.OwnerHits-s.OwnerWarmHits, s.OwnerReads-s.OwnerWarmPeerReads), ratio(s.OwnerHits, s.OwnerReads)
+}
 
 // Offload is 1 - FillBytes/Bytes: the load tool's edge_offload.
 func (s POPStats) Offload() float64 { return 1 - float64(s.FillBytes)/float64(max(s.Bytes, 1)) }
@@ -185,23 +194,20 @@ func ReplayRun(cfg RunConfig) (POPStats, error) {
 		size := cat.Size(pl.Track, s.Kbps)
 		counted := e.at >= cfg.Warmup
 		recv := int(s.Pick % uint64(p.Edges))
+		reads0, hits0, warm0, peer0, fill0, origin0 := m.ownerReads, m.ownerHits, m.ownerWarmHits, m.ownerWarmPeer, m.fillBytes, m.originBytes
+		clear(m.warmed)
 		allHit := true
-		for idx := f.Off / p.ChunkSize; idx*p.ChunkSize < f.Off+f.Len; idx++ {
+		last := (f.Off + f.Len - 1) / p.ChunkSize
+		for idx := f.Off / p.ChunkSize; idx <= last; idx++ {
 			csize := min(p.ChunkSize, size-idx*p.ChunkSize)
-			hit, fill, ownerRead, ownerHit := m.read(recv, pl.Track, s.Kbps, idx, csize)
-			origin := m.shield(fill, ChunkKey(pl.Track, s.Kbps, idx))
+			if allHit && idx < last {
+				m.warmAhead(recv, pl.Track, s.Kbps, idx, last, size)
+			}
+			hit := m.read(recv, pl.Track, s.Kbps, idx, csize, size)
 			allHit = allHit && hit
 			if counted {
 				st.Chunks++
 				st.ChunkBytes += csize
-				st.FillBytes += fill
-				st.OriginBytes += origin
-				if ownerRead {
-					st.OwnerReads++
-					if ownerHit {
-						st.OwnerHits++
-					}
-				}
 				if hit {
 					st.ChunkHits++
 					st.ChunkHitBytes += csize
@@ -216,13 +222,18 @@ func ReplayRun(cfg RunConfig) (POPStats, error) {
 				st.HitBytes += f.Len
 			}
 		}
+		pf0 := m.fillBytes
 		if f.Off/p.ChunkSize == 0 && p.Prefetch {
-			fill, origin := m.prefetch(recv, s, pl, cat.Size)
-			if counted {
-				st.FillBytes += fill
-				st.PrefetchFillBytes += fill
-				st.OriginBytes += origin
-			}
+			m.prefetch(recv, s, pl, cat.Size)
+		}
+		if counted {
+			st.FillBytes += m.fillBytes - fill0
+			st.PrefetchFillBytes += m.fillBytes - pf0
+			st.OriginBytes += m.originBytes - origin0
+			st.OwnerReads += m.ownerReads - reads0
+			st.OwnerHits += m.ownerHits - hits0
+			st.OwnerWarmHits += m.ownerWarmHits - warm0
+			st.OwnerWarmPeerReads += m.ownerWarmPeer - peer0
 		}
 	}
 	st.SimSeconds = (cfg.Duration - cfg.Warmup).Seconds()
@@ -238,13 +249,19 @@ type popModel struct {
 	sh      *Edge
 	admit   []*cache.RateAdmission
 	dedup   []map[uint64]time.Duration // per edge: (track, kbps) -> prefetched at
-	now     func() time.Duration
-	epoch   time.Time
-	payload []byte
+	meta    []map[uint64]bool          // per edge: objects whose metadata the main store holds
+	hotMeta []map[uint64]bool          // per edge: objects whose metadata the hot store holds
+	// Counters: main-store chunk reads and hits (POPStats.OwnerReads),
+	// bytes edges fetched from shields and shields from the origin.
+	ownerReads, ownerHits, ownerWarmHits, ownerWarmPeer, fillBytes, originBytes int64
+	warmed                                                                      map[uint64]bool // chunks the current request warmed
+	now                                                                         func() time.Duration
+	epoch                                                                       time.Time
+	payload                                                                     []byte
 }
 
 func newPOPModel(p POPConfig, now func() time.Duration) (*popModel, error) {
-	m := &popModel{cfg: p, now: now, epoch: time.Unix(1_700_000_000, 0), payload: make([]byte, p.ChunkSize)}
+	m := &popModel{cfg: p, now: now, warmed: map[uint64]bool{}, epoch: time.Unix(1_700_000_000, 0), payload: make([]byte, p.ChunkSize)}
 	nodes := make([]rendezvous.Node, p.Edges)
 	for i := range nodes {
 		nodes[i] = rendezvous.Node{ID: "edge-" + strconv.Itoa(i+1)}
@@ -266,6 +283,8 @@ func newPOPModel(p POPConfig, now func() time.Duration) (*popModel, error) {
 		}
 		m.main = append(m.main, e)
 		m.dedup = append(m.dedup, map[uint64]time.Duration{})
+		m.meta = append(m.meta, map[uint64]bool{})
+		m.hotMeta = append(m.hotMeta, map[uint64]bool{})
 		if p.Edges > 1 && p.HotBytes > 0 {
 			h, err := NewEdge(p.HotBytes, p.ChunkSize, p.HotWindowPercent)
 			if err != nil {
@@ -305,31 +324,112 @@ func (e *Edge) set(key uint64, size int64) {
 
 // read serves chunk idx of (track, kbps) at edge recv: hit is the
 // receiving store's answer (what its Cache-Status says), fill the bytes
-// fetched from shields; ownerRead whether the owner's main store was read
-// (directly or by a peer fill), ownerHit whether it held the chunk.
-func (m *popModel) read(recv, track, kbps int, idx, size int64) (hit bool, fill int64, ownerRead, ownerHit bool) {
+// fetched from shields. As cache.Store does, a store that does not know
+// an object yet fetches its metadata with chunk 0 (kept by a store without
+// admission: the owner's), so the owner's first read of chunk 0 counts as
+// a hit in its metrics while the response still says miss; and a hot
+// store's metadata fetch is a read of chunk 0 at the owner.
+func (m *popModel) read(recv, track, kbps int, idx, size, objSize int64) (hit bool) {
 	key := ChunkKey(track, kbps, idx)
+	obj := uint64(track)<<10 | uint64(kbps)
 	o := m.owner(track)
 	if o == recv || len(m.hot) == 0 {
-		if m.main[o].get(key) {
-			return true, 0, true, true
-		}
-		m.main[o].set(key, size)
-		return false, size, true, false
+		newMeta := m.ownerMeta(o, track, kbps, objSize)
+		return m.ownerRead(o, key, size) == 0 && !newMeta && !m.warmed[key]
+	}
+	newMeta := false
+	if !m.hotMeta[recv][obj] {
+		m.hotMeta[recv][obj], newMeta = true, true
+		m.ownerMeta(o, track, kbps, objSize)
+		m.ownerRead(o, ChunkKey(track, kbps, 0), min(m.cfg.ChunkSize, objSize))
 	}
 	m.admit[recv].Record(key)
 	if m.hot[recv].get(key) {
-		return true, 0, false, false
+		return !newMeta && !m.warmed[key]
 	}
-	ownerHit = m.main[o].get(key)
-	if !ownerHit {
-		m.main[o].set(key, size)
-		fill = size
+	m.ownerMeta(o, track, kbps, objSize)
+	if m.warmed[key] {
+		m.ownerWarmPeer++
 	}
+	m.ownerRead(o, key, size)
 	if m.admit[recv].Admit(key) {
 		m.hot[recv].set(key, size)
 	}
-	return false, fill, true, ownerHit
+	return false
+}
+
+// warmAhead is tier's chunk(): when chunk idx of a request is not in the
+// receiving store and the request is all hits so far, the store warms
+// idx+1..last (at most 15) before waiting for idx: uncounted fills, so the
+// later chunks' reads count as hits in the metrics (the response still
+// says miss). A hot store's warm is a peer fill, read at the owner, kept
+// if admitted.
+func (m *popModel) warmAhead(recv, track, kbps int, idx, last, objSize int64) {
+	o := m.owner(track)
+	hot := o != recv && len(m.hot) > 0
+	store := m.main[o]
+	if hot {
+		store = m.hot[recv]
+	}
+	if store.get(ChunkKey(track, kbps, idx)) {
+		return
+	}
+	for j := idx + 1; j <= last && j < idx+16; j++ {
+		key := ChunkKey(track, kbps, j)
+		size := min(m.cfg.ChunkSize, objSize-j*m.cfg.ChunkSize)
+		if store.get(key) {
+			continue
+		}
+		m.warmed[key] = true
+		if !hot {
+			store.set(key, size)
+			m.fill(key, size)
+			continue
+		}
+		m.ownerMeta(o, track, kbps, objSize)
+		m.ownerRead(o, key, size)
+		if m.admit[recv].Admit(key) {
+			store.set(key, size)
+		}
+	}
+}
+
+// ownerMeta makes owner o know (track, kbps), filling chunk 0 with the
+// metadata when it did not; it reports whether it did not.
+func (m *popModel) ownerMeta(o, track, kbps int, objSize int64) bool {
+	obj := uint64(track)<<10 | uint64(kbps)
+	if m.meta[o][obj] {
+		return false
+	}
+	m.meta[o][obj] = true
+	key := ChunkKey(track, kbps, 0)
+	size := min(m.cfg.ChunkSize, objSize)
+	m.main[o].set(key, size)
+	m.fill(key, size)
+	return true
+}
+
+// ownerRead is a counted read of key at owner o, filled on a miss; it
+// returns the bytes filled.
+func (m *popModel) ownerRead(o int, key uint64, size int64) int64 {
+	m.ownerReads++
+	if m.main[o].get(key) {
+		m.ownerHits++
+		if m.warmed[key] {
+			m.ownerWarmHits++
+		}
+		return 0
+	}
+	m.main[o].set(key, size)
+	m.fill(key, size)
+	return size
+}
+
+// fill counts an edge fill of key from the shields, and the shield's
+// fetch from the origin when it misses.
+func (m *popModel) fill(key uint64, size int64) {
+	m.fillBytes += size
+	m.originBytes += m.shield(size, key)
 }
 
 // shield passes an edge fill of fill bytes (0: none) of key to the shield
@@ -345,9 +445,11 @@ func (m *popModel) shield(fill int64, key uint64) int64 {
 	return fill
 }
 
-// prefetch warms the next tracks of pl for edge recv and returns the bytes
-// fetched from shields and by them from the origin.
-func (m *popModel) prefetch(recv int, s *loadtest.Session, pl *loadtest.Play, sizeOf func(int, int) int64) (fill, origin int64) {
+// prefetch warms the next tracks of pl for edge recv, as tier's
+// prefetcher does: at an owner, metadata (with chunk 0) and Warm of the
+// next chunks, uncounted; elsewhere a range request to the owner, whose
+// chunk reads its metrics count.
+func (m *popModel) prefetch(recv int, s *loadtest.Session, pl *loadtest.Play, sizeOf func(int, int) int64) {
 	n := 0
 	for _, t := range pl.Next {
 		if n == m.cfg.PrefetchTracks {
@@ -365,15 +467,18 @@ func (m *popModel) prefetch(recv int, s *loadtest.Session, pl *loadtest.Play, si
 		size := sizeOf(t, s.Kbps)
 		chunks := max(1, (int64(m.cfg.PrefetchSeconds)*int64(s.Kbps)*125+m.cfg.ChunkSize-1)/m.cfg.ChunkSize)
 		o := m.owner(t)
+		m.ownerMeta(o, t, s.Kbps, size)
 		for idx := int64(0); idx < chunks && idx*m.cfg.ChunkSize < size; idx++ {
 			key := ChunkKey(t, s.Kbps, idx)
-			if !m.main[o].get(key) {
-				csize := min(m.cfg.ChunkSize, size-idx*m.cfg.ChunkSize)
+			csize := min(m.cfg.ChunkSize, size-idx*m.cfg.ChunkSize)
+			if o != recv && len(m.hot) > 0 {
+				m.ownerRead(o, key, csize)
+				continue
+			}
+			if idx > 0 && !m.main[o].get(key) {
 				m.main[o].set(key, csize)
-				fill += csize
-				origin += m.shield(csize, key)
+				m.fill(key, csize)
 			}
 		}
 	}
-	return fill, origin
 }

@@ -142,7 +142,7 @@ func (r *LikeRunResult) WriteText(w io.Writer) error {
 		}
 		return pct(*p)
 	}
-	fmt.Fprintf(tw, "edge_chunk_hit_ratio\t%s\t%s\n", pct(r.EdgeChunkHitRatio), m(r.MeasuredEdgeChunkHitRatio))
+	fmt.Fprintf(tw, "edge_chunk_hit_ratio (metrics)\t%s to %s\t%s\n", pct(r.EdgeChunkHitRatioMin), pct(r.EdgeChunkHitRatioMax), m(r.MeasuredEdgeChunkHitRatio))
 	fmt.Fprintf(tw, "edge_offload\t%s\t%s\n", pct(r.EdgeOffload), m(r.MeasuredEdgeOffload))
 	fmt.Fprintf(tw, "requests\t%d\t%d\n", r.Requests, r.MeasuredRequests)
 	fmt.Fprintf(tw, "bytes\t%d\t%d\n", r.Bytes, r.MeasuredBytes)

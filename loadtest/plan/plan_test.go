@@ -189,7 +189,7 @@ func TestLikeRunParsesReport(t *testing.T) {
 		t.Errorf("prediction %+v", res)
 	}
 	if keys := keysOf(t, res); !reflect.DeepEqual(keys, []string{"bytes", "edge_byte_hit_ratio", "edge_byte_hit_ratio_diff_points", "edge_chunk_byte_hit_ratio",
-		"edge_chunk_hit_ratio", "edge_hit_ratio", "edge_offload", "elapsed_s", "explain", "measured_bytes", "measured_edge_byte_hit_ratio", "measured_edge_chunk_hit_ratio",
+		"edge_chunk_hit_ratio_max", "edge_chunk_hit_ratio_min", "edge_hit_ratio", "edge_offload", "elapsed_s", "explain", "measured_bytes", "measured_edge_byte_hit_ratio", "measured_edge_chunk_hit_ratio",
 		"measured_edge_hit_ratio", "measured_edge_offload", "measured_errors", "measured_requests", "requests", "run_file"}) {
 		t.Errorf("like-run keys %v", keys)
 	}
