@@ -118,6 +118,9 @@ func (r *Result) WriteText(w io.Writer) error {
 		fmt.Fprintf(w, "\nsimulation: %d-track scaled catalog (%s), %d sessions, %.0f concurrent streams, %.0f s simulated (first %.0f s not counted), %.1f s\n",
 			s.Tracks, Bytes(s.CatalogBytes), s.Sessions, s.Concurrency, s.SimulatedS, s.WarmupS, s.ElapsedS)
 		fmt.Fprintf(w, "scaling: %s\n", s.ScalingRule)
+		if s.CeilingByteHitRatio != nil {
+			fmt.Fprintf(w, "ceiling: a cache holding every chunk gets %s in this simulation (first requests)\n", pct(*s.CeilingByteHitRatio))
+		}
 		fmt.Fprintf(w, "%10s %12s %14s %10s %10s %9s\n", "fraction", "cache", "sim cache", "byte hit", "chunk hit", "offload")
 		for _, p := range s.Points {
 			fmt.Fprintf(w, "%10.3g %12s %14s %10s %10s %9s\n", p.Fraction, Bytes(p.CacheBytes), Bytes(float64(p.SimCacheBytes)), pct(p.ByteHitRatio), pct(p.ChunkHitRatio), pct(p.Offload))
