@@ -68,6 +68,7 @@ flags:
 		jsonOut  = fs.Bool("json", false, "print one JSON object instead of text")
 		htmlOut  = fs.String("html", "", "also write an HTML page with the answers and plots to this file")
 		likeRun  = fs.String("like-run", "", "a finished load-tool run's JSON report: predict its edge byte hit ratio (other inputs are ignored)")
+		replays  = fs.Int("replays", 3, "with --like-run: replays to average (ristretto's sampled eviction varies by about a point)")
 		mission  = fs.Bool("check-mission", false, "recompute the mission's quoted figures (see loadtest/README.md)")
 		markdown = fs.Bool("markdown", false, "with --check-mission: print Markdown (the README section)")
 		verify   = fs.Int("verify-scaling", 0, "simulate a catalog of this many tracks in full and scaled to --sim-tracks, at skews 0.8/1.0/1.2 and caches of 0.2 % and 2 %, and print the three hit ratios")
@@ -84,7 +85,7 @@ flags:
 	out := os.Stdout
 	switch {
 	case *likeRun != "":
-		res, err := plan.LikeRun(*likeRun)
+		res, err := plan.LikeRun(*likeRun, *replays)
 		if err != nil {
 			return err
 		}

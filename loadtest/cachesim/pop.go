@@ -98,6 +98,30 @@ type POPStats struct {
 	SimSeconds float64
 }
 
+// Add sums two replays' counts (ratios of the sum are pooled ratios).
+func (s POPStats) Add(o POPStats) POPStats {
+	s.Requests += o.Requests
+	s.Bytes += o.Bytes
+	s.HitRequests += o.HitRequests
+	s.HitBytes += o.HitBytes
+	s.Chunks += o.Chunks
+	s.ChunkBytes += o.ChunkBytes
+	s.ChunkHits += o.ChunkHits
+	s.ChunkHitBytes += o.ChunkHitBytes
+	s.OwnerReads += o.OwnerReads
+	s.OwnerHits += o.OwnerHits
+	s.OwnerWarmHits += o.OwnerWarmHits
+	s.OwnerWarmPeerReads += o.OwnerWarmPeerReads
+	s.FillBytes += o.FillBytes
+	s.PrefetchFillBytes += o.PrefetchFillBytes
+	s.OriginBytes += o.OriginBytes
+	s.PlayedBytes += o.PlayedBytes
+	s.Plays += o.Plays
+	s.PlayedSeconds += o.PlayedSeconds
+	s.SimSeconds += o.SimSeconds
+	return s
+}
+
 // ByteHitRatio is HitBytes/Bytes: the load tool's edge_byte_hit_ratio.
 func (s POPStats) ByteHitRatio() float64 { return ratio(s.HitBytes, s.Bytes) }
 

@@ -58,9 +58,13 @@ func ParseRunReport(r io.Reader) (*RunReport, error) {
 // LikeRunResult is the prediction for a run next to its measurement.
 type LikeRunResult struct {
 	RunFile string `json:"run_file"`
-	// Predicted, with the same definitions as the load tool's report.
-	EdgeByteHitRatio float64 `json:"edge_byte_hit_ratio"`
-	EdgeHitRatio     float64 `json:"edge_hit_ratio"`
+	// Predicted, with the same definitions as the load tool's report:
+	// the mean of Replays replays, and their range.
+	Replays             int     `json:"replays"`
+	EdgeByteHitRatio    float64 `json:"edge_byte_hit_ratio"`
+	EdgeByteHitRatioMin float64 `json:"edge_byte_hit_ratio_min"`
+	EdgeByteHitRatioMax float64 `json:"edge_byte_hit_ratio_max"`
+	EdgeHitRatio        float64 `json:"edge_hit_ratio"`
 	// EdgeChunkHitRatioMin and Max bound the edges' main stores' chunk
 	// hit ratio, as the run's edge_chunk_hit_ratio counts it from metrics
 	// (owners' reads, peer fills included): it depends on whether chunks
@@ -91,7 +95,11 @@ type LikeRunResult struct {
 // POP (cachesim.ReplayRun: same sessions, same edges, ownership, hot
 // caches, prefetch and rights) and returns the prediction next to what
 // the run measured.
-func LikeRun(path string) (*LikeRunResult, error) {
+//
+// Ristretto samples its evictions at random, so replays of the same run
+// differ by about a point; LikeRun replays it replays times (at least 1)
+// and reports the mean, with the range in EdgeByteHitRatioMin and Max.
+func LikeRun(path string, replays int) (*LikeRunResult, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("plan: --like-run: %w", err)
@@ -103,18 +111,27 @@ func LikeRun(path string) (*LikeRunResult, error) {
 	}
 	start := time.Now()
 	cfg := RunConfigOf(rep.Params)
-	st, err := cachesim.ReplayRun(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("plan: --like-run %s: %w", path, err)
+	var sum cachesim.POPStats
+	lo, hi := 1.0, 0.0
+	replays = max(replays, 1)
+	for range replays {
+		st, err := cachesim.ReplayRun(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("plan: --like-run %s: %w", path, err)
+		}
+		lo, hi = min(lo, st.ByteHitRatio()), max(hi, st.ByteHitRatio())
+		sum = sum.Add(st)
 	}
+	st := sum
 	p := rep.Params.POP
 	cmin, cmax := st.OwnerHitRatio()
 	res := &LikeRunResult{
 		EdgeChunkHitRatioMin: cmin, EdgeChunkHitRatioMax: cmax,
 		RunFile:          path,
-		EdgeByteHitRatio: st.ByteHitRatio(), EdgeHitRatio: st.HitRatio(),
+		Replays:          replays,
+		EdgeByteHitRatio: st.ByteHitRatio(), EdgeByteHitRatioMin: lo, EdgeByteHitRatioMax: hi, EdgeHitRatio: st.HitRatio(),
 		EdgeChunkByteHitRatio: st.ChunkByteHitRatio(), EdgeOffload: st.Offload(),
-		Requests: st.Requests, Bytes: st.Bytes,
+		Requests: st.Requests / int64(replays), Bytes: st.Bytes / int64(replays),
 		MeasuredEdgeByteHitRatio: rep.EdgeByteHitRatio, MeasuredEdgeHitRatio: rep.EdgeHitRatio,
 		MeasuredEdgeChunkHitRatio: rep.EdgeChunkHitRatio, MeasuredEdgeOffload: rep.EdgeOffload,
 		MeasuredRequests: rep.Requests, MeasuredBytes: rep.Bytes, MeasuredErrors: rep.Errors,

@@ -137,7 +137,7 @@ func (r *LikeRunResult) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "run\t%s\t\n", r.RunFile)
 	fmt.Fprintf(tw, "\tpredicted\tmeasured\n")
-	fmt.Fprintf(tw, "edge_byte_hit_ratio\t%s\t%s\n", pct(r.EdgeByteHitRatio), pct(r.MeasuredEdgeByteHitRatio))
+	fmt.Fprintf(tw, "edge_byte_hit_ratio\t%s (%s to %s in %d replays)\t%s\n", pct(r.EdgeByteHitRatio), pct(r.EdgeByteHitRatioMin), pct(r.EdgeByteHitRatioMax), r.Replays, pct(r.MeasuredEdgeByteHitRatio))
 	fmt.Fprintf(tw, "edge_hit_ratio\t%s\t%s\n", pct(r.EdgeHitRatio), pct(r.MeasuredEdgeHitRatio))
 	m := func(p *float64) string {
 		if p == nil {

@@ -178,7 +178,7 @@ func TestLikeRunParsesReport(t *testing.T) {
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res, err := LikeRun(path)
+	res, err := LikeRun(path, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,9 +188,9 @@ func TestLikeRunParsesReport(t *testing.T) {
 	if res.Requests == 0 || !(res.EdgeByteHitRatio >= 0 && res.EdgeByteHitRatio <= 1) {
 		t.Errorf("prediction %+v", res)
 	}
-	if keys := keysOf(t, res); !reflect.DeepEqual(keys, []string{"bytes", "edge_byte_hit_ratio", "edge_byte_hit_ratio_diff_points", "edge_chunk_byte_hit_ratio",
+	if keys := keysOf(t, res); !reflect.DeepEqual(keys, []string{"bytes", "edge_byte_hit_ratio", "edge_byte_hit_ratio_diff_points", "edge_byte_hit_ratio_max", "edge_byte_hit_ratio_min", "edge_chunk_byte_hit_ratio",
 		"edge_chunk_hit_ratio_max", "edge_chunk_hit_ratio_min", "edge_hit_ratio", "edge_offload", "elapsed_s", "explain", "measured_bytes", "measured_edge_byte_hit_ratio", "measured_edge_chunk_hit_ratio",
-		"measured_edge_hit_ratio", "measured_edge_offload", "measured_errors", "measured_requests", "requests", "run_file"}) {
+		"measured_edge_hit_ratio", "measured_edge_offload", "measured_errors", "measured_requests", "replays", "requests", "run_file"}) {
 		t.Errorf("like-run keys %v", keys)
 	}
 
