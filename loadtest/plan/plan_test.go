@@ -119,6 +119,16 @@ func TestPlanAnswersConsistent(t *testing.T) {
 	if res.TargetEdgeCacheBytes == nil && len(res.Notes) == 0 {
 		t.Errorf("target neither met nor explained")
 	}
+	var html, text bytes.Buffer
+	if err := res.WriteHTML(&html); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(html.String(), "data:image/svg+xml;base64,"); n != 2 {
+		t.Errorf("HTML has %d charts, want 2", n)
+	}
+	if err := res.WriteText(&text); err != nil || !strings.Contains(text.String(), "edges_per_pop") || !strings.Contains(text.String(), "= ceil(edge_egress_bps") {
+		t.Errorf("text lacks an answer or its formula: %v\n%s", err, text.String())
+	}
 }
 
 // runReport is a load-tool report as Run writes it, with params.
