@@ -37,7 +37,7 @@ func main() {
 	case len(args) > 0 && args[0] == "sim":
 		err = simMain(ctx, args[1:])
 	case len(args) > 0 && args[0] == "plan":
-		err = planMain(ctx, args[1:])
+		err = planMain(ctx, args[1:], os.Stdout)
 	default:
 		err = runMain(ctx, args)
 	}

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"os"
+	"io"
 	"strconv"
 	"strings"
 
@@ -15,7 +15,7 @@ import (
 )
 
 // planMain is "loadtest plan": sizing answers, --like-run, --check-mission.
-func planMain(ctx context.Context, args []string) error {
+func planMain(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("loadtest plan", flag.ContinueOnError)
 	cfg := plan.DefaultConfig()
 	fs.Usage = func() {
@@ -38,9 +38,9 @@ flags:
 	}
 	path := fs.String("config", "", "YAML file of the inputs (configs/plan.yaml); flags given override it")
 	fs.Var((*int64Flag)(&cfg.Tracks), "tracks", "catalog size, tracks")
-	fs.Var(&cfg.AvgDuration, "avg-duration", "mean track length (catalog bytes depend on the durations only through it) (default 3m30s)")
-	fs.Var((*intList)(&cfg.TiersKbps), "tiers", "encoded tiers in kbit/s, comma-separated (default 24,64,96,160,320)")
-	fs.Var((*floatList)(&cfg.TierMix), "tier-mix", "share of streams at each tier, same order, any scale (default 5,15,30,35,15)")
+	fs.Var(&cfg.AvgDuration, "avg-duration", "mean track length (catalog bytes depend on the durations only through it)")
+	fs.Var((*intList)(&cfg.TiersKbps), "tiers", "encoded tiers in kbit/s, comma-separated")
+	fs.Var((*floatList)(&cfg.TierMix), "tier-mix", "share of streams at each tier, same order, any scale")
 	fs.Var((*int64Flag)(&cfg.Streams), "streams", "concurrent streams per POP at peak (default 0: no egress answers)")
 	fs.IntVar(&cfg.POPsPerRegion, "pops-per-region", cfg.POPsPerRegion, "POPs one region's shields serve")
 	fs.Float64Var(&cfg.Skew, "skew", cfg.Skew, "Zipf exponent of track popularity")
@@ -59,7 +59,7 @@ flags:
 	fs.Float64Var(&cfg.PeakFactor, "peak-factor", cfg.PeakFactor, "peak play rate over the day's mean")
 	fs.Float64Var(&cfg.SinkEventsPerSec, "sink-rate", 0, "one ledger sink's events/s, from cmd/playsbench's end-to-end line on your hardware")
 	fs.Float64Var(&cfg.PartitionEventsPerSec, "partition-rate", cfg.PartitionEventsPerSec, "events/s one topic partition carries")
-	fs.Var(&cfg.DedupRetention, "dedup-retention", "how long play ids are kept for dedup (plays retention) (default 744h)")
+	fs.Var(&cfg.DedupRetention, "dedup-retention", "how long play ids are kept for dedup (plays retention)")
 	fs.Float64Var(&cfg.DedupEntryBytes, "dedup-entry-bytes", cfg.DedupEntryBytes, "dedup store bytes per play id")
 	fs.IntVar(&cfg.SimTracks, "sim-tracks", cfg.SimTracks, "tracks of the scaled catalog the cache simulation runs on")
 	fs.IntVar(&cfg.SimSessions, "sim-sessions", cfg.SimSessions, "listener sessions simulated per cache size")
@@ -82,7 +82,6 @@ flags:
 	if err := config.LoadWithFlags(*path, &cfg, fs); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	out := os.Stdout
 	switch {
 	case *likeRun != "":
 		res, err := plan.LikeRun(*likeRun, *replays)
@@ -90,7 +89,7 @@ flags:
 			return err
 		}
 		if *jsonOut {
-			return writeJSON(res)
+			return writeJSON(out, res)
 		}
 		return res.WriteText(out)
 	case *verify > 0:
@@ -99,7 +98,7 @@ flags:
 			return err
 		}
 		if *jsonOut {
-			return writeJSON(rows)
+			return writeJSON(out, rows)
 		}
 		fmt.Fprintf(out, "| skew | cache | full %d tracks | scaled to %d, matched head (g) | scaled, same fraction |\n|---|---|---|---|---|\n", *verify, cfg.SimTracks)
 		for _, r := range rows {
@@ -112,7 +111,7 @@ flags:
 			return err
 		}
 		if *jsonOut {
-			return writeJSON(m)
+			return writeJSON(out, m)
 		}
 		if *markdown {
 			return m.WriteMarkdown(out)
@@ -132,13 +131,13 @@ flags:
 		}
 	}
 	if *jsonOut {
-		return writeJSON(res)
+		return writeJSON(out, res)
 	}
 	return res.WriteText(out)
 }
 
-func writeJSON(v any) error {
-	enc := json.NewEncoder(os.Stdout)
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
