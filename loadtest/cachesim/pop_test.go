@@ -59,9 +59,10 @@ func TestReplayRunAccounting(t *testing.T) {
 // Cache-Status ratio falls below half of one edge with the same total
 // memory, while the edge tier still holds the chunks (chunk fills stay
 // close).
-// Mutations caught: prefetch warming the wrong key or the wrong owner (no
-// gain), the receiving edge taken as the owner (no drop), a hot-cache
-// miss not filling the owner (fills grow).
+// Mutations caught: prefetch warming the next track's neighbour or the
+// wrong tier (no gain), the receiving edge taken as the owner (no drop).
+// Not caught: warming chunks 2..n instead of 1..n-1 (only 320 kbps warms
+// more than chunk 0, which the metadata fetch brings).
 func TestReplayRunPOP(t *testing.T) {
 	const mem = 64 << 20
 	off, err := ReplayRun(popRun(1, 1<<40, 0, false))

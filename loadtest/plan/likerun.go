@@ -45,6 +45,9 @@ func ParseRunReport(r io.Reader) (*RunReport, error) {
 		return nil, fmt.Errorf("params: compression %v and planned_duration_s %v must be > 0 (and at most a week)", rep.Params.Compression, rep.Params.PlannedDurationS)
 	case rep.Params.Workload.Tracks > 10_000_000:
 		return nil, fmt.Errorf("params.workload.tracks %d: larger than a load test's catalog", rep.Params.Workload.Tracks)
+	case rep.Params.Workload.SessionRate*rep.Params.PlannedDurationS > 10_000_000:
+		// The replay holds every session: bound its memory.
+		return nil, fmt.Errorf("params: %v sessions/s for %v s is more than a load test's 10M sessions", rep.Params.Workload.SessionRate, rep.Params.PlannedDurationS)
 	}
 	if err := rep.Params.POP.Validate(); err != nil {
 		return nil, fmt.Errorf("params: %w", err)
