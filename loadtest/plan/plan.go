@@ -226,8 +226,10 @@ func planCache(ctx context.Context, cfg Config, r *Result) error {
 				cfg.TargetHitRatio, pts[len(pts)-1].ByteHitRatio))
 		}
 	}
-	if at == nil { // streams only: the egress answers need a cache; none given
-		r.Notes = append(r.Notes, "no edge_cache or target_byte_hit_ratio: egress beyond the edge is not computed")
+	if at == nil { // no cache to answer for: egress beyond the edge needs one
+		if cfg.TargetHitRatio == 0 {
+			r.Notes = append(r.Notes, "no edge_cache or target_byte_hit_ratio: egress beyond the edge is not computed")
+		}
 		p, err := add(0.01) // still measures the players' over-fetch
 		if err != nil {
 			return err
