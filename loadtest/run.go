@@ -61,6 +61,10 @@ type Config struct {
 	// Client is the HTTP client; nil means one tuned for many connections
 	// to a few hosts.
 	Client *http.Client
+	// POP describes the target's edges and caches for the report's
+	// "params" (see RunParams); nil when unknown. It does not change
+	// what the run does.
+	POP *POPParams
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -246,6 +250,8 @@ func Run(ctx context.Context, cfg Config, t Targets) (*Result, error) {
 	res.Seed = cfg.Workload.Seed
 	res.Catalog = cfg.Workload.Tracks
 	res.Skew = cfg.Workload.Skew
+	p := cfg.Params()
+	res.Params = &p
 	return res, nil
 }
 
