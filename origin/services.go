@@ -8,12 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/origin/licence"
 	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/origin/plays"
@@ -156,7 +159,9 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus
 	svc.Mount("GET /v1/licences/key", svc.Licence)
 	svc.Mount("POST /v1/plays", svc.Plays.Handler())
 	svc.MountInternal("GET /v1/royalties/", svc.Plays.Handler())
-	svc.Mount("GET /v1/recs/user/", svc.Recs.Handler())
+	// A user's recommendations are derived from their plays: only that
+	// user's session may read them.
+	svc.Mount("GET /v1/recs/user/", svc.ownUser("/v1/recs/user/", svc.Recs.Handler()))
 
 	rctx, cancel := context.WithCancel(context.Background())
 	svc.cancel = cancel
@@ -210,4 +215,24 @@ type noEmbeddings struct{}
 
 func (noEmbeddings) Embedding(context.Context, string) ([]float32, error) {
 	return nil, media.ErrNotFound
+}
+
+// ownUser lets through only requests whose bearer session is the user
+// named by the path element after prefix: 401 without a valid session,
+// 403 for another user's path.
+func (s *Services) ownUser(prefix string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, err := s.Users().FromRequest(r, s.now())
+		if err != nil {
+			identity.Challenge(w, err)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		id, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, prefix), "/")
+		if id != u.ID {
+			http.Error(w, "forbidden", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

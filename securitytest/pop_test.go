@@ -481,6 +481,16 @@ func row10(t *testing.T, e *env) {
 			t.Errorf("GET %s = %d, want 404 (internal only)", u, got)
 		}
 	}
+	// A user's recommendations come from their plays: only their session.
+	if got := e.status(t, "GET", e.a.Origin+"/v1/recs/user/demo-US", nil); got != 401 {
+		t.Errorf("another user's recommendations without a session = %d, want 401", got)
+	}
+	if got := e.status(t, "GET", e.a.Origin+"/v1/recs/user/demo-US", nil, "Authorization", "Bearer "+e.se.Token); got != 403 {
+		t.Errorf("another user's recommendations = %d, want 403", got)
+	}
+	if got := e.status(t, "GET", e.a.Origin+"/v1/recs/user/"+e.se.UserID, nil, "Authorization", "Bearer "+e.se.Token); got == 401 || got == 403 {
+		t.Errorf("one's own recommendations = %d", got)
+	}
 	if got := e.status(t, "GET", e.a.Internal.Origin+"/v1/royalties/tracks/t5", nil); got != 200 {
 		t.Errorf("royalties on the internal listener = %d, want 200", got)
 	}
