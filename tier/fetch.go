@@ -41,6 +41,10 @@ type fetcher struct {
 	auth    peerAuth
 	timeout time.Duration
 	now     func() time.Time
+	// stream makes the upstream clients stream response bodies and bound
+	// response headers to maxHeader bytes (an http route's fetcher).
+	stream    bool
+	maxHeader int
 
 	mu  sync.Mutex
 	ups map[string]*upstream
@@ -99,6 +103,13 @@ func (f *fetcher) upstream(base string) (*upstream, error) {
 			MaxResponseBodySize: 64 << 20,
 		},
 	}
+	if f.stream {
+		up.hc.StreamResponseBody = true
+		up.hc.MaxResponseBodySize = 0
+		up.hc.ReadBufferSize = f.maxHeader
+		up.hc.DisablePathNormalizing = true
+		up.hc.NoDefaultUserAgentHeader = true
+	}
 	f.ups[base] = up
 	return up, nil
 }
@@ -106,7 +117,11 @@ func (f *fetcher) upstream(base string) (*upstream, error) {
 // order returns the upstreams to try for name, first choice first,
 // healthy ones before those passive health marks down.
 func (f *fetcher) order(name string, dst []*upstream) []*upstream {
-	key := xxhash.Sum64String(trackOf(name))
+	return f.orderKey(xxhash.Sum64String(trackOf(name)), dst)
+}
+
+// orderKey is order for a hashed key.
+func (f *fetcher) orderKey(key uint64, dst []*upstream) []*upstream {
 	var bases []string
 	if f.route != nil {
 		var buf [16]string

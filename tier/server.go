@@ -35,6 +35,9 @@ type Server struct {
 	keys    *urlsign.Keyring // edge only
 	now     func() time.Time
 	prefix  []byte // "/a/" or "/media/"
+	audio   bool   // an audio route is configured
+
+	httpRoutes []httpRoute // longest prefix first
 	m       *metrics
 	srv     *fasthttp.Server
 	metrics fasthttp.RequestHandler
@@ -106,10 +109,13 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 	for _, o := range opts {
 		o(s)
 	}
+	s.audio = cfg.hasAudio()
 	if cfg.Role == Edge {
 		s.prefix = []byte("/a/")
-		if s.keys, err = cfg.Keyring(); err != nil {
-			return nil, err
+		if s.audio {
+			if s.keys, err = cfg.Keyring(); err != nil {
+				return nil, err
+			}
 		}
 		if s.route != nil {
 			if len(s.auth.keys) == 0 {
@@ -128,6 +134,9 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 		}
 	}
 	s.m = newMetrics(string(cfg.Role), reg, store, f)
+	if err := s.newHTTPRoutes(cfg, reg); err != nil {
+		return nil, err
+	}
 	s.m.registerCluster(string(cfg.Role), reg, s)
 	s.metrics = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	s.srv = &fasthttp.Server{
@@ -217,6 +226,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.prefetch != nil {
 		s.prefetch.close()
 	}
+	for _, r := range s.httpRoutes {
+		r.cache.Close()
+	}
 	s.store.Close()
 	if s.hot != nil {
 		s.hot.Close()
@@ -232,7 +244,7 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	start := s.now()
 	path := ctx.Path()
 	switch {
-	case bytes.HasPrefix(path, s.prefix):
+	case s.audio && bytes.HasPrefix(path, s.prefix):
 		s.serveObject(ctx, path[len(s.prefix):], false)
 		s.m.observe(ctx.Response.StatusCode(), s.now().Sub(start))
 		return
@@ -257,8 +269,10 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 		}
 	default:
 		// The edge is not an open proxy: only the audio and seek-table
-		// paths are served.
-		ctx.Error("not found\n", fasthttp.StatusNotFound)
+		// paths and the configured http routes are served.
+		if !s.serveHTTPRoute(ctx, path) {
+			ctx.Error("not found\n", fasthttp.StatusNotFound)
+		}
 	}
 }
 
