@@ -34,6 +34,13 @@ type Config struct {
 	Heuristic Heuristic
 	// Timeout bounds a background revalidation. Default 10 s.
 	Timeout time.Duration
+	// StaleOnError is how long past its freshness a stored response may
+	// still answer when the upstream cannot be reached or answers 500,
+	// 502, 503 or 504 (RFC 9111 §4.2.4 allows it when disconnected;
+	// stale-if-error, RFC 5861 §4, can give more), unless it has
+	// must-revalidate, proxy-revalidate, s-maxage or no-cache. 0: only
+	// as stale-if-error says.
+	StaleOnError time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -116,12 +123,14 @@ func (c *Cache) Handle(ctx *fasthttp.RequestCtx) {
 	switch m := string(ctx.Method()); m {
 	case "GET", "HEAD":
 		result = c.serveSafe(ctx, m == "HEAD")
-	case "POST", "PUT", "PATCH", "DELETE", "OPTIONS":
-		result = c.forwardUnsafe(ctx, m)
-	default:
+	case "CONNECT", "TRACE":
+		// No tunnels, and no reflection of the request's fields.
 		ctx.Error("method not allowed\n", fasthttp.StatusMethodNotAllowed)
-		ctx.Response.Header.Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
 		result = "rejected"
+	default:
+		// Other methods are forwarded; unknown ones are unsafe
+		// (RFC 9110 §9.2.1) and invalidate (RFC 9111 §4.4).
+		result = c.forwardUnsafe(ctx, m)
 	}
 	c.m.observe(result, c.now().Sub(start))
 }
@@ -137,7 +146,12 @@ func (c *Cache) serveSafe(ctx *fasthttp.RequestCtx, head bool) string {
 	req := requestHeader(&ctx.Request.Header)
 	rq := RequestDirectives(req)
 	for attempt := 0; ; attempt++ {
-		e := c.lookup(key, req)
+		// A request's no-store keeps it and its response out of the
+		// cache altogether (§5.2.1.5).
+		var e *entry
+		if !rq.NoStore {
+			e = c.lookup(key, req)
+		}
 		if e != nil {
 			age := e.age.Current(c.now())
 			switch u := Decide(rq, e.cc, e.lifetime, age); u {
@@ -223,7 +237,13 @@ func (c *Cache) fetch(ctx *fasthttp.RequestCtx, key uint64, target string, req H
 	if head {
 		method = "HEAD"
 	}
+	// With nothing stored, the client's preconditions go upstream as
+	// they are (a 304 or 412 then comes back and is relayed); with a
+	// stored response they are evaluated here against the full response.
 	drop := conditionalField
+	if partial == nil {
+		drop = func(string) bool { return false }
+	}
 	var completion string
 	if partial != nil && !partial.complete && !head && len(ctx.Request.Header.Peek("Range")) == 0 {
 		// A whole representation asked for while part of it is stored:
@@ -378,7 +398,7 @@ func (c *Cache) revalidate(ctx *fasthttp.RequestCtx, key uint64, target string, 
 	}
 	age := e.age.Current(c.now())
 	if err != nil || resp.StatusCode() >= 500 {
-		if StaleIfError(rq, e.cc, e.lifetime, age) && c.serveStored(ctx, e, age, head, "hit; fwd=stale; detail=stale-if-error") {
+		if StaleIfError(rq, e.cc, e.lifetime, age, c.cfg.StaleOnError) && c.serveStored(ctx, e, age, head, "hit; fwd=stale; detail=stale-if-error") {
 			return "stale"
 		}
 		if err != nil {
@@ -427,7 +447,7 @@ func (c *Cache) fetchOrStale(ctx *fasthttp.RequestCtx, key uint64, target string
 	res := c.fetch(ctx, key, target, req, e, head, "stale")
 	if code := ctx.Response.StatusCode(); res == "error" || code >= 500 {
 		age := e.age.Current(c.now())
-		if StaleIfError(rq, e.cc, e.lifetime, age) {
+		if StaleIfError(rq, e.cc, e.lifetime, age, c.cfg.StaleOnError) {
 			ctx.Response.Reset()
 			if c.serveStored(ctx, e, age, head, "hit; fwd=stale; detail=stale-if-error") {
 				return "stale"
@@ -540,6 +560,9 @@ func (c *Cache) newRequest(ctx *fasthttp.RequestCtx, method, target string, req 
 		r.Header.Add(f.Name, f.Value)
 	}
 	r.Header.Add("Via", "1.1 "+c.cfg.Node)
+	// This cache obeys Surrogate-Control addressed to it (W3C Edge
+	// Architecture 1.0).
+	r.Header.Add("Surrogate-Capability", c.cfg.Node+`="Surrogate/1.0"`)
 	return r
 }
 
@@ -611,7 +634,7 @@ func responseHeader(h *fasthttp.ResponseHeader) Header {
 	var out Header
 	for k, v := range h.All() {
 		switch strings.ToLower(string(k)) {
-		case "content-length", "connection", "transfer-encoding":
+		case "content-length", "transfer-encoding":
 			continue
 		}
 		out = append(out, Field{Name: string(k), Value: string(v)})
@@ -635,13 +658,18 @@ func evaluate(ctx *fasthttp.RequestCtx, h Header) httprange.Outcome {
 	return httprange.Evaluate(p, validators(h))
 }
 
+// validators are a response's validators for evaluating a client's
+// preconditions: lacking Last-Modified, its Date stands in (RFC 9111
+// §4.3.2).
 func validators(h Header) httprange.Validators {
-	var v httprange.Validators
+	v := strongValidators(h)
 	if et := h.Get("ETag"); et != "" {
 		v.ETag = []byte(strings.TrimPrefix(et, "W/"))
 	}
-	if lm, ok := parseHTTPDate(h.Get("Last-Modified")); ok {
-		v.LastModified = lm
+	if v.LastModified.IsZero() {
+		if d, ok := parseHTTPDate(h.Get("Date")); ok {
+			v.LastModified = d
+		}
 	}
 	return v
 }
@@ -717,7 +745,7 @@ func (c *Cache) serveStored(ctx *fasthttp.RequestCtx, e *entry, age time.Duratio
 		status = 206
 	}
 	c.writeStoredHeader(ctx, e, age, status, cs)
-	if ranged {
+	if ranged || !e.complete {
 		ctx.Response.Header.SetContentRange(int(rng.Start), int(rng.End), int(e.size))
 	}
 	if head {
@@ -729,10 +757,14 @@ func (c *Cache) serveStored(ctx *fasthttp.RequestCtx, e *entry, age time.Duratio
 	return true
 }
 
+// strongValidators are those If-Range may use (RFC 9110 §13.1.5).
 func strongValidators(h Header) httprange.Validators {
-	v := validators(h)
-	if strings.HasPrefix(h.Get("ETag"), "W/") {
-		v.ETag = nil
+	var v httprange.Validators
+	if et := h.Get("ETag"); et != "" && !strings.HasPrefix(et, "W/") {
+		v.ETag = []byte(et)
+	}
+	if lm, ok := parseHTTPDate(h.Get("Last-Modified")); ok {
+		v.LastModified = lm
 	}
 	return v
 }
@@ -742,7 +774,7 @@ func (c *Cache) writeStoredHeader(ctx *fasthttp.RequestCtx, e *entry, age time.D
 	h := &ctx.Response.Header
 	for _, f := range e.header {
 		l := strings.ToLower(f.Name)
-		if l == "cache-status" || l == "content-range" || (status == 304 && strings.HasPrefix(l, "content-") && l != "content-location") {
+		if l == "cache-status" || (l == "content-range" && (status == 206 || status == 416 || !e.complete)) || (status == 304 && strings.HasPrefix(l, "content-") && l != "content-location") {
 			continue
 		}
 		h.Add(f.Name, f.Value)
@@ -775,25 +807,37 @@ func (c *Cache) hasKey(key uint64) bool {
 // newEntry builds an entry for a response (without its body).
 func (c *Cache) newEntry(req Header, status int, rh Header, t0, t1 time.Time) *entry {
 	fields, _ := VaryFields(rh)
-	cc := ParseCacheControl(rh.Values("Cache-Control")...)
+	cc := ParseCacheControl(rh.Values("Cache-Control")...).WithSurrogate(rh, c.cfg.Node)
 	age := NewAge(rh, t0, t1)
+	// Fields a qualified private or no-cache names are not stored
+	// (§5.2.2.7, §5.2.2.4), nor is Age (it is recomputed).
+	omit := map[string]bool{"age": true}
+	for _, f := range cc.PrivateFields {
+		omit[f] = true
+	}
+	for _, f := range cc.NoCacheFields {
+		omit[f] = true
+	}
 	e := &entry{
 		id:     rand.Uint64(),
 		status: status,
-		header: rh.Without(func(l string) bool { return l == "age" }),
+		header: rh.Without(func(l string) bool { return omit[l] }),
 		vary:   NewSecondaryKey(fields, req),
 		cc:     cc,
 		age:    age,
 		stored: t1,
 	}
 	e.lifetime = FreshnessLifetime(status, rh, cc, age.Date, c.cfg.Heuristic)
+	if age.Invalid {
+		e.lifetime = 0 // its age is unknown: stale (§5.1)
+	}
 	return e
 }
 
 // store1 stores a response if RFC 9111 §3 allows, and returns the entry
 // now stored for it (nil if none).
 func (c *Cache) store1(key uint64, req Header, status int, rh Header, body []byte, t0, t1 time.Time) *entry {
-	if !Storable("GET", req, status, rh) {
+	if !Storable("GET", req, status, rh, c.cfg.Node) {
 		return nil
 	}
 	e := c.newEntry(req, status, rh, t0, t1)
@@ -889,13 +933,16 @@ func (c *Cache) update(key uint64, e *entry, rh Header, t0, t1 time.Time) *entry
 	h := Update304(e.header, rh.Without(func(l string) bool { return l == "cache-status" }))
 	ne := *e
 	ne.header = h
-	ne.cc = ParseCacheControl(h.Values("Cache-Control")...)
+	ne.cc = ParseCacheControl(h.Values("Cache-Control")...).WithSurrogate(h, c.cfg.Node)
 	ne.age = NewAge(rh, t0, t1)
 	if !rh.Has("Date") {
 		ne.age.Date = t1
 	}
 	ne.stored = t1
 	ne.lifetime = FreshnessLifetime(ne.status, h, ne.cc, ne.age.Date, c.cfg.Heuristic)
+	if ne.age.Invalid {
+		ne.lifetime = 0
+	}
 	c.publish(key, &ne, e)
 	return &ne
 }

@@ -22,9 +22,9 @@ type Directives struct {
 	StaleWhileRevalidate int64 // RFC 5861 §3
 	StaleIfError         int64 // RFC 5861 §4
 
-	NoCache         bool // §5.2.1.4, §5.2.2.4 (a qualified no-cache counts as unqualified)
+	NoCache         bool // §5.2.1.4, §5.2.2.4 (unqualified)
 	NoStore         bool // §5.2.1.5, §5.2.2.5
-	Private         bool // §5.2.2.7 (a qualified private counts as unqualified)
+	Private         bool // §5.2.2.7 (unqualified)
 	Public          bool // §5.2.2.9
 	MustRevalidate  bool // §5.2.2.2
 	ProxyRevalidate bool // §5.2.2.8
@@ -32,6 +32,17 @@ type Directives struct {
 	NoTransform     bool // §5.2.1.6, §5.2.2.6
 	OnlyIfCached    bool // §5.2.1.7
 	Immutable       bool // RFC 8246
+
+	// NoCacheFields and PrivateFields are the lower-case field names of a
+	// qualified no-cache or private (§5.2.2.4, §5.2.2.7): a shared cache
+	// may store the response without those fields.
+	NoCacheFields []string
+	PrivateFields []string
+
+	// surrogate is set when Surrogate-Control gave this cache a max-age,
+	// surrogateMaxAge (see WithSurrogate).
+	surrogate       bool
+	surrogateMaxAge int64
 
 	// Invalid is set when a delta-seconds directive had a value that is
 	// not one (max-age=abc): the response is then treated as stale
@@ -46,7 +57,7 @@ type Directives struct {
 // occurrence wins (§4.2.1). It never fails: what it cannot read it
 // ignores.
 func ParseCacheControl(lines ...string) Directives {
-	d := Directives{MaxAge: Absent, SMaxAge: Absent, MaxStale: Absent, MinFresh: Absent,
+	d := Directives{surrogateMaxAge: Absent, MaxAge: Absent, SMaxAge: Absent, MaxStale: Absent, MinFresh: Absent,
 		StaleWhileRevalidate: Absent, StaleIfError: Absent}
 	for _, line := range lines {
 		for len(line) > 0 {
@@ -77,11 +88,19 @@ func ParseCacheControl(lines ...string) Directives {
 			case "stale-if-error":
 				d.StaleIfError = d.delta(d.StaleIfError, value, hasValue, quoted)
 			case "no-cache":
-				d.NoCache = true
+				if fs := fieldList(value); hasValue && len(fs) > 0 {
+					d.NoCacheFields = append(d.NoCacheFields, fs...)
+				} else {
+					d.NoCache = true
+				}
 			case "no-store":
 				d.NoStore = true
 			case "private":
-				d.Private = true
+				if fs := fieldList(value); hasValue && len(fs) > 0 {
+					d.PrivateFields = append(d.PrivateFields, fs...)
+				} else {
+					d.Private = true
+				}
 			case "public":
 				d.Public = true
 			case "must-revalidate":
@@ -100,6 +119,75 @@ func ParseCacheControl(lines ...string) Directives {
 		}
 	}
 	return d
+}
+
+// fieldList splits a qualified directive's quoted list of field names.
+func fieldList(v string) []string {
+	var out []string
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.ToLower(strings.TrimSpace(f)); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// SurrogateDirectives parses the Surrogate-Control fields of a response
+// (W3C Edge Architecture 1.0) for the surrogate named target: directives
+// suffixed ";name" apply only to that surrogate, the others to all. The
+// directives are read as Cache-Control's.
+func SurrogateDirectives(lines []string, target string) (Directives, bool) {
+	var kept []string
+	for _, line := range lines {
+		for _, el := range splitList(line) {
+			if d, t, ok := strings.Cut(el, ";"); ok {
+				if !strings.EqualFold(strings.TrimSpace(t), target) {
+					continue
+				}
+				el = d
+			}
+			kept = append(kept, el)
+		}
+	}
+	if len(kept) == 0 {
+		return ParseCacheControl(), false
+	}
+	return ParseCacheControl(strings.Join(kept, ",")), true
+}
+
+// WithSurrogate returns cc with the freshness a response's
+// Surrogate-Control gives the surrogate named target, which takes
+// precedence over Cache-Control's (and Expires) for that cache.
+func (cc Directives) WithSurrogate(resp Header, target string) Directives {
+	if target == "" {
+		return cc
+	}
+	if sc, ok := SurrogateDirectives(resp.Values("Surrogate-Control"), target); ok && sc.MaxAge != Absent {
+		cc.surrogate, cc.surrogateMaxAge = true, sc.MaxAge
+		cc.Invalid = false
+		// Its own revalidation rules replace Cache-Control's for this
+		// cache, except must-revalidate, which still holds.
+		cc.NoCache, cc.SMaxAge, cc.ProxyRevalidate = false, Absent, false
+	}
+	return cc
+}
+
+// splitList splits a field value at the commas outside quoted strings.
+func splitList(s string) []string {
+	var out []string
+	inq, start := false, 0
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '\\' && inq:
+			i++
+		case s[i] == '"':
+			inq = !inq
+		case s[i] == ',' && !inq:
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, s[start:])
 }
 
 // delta parses a delta-seconds value (§1.2.2) for a directive whose

@@ -30,8 +30,10 @@ func understoodStatus(status int) bool {
 // Storable reports whether a shared cache may store the response to a
 // request (RFC 9111 §3): method, status and directives, Authorization
 // (§3.5) and Vary: * (§4.1: it never matches, so it is not worth
-// storing).
-func Storable(method string, req Header, status int, resp Header) bool {
+// storing). surrogate names this cache for Surrogate-Control (W3C Edge
+// Architecture): its max-age or no-store, when given for this cache,
+// decides over Cache-Control; "" ignores Surrogate-Control.
+func Storable(method string, req Header, status int, resp Header, surrogate string) bool {
 	if method != "GET" {
 		return false // the only method this cache stores (§2: POST needs Content-Location)
 	}
@@ -39,18 +41,10 @@ func Storable(method string, req Header, status int, resp Header) bool {
 		return false
 	}
 	rq := RequestDirectives(req)
+	if rq.NoStore {
+		return false
+	}
 	cc := ParseCacheControl(resp.Values("Cache-Control")...)
-	if cc.MustUnderstand {
-		if !understoodStatus(status) {
-			return false
-		}
-		// must-understand overrides no-store for an understood status.
-	} else if cc.NoStore {
-		return false
-	}
-	if rq.NoStore || cc.Private {
-		return false
-	}
 	if req.Has("Authorization") && !cc.Public && !cc.MustRevalidate && cc.SMaxAge == Absent {
 		return false
 	}
@@ -62,6 +56,27 @@ func Storable(method string, req Header, status int, resp Header) bool {
 		}
 	}
 	if status == 206 && !validContentRange(resp.Get("Content-Range")) {
+		return false
+	}
+	if surrogate != "" {
+		if sc, ok := SurrogateDirectives(resp.Values("Surrogate-Control"), surrogate); ok {
+			if sc.NoStore {
+				return false
+			}
+			if sc.MaxAge != Absent {
+				return heuristicStatus(status) || understoodStatus(status)
+			}
+		}
+	}
+	if cc.MustUnderstand {
+		if !understoodStatus(status) {
+			return false
+		}
+		// must-understand overrides no-store for an understood status.
+	} else if cc.NoStore {
+		return false
+	}
+	if cc.Private {
 		return false
 	}
 	return cc.Public || resp.Has("Expires") || cc.MaxAge != Absent || cc.SMaxAge != Absent ||
@@ -106,6 +121,9 @@ func FreshnessLifetime(status int, h Header, cc Directives, date time.Time, heur
 	if cc.Invalid {
 		return 0
 	}
+	if cc.surrogate {
+		return secs(cc.surrogateMaxAge)
+	}
 	if cc.SMaxAge != Absent {
 		return secs(cc.SMaxAge)
 	}
@@ -113,10 +131,11 @@ func FreshnessLifetime(status int, h Header, cc Directives, date time.Time, heur
 		return secs(cc.MaxAge)
 	}
 	if ex := h.Values("Expires"); len(ex) > 0 {
-		// An invalid date, "0" included, means already expired (§5.3);
-		// several values: the response is stale (§4.2.1's choice).
-		t, ok := parseHTTPDate(ex[0])
-		if !ok || len(ex) > 1 {
+		// An invalid date, "0" included, means already expired (§5.3).
+		// Common malformations are read as browsers read them; of
+		// several lines the first is used (§4.2.1's choice).
+		t, ok := ParseDateLenient(ex[0])
+		if !ok {
 			return 0
 		}
 		return max(t.Sub(date), 0)
@@ -135,24 +154,25 @@ func secs(n int64) time.Duration { return time.Duration(n) * time.Second }
 // received.
 type Age struct {
 	Value        int64     // the Age field in seconds (0 if absent or invalid)
+	Invalid      bool      // the Age field was not one delta-seconds
 	Date         time.Time // Date field, or ResponseTime when absent
 	RequestTime  time.Time // when the request that got it was sent
 	ResponseTime time.Time // when the response was received
 }
 
-// ParseAge reads an Age value (RFC 9111 §5.1): delta-seconds, the first
-// of several; an invalid one is ignored.
-func ParseAge(h Header) int64 {
+// ParseAge reads an Age value (RFC 9111 §5.1): one field line of
+// delta-seconds. Anything else (a list, a second line, a sign, a
+// fraction, parameters) is invalid: ok is false and the response is to be
+// treated as stale, since its age is unknown.
+func ParseAge(h Header) (age int64, ok bool) {
 	v := h.Values("Age")
 	if len(v) == 0 {
-		return 0
+		return 0, true
 	}
-	first, _, _ := strings.Cut(v[0], ",")
-	n, ok := parseDelta(strings.TrimSpace(first))
-	if !ok {
-		return 0
+	if len(v) > 1 {
+		return 0, false
 	}
-	return n
+	return parseDelta(strings.TrimSpace(v[0]))
 }
 
 // NewAge records a response's age inputs.
@@ -161,7 +181,8 @@ func NewAge(h Header, requestTime, responseTime time.Time) Age {
 	if !ok {
 		d = responseTime
 	}
-	return Age{Value: ParseAge(h), Date: d, RequestTime: requestTime, ResponseTime: responseTime}
+	v, ok := ParseAge(h)
+	return Age{Value: v, Invalid: !ok, Date: d, RequestTime: requestTime, ResponseTime: responseTime}
 }
 
 // Current is the response's current age at now (RFC 9111 §4.2.3).

@@ -33,9 +33,14 @@ func normalizeVary(h Header, field string) (string, bool) {
 		return "", false
 	}
 	parts := make([]string, 0, len(vs))
+	fold := field == "accept-language" || field == "accept-encoding" // case-insensitive tokens
 	for _, v := range vs {
 		for _, p := range strings.Split(v, ",") {
-			parts = append(parts, strings.TrimSpace(p))
+			p = strings.TrimSpace(p)
+			if fold {
+				p = strings.ToLower(p)
+			}
+			parts = append(parts, p)
 		}
 	}
 	return strings.Join(parts, ","), true
@@ -79,7 +84,11 @@ func (k SecondaryKey) Matches(req Header) bool {
 // If-Modified-Since with its Last-Modified (or, lacking it, nothing: the
 // Date is not a validator this cache trusts for a shared response).
 func Conditional(stored Header) (ifNoneMatch, ifModifiedSince string) {
-	return stored.Get("ETag"), stored.Get("Last-Modified")
+	et := strings.TrimSpace(stored.Get("ETag"))
+	if et != "" && !strings.HasPrefix(et, `"`) && !strings.HasPrefix(et, `W/"`) {
+		et = `"` + et + `"` // an unquoted tag, sent as the entity-tag it meant
+	}
+	return et, stored.Get("Last-Modified")
 }
 
 // HasValidator reports whether a stored response can be revalidated.
@@ -107,13 +116,12 @@ func weakEqual(a, b string) bool {
 
 // Update304 returns stored's fields updated with those of a 304 (or of a
 // HEAD response, §4.3.5), RFC 9111 §3.2: each field the new response has
-// replaces all stored lines of that name, except Content-Length and the
-// fields the stored body depends on (Content-Encoding, Content-Range,
-// Transfer-Encoding), and hop-by-hop fields, which are kept as stored.
+// replaces all stored lines of that name, except Content-Length, Age
+// (recomputed) and hop-by-hop fields, which are kept as stored.
 func Update304(stored, fresh Header) Header {
 	keep := func(l string) bool {
 		switch l {
-		case "content-length", "content-encoding", "content-range", "transfer-encoding", "age":
+		case "content-length", "transfer-encoding", "age":
 			return true
 		}
 		return hopByHop(l)
@@ -193,6 +201,9 @@ func (u Usable) String() string {
 // Decide applies RFC 9111 §4 (and RFC 5861 §3) to a stored response of
 // the given lifetime and current age for a request with directives rq.
 func Decide(rq, cc Directives, lifetime, age time.Duration) Usable {
+	if cc.Immutable && !cc.NoCache && lifetime > age {
+		return Fresh // RFC 8246 §2: a reload need not revalidate it
+	}
 	if cc.NoCache || rq.NoCache {
 		return Revalidate // §5.2.2.4, §5.2.1.4
 	}
@@ -223,13 +234,20 @@ func Decide(rq, cc Directives, lifetime, age time.Duration) Usable {
 // StaleIfError reports whether a stale response may answer when
 // revalidation fails (RFC 5861 §4): by the response's or the request's
 // stale-if-error, and never past must-revalidate (§4.2.4).
-func StaleIfError(rq, cc Directives, lifetime, age time.Duration) bool {
-	if cc.MustRevalidate || cc.ProxyRevalidate || cc.SMaxAge != Absent && cc.StaleIfError == Absent {
+//
+// Beyond it, a stale response may answer for up to def past its lifetime
+// (RFC 9111 §4.2.4: when the cache is disconnected from the origin),
+// unless no-cache or s-maxage also forbids it.
+func StaleIfError(rq, cc Directives, lifetime, age, def time.Duration) bool {
+	if cc.MustRevalidate || cc.ProxyRevalidate {
 		return false
 	}
 	over := age - lifetime
 	if cc.StaleIfError != Absent && over <= secs(cc.StaleIfError) {
 		return true
 	}
-	return rq.StaleIfError != Absent && over <= secs(rq.StaleIfError)
+	if rq.StaleIfError != Absent && over <= secs(rq.StaleIfError) {
+		return true
+	}
+	return !cc.NoCache && cc.SMaxAge == Absent && over <= def
 }

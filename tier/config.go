@@ -140,6 +140,14 @@ type Route struct {
 	// MaxEntries bounds the stored responses an http route indexes.
 	// Default 100000.
 	MaxEntries int `yaml:"max_entries"`
+	// StaleOnError is how long past its freshness lifetime an http route
+	// still serves a stored response when the upstream is unreachable or
+	// answers 500, 502, 503 or 504 (RFC 9111 §4.2.4), unless the response
+	// forbids it (must-revalidate, proxy-revalidate, s-maxage, no-cache);
+	// a response's stale-if-error (RFC 5861) may give longer. 0 (the
+	// YAML value "0s" included) means the default, 1 h; a negative value
+	// turns it off.
+	StaleOnError config.Duration `yaml:"stale_on_error"`
 }
 
 // Route defaults.
@@ -147,6 +155,7 @@ const (
 	defaultMaxObjectSize  = 8 << 20
 	defaultMaxHeaderBytes = 16 << 10
 	defaultMaxEntries     = 100000
+	defaultStaleOnError   = config.Duration(time.Hour)
 )
 
 // routes returns the configured routes with defaults filled in: one
@@ -170,6 +179,9 @@ func (c Config) routes() []Route {
 			}
 			if r.MaxEntries == 0 {
 				r.MaxEntries = defaultMaxEntries
+			}
+			if r.StaleOnError == 0 {
+				r.StaleOnError = defaultStaleOnError
 			}
 		}
 		out[i] = r
@@ -363,7 +375,7 @@ func (c Config) Validate() error {
 	if c.Role == Edge && (audio || len(c.Keys) > 0) {
 		// Token keys guard the audio path only.
 		if len(c.Keys) == 0 {
-			bad("keys", "an edge needs at least one token key")
+			bad("keys", "an edge with an audio route needs at least one token key")
 		} else if _, err := c.Keyring(); err != nil {
 			bad("keys", "%v", err)
 		}

@@ -63,6 +63,7 @@ func (s *Server) newHTTPRoutes(cfg Config, reg prometheus.Registerer) error {
 			Route:         r.Prefix,
 			MaxObjectSize: int64(r.MaxObjectSize),
 			MaxEntries:    r.MaxEntries,
+			StaleOnError:  max(time.Duration(r.StaleOnError), 0),
 			Timeout:       time.Duration(cfg.UpstreamTimeout) * 2,
 		}, httpUpstream{f}, s.store, m, s.log, s.now)
 		s.httpRoutes = append(s.httpRoutes, httpRoute{prefix: []byte(r.Prefix), cache: c})
