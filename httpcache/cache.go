@@ -273,6 +273,14 @@ func (c *Cache) fetch(ctx *fasthttp.RequestCtx, key uint64, target string, req H
 	status := resp.StatusCode()
 	rh := responseHeader(&resp.Header)
 	if head {
+		// A 200 to HEAD that matches what is stored updates it (RFC 9111
+		// §4.3.5).
+		if partial != nil && partial.complete && status == 200 &&
+			(resp.Header.ContentLength() < 0 || int64(resp.Header.ContentLength()) == partial.size) {
+			if ne := c.update(key, partial, rh, t0, t1); ne != nil && c.serveStored(ctx, ne, ne.age.Current(c.now()), true, "fwd="+fwd+"; detail=head-update") {
+				return "revalidated"
+			}
+		}
 		c.relayHeader(ctx, status, rh, fwd)
 		ctx.Response.SkipBody = true
 		if cl := resp.Header.ContentLength(); cl >= 0 {
@@ -310,6 +318,12 @@ func (c *Cache) fetch(ctx *fasthttp.RequestCtx, key uint64, target string, req H
 		}
 	}
 	if e := c.store1(key, req, status, rh, body, t0, t1); e != nil {
+		// The client that asked gets every field; what is stored may
+		// lack those a qualified private or no-cache names.
+		if len(e.cc.PrivateFields)+len(e.cc.NoCacheFields) > 0 {
+			c.relay(ctx, status, rh, body, req, "fwd="+fwd+"; stored")
+			return "miss"
+		}
 		if c.serveStored(ctx, e, e.age.Current(c.now()), false, "fwd="+fwd+"; stored") {
 			return "miss"
 		}
@@ -322,7 +336,7 @@ func (c *Cache) fetch(ctx *fasthttp.RequestCtx, key uint64, target string, req H
 // client's preconditions (which were not forwarded) on a 200.
 func (c *Cache) relay(ctx *fasthttp.RequestCtx, status int, rh Header, body []byte, req Header, cs string) {
 	if status == 200 {
-		switch evaluate(ctx, rh) {
+		switch evaluate(ctx, validators(rh, time.Time{})) {
 		case httprange.NotModified:
 			c.relayHeader(ctx, 304, without304(rh), cs)
 			return
@@ -644,7 +658,7 @@ func responseHeader(h *fasthttp.ResponseHeader) Header {
 
 // evaluate applies the client's preconditions (RFC 9110 §13.2.2) to a
 // response with header h.
-func evaluate(ctx *fasthttp.RequestCtx, h Header) httprange.Outcome {
+func evaluate(ctx *fasthttp.RequestCtx, v httprange.Validators) httprange.Outcome {
 	rq := &ctx.Request.Header
 	p := httprange.Preconditions{
 		IfMatch:           nilIfEmpty(rq.Peek("If-Match")),
@@ -655,13 +669,13 @@ func evaluate(ctx *fasthttp.RequestCtx, h Header) httprange.Outcome {
 	if p.IfMatch == nil && p.IfNoneMatch == nil && p.IfModifiedSince == nil && p.IfUnmodifiedSince == nil {
 		return httprange.Proceed
 	}
-	return httprange.Evaluate(p, validators(h))
+	return httprange.Evaluate(p, v)
 }
 
 // validators are a response's validators for evaluating a client's
-// preconditions: lacking Last-Modified, its Date stands in (RFC 9111
-// §4.3.2).
-func validators(h Header) httprange.Validators {
+// preconditions: lacking Last-Modified, its Date stands in, or lacking
+// that the time it was received (RFC 9111 §4.3.2).
+func validators(h Header, received time.Time) httprange.Validators {
 	v := strongValidators(h)
 	if et := h.Get("ETag"); et != "" {
 		v.ETag = []byte(strings.TrimPrefix(et, "W/"))
@@ -669,6 +683,8 @@ func validators(h Header) httprange.Validators {
 	if v.LastModified.IsZero() {
 		if d, ok := parseHTTPDate(h.Get("Date")); ok {
 			v.LastModified = d
+		} else {
+			v.LastModified = received
 		}
 	}
 	return v
@@ -729,7 +745,7 @@ func (c *Cache) serveStored(ctx *fasthttp.RequestCtx, e *entry, age time.Duratio
 		body = b[first-p.start : last-p.start+1]
 	}
 	if e.status == 200 || e.status == 206 {
-		switch evaluate(ctx, e.header) {
+		switch evaluate(ctx, validators(e.header, e.age.Date)) {
 		case httprange.NotModified:
 			c.writeStoredHeader(ctx, e, age, 304, cs)
 			ctx.Response.Header.Del("Content-Type")

@@ -116,12 +116,14 @@ func weakEqual(a, b string) bool {
 
 // Update304 returns stored's fields updated with those of a 304 (or of a
 // HEAD response, §4.3.5), RFC 9111 §3.2: each field the new response has
-// replaces all stored lines of that name, except Content-Length, Age
-// (recomputed) and hop-by-hop fields, which are kept as stored.
+// replaces all stored lines of that name, except hop-by-hop fields, Age
+// (recomputed), Content-Length, and the fields that describe the stored
+// body (Content-Encoding, Content-Range, Content-MD5) or select it (ETag:
+// the 304 was matched to this response by it), which are kept as stored.
 func Update304(stored, fresh Header) Header {
 	keep := func(l string) bool {
 		switch l {
-		case "content-length", "transfer-encoding", "age":
+		case "content-length", "content-encoding", "content-range", "content-md5", "etag", "transfer-encoding", "age":
 			return true
 		}
 		return hopByHop(l)
