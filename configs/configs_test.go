@@ -28,6 +28,14 @@ func TestExamplesLoad(t *testing.T) {
 	if edge.Role != tier.Edge || shield.Role != tier.Shield || len(edge.Keys) != 2 {
 		t.Errorf("edge %+v shield %+v", edge.Role, shield.Role)
 	}
+	// The standalone http cache: no keys, no shields, one http route.
+	standalone := tier.DefaultEdgeConfig()
+	if err := config.Load("http-edge.yaml", &standalone); err != nil {
+		t.Errorf("http-edge.yaml: %v", err)
+	}
+	if len(standalone.Routes) != 1 || standalone.Routes[0].Mode != tier.ModeHTTP || len(standalone.Keys) != 0 {
+		t.Errorf("http-edge.yaml: %+v", standalone.Routes)
+	}
 }
 
 // TestDeployExamplesLoad: the separate-hosts POP in deploy/ parses and

@@ -2,8 +2,10 @@
 // files to shields (GET|HEAD /media/<track>/<kbps>.ogg|.seek, with RFC 9110
 // ranges and conditional requests), playback manifests with signed edge
 // URLs after a rights check (GET /v1/manifest/<track>?country=CC), a first
-// next-tracks list (GET /v1/recs/next/<track>?n=3&country=CC), and
-// /healthz, /readyz and /metrics. Other origin services (plays, recs,
+// next-tracks list (GET /v1/recs/next/<track>?n=3&country=CC), cover art
+// and track metadata for the edges' http routes (GET /img/<album>/<size>.jpg,
+// GET /v1/tracks/<id>: see package artwork), and /healthz, /readyz and
+// /metrics. Other origin services (plays, recs,
 // licences) are mounted on the same mux with Mount.
 //
 // A cmd main does:
@@ -37,6 +39,7 @@ import (
 
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/origin/api"
+	"github.com/musiccdn/cdn/origin/artwork"
 	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/origin/plays"
 	"github.com/musiccdn/cdn/origin/recs"
@@ -307,6 +310,9 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, opts ...Opti
 
 	s.mux.HandleFunc("GET /v1/manifest/{track...}", s.api("manifest", s.serveManifest))
 	s.mux.HandleFunc("GET /v1/recs/next/{track...}", s.api("recs_next", s.serveNext))
+	art := artwork.New(s.src)
+	s.mux.HandleFunc("GET /img/", s.api("image", art.ServeImage))
+	s.mux.HandleFunc("GET /v1/tracks/", s.api("track", art.ServeTrack))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
@@ -340,7 +346,7 @@ func (s *Server) registerMetrics(reg prometheus.Registerer) error {
 	})
 	s.apiRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "origin_api_requests_total",
-		Help: "API requests (manifest, recs_next), by handler and status code.",
+		Help: "API requests (manifest, recs_next, image, track), by handler and status code.",
 	}, []string{"handler", "code"})
 	s.apiSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "origin_api_request_duration_seconds",
