@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -93,6 +94,15 @@ type Cache struct {
 	bg     sync.WaitGroup
 	closed chan struct{}
 	once   sync.Once
+
+	// Stats are read with atomic loads (tests, debugging).
+	Stats Stats
+}
+
+// Stats count a route's upstream traffic.
+type Stats struct {
+	Upstream  atomic.Int64 // requests sent upstream
+	Collapsed atomic.Int64 // requests that waited for another's fetch
 }
 
 // New returns a route's cache. m may be shared by routes; now is the
@@ -189,6 +199,7 @@ func (c *Cache) serveSafe(ctx *fasthttp.RequestCtx, head bool) string {
 			ch, leader := c.join(key)
 			if !leader {
 				c.m.collapsed.Inc()
+				c.Stats.Collapsed.Add(1)
 				t := time.NewTimer(c.cfg.Timeout)
 				select {
 				case <-ch:
@@ -588,6 +599,7 @@ func (c *Cache) roundTrip(key uint64, r *fasthttp.Request) (*fasthttp.Response, 
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
 	defer cancel()
 	t0 := c.now()
+	c.Stats.Upstream.Add(1)
 	if err := c.up.Do(ctx, key, r, resp); err != nil {
 		fasthttp.ReleaseResponse(resp)
 		c.m.upErr.Inc()
@@ -857,6 +869,11 @@ func (c *Cache) store1(key uint64, req Header, status int, rh Header, body []byt
 		return nil
 	}
 	e := c.newEntry(req, status, rh, t0, t1)
+	if e.age.Invalid {
+		// Its age is unknown (§5.1): it would only ever be stale, and
+		// relayed as is it stays unknown to the caches downstream.
+		return nil
+	}
 	if status == 206 {
 		first, last, size, ok := ParseContentRange(rh.Get("Content-Range"))
 		if !ok || size < 0 || int64(len(body)) != last-first+1 {
