@@ -7,7 +7,9 @@
 # 127.0.0.1:8100 with the contract configuration (one http route, /, whose
 # upstream is the suite's server: no keys, shields or cluster), runs every
 # test, writes the results to bench/cache-tests-results.json and prints the
-# score and the failing tests by suite.
+# score and the failing tests by suite. The score counts the tests the
+# suite runs against a shared cache (its browser_only tests are skipped:
+# 350 of 355 in 0.4.5) and a test passes when its result is true.
 #
 #   bench/cache-tests.sh [test-id]    # one test, verbose, when an id is given
 #
@@ -75,6 +77,7 @@ const failed = {}
 const partial = [0, 0]
 for (const s of tests) {
   for (const t of s.tests) {
+    if (t.browser_only) continue // private-cache tests: the runner skips them for a shared cache
     total++
     const r = results[t.id]
     const ok = r === true

@@ -28,19 +28,19 @@ import (
 
 // Server is one edge or shield node.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	store   *cache.Store
-	fetch   *fetcher
-	keys    *urlsign.Keyring // edge only
-	now     func() time.Time
-	prefix  []byte // "/a/" or "/media/"
-	audio   bool   // an audio route is configured
+	cfg    Config
+	log    *slog.Logger
+	store  *cache.Store
+	fetch  *fetcher
+	keys   *urlsign.Keyring // edge only
+	now    func() time.Time
+	prefix []byte // "/a/" or "/media/"
+	audio  bool   // an audio route is configured
 
 	httpRoutes []httpRoute // longest prefix first
-	m       *metrics
-	srv     *fasthttp.Server
-	metrics fasthttp.RequestHandler
+	m          *metrics
+	srv        *fasthttp.Server
+	metrics    fasthttp.RequestHandler
 
 	// With a cluster (edge): who owns what, the hot store for chunks of
 	// tracks other edges own, filled from them, and prefetch.
