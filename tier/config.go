@@ -7,6 +7,12 @@
 // /a/<track>/<kbps>.ogg?t=<token>, checks the signed token locally (no call
 // to the origin on the hot path) and fills from shields; a shield serves
 // /media/<track>/<kbps>.ogg to edges and fills from the origin.
+//
+// Beside the audio path, Config.Routes may add http routes: a path prefix
+// served by a shared RFC 9111 cache (package httpcache) in front of its
+// upstreams, for cover art and API responses (see httpRoute for who may
+// call them and what a request may cost). An edge whose routes are all
+// http needs no token keys, shields or cluster.
 package tier
 
 import (
