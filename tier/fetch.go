@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"strconv"
 	"strings"
@@ -109,6 +110,13 @@ func (f *fetcher) upstream(base string) (*upstream, error) {
 		up.hc.ReadBufferSize = f.maxHeader
 		up.hc.DisablePathNormalizing = true
 		up.hc.NoDefaultUserAgentHeader = true
+		// One retry, and only for a kept-alive connection the upstream
+		// had closed: a bad response (an oversized header) is an
+		// answer, and failover to the next upstream is the caller's.
+		up.hc.MaxIdemponentCallAttempts = 2
+		up.hc.RetryIfErr = func(_ *fasthttp.Request, _ int, err error) (bool, bool) {
+			return false, errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed)
+		}
 	}
 	f.ups[base] = up
 	return up, nil

@@ -339,6 +339,13 @@ func TestRFC9111(t *testing.T) {
 			{origin: ok("Cache-Control", "no-store", "Surrogate-Control", "max-age=60"), status: 200, upstream: 1},
 			{status: 200, upstream: 0},
 		}},
+		{"route max_header_bytes: an oversized upstream header block is a 502", []step{
+			{origin: ok("Cache-Control", "max-age=60", "X-Big", strings.Repeat("a", 20<<10)), status: 502, body: "-", upstream: 1},
+		}},
+		{"bad input: an invalid Range is ignored (RFC 9110 §14.2)", []step{
+			{origin: &scripted{hdr: []string{"Cache-Control", "max-age=60"}, body: "0123456789"}, status: 200, body: "0123456789", upstream: 1},
+			{hdr: []string{"Range", "bytes=9-1"}, status: 200, body: "0123456789", upstream: 0},
+		}},
 		{"route max_object_size: a larger body streams through uncached", []step{
 			{origin: &scripted{hdr: []string{"Cache-Control", "max-age=60"}, body: strings.Repeat("x", 100<<10)}, status: 200, body: strings.Repeat("x", 100<<10), upstream: 1},
 			{status: 200, body: strings.Repeat("x", 100<<10), upstream: 1},
