@@ -88,22 +88,11 @@ func validContentRange(v string) bool {
 	return ok && size >= 0
 }
 
-// RequestDirectives parses a request's Cache-Control, with Pragma:
-// no-cache read as Cache-Control: no-cache when there is no
-// Cache-Control (RFC 9111 §5.4).
+// RequestDirectives parses a request's Cache-Control. Pragma is ignored:
+// RFC 9111 §5.4 deprecates it (RFC 7234 read Pragma: no-cache as
+// Cache-Control: no-cache; Varnish and Fastly ignore it too).
 func RequestDirectives(req Header) Directives {
-	cc := req.Values("Cache-Control")
-	d := ParseCacheControl(cc...)
-	if len(cc) == 0 {
-		for _, p := range req.Values("Pragma") {
-			for _, t := range strings.Split(p, ",") {
-				if strings.EqualFold(strings.TrimSpace(t), "no-cache") {
-					d.NoCache = true
-				}
-			}
-		}
-	}
-	return d
+	return ParseCacheControl(req.Values("Cache-Control")...)
 }
 
 // Heuristic bounds heuristic freshness (RFC 9111 §4.2.2): a fraction of
