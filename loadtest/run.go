@@ -61,6 +61,10 @@ type Config struct {
 	// Client is the HTTP client; nil means one tuned for many connections
 	// to a few hosts.
 	Client *http.Client
+	// POP describes the target's edges and caches for the report's
+	// "params" (see RunParams); nil when unknown. It does not change
+	// what the run does.
+	POP *POPParams
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -105,6 +109,10 @@ type Targets struct {
 	// Empty: metrics are scraped from the public URLs (a POP without
 	// the split, such as the null POP).
 	Internal InternalTargets `json:"internal"`
+	// Users are the POP's demo users with their bearer tokens; each
+	// listener acts as the first user of its country. Empty (a null
+	// target): requests carry no token.
+	Users []User `json:"users"`
 }
 
 // InternalTargets are the base URLs of the nodes' internal listeners.
@@ -128,6 +136,23 @@ func (t Targets) metricsTargets() (origin string, edges, shields []string) {
 		shields = t.Internal.Shields
 	}
 	return origin, edges, shields
+}
+
+// User is a user the load tool may act as (the addr file's "users").
+type User struct {
+	UserID  string `json:"user_id"`
+	Country string `json:"country"`
+	Token   string `json:"token"`
+}
+
+// userFor returns the first user of country cc.
+func (t *Targets) userFor(cc string) (User, bool) {
+	for _, u := range t.Users {
+		if u.Country == cc {
+			return u, true
+		}
+	}
+	return User{}, false
 }
 
 // LoadTargets reads an address file written by cmd/pop --addr-file.
@@ -225,6 +250,8 @@ func Run(ctx context.Context, cfg Config, t Targets) (*Result, error) {
 	res.Seed = cfg.Workload.Seed
 	res.Catalog = cfg.Workload.Tracks
 	res.Skew = cfg.Workload.Skew
+	p := cfg.Params()
+	res.Params = &p
 	return res, nil
 }
 
@@ -269,7 +296,16 @@ func (r *runner) wall(s *Session, at time.Duration) time.Time {
 // from when it was due.
 func (r *runner) session(ctx context.Context, s Session) {
 	edge := r.t.Edges[s.Pick%uint64(len(r.t.Edges))]
-	user := "u" + strconv.Itoa(s.User)
+	user := User{UserID: "u" + strconv.Itoa(s.User)}
+	if len(r.t.Users) > 0 {
+		var ok bool
+		if user, ok = r.t.userFor(s.Country); !ok {
+			// The POP has no user in this country: its listeners
+			// cannot get a manifest at all.
+			r.rec.failN(time.Now(), "no_user_for_country", int64(len(s.Plays)))
+			return
+		}
+	}
 	for _, p := range s.Plays {
 		due := r.wall(&s, p.Start)
 		if !due.Before(r.deadline) || !sleepUntil(ctx, due) {
@@ -289,10 +325,11 @@ func (r *runner) session(ctx context.Context, s Session) {
 			continue
 		}
 		id := r.cat.ID(p.Track)
-		m, ok := r.manifest(ctx, due, id, s.Country)
+		m, ok := r.manifest(ctx, due, id, s.Country, user.Token)
 		if !ok {
 			continue
 		}
+		authorized := time.Now()
 		tier, ok := pickTier(m, s.Kbps)
 		if !ok {
 			r.rec.fail(time.Now(), "manifest_no_tier")
@@ -330,9 +367,19 @@ func (r *runner) session(ctx context.Context, s Session) {
 			if !sleepUntil(ctx, end) {
 				return
 			}
-			r.sendPlay(ctx, PlayEvent{
-				PlayID: newPlayID(), UserID: user, TrackID: id, Country: s.Country,
-				TierKbps: tier.Kbps, MSPlayed: played.Milliseconds(), TS: time.Now().UTC().Format(time.RFC3339Nano),
+			// The origin refuses a play longer than the time since its
+			// ticket was issued: under compression the report carries
+			// the wall time the play really took, so compressed plays
+			// mostly do not qualify for royalties (they still exercise
+			// ingest, tickets and the stage).
+			ms := min(played.Milliseconds(), time.Since(authorized).Milliseconds())
+			playID := m.PlayID
+			if playID == "" {
+				playID = newPlayID() // a target without tickets (the null POP)
+			}
+			r.sendPlay(ctx, user.Token, PlayEvent{
+				PlayID: playID, UserID: user.UserID, TrackID: id, Country: s.Country,
+				TierKbps: tier.Kbps, MSPlayed: ms, TS: time.Now().UTC().Format(time.RFC3339Nano), Ticket: m.PlayTicket,
 			})
 		}
 	}
@@ -365,7 +412,7 @@ func nextHeader(cat *media.Synthetic, next []int) string {
 // manifest fetches a track's manifest. A 403 (rights deny the country) is
 // what a player meets in normal use: it is counted as denied, not as an
 // error, and the track is skipped.
-func (r *runner) manifest(ctx context.Context, due time.Time, id, country string) (Manifest, bool) {
+func (r *runner) manifest(ctx context.Context, due time.Time, id, country, token string) (Manifest, bool) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
 	defer cancel()
 	u := r.t.Origin + "/v1/manifest/" + url.PathEscape(id) + "?country=" + url.QueryEscape(country)
@@ -373,6 +420,9 @@ func (r *runner) manifest(ctx context.Context, due time.Time, id, country string
 	if err != nil {
 		r.rec.fail(time.Now(), "manifest_request")
 		return Manifest{}, false
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := r.client.Do(req)
 	if err != nil {
@@ -494,7 +544,7 @@ func (r *runner) fetch(ctx context.Context, due time.Time, u string, track, kbps
 // sendPlay posts one play event, retrying with the same play id until the
 // origin acknowledges it. A 404 means the origin has no play endpoint: no
 // more events are sent and the report says so.
-func (r *runner) sendPlay(ctx context.Context, ev PlayEvent) {
+func (r *runner) sendPlay(ctx context.Context, token string, ev PlayEvent) {
 	body, _ := json.Marshal([]PlayEvent{ev})
 	kind := ""
 	for attempt := range 3 {
@@ -508,6 +558,9 @@ func (r *runner) sendPlay(ctx context.Context, ev PlayEvent) {
 			return
 		}
 		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
 		resp, err := r.client.Do(req)
 		if err != nil {
 			cancel()

@@ -94,7 +94,13 @@ func startOpsPOP(t testing.TB, edit func(*Config)) (*POP, *gatedSource) {
 // manifestURL returns the signed edge path of track's kbps tier.
 func manifestURL(t testing.TB, p *POP, track string, kbps int) (string, int) {
 	t.Helper()
-	resp, err := http.Get(p.Addrs().Origin + "/v1/manifest/" + track + "?country=SE")
+	u, ok := p.Addrs().UserFor("SE")
+	if !ok {
+		t.Fatal("no SE user in the addr file")
+	}
+	req, _ := http.NewRequest("GET", p.Addrs().Origin+"/v1/manifest/"+track, nil)
+	req.Header.Set("Authorization", "Bearer "+u.Token)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

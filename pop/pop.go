@@ -30,6 +30,7 @@ import (
 	"github.com/musiccdn/cdn/cluster"
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/daemon"
+	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/origin"
 	"github.com/musiccdn/cdn/origin/admin"
 	"github.com/musiccdn/cdn/tier"
@@ -148,6 +149,12 @@ type Addrs struct {
 	// AdminToken opens the origin's admin API (purges, takedowns) on its
 	// internal listener: Authorization: Bearer <admin_token>.
 	AdminToken string `json:"admin_token"`
+	// Users are demo users of the POP's demo identity provider, one per
+	// DemoCountries entry, with bearer tokens valid for DemoTokenTTL.
+	Users []User `json:"users"`
+	// LicenceKey is the base64 Ed25519 public key offline licences are
+	// signed with, for players to pin.
+	LicenceKey string `json:"licence_key"`
 }
 
 // InternalAddrs are the base URLs of the nodes' internal listeners: the
@@ -157,6 +164,30 @@ type InternalAddrs struct {
 	Origin  string   `json:"origin"`
 	Edges   []string `json:"edges"`
 	Shields []string `json:"shields"`
+}
+
+// User is a demo user and its bearer token.
+type User struct {
+	UserID  string `json:"user_id"`
+	Country string `json:"country"`
+	Token   string `json:"token"`
+}
+
+// DemoCountries are the countries cmd/pop makes a demo user for: the
+// issue's seven and the rest of the load tool's default mix.
+var DemoCountries = []string{"SE", "US", "DE", "GB", "BR", "JP", "IN", "MX", "FR", "ES"}
+
+// DemoTokenTTL is how long the demo users' tokens last.
+const DemoTokenTTL = 24 * time.Hour
+
+// UserFor returns the first demo user of country cc.
+func (a Addrs) UserFor(cc string) (User, bool) {
+	for _, u := range a.Users {
+		if u.Country == cc {
+			return u, true
+		}
+	}
+	return User{}, false
 }
 
 // POP is a running point of presence.
@@ -260,6 +291,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option)
 		sc.InternalAddr = net.JoinHostPort(cfg.Host, "0")
 		sc.TierKeys = tierKeys
 		sc.Upstreams = []string{p.addrs.Internal.Origin}
+		sc.Routes = Routes()
 		sc.Cache.MemoryBytes, sc.Cache.ChunkSize = cfg.ShieldCache, cfg.ChunkSize
 		if cfg.ShieldDisk > 0 {
 			sc.Cache.DiskDir = filepath.Join(p.cfg.DataDir, sc.Name)
@@ -282,11 +314,12 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option)
 		ec.InternalAddr = net.JoinHostPort(cfg.Host, "0")
 		ec.TierKeys = tierKeys
 		ec.Upstreams = p.addrs.Shields
+		ec.Routes = Routes()
 		ec.Keys = []tier.Key{{ID: keyID, Secret: hex.EncodeToString(secret)}}
 		ec.CountryHeader = cfg.CountryHeader
 		ec.Cache.MemoryBytes, ec.Cache.ChunkSize = cfg.EdgeCache, cfg.ChunkSize
 		ec.Cluster = member(cluster.RoleEdge, ec.Name)
-		ec.Prefetch.OriginURL = p.addrs.Origin
+		ec.Prefetch.OriginURL = p.addrs.Internal.Origin
 		if p.edgeEdit != nil {
 			p.edgeEdit(&ec)
 		}
@@ -318,10 +351,32 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option)
 }
 
 func (p *POP) startOrigin(keyID, secret string, tierKeys []tierauth.KeyConfig) error {
+	// The demo identity provider: a key pair made here, whose public key
+	// the origin trusts and whose tokens go into the addr file.
+	idp, err := identity.NewIssuer()
+	if err != nil {
+		return err
+	}
 	oc := origin.DefaultConfig()
 	oc.Catalog, oc.Seed = p.cfg.Catalog, p.cfg.Seed
 	oc.Keys = []origin.KeyConfig{{ID: keyID, Secret: secret}}
 	oc.TierKeys = tierKeys
+	oc.Identity.PublicKeys = []string{idp.PublicKey()}
+	ticketSecret := make([]byte, 32)
+	rand.Read(ticketSecret)
+	oc.TicketKeys = []origin.KeyConfig{{ID: keyID, Secret: hex.EncodeToString(ticketSecret)}}
+	// The demo users stand for whole populations of the load tool's
+	// simulated listeners (one user per country), so the per-user limits
+	// meant for one person's player are raised here.
+	oc.Plays.UserRate, oc.Plays.UserBurst = 10_000, 100_000
+	for _, cc := range DemoCountries {
+		u := identity.User{ID: "demo-" + cc, Country: cc}
+		tok, err := idp.Issue(u, DemoTokenTTL)
+		if err != nil {
+			return err
+		}
+		p.addrs.Users = append(p.addrs.Users, User{UserID: u.ID, Country: cc, Token: tok})
+	}
 	oc.DataDir = filepath.Join(p.cfg.DataDir, "origin")
 	oc.Admin.Token = p.cfg.AdminToken
 	ln, err := net.Listen("tcp", net.JoinHostPort(p.cfg.Host, "0"))
@@ -343,6 +398,7 @@ func (p *POP) startOrigin(keyID, secret string, tierKeys []tierauth.KeyConfig) e
 	}
 	p.origin = o
 	p.addrs.Kafka = o.KafkaAddr()
+	p.addrs.LicenceKey = base64.StdEncoding.EncodeToString(o.Licence.PublicKey())
 	p.httpSrv = &daemon.HTTP{Server: oc.HTTP.Server(o.PublicHandler(), logger), Listener: ln}
 	p.intSrv = &daemon.HTTP{Server: oc.HTTP.Server(o.InternalHandler(), logger), Listener: iln}
 	p.addrs.Origin = "http://" + ln.Addr().String()
@@ -354,6 +410,17 @@ func (p *POP) startOrigin(keyID, secret string, tierKeys []tierauth.KeyConfig) e
 
 // startTier starts a node and joins it to the cluster of the nodes
 // started before it.
+// Routes are the routes of a POP's edges and shields: the audio path, and
+// RFC 9111 caches (package httpcache) for the origin's cover art and track
+// metadata (package artwork), filled from the same upstreams.
+func Routes() []tier.Route {
+	return []tier.Route{
+		{Mode: tier.ModeAudio},
+		{Prefix: "/img/", Mode: tier.ModeHTTP},
+		{Prefix: "/v1/tracks/", Mode: tier.ModeHTTP},
+	}
+}
+
 func (p *POP) startTier(ctx context.Context, cfg tier.Config) (*tier.Node, error) {
 	n, err := tier.NewNode(cfg, p.log, prometheus.NewRegistry(), nil)
 	if err != nil {

@@ -47,7 +47,7 @@ type live struct {
 
 func newLive(cfg Config) (*live, error) {
 	lv := &live{cfg: cfg, countryHeader: cfg.CountryHeader, maxTTL: int64(time.Duration(cfg.TokenMaxTTL) / time.Second)}
-	if cfg.Role == Edge {
+	if cfg.Role == Edge && cfg.hasAudio() {
 		var err error
 		if lv.keys, err = cfg.Keyring(); err != nil {
 			return nil, err
@@ -121,9 +121,11 @@ func (s *Server) applyReload(cfg Config) error {
 	if err != nil {
 		return err
 	}
-	tk, err := tierauth.New(cfg.TierKeys)
-	if err != nil {
-		return config.Prefix("tier_keys", err)
+	var tk *tierauth.Keyring // none: a node with only http routes to outside upstreams
+	if len(cfg.TierKeys) > 0 {
+		if tk, err = tierauth.New(cfg.TierKeys); err != nil {
+			return config.Prefix("tier_keys", err)
+		}
 	}
 	old := s.Config()
 	if cfg.Cache.MemoryBytes != old.Cache.MemoryBytes {

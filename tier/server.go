@@ -40,7 +40,8 @@ type Server struct {
 	// request with an atomic load.
 	live atomic.Pointer[live]
 	// tierAuth is the tier keyring, shared with the fetchers, which sign
-	// with it; a reload swaps it.
+	// with it and the fill endpoints (a shield's /media/, an edge's
+	// /peer/media/), which check with it; a reload swaps it.
 	tierAuth *atomic.Pointer[tierauth.Keyring]
 	// revoked maps a taken-down track to the expiry up to which its
 	// tokens are refused (edge): copied on write, swapped atomically, so
@@ -49,16 +50,19 @@ type Server struct {
 	revokeMu sync.Mutex // serializes writers of revoked
 	purges   atomic.Int64
 	// reload, when set, re-reads the node's configuration (see
-	// WithReload).
+	// OnReload).
 	reload    func() error
 	reloads   atomic.Int64
 	reloadErr atomic.Int64
 	prefix    []byte // "/a/" or "/media/"
-	m         *metrics
-	srv       *fasthttp.Server // public listener
-	metrics   fasthttp.RequestHandler
-	debug     fasthttp.RequestHandler
-	internal  *fasthttp.Server // internal listener
+	audio     bool   // an audio route is configured
+
+	httpRoutes []httpRoute // longest prefix first
+	m          *metrics
+	srv        *fasthttp.Server // public listener
+	metrics    fasthttp.RequestHandler
+	debug      fasthttp.RequestHandler
+	internal   *fasthttp.Server // internal listener
 
 	// With a cluster (edge): who owns what, the hot store for chunks of
 	// tracks other edges own, filled from them, and prefetch.
@@ -104,9 +108,12 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 	if now == nil {
 		now = time.Now
 	}
-	tk, err := tierauth.New(cfg.TierKeys)
-	if err != nil {
-		return nil, fmt.Errorf("tier: tier_keys: %w", err)
+	var tk *tierauth.Keyring // nil: a node with only http routes to outside upstreams
+	if len(cfg.TierKeys) > 0 {
+		var err error
+		if tk, err = tierauth.New(cfg.TierKeys); err != nil {
+			return nil, fmt.Errorf("tier: tier_keys: %w", err)
+		}
 	}
 	f, err := newFetcher(cfg.Upstreams, time.Duration(cfg.UpstreamTimeout), now)
 	if err != nil {
@@ -134,6 +141,7 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 	for _, o := range opts {
 		o(s)
 	}
+	s.audio = cfg.hasAudio()
 	lv, err := newLive(cfg)
 	if err != nil {
 		return nil, err
@@ -157,21 +165,30 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 		}
 	}
 	s.m = newMetrics(string(cfg.Role), reg, store, f)
+	if err := s.newHTTPRoutes(cfg, reg); err != nil {
+		return nil, err
+	}
 	s.m.registerCluster(string(cfg.Role), reg, s)
 	s.metrics = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	s.debug = fasthttpadaptor.NewFastHTTPHandler(debugMux())
 	s.srv = s.newHTTPServer(s.Handle)
+	if len(s.httpRoutes) > 0 {
+		s.srv.MaxRequestBodySize = maxRouteBody
+	}
 	s.internal = s.newHTTPServer(s.HandleInternal)
 	return s, nil
 }
 
-// Limits of both listeners. Every endpoint is a GET or HEAD without a
-// body, so a request is its header: maxHeader bounds it (fasthttp's read
-// buffer is the header limit; a larger header is a 431), and a body is
-// refused before it is buffered (413).
+// Limits of both listeners. Every audio, peer and ops endpoint is a GET
+// or HEAD without a body, so a request is its header: maxHeader bounds it
+// (fasthttp's read buffer is the header limit; a larger header is a 431),
+// and a body is refused before it is buffered (413). Only the public
+// listener of a node with http routes takes bodies, for the unsafe
+// methods those routes forward upstream, up to maxRouteBody.
 const (
 	maxHeader      = 8 << 10
 	maxRequestBody = 1
+	maxRouteBody   = 1 << 20
 )
 
 func (s *Server) newHTTPServer(h fasthttp.RequestHandler) *fasthttp.Server {
@@ -319,6 +336,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.prefetch != nil {
 		s.prefetch.close()
 	}
+	for _, r := range s.httpRoutes {
+		r.cache.Close()
+	}
 	s.store.Close()
 	if s.hot != nil {
 		s.hot.Close()
@@ -335,7 +355,7 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	start := s.now()
 	path := ctx.Path()
 	switch {
-	case bytes.HasPrefix(path, s.prefix):
+	case s.audio && bytes.HasPrefix(path, s.prefix):
 		if s.cfg.Role == Shield && !s.tierAuthorized(ctx) {
 			// Edges only: nothing is read or fetched for anyone else.
 			s.m.observe(ctx.Response.StatusCode(), s.now().Sub(start))
@@ -343,8 +363,12 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 		}
 		s.serveObject(ctx, path[len(s.prefix):], false)
 		s.m.observe(ctx.Response.StatusCode(), s.now().Sub(start))
+	case s.serveHealth(ctx, path):
+	case s.serveHTTPRoute(ctx, path):
 	default:
-		s.serveHealth(ctx, path)
+		// The edge is not an open proxy: only the audio and seek-table
+		// paths and the configured http routes are served.
+		ctx.Error("not found\n", fasthttp.StatusNotFound)
 	}
 }
 
@@ -371,14 +395,15 @@ func (s *Server) HandleInternal(ctx *fasthttp.RequestCtx) {
 		s.metrics(ctx)
 	case bytes.HasPrefix(path, debugPath):
 		s.debug(ctx)
+	case s.serveHealth(ctx, path):
 	default:
-		s.serveHealth(ctx, path)
+		ctx.Error("not found\n", fasthttp.StatusNotFound)
 	}
 }
 
 // serveHealth answers /healthz and /readyz, and 404 to anything else: a
 // node is not an open proxy.
-func (s *Server) serveHealth(ctx *fasthttp.RequestCtx, path []byte) {
+func (s *Server) serveHealth(ctx *fasthttp.RequestCtx, path []byte) bool {
 	switch string(path) {
 	case "/healthz":
 		ctx.SetBodyString("ok\n")
@@ -389,14 +414,19 @@ func (s *Server) serveHealth(ctx *fasthttp.RequestCtx, path []byte) {
 			ctx.SetBodyString("ready\n")
 		}
 	default:
-		ctx.Error("not found\n", fasthttp.StatusNotFound)
+		return false
 	}
+	return true
 }
 
 // tierAuthorized checks the request's tier credential over its method and
 // request target; on failure it writes a 403.
 func (s *Server) tierAuthorized(ctx *fasthttp.RequestCtx) bool {
-	err := s.tierAuth.Load().Verify(ctx.Request.Header.Peek(tierauth.Header), ctx.Method(), ctx.Request.Header.RequestURI(), s.now())
+	kr := s.tierAuth.Load()
+	var err error = tierauth.ErrMissing // no tier keys: nobody is a node of this POP
+	if kr != nil {
+		err = kr.Verify(ctx.Request.Header.Peek(tierauth.Header), ctx.Method(), ctx.Request.Header.RequestURI(), s.now())
+	}
 	if err != nil {
 		s.m.tokenRejected(tokenTier)
 		ctx.Error("forbidden\n", fasthttp.StatusForbidden)
