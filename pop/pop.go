@@ -307,11 +307,11 @@ func (p *POP) startTier(ctx context.Context, cfg tier.Config) (*tier.Node, error
 	if err != nil {
 		return nil, err
 	}
-	if len(p.gossip) > 0 {
-		if err := n.Join(ctx, p.gossip[:1]); err != nil {
-			n.Kill()
-			return nil, err
-		}
+	// The first node joins no one (no seeds): that still counts as
+	// joined for its /readyz.
+	if err := n.Join(ctx, p.gossip[:min(1, len(p.gossip))]); err != nil {
+		n.Kill()
+		return nil, err
 	}
 	p.gossip = append(p.gossip, n.Members.Addr())
 	p.serve(n)

@@ -62,6 +62,11 @@ type Server struct {
 
 	comp compressor
 
+	warn *warnLimiter // "upstream failure" warnings: one per upstream per WarnEvery
+	// ready, when set, must also hold for /readyz to answer 200 (a
+	// node in a cluster: joined, and an edge sees a shield).
+	ready func() bool
+
 	draining atomic.Bool
 	ln       net.Listener // public
 	iln      net.Listener // internal
@@ -95,7 +100,11 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 	if err != nil {
 		return nil, fmt.Errorf("tier: tier_keys: %w", err)
 	}
-	f, err := newFetcher(cfg.Upstreams, time.Duration(cfg.UpstreamTimeout), now)
+	fillTLS, err := cfg.FillTLS()
+	if err != nil {
+		return nil, err
+	}
+	f, err := newFetcher(cfg.Upstreams, time.Duration(cfg.UpstreamTimeout), fillTLS, now)
 	if err != nil {
 		return nil, err
 	}
@@ -115,6 +124,7 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 		cacheStatusHit:   []byte(cfg.Name + "; hit"),
 		cacheStatusMiss:  []byte(cfg.Name + "; fwd=miss; stored"),
 		cacheStatusStale: []byte(cfg.Name + "; hit; detail=stale"),
+		warn:             newWarnLimiter(time.Duration(cfg.WarnEvery)),
 	}
 	for _, o := range opts {
 		o(s)
@@ -128,7 +138,8 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 		if s.route != nil {
 			f.route = s.route
 			s.hotFetch = &fetcher{static: cfg.Upstreams, route: s.route, peer: true, auth: tk,
-				timeout: time.Duration(cfg.UpstreamTimeout), now: now, ups: map[string]*upstream{}}
+				timeout: time.Duration(cfg.UpstreamTimeout), hedgeAfter: time.Duration(cfg.PeerHedgeAfter),
+				tls: f.tls, now: now, ups: map[string]*upstream{}}
 			adm := cache.NewRateAdmission(cfg.HotMinReads, time.Duration(cfg.HotWindow), now)
 			if s.hot, err = cache.New(cfg.HotCache, s.hotFetch, now, cache.WithAdmission(adm)); err != nil {
 				return nil, err
@@ -358,9 +369,12 @@ func (s *Server) serveHealth(ctx *fasthttp.RequestCtx, path []byte) {
 	case "/healthz":
 		ctx.SetBodyString("ok\n")
 	case "/readyz":
-		if s.draining.Load() {
+		switch {
+		case s.draining.Load():
 			ctx.Error("draining\n", fasthttp.StatusServiceUnavailable)
-		} else {
+		case s.ready != nil && !s.ready():
+			ctx.Error("not joined\n", fasthttp.StatusServiceUnavailable)
+		default:
 			ctx.SetBodyString("ready\n")
 		}
 	default:
@@ -720,8 +734,16 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, err error) {
 	default:
 		ctx.Error("bad gateway\n", fasthttp.StatusBadGateway)
 	}
-	s.log.Warn("upstream failure", "path", string(ctx.Path()), "err", err)
+	// The failure is this node's upstream's, not this node's: the edge
+	// that asked (a peer) must not mark this node down for it.
+	ctx.Response.Header.Set(HeaderUpstreamError, "1")
+	s.warn.log(s.log, s.now(), upstreamOf(err), "upstream failure", "path", string(ctx.Path()), "err", err)
 }
+
+// HeaderUpstreamError marks a 502 or 504 that a node passed on from its
+// upstream (its own fill failed), so that the node that asked does not
+// blame the one that answered (see fetcher).
+const HeaderUpstreamError = "X-Upstream-Error"
 
 // parseName checks "<track>/<kbps>.<ogg|seek>" and returns the track id.
 func parseName(name []byte) (track []byte, ok bool) {
