@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -52,6 +53,20 @@ type Config struct {
 	// it (edges refuse tokens of other countries). Empty sends none.
 	// Default "X-Client-Country", pop's default.
 	CountryHeader string
+	// Failover retries a range request that failed (a transport error or
+	// a 5xx) once at the next edge, and keeps the session there, as a
+	// player behind a load balancer or DNS with failover would. The
+	// request is timed from when it was due to the retry's answer.
+	// Default false: every session is pinned to one edge.
+	Failover bool
+	// RequestLog, if not nil, receives one CSV line per range request and
+	// track start ("t_ms,kind,edge,ttfb_ms,ok"), for cutting a run into
+	// windows.
+	RequestLog io.Writer
+	// ScrapeEvery is how often every node's /metrics is scraped during
+	// the run, so counter resets (a node restarted) are seen: the
+	// figures sum each node's increases between scrapes. Default 5s.
+	ScrapeEvery time.Duration
 	// Progress, if not nil, receives a status line every ProgressEvery.
 	Progress      io.Writer
 	ProgressEvery time.Duration
@@ -73,6 +88,7 @@ func DefaultConfig() Config {
 		MaxSessions:    50000,
 		CountryHeader:  "X-Client-Country",
 		ProgressEvery:  time.Second,
+		ScrapeEvery:    5 * time.Second,
 	}
 }
 
@@ -176,12 +192,41 @@ func Run(ctx context.Context, cfg Config, t Targets) (*Result, error) {
 	if r.client == nil {
 		r.client = NewClient()
 	}
-	before := scrapeAll(ctx, r.client, t)
+	counters := newCounterDeltas()
+	counters.add(scrapeNodes(ctx, r.client, t))
 
 	start := time.Now()
 	r.start = start
 	r.deadline = start.Add(cfg.Duration)
 	r.rec = newRecorder(start)
+	if cfg.RequestLog != nil {
+		bw := bufio.NewWriterSize(cfg.RequestLog, 64<<10)
+		r.rec.log = &requestLog{w: bw}
+		defer func() {
+			r.rec.mu.Lock()
+			bw.Flush()
+			r.rec.mu.Unlock()
+		}()
+	}
+	stopScrape := make(chan struct{})
+	scrapeDone := make(chan struct{})
+	go func() {
+		defer close(scrapeDone)
+		every := cfg.ScrapeEvery
+		if every <= 0 {
+			every = 5 * time.Second
+		}
+		tk := time.NewTicker(every)
+		defer tk.Stop()
+		for {
+			select {
+			case <-tk.C:
+				counters.add(scrapeNodes(ctx, r.client, t))
+			case <-stopScrape:
+				return
+			}
+		}
+	}()
 
 	progressDone := make(chan struct{})
 	stopProgress := make(chan struct{})
@@ -218,7 +263,10 @@ func Run(ctx context.Context, cfg Config, t Targets) (*Result, error) {
 	close(stopProgress)
 	<-progressDone
 
-	after := scrapeAll(ctx, r.client, t)
+	close(stopScrape)
+	<-scrapeDone
+	counters.add(scrapeNodes(ctx, r.client, t))
+	before, after := counters.snapshots()
 	res := r.rec.result(end.Sub(start))
 	res.PlaysUnsupported = r.playsUnsupported.Load()
 	res.applyMetrics(before, after)
@@ -268,7 +316,7 @@ func (r *runner) wall(s *Session, at time.Duration) time.Time {
 // request that is late because the previous one was slow is still timed
 // from when it was due.
 func (r *runner) session(ctx context.Context, s Session) {
-	edge := r.t.Edges[s.Pick%uint64(len(r.t.Edges))]
+	ei := int(s.Pick % uint64(len(r.t.Edges)))
 	user := "u" + strconv.Itoa(s.User)
 	for _, p := range s.Plays {
 		due := r.wall(&s, p.Start)
@@ -318,7 +366,7 @@ func (r *runner) session(ctx context.Context, s Session) {
 			if k == 0 {
 				h = hints
 			}
-			r.fetch(ctx, fdue, edge+tier.URL, p.Track, tier.Kbps, f.Off, f.Len, h, s.Country)
+			ei = r.fetchFailover(ctx, fdue, ei, tier.URL, p.Track, tier.Kbps, f.Off, f.Len, h, s.Country)
 		}
 		played := p.Played
 		end := r.wall(&s, p.Start+p.Played)
@@ -377,6 +425,7 @@ func (r *runner) manifest(ctx context.Context, due time.Time, id, country string
 	resp, err := r.client.Do(req)
 	if err != nil {
 		r.rec.fail(time.Now(), "manifest_"+netKind(err))
+		r.rec.trackStart(time.Now(), due, true)
 		r.logf("manifest", "url", u, "err", err)
 		return Manifest{}, false
 	}
@@ -385,17 +434,21 @@ func (r *runner) manifest(ctx context.Context, due time.Time, id, country string
 	switch {
 	case resp.StatusCode == http.StatusForbidden:
 		r.rec.manifest(time.Now(), due, true)
+		r.rec.trackStart(time.Now(), due, false)
 		return Manifest{}, false
 	case resp.StatusCode != http.StatusOK:
 		r.rec.fail(time.Now(), "manifest_http_"+strconv.Itoa(resp.StatusCode))
+		r.rec.trackStart(time.Now(), due, true)
 		return Manifest{}, false
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&m); err != nil {
 		r.rec.fail(time.Now(), "manifest_decode")
+		r.rec.trackStart(time.Now(), due, true)
 		r.logf("manifest decode", "url", u, "err", err)
 		return Manifest{}, false
 	}
 	r.rec.manifest(time.Now(), due, false)
+	r.rec.trackStart(time.Now(), due, false)
 	return m, true
 }
 
@@ -403,14 +456,37 @@ func (r *runner) manifest(ctx context.Context, due time.Time, id, country string
 // should be.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
 
-// fetch makes one range request and checks every byte of the answer.
-func (r *runner) fetch(ctx context.Context, due time.Time, u string, track, kbps int, off, n int64, hints, country string) {
+// fetchFailover makes one range request at edge ei and records it; with
+// Config.Failover, a request that failed with a transport error or a 5xx
+// is retried once at the next edge (timed from the same due time), and
+// the index of the edge the session continues with is returned.
+func (r *runner) fetchFailover(ctx context.Context, due time.Time, ei int, path string, track, kbps int, off, n int64, hints, country string) int {
+	o := r.fetch(ctx, due, r.t.Edges[ei]+path, track, kbps, off, n, hints, country)
+	o.Edge = ei
+	if r.cfg.Failover && len(r.t.Edges) > 1 && retriable(o) && ctx.Err() == nil {
+		r.rec.failover()
+		ei = (ei + 1) % len(r.t.Edges)
+		o = r.fetch(ctx, due, r.t.Edges[ei]+path, track, kbps, off, n, hints, country)
+		o.Edge = ei
+	}
+	r.rec.observe(time.Now(), o)
+	return ei
+}
+
+// retriable reports whether a load balancer would retry o elsewhere: a
+// transport failure or a 5xx, never a verify failure or a 4xx.
+func retriable(o Observation) bool {
+	return o.Err != "" && (!strings.HasPrefix(o.Err, "http_") || strings.HasPrefix(o.Err, "http_5"))
+}
+
+// fetch makes one range request and checks every byte of the answer; the
+// caller records the observation.
+func (r *runner) fetch(ctx context.Context, due time.Time, u string, track, kbps int, off, n int64, hints, country string) Observation {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		r.rec.fail(time.Now(), "request")
-		return
+		return Observation{Kbps: kbps, Err: "request", TTFB: time.Since(due), Total: time.Since(due)}
 	}
 	last := off + n - 1
 	req.Header.Set("Range", "bytes="+strconv.FormatInt(off, 10)+"-"+strconv.FormatInt(last, 10))
@@ -422,9 +498,8 @@ func (r *runner) fetch(ctx context.Context, due time.Time, u string, track, kbps
 	}
 	resp, err := r.client.Do(req)
 	if err != nil {
-		r.rec.observe(time.Now(), Observation{Kbps: kbps, Err: netKind(err), TTFB: time.Since(due), Total: time.Since(due)})
 		r.logf("fetch", "url", u, "range", req.Header.Get("Range"), "err", err)
-		return
+		return Observation{Kbps: kbps, Err: netKind(err), TTFB: time.Since(due), Total: time.Since(due)}
 	}
 	defer drain(resp.Body)
 	ttfb := time.Since(due)
@@ -446,9 +521,8 @@ func (r *runner) fetch(ctx context.Context, due time.Time, u string, track, kbps
 	default:
 		o.Err = "http_" + strconv.Itoa(resp.StatusCode)
 		o.Total = time.Since(due)
-		r.rec.observe(time.Now(), o)
 		r.logf("fetch status", "url", u, "range", req.Header.Get("Range"), "status", resp.StatusCode)
-		return
+		return o
 	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
@@ -488,7 +562,7 @@ func (r *runner) fetch(ctx context.Context, due time.Time, u string, track, kbps
 		}
 		r.logf("verify failure: body length", "url", u, "range", req.Header.Get("Range"), "got", o.Bytes, "want", n)
 	}
-	r.rec.observe(time.Now(), o)
+	return o
 }
 
 // sendPlay posts one play event, retrying with the same play id until the

@@ -73,6 +73,8 @@ func runMain(ctx context.Context, args []string) error {
 		quiet     = fs.Bool("quiet", false, "no progress line")
 		verbose   = fs.Bool("v", false, "log every problem (the first 100) to stderr")
 		cpuProf   = fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+		failover  = fs.Bool("failover", false, "retry a range request that failed (transport error or 5xx) once at the next edge, and keep the session there, as a player behind a load balancer would")
+		reqLog    = fs.String("requests-log", "", "write one CSV line per range request and track start to this file (t_ms,kind,edge,ttfb_ms,ok)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -93,6 +95,16 @@ func runMain(ctx context.Context, args []string) error {
 	cfg.MaxSessions = *maxSess
 	cfg.NoVerify = *noVerify
 	cfg.CountryHeader = *country
+	cfg.Failover = *failover
+	if *reqLog != "" {
+		f, err := os.Create(*reqLog)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		fmt.Fprintln(f, "t_ms,kind,edge,ttfb_ms,ok")
+		cfg.RequestLog = f
+	}
 	if !*quiet {
 		cfg.Progress = os.Stderr
 	}
