@@ -54,20 +54,20 @@ type recorder struct {
 	trackStartErrors int64 // of which failed (not counting rights denials)
 	failovers        int64 // requests retried at another edge after an error
 	log              *requestLog
-	byTier         map[int]*breakdownAcc
-	byOutcome      [len(outcomeNames)]*breakdownAcc
-	manifestLat    *hdrhistogram.Histogram
-	requests       int64
-	bytes          int64
-	errors         int64
-	verifyFailures int64
-	manifests      int64
-	denied         int64
-	sessions       int64
-	plays          int64
-	errKinds       map[string]int64
-	verifyKinds    map[string]int64
-	seconds        []*second
+	byTier           map[int]*breakdownAcc
+	byOutcome        [len(outcomeNames)]*breakdownAcc
+	manifestLat      *hdrhistogram.Histogram
+	requests         int64
+	bytes            int64
+	errors           int64
+	verifyFailures   int64
+	manifests        int64
+	denied           int64
+	sessions         int64
+	plays            int64
+	errKinds         map[string]int64
+	verifyKinds      map[string]int64
+	seconds          []*second
 }
 
 type breakdownAcc struct {

@@ -45,10 +45,10 @@ type Result struct {
 	TrackStartErrors int64 `json:"track_start_errors"`
 	// Failovers are range requests retried at another edge after an
 	// error (Config.Failover); the retry's outcome is what is counted.
-	Failovers int64 `json:"failovers"`
-	TotalP50MS     float64 `json:"total_p50_ms"`
-	TotalP99MS     float64 `json:"total_p99_ms"`
-	TotalP999MS    float64 `json:"total_p999_ms"`
+	Failovers   int64   `json:"failovers"`
+	TotalP50MS  float64 `json:"total_p50_ms"`
+	TotalP99MS  float64 `json:"total_p99_ms"`
+	TotalP999MS float64 `json:"total_p999_ms"`
 	// EdgeHitRatio is the share of range requests whose Cache-Status says
 	// the edge answered from its cache.
 	EdgeHitRatio float64 `json:"edge_hit_ratio"`
