@@ -18,6 +18,7 @@
 //	public    GET /v1/manifest/<t>        players        (user session)    one rights look-up, 5 signatures
 //	public    GET /v1/recs/next/<t>       players, edges (user session)    n <= 10 rights look-ups
 //	internal  GET|HEAD /media/<t>/<k>.ext shields        tier credential   one file (<= ~10 MB), MaxRanges ranges
+//	internal  GET /v1/snapshot            edges          tier credential   one catalog walk per 30 s for all callers; a few MB sent
 //	internal  GET /metrics                operators      network only      one scrape
 //	internal  GET /v1/royalties/...       finance jobs   network only      one ledger query
 //	both      GET /healthz, /readyz       load balancers none              constant
@@ -376,6 +377,8 @@ type Server struct {
 	apiRequests   *prometheus.CounterVec // handler, code
 	apiSeconds    *prometheus.HistogramVec
 	tierRejected  prometheus.Counter
+
+	snap snapshotCache // GET /v1/snapshot
 }
 
 // New validates cfg, opens the catalog and the rights, registers the
@@ -458,6 +461,7 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, opts ...Opti
 		m.HandleFunc("GET /readyz", readyz)
 	}
 	s.imux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	s.imux.HandleFunc("GET "+SnapshotPath, s.api("snapshot", s.serveSnapshot))
 	s.ready.Store(true)
 	return s, nil
 }

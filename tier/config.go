@@ -154,6 +154,10 @@ type Config struct {
 	LoadFloor  int64   `yaml:"load_floor"`
 	// Prefetch warms the next tracks (edge only).
 	Prefetch PrefetchConfig `yaml:"prefetch"`
+	// Manifest makes the edge mint playback manifests from a snapshot of
+	// the origin's catalog and rights (edge only), so track starts
+	// survive the origin.
+	Manifest ManifestConfig `yaml:"manifest"`
 	// Cluster is the node's gossip membership in its POP. Without a role
 	// (the default) the node runs alone: an edge routes to Upstreams by
 	// hashing and owns every track. When cluster.http_addr is empty it is
@@ -218,6 +222,7 @@ func DefaultEdgeConfig() Config {
 		LoadFactor:      1.25,
 		LoadFloor:       32,
 		Prefetch:        DefaultPrefetchConfig(),
+		Manifest:        DefaultManifestConfig(),
 		Cluster:         clusterDefaults(),
 		TokenMaxTTL:     config.Duration(DefaultTokenMaxTTL),
 	}
@@ -358,6 +363,7 @@ func (c Config) Validate() error {
 	if c.Role == Edge {
 		errs = append(errs, config.Prefix("hot_cache", c.HotCache.Validate()))
 		errs = append(errs, config.Prefix("prefetch", c.Prefetch.Validate()))
+		errs = append(errs, config.Prefix("manifest", c.Manifest.Validate(c.TokenMaxTTL)))
 		if c.HotMinReads < 1 {
 			bad("hot_min_reads", "must be positive")
 		}

@@ -113,6 +113,31 @@ func (m *metrics) registerCluster(role string, reg prometheus.Registerer, s *Ser
 			stat("hot_collapsed_total", "Hot-store reads that joined a peer fill in flight.", s.hot.Stats.Collapsed.Load),
 		)
 	}
+	if mf := s.manifests; mf != nil {
+		reg.MustRegister(
+			stat("manifest_snapshot_pulls_total", "Snapshot pulls from the origin.", mf.pulls.Load),
+			stat("manifest_snapshot_failures_total", "Snapshot pulls that failed (the last snapshot stays in use up to manifest.max_age).", mf.pullFailures.Load),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: role + "_manifest_snapshot_age_seconds", Help: "Age of the snapshot manifests are minted from (-1: none)."},
+				func() float64 {
+					if snap := mf.snap.Load(); snap != nil {
+						return s.now().Sub(snap.Taken).Seconds()
+					}
+					return -1
+				}),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: role + "_manifest_snapshot_tracks", Help: "Tracks in the snapshot."},
+				func() float64 {
+					if snap := mf.snap.Load(); snap != nil {
+						return float64(len(snap.Tracks))
+					}
+					return 0
+				}),
+		)
+		for i, code := range []string{"200", "403", "404", "503"} {
+			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: role + "_manifests_total",
+				Help: "Manifests minted from the snapshot, by status code.", ConstLabels: prometheus.Labels{"code": code}},
+				func() float64 { return float64(mf.served[i].Load()) }))
+		}
+	}
 	if p := s.prefetch; p != nil {
 		reg.MustRegister(
 			stat("prefetch_issued_total", "Next-track prefetches started.", p.issued.Load),
@@ -173,3 +198,4 @@ func itoa3(code int) string {
 	}
 	return string([]byte{byte('0' + code/100), byte('0' + code/10%10), byte('0' + code%10)})
 }
+

@@ -53,6 +53,9 @@ type Server struct {
 	hot      *cache.Store
 	hotFetch *fetcher
 	prefetch *prefetcher
+	// manifests mints playback manifests from a snapshot (edge, when
+	// manifest.enabled).
+	manifests *manifests
 	peerHits atomic.Int64 // peer requests served as owner
 	misroute atomic.Int64 // peer requests for tracks this node does not own
 
@@ -147,6 +150,10 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 		}
 		if cfg.Prefetch.Enabled && cfg.Prefetch.Tracks > 0 {
 			s.prefetch = newPrefetcher(s, cfg.Prefetch)
+		}
+		if cfg.Manifest.Enabled {
+			s.manifests = newManifests(s, cfg.Manifest)
+			go s.manifests.run()
 		}
 	}
 	s.m = newMetrics(string(cfg.Role), reg, store, f)
@@ -312,6 +319,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.prefetch != nil {
 		s.prefetch.close()
 	}
+	if s.manifests != nil {
+		s.manifests.close()
+	}
 	s.store.Close()
 	if s.hot != nil {
 		s.hot.Close()
@@ -336,6 +346,8 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 		}
 		s.serveObject(ctx, path[len(s.prefix):], false)
 		s.m.observe(ctx.Response.StatusCode(), s.now().Sub(start))
+	case s.manifests != nil && bytes.HasPrefix(path, manifestPath):
+		s.manifests.serve(ctx, path[len(manifestPath):])
 	default:
 		s.serveHealth(ctx, path)
 	}
@@ -374,6 +386,8 @@ func (s *Server) serveHealth(ctx *fasthttp.RequestCtx, path []byte) {
 			ctx.Error("draining\n", fasthttp.StatusServiceUnavailable)
 		case s.ready != nil && !s.ready():
 			ctx.Error("not joined\n", fasthttp.StatusServiceUnavailable)
+		case s.manifests != nil && !s.manifests.loaded():
+			ctx.Error("no manifest snapshot\n", fasthttp.StatusServiceUnavailable)
 		default:
 			ctx.SetBodyString("ready\n")
 		}
@@ -395,7 +409,8 @@ func (s *Server) tierAuthorized(ctx *fasthttp.RequestCtx) bool {
 }
 
 var (
-	peerPath  = []byte(peerPrefix)
+	manifestPath = []byte("/v1/manifest/")
+	peerPath     = []byte(peerPrefix)
 	debugPath = []byte("/debug/pprof/")
 )
 

@@ -1,0 +1,243 @@
+package tier
+
+import (
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/country"
+	"github.com/musiccdn/cdn/manifest"
+	"github.com/musiccdn/cdn/origin/media"
+	"github.com/musiccdn/cdn/tierauth"
+)
+
+// ManifestConfig makes an edge mint playback manifests itself, from a
+// catalog and rights snapshot it pulls from the origin (package
+// manifest), so that listeners keep starting tracks while the origin is
+// unreachable.
+type ManifestConfig struct {
+	// Enabled serves GET /v1/manifest/<track>?country=CC on the edge's
+	// public listener. Default false.
+	Enabled bool `yaml:"enabled"`
+	// OriginURL is the base URL of the origin's internal listener, where
+	// GET /v1/snapshot is pulled with the tier credential. Required when
+	// enabled.
+	OriginURL string `yaml:"origin_url"`
+	// Refresh is how often the snapshot is pulled (and retried after a
+	// failure). A rights or catalog change reaches the edge within it.
+	// Default 1m.
+	Refresh config.Duration `yaml:"refresh"`
+	// MaxAge is how long a snapshot is used when no newer one can be
+	// pulled: past it manifests are 503 rather than minted from rights
+	// that may have changed. It bounds how late a licence's end is
+	// honoured during an origin outage. Default 1h.
+	MaxAge config.Duration `yaml:"max_age"`
+	// TokenTTL is the lifetime of the minted URLs' tokens; at most
+	// token_max_ttl. Default 6h (the origin's token_ttl).
+	TokenTTL config.Duration `yaml:"token_ttl"`
+}
+
+// DefaultManifestConfig returns the defaults.
+func DefaultManifestConfig() ManifestConfig {
+	return ManifestConfig{
+		Refresh:  config.Duration(time.Minute),
+		MaxAge:   config.Duration(time.Hour),
+		TokenTTL: config.Duration(6 * time.Hour),
+	}
+}
+
+// Validate reports every invalid field.
+func (c ManifestConfig) Validate(tokenMaxTTL config.Duration) error {
+	if !c.Enabled {
+		return nil
+	}
+	var errs []error
+	if u, err := url.Parse(c.OriginURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, config.Errorf("origin_url", "%q is not the origin's internal base URL", c.OriginURL))
+	}
+	if c.Refresh < config.Duration(time.Second) {
+		errs = append(errs, config.Errorf("refresh", "must be at least 1s"))
+	}
+	if c.MaxAge < c.Refresh {
+		errs = append(errs, config.Errorf("max_age", "must be at least refresh"))
+	}
+	if c.TokenTTL <= 0 || c.TokenTTL > tokenMaxTTL {
+		errs = append(errs, config.Errorf("token_ttl", "must be positive and at most token_max_ttl (%v)", time.Duration(tokenMaxTTL)))
+	}
+	return errors.Join(errs...)
+}
+
+// manifests holds the current snapshot and pulls new ones.
+type manifests struct {
+	s      *Server
+	cfg    ManifestConfig
+	client *http.Client
+	snap   atomic.Pointer[manifest.Snapshot]
+	stop   chan struct{}
+	done   chan struct{}
+
+	pulls, pullFailures atomic.Int64
+	served              [4]atomic.Int64 // 200, 403, 404, 503
+}
+
+func newManifests(s *Server, cfg ManifestConfig) *manifests {
+	tr := &http.Transport{TLSClientConfig: s.fetch.tls, DisableCompression: true, MaxIdleConnsPerHost: 1}
+	return &manifests{s: s, cfg: cfg, client: &http.Client{Transport: tr, Timeout: time.Minute},
+		stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+// run pulls a snapshot now and every Refresh until close.
+func (m *manifests) run() {
+	defer close(m.done)
+	for {
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-m.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		err := m.pull(ctx)
+		cancel()
+		if err != nil {
+			m.pullFailures.Add(1)
+			m.s.warn.log(m.s.log, m.s.now(), m.cfg.OriginURL, "manifest snapshot pull failed; minting from the last one", "err", err)
+		}
+		t := time.NewTimer(time.Duration(m.cfg.Refresh))
+		select {
+		case <-t.C:
+		case <-m.stop:
+			t.Stop()
+			return
+		}
+	}
+}
+
+func (m *manifests) pull(ctx context.Context) error {
+	m.pulls.Add(1)
+	base := strings.TrimSuffix(m.cfg.OriginURL, "/")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+snapshotPath, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set(tierauth.Header, m.s.tierKeys.Sign(http.MethodGet, snapshotPath, m.s.now()))
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err := m.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s%s: status %d", base, snapshotPath, resp.StatusCode)
+	}
+	var body io.Reader = resp.Body
+	if resp.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			return fmt.Errorf("%s%s: %w", base, snapshotPath, err)
+		}
+		body = zr
+	}
+	snap, err := manifest.Decode(io.LimitReader(body, maxSnapshot))
+	if err != nil {
+		return fmt.Errorf("%s%s: %w", base, snapshotPath, err)
+	}
+	if old := m.snap.Load(); old != nil && snap.Taken.Before(old.Taken) {
+		return nil // an older one (another origin instance lagging): keep ours
+	}
+	m.snap.Store(snap)
+	return nil
+}
+
+// snapshotPath is origin.SnapshotPath (not imported: the origin package
+// carries the plays pipeline's dependencies).
+const snapshotPath = "/v1/snapshot"
+
+// maxSnapshot bounds a decompressed snapshot body.
+const maxSnapshot = 4 << 30
+
+func (m *manifests) close() {
+	select {
+	case <-m.stop:
+	default:
+		close(m.stop)
+	}
+	<-m.done
+}
+
+// loaded reports whether a snapshot young enough to mint from is held.
+func (m *manifests) loaded() bool {
+	snap := m.snap.Load()
+	return snap != nil && m.s.now().Sub(snap.Taken) <= time.Duration(m.cfg.MaxAge)
+}
+
+// serve answers GET /v1/manifest/<track>?country=CC: the endpoint of the
+// origin's public API, minted here. Any player may call it (on the
+// public listener); the most it costs is one binary search, one bitmap
+// test and a signature per file (about ten). Until user sessions are
+// verified here, the country is the query's, as at the origin.
+func (m *manifests) serve(ctx *fasthttp.RequestCtx, id []byte) {
+	code := m.mint(ctx, string(id))
+	switch code {
+	case fasthttp.StatusOK:
+		m.served[0].Add(1)
+	case fasthttp.StatusForbidden:
+		m.served[1].Add(1)
+	case fasthttp.StatusNotFound:
+		m.served[2].Add(1)
+	case fasthttp.StatusServiceUnavailable:
+		m.served[3].Add(1)
+	}
+}
+
+func (m *manifests) mint(ctx *fasthttp.RequestCtx, id string) int {
+	if !ctx.IsGet() {
+		ctx.Response.Header.Set("Allow", "GET")
+		ctx.Error("method not allowed\n", fasthttp.StatusMethodNotAllowed)
+		return fasthttp.StatusMethodNotAllowed
+	}
+	cc := string(ctx.QueryArgs().Peek("country"))
+	if !media.ValidID(id) {
+		ctx.Error("bad track id\n", fasthttp.StatusBadRequest)
+		return fasthttp.StatusBadRequest
+	}
+	if !country.Valid(cc) {
+		ctx.Error("bad country\n", fasthttp.StatusBadRequest)
+		return fasthttp.StatusBadRequest
+	}
+	snap := m.snap.Load()
+	now := m.s.now()
+	if snap == nil || now.Sub(snap.Taken) > time.Duration(m.cfg.MaxAge) {
+		ctx.Error("manifests unavailable\n", fasthttp.StatusServiceUnavailable)
+		return fasthttp.StatusServiceUnavailable
+	}
+	man, err := snap.Manifest(id, cc, now, m.s.keys, time.Duration(m.cfg.TokenTTL))
+	switch {
+	case errors.Is(err, manifest.ErrNotFound):
+		ctx.Error("not found\n", fasthttp.StatusNotFound)
+		return fasthttp.StatusNotFound
+	case errors.Is(err, manifest.ErrDenied):
+		ctx.Error("not licensed in this country\n", fasthttp.StatusForbidden)
+		return fasthttp.StatusForbidden
+	case err != nil:
+		ctx.Error("internal error\n", fasthttp.StatusInternalServerError)
+		return fasthttp.StatusInternalServerError
+	}
+	ctx.SetContentType("application/json")
+	// The body holds bearer tokens: no shared cache may keep it.
+	ctx.Response.Header.Set("Cache-Control", "private, no-store")
+	json.NewEncoder(ctx).Encode(man)
+	return fasthttp.StatusOK
+}

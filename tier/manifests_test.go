@@ -1,0 +1,93 @@
+package tier
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/origin"
+	"github.com/musiccdn/cdn/origin/api"
+	"github.com/musiccdn/cdn/tierauth"
+)
+
+// TestManifestsSurviveTheOrigin: an edge with manifest.enabled mints the
+// origin's manifests from its snapshot, the URLs play at the edge, and it
+// keeps minting after the origin is gone, until the snapshot is older
+// than max_age. Catches: minting that asks the origin (fails once it is
+// closed), a failed pull that drops the snapshot, max_age not enforced,
+// a snapshot pull without the tier credential (403 at the origin).
+func TestManifestsSurviveTheOrigin(t *testing.T) {
+	var p *testPOP
+	clock := func() time.Time { return p.clock() }
+	ocfg := origin.DefaultConfig()
+	ocfg.Catalog, ocfg.Seed = "synthetic:100", 42 // the test origin's bytes
+	ocfg.Keys = []origin.KeyConfig{{ID: testKey.ID, Secret: testKey.Secret}}
+	ocfg.TierKeys = []tierauth.KeyConfig{testTierKey}
+	ocfg.DataDir = t.TempDir()
+	o, err := origin.New(ocfg, nil, nil, origin.WithClock(func() time.Time { return clock() }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	its := httptest.NewServer(o.InternalHandler())
+	defer its.Close()
+	p = newTestPOP(t, func(e, s *Config) {
+		e.Manifest.Enabled = true
+		e.Manifest.OriginURL = its.URL
+		e.Manifest.Refresh = config.Duration(time.Hour) // the test pulls by hand
+		e.Manifest.MaxAge = config.Duration(2 * time.Hour)
+	})
+	mf := p.edge.manifests
+	if err := mf.pull(context.Background()); err != nil {
+		t.Fatalf("pull: %v", err)
+	}
+	var id, cc string
+	var want origin.Manifest
+	for i := 0; id == ""; i++ {
+		for _, c := range []string{"SE", "US", "DE"} {
+			if m, err := o.Manifest(context.Background(), fmt.Sprintf("t%d", i), c, p.clock()); err == nil {
+				id, cc, want = fmt.Sprintf("t%d", i), c, m
+				break
+			}
+		}
+	}
+	get := func() (int, api.Manifest) {
+		resp, body := p.get(t, p.edge.URL()+"/v1/manifest/"+id+"?country="+cc)
+		var m api.Manifest
+		if resp.StatusCode == 200 {
+			if err := json.Unmarshal(body, &m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return resp.StatusCode, m
+	}
+	code, m := get()
+	wj, _ := json.Marshal(want)
+	mj, _ := json.Marshal(m)
+	if code != 200 || !bytes.Equal(wj, mj) {
+		t.Fatalf("edge manifest: %d\n got  %s\n want %s", code, mj, wj)
+	}
+	var i int
+	fmt.Sscanf(id, "t%d", &i)
+	resp, body := p.get(t, p.edge.URL()+m.Tiers[0].URL, "Range", "bytes=0-99")
+	if resp.StatusCode != 206 || !bytes.Equal(body, p.expect(i, m.Tiers[0].Kbps, 0, 99)) {
+		t.Fatalf("minted URL: status %d", resp.StatusCode)
+	}
+
+	its.Close() // every origin instance gone
+	if err := mf.pull(context.Background()); err == nil {
+		t.Fatal("pull from a closed origin succeeded")
+	}
+	p.advance(time.Hour)
+	if code, _ := get(); code != 200 {
+		t.Fatalf("origin down for an hour: manifest %d, want 200 from the snapshot", code)
+	}
+	p.advance(2 * time.Hour)
+	if code, _ := get(); code != 503 {
+		t.Fatalf("snapshot past max_age: manifest %d, want 503", code)
+	}
+}
