@@ -198,4 +198,3 @@ func itoa3(code int) string {
 	}
 	return string([]byte{byte('0' + code/100), byte('0' + code/10%10), byte('0' + code%10)})
 }
-

@@ -56,8 +56,8 @@ type Server struct {
 	// manifests mints playback manifests from a snapshot (edge, when
 	// manifest.enabled).
 	manifests *manifests
-	peerHits atomic.Int64 // peer requests served as owner
-	misroute atomic.Int64 // peer requests for tracks this node does not own
+	peerHits  atomic.Int64 // peer requests served as owner
+	misroute  atomic.Int64 // peer requests for tracks this node does not own
 
 	cacheStatusHit   []byte
 	cacheStatusMiss  []byte
@@ -411,7 +411,7 @@ func (s *Server) tierAuthorized(ctx *fasthttp.RequestCtx) bool {
 var (
 	manifestPath = []byte("/v1/manifest/")
 	peerPath     = []byte(peerPrefix)
-	debugPath = []byte("/debug/pprof/")
+	debugPath    = []byte("/debug/pprof/")
 )
 
 // serveObject answers GET or HEAD of "<track>/<kbps>.<ext>", for a player
