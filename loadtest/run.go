@@ -59,6 +59,11 @@ type Config struct {
 	// request is timed from when it was due to the retry's answer.
 	// Default false: every session is pinned to one edge.
 	Failover bool
+	// ManifestsFromEdges asks the session's edge for manifests (edges
+	// with manifest.enabled mint them from a snapshot) instead of the
+	// origin. With Failover, a failed manifest request is retried at the
+	// next edge. Default false: the origin.
+	ManifestsFromEdges bool
 	// RequestLog, if not nil, receives one CSV line per range request and
 	// track start ("t_ms,kind,edge,ttfb_ms,ok"), for cutting a run into
 	// windows.
@@ -337,7 +342,9 @@ func (r *runner) session(ctx context.Context, s Session) {
 			continue
 		}
 		id := r.cat.ID(p.Track)
-		m, ok := r.manifest(ctx, due, id, s.Country)
+		var m Manifest
+		var ok bool
+		m, ok, ei = r.trackStart(ctx, due, ei, id, s.Country)
 		if !ok {
 			continue
 		}
@@ -410,24 +417,47 @@ func nextHeader(cat *media.Synthetic, next []int) string {
 	return strings.Join(ids, ",")
 }
 
+// trackStart fetches a track's manifest from the origin, or from edge ei
+// with ManifestsFromEdges (failing over to the next edge once with
+// Failover), and returns the edge the session continues with.
+func (r *runner) trackStart(ctx context.Context, due time.Time, ei int, id, country string) (Manifest, bool, int) {
+	if !r.cfg.ManifestsFromEdges {
+		m, ok, _ := r.manifest(ctx, due, r.t.Origin, id, country, false)
+		return m, ok, ei
+	}
+	retry := r.cfg.Failover && len(r.t.Edges) > 1
+	m, ok, retriable := r.manifest(ctx, due, r.t.Edges[ei], id, country, retry)
+	if !ok && retriable && retry && ctx.Err() == nil {
+		r.rec.failover()
+		ei = (ei + 1) % len(r.t.Edges)
+		m, ok, _ = r.manifest(ctx, due, r.t.Edges[ei], id, country, false)
+	}
+	return m, ok, ei
+}
+
 // manifest fetches a track's manifest. A 403 (rights deny the country) is
 // what a player meets in normal use: it is counted as denied, not as an
 // error, and the track is skipped.
-func (r *runner) manifest(ctx context.Context, due time.Time, id, country string) (Manifest, bool) {
+// With quiet set, a transport error or a 5xx is not recorded (the caller
+// retries elsewhere) and retriable reports it.
+func (r *runner) manifest(ctx context.Context, due time.Time, base, id, country string, quiet bool) (_ Manifest, ok, retriable bool) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
 	defer cancel()
-	u := r.t.Origin + "/v1/manifest/" + url.PathEscape(id) + "?country=" + url.QueryEscape(country)
+	u := base + "/v1/manifest/" + url.PathEscape(id) + "?country=" + url.QueryEscape(country)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		r.rec.fail(time.Now(), "manifest_request")
-		return Manifest{}, false
+		return Manifest{}, false, false
 	}
 	resp, err := r.client.Do(req)
+	if err != nil && quiet {
+		return Manifest{}, false, true
+	}
 	if err != nil {
 		r.rec.fail(time.Now(), "manifest_"+netKind(err))
 		r.rec.trackStart(time.Now(), due, true)
 		r.logf("manifest", "url", u, "err", err)
-		return Manifest{}, false
+		return Manifest{}, false, false
 	}
 	defer drain(resp.Body)
 	var m Manifest
@@ -435,21 +465,23 @@ func (r *runner) manifest(ctx context.Context, due time.Time, id, country string
 	case resp.StatusCode == http.StatusForbidden:
 		r.rec.manifest(time.Now(), due, true)
 		r.rec.trackStart(time.Now(), due, false)
-		return Manifest{}, false
+		return Manifest{}, false, false
+	case resp.StatusCode >= 500 && quiet:
+		return Manifest{}, false, true
 	case resp.StatusCode != http.StatusOK:
 		r.rec.fail(time.Now(), "manifest_http_"+strconv.Itoa(resp.StatusCode))
 		r.rec.trackStart(time.Now(), due, true)
-		return Manifest{}, false
+		return Manifest{}, false, false
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&m); err != nil {
 		r.rec.fail(time.Now(), "manifest_decode")
 		r.rec.trackStart(time.Now(), due, true)
 		r.logf("manifest decode", "url", u, "err", err)
-		return Manifest{}, false
+		return Manifest{}, false, false
 	}
 	r.rec.manifest(time.Now(), due, false)
 	r.rec.trackStart(time.Now(), due, false)
-	return m, true
+	return m, true, false
 }
 
 // bufPool holds pairs of 64 KiB buffers: what was read, and what it

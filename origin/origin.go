@@ -87,7 +87,7 @@ type Config struct {
 	Name string `yaml:"name"`
 	// Catalog is "synthetic:N" (tracks t0 to t<N-1> generated from Seed;
 	// 1 <= N <= MaxSyntheticTracks) or the path of a catalog directory
-	// (see media.Dir). Default "synthetic:1000".
+	// (see media.Dir). Default "synthetic:100000".
 	Catalog string `yaml:"catalog"`
 	// Seed seeds the synthetic catalog and its synthetic rights; load
 	// tools that verify bytes must use the same value. Default 1.
@@ -210,7 +210,7 @@ func DefaultConfig() Config {
 	return Config{
 		Listen:   "127.0.0.1:8080",
 		Name:     "origin",
-		Catalog:  "synthetic:1000",
+		Catalog:  "synthetic:100000", // as configs/origin.yaml, cmd/pop and the load tool
 		Seed:     1,
 		TokenTTL: config.Duration(6 * time.Hour),
 		DataDir:  "data",

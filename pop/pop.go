@@ -241,6 +241,10 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*POP, error) {
 		ec.Cache.MemoryBytes, ec.Cache.ChunkSize = cfg.EdgeCache, cfg.ChunkSize
 		ec.Cluster = member(cluster.RoleEdge, ec.Name)
 		ec.Prefetch.OriginURL = p.addrs.Origin
+		// Edges mint manifests from the origin's snapshot: track
+		// starts survive the origin.
+		ec.Manifest.Enabled = true
+		ec.Manifest.OriginURL = p.addrs.Internal.Origin
 		s, err := p.startTier(ctx, ec)
 		if err != nil {
 			return nil, err

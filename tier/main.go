@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/musiccdn/cdn/addrfile"
 	"github.com/musiccdn/cdn/cluster"
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/daemon"
@@ -38,6 +39,7 @@ func Main(role Role, args []string, stderr io.Writer) int {
 	drain := fs.Duration("drain-timeout", 30*time.Second, "how long in-flight requests get to finish on SIGTERM")
 	debug := fs.Bool("debug", false, "log at debug level")
 	debugAddr := fs.String("debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default")
+	addrFile := fs.String("addr-file", "", "add this node's public and internal URLs to this POP address file (created if missing; shared safely by the POP's processes)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -101,6 +103,13 @@ func Main(role Role, args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		n.Kill()
 		return 1
+	}
+	if *addrFile != "" {
+		if err := addrfile.Add(*addrFile, addrfile.Entry{Role: string(role), Public: n.URL(), Internal: n.InternalURL()}); err != nil {
+			fmt.Fprintln(stderr, err)
+			n.Kill()
+			return 1
+		}
 	}
 	err = daemon.Run(ctx, logger, *drain, n)
 	if cause := context.Cause(ctx); errors.Is(cause, cluster.ErrDuplicateName) {

@@ -73,6 +73,7 @@ func runMain(ctx context.Context, args []string) error {
 		quiet     = fs.Bool("quiet", false, "no progress line")
 		verbose   = fs.Bool("v", false, "log every problem (the first 100) to stderr")
 		cpuProf   = fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+		manifests = fs.String("manifests", "origin", "where listeners get manifests: origin, or edge (edges with manifest.enabled mint them)")
 		failover  = fs.Bool("failover", false, "retry a range request that failed (transport error or 5xx) once at the next edge, and keep the session there, as a player behind a load balancer would")
 		reqLog    = fs.String("requests-log", "", "write one CSV line per range request and track start to this file (t_ms,kind,edge,ttfb_ms,ok)")
 	)
@@ -96,6 +97,13 @@ func runMain(ctx context.Context, args []string) error {
 	cfg.NoVerify = *noVerify
 	cfg.CountryHeader = *country
 	cfg.Failover = *failover
+	switch *manifests {
+	case "origin":
+	case "edge":
+		cfg.ManifestsFromEdges = true
+	default:
+		return fmt.Errorf("%w: --manifests %q: origin or edge", errUsage, *manifests)
+	}
 	if *reqLog != "" {
 		f, err := os.Create(*reqLog)
 		if err != nil {
