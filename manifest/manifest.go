@@ -29,6 +29,7 @@ package manifest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -46,12 +47,18 @@ import (
 
 // Snapshot is the catalog and rights as of Taken. It is immutable once
 // built or decoded, and safe for concurrent use.
+//
+// It keeps its tracks as their wire-format lines in one buffer, with an
+// index of where each starts, and parses a line when a manifest is
+// minted (about a microsecond): about 250 bytes per track (25 MB for
+// 100 000 tracks), where a struct per track and tier took over 1 KB.
 type Snapshot struct {
 	Taken     time.Time
 	Countries []string
-	Tracks    []Track // by increasing ID
 
 	index map[string]int32 // country -> bit
+	text  []byte           // track lines, "\n"-terminated, by increasing id
+	lines []uint32         // start of each line in text
 }
 
 // Track is one track of a Snapshot.
@@ -85,7 +92,7 @@ var (
 // reads every track's metadata: one List page per 1000 tracks and one
 // Open per file.
 func Build(ctx context.Context, src media.Source, rights Rights, countries []string, now time.Time) (*Snapshot, error) {
-	s := &Snapshot{Taken: now, Countries: countries}
+	var tracks []Track
 	after := ""
 	for {
 		ids, err := src.List(ctx, after, 1000)
@@ -98,7 +105,7 @@ func Build(ctx context.Context, src media.Source, rights Rights, countries []str
 				return nil, err
 			}
 			if ok {
-				s.Tracks = append(s.Tracks, t)
+				tracks = append(tracks, t)
 			}
 		}
 		if len(ids) < 1000 {
@@ -106,9 +113,47 @@ func Build(ctx context.Context, src media.Source, rights Rights, countries []str
 		}
 		after = ids[len(ids)-1]
 	}
-	slices.SortFunc(s.Tracks, func(a, b Track) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(tracks, func(a, b Track) int { return strings.Compare(a.ID, b.ID) })
+	return FromTracks(now, countries, tracks), nil
+}
+
+// FromTracks makes a snapshot of tracks, which must be in increasing id
+// order with valid fields.
+func FromTracks(taken time.Time, countries []string, tracks []Track) *Snapshot {
+	s := &Snapshot{Taken: taken, Countries: countries, lines: make([]uint32, 0, len(tracks))}
+	for _, t := range tracks {
+		s.lines = append(s.lines, uint32(len(s.text)))
+		s.text = appendTrack(s.text, t)
+	}
 	s.buildIndex()
-	return s, nil
+	return s
+}
+
+// Len is the number of tracks.
+func (s *Snapshot) Len() int { return len(s.lines) }
+
+// At returns the i-th track in id order.
+func (s *Snapshot) At(i int) Track {
+	t, _ := parseTrack(s.line(i), (len(s.Countries)+7)/8)
+	return t
+}
+
+// line is the i-th track line without its newline.
+func (s *Snapshot) line(i int) []byte {
+	end := len(s.text)
+	if i+1 < len(s.lines) {
+		end = int(s.lines[i+1])
+	}
+	return s.text[s.lines[i] : end-1]
+}
+
+// idOf is the id of the i-th line.
+func (s *Snapshot) idOf(i int) []byte {
+	l := s.line(i)
+	if j := bytes.IndexByte(l, '\t'); j >= 0 {
+		return l[:j]
+	}
+	return l
 }
 
 func buildTrack(ctx context.Context, src media.Source, rights Rights, countries []string, id string, now time.Time) (Track, bool, error) {
@@ -157,11 +202,20 @@ func (s *Snapshot) buildIndex() {
 
 // Track returns the track with id.
 func (s *Snapshot) Track(id string) (*Track, bool) {
-	i, ok := slices.BinarySearchFunc(s.Tracks, id, func(t Track, id string) int { return strings.Compare(t.ID, id) })
-	if !ok {
+	lo, hi := 0, len(s.lines)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if string(s.idOf(m)) < id {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo == len(s.lines) || string(s.idOf(lo)) != id {
 		return nil, false
 	}
-	return &s.Tracks[i], true
+	t := s.At(lo)
+	return &t, true
 }
 
 // Allowed reports whether t may be played in country.
@@ -210,37 +264,39 @@ const magic = "musiccdn-snapshot 1 "
 func (s *Snapshot) Encode(w io.Writer) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	fmt.Fprintf(bw, "%s%d %d\n%s\n", magic, s.Taken.Unix(), len(s.Countries), strings.Join(s.Countries, ","))
-	var line []byte
-	for _, t := range s.Tracks {
-		line = append(line[:0], t.ID...)
-		line = append(line, '\t')
-		line = strconv.AppendInt(line, t.DurationMS, 10)
-		line = append(line, '\t')
-		line = hex.AppendEncode(line, t.Allowed)
-		for _, tier := range t.Tiers {
-			line = append(line, '\t')
-			line = strconv.AppendInt(line, int64(tier.Kbps), 10)
-			line = append(line, ' ')
-			line = strconv.AppendInt(line, tier.Bytes, 10)
-			if tier.Seek {
-				line = append(line, " 1 "...)
-			} else {
-				line = append(line, " 0 "...)
-			}
-			line = append(line, tier.ETag...)
-		}
-		line = append(line, '\n')
-		if _, err := bw.Write(line); err != nil {
-			return err
-		}
+	if _, err := bw.Write(s.text); err != nil {
+		return err
 	}
 	return bw.Flush()
+}
+
+// appendTrack appends t's line, newline included.
+func appendTrack(line []byte, t Track) []byte {
+	line = append(line, t.ID...)
+	line = append(line, '\t')
+	line = strconv.AppendInt(line, t.DurationMS, 10)
+	line = append(line, '\t')
+	line = hex.AppendEncode(line, t.Allowed)
+	for _, tier := range t.Tiers {
+		line = append(line, '\t')
+		line = strconv.AppendInt(line, int64(tier.Kbps), 10)
+		line = append(line, ' ')
+		line = strconv.AppendInt(line, tier.Bytes, 10)
+		if tier.Seek {
+			line = append(line, " 1 "...)
+		} else {
+			line = append(line, " 0 "...)
+		}
+		line = append(line, tier.ETag...)
+	}
+	return append(line, '\n')
 }
 
 // Limits of Decode: the input is from the origin, over the private
 // network, but a bad or hostile body must not exhaust the edge.
 const (
 	MaxTracks    = 10_000_000
+	maxText      = 1 << 31 // lines are indexed by uint32
 	maxLine      = 4096
 	maxCountries = 1024
 	maxTiers     = 16
@@ -280,23 +336,29 @@ func Decode(r io.Reader) (*Snapshot, error) {
 	}
 	bitmap := (n + 7) / 8
 	line := 2
+	var prev []byte
 	for sc.Scan() {
 		line++
-		if len(s.Tracks) >= MaxTracks {
-			return nil, fmt.Errorf("manifest: snapshot: more than %d tracks", MaxTracks)
+		if len(s.lines) >= MaxTracks || len(s.text)+len(sc.Bytes())+1 > maxText {
+			return nil, fmt.Errorf("manifest: snapshot: more than %d tracks or %d bytes", MaxTracks, maxText)
 		}
-		t, err := parseTrack(sc.Text(), bitmap)
-		if err != nil {
+		l := sc.Bytes()
+		if _, err := parseTrack(l, bitmap); err != nil {
 			return nil, fmt.Errorf("manifest: snapshot: line %d: %w", line, err)
 		}
-		if k := len(s.Tracks); k > 0 && s.Tracks[k-1].ID >= t.ID {
-			return nil, fmt.Errorf("manifest: snapshot: line %d: track %q out of order", line, t.ID)
+		id, _, _ := bytes.Cut(l, []byte{'\t'})
+		if prev != nil && bytes.Compare(prev, id) >= 0 {
+			return nil, fmt.Errorf("manifest: snapshot: line %d: track %q out of order", line, id)
 		}
-		s.Tracks = append(s.Tracks, t)
+		start := len(s.text)
+		s.lines = append(s.lines, uint32(start))
+		s.text = append(append(s.text, l...), '\n')
+		prev = s.text[start : start+len(id)]
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("manifest: snapshot: line %d: %w", line+1, err)
 	}
+	s.text = slices.Clip(s.text)
 	s.buildIndex()
 	return s, nil
 }
@@ -308,7 +370,8 @@ func errOr(err error) error {
 	return err
 }
 
-func parseTrack(l string, bitmap int) (Track, error) {
+func parseTrack(lb []byte, bitmap int) (Track, error) {
+	l := string(lb)
 	f := strings.Split(l, "\t")
 	if len(f) < 4 || len(f) > 3+maxTiers {
 		return Track{}, fmt.Errorf("%d fields", len(f))

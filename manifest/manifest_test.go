@@ -52,8 +52,8 @@ func TestSnapshotMintsTheOriginsManifests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got.Tracks) != 300 {
-		t.Fatalf("%d tracks, want 300", len(got.Tracks))
+	if got.Len() != 300 {
+		t.Fatalf("%d tracks, want 300", got.Len())
 	}
 	ids, _ := o.Source().List(context.Background(), "", 1000)
 	denied := 0
@@ -105,11 +105,11 @@ func TestDecodeRefuses(t *testing.T) {
 		"negative size":  head + "t1\t1\t01\t24 -1 0 \"e\"\n",
 	} {
 		if s, err := manifest.Decode(strings.NewReader(in)); err == nil {
-			t.Errorf("%s: Decode = %d tracks, want an error", name, len(s.Tracks))
+			t.Errorf("%s: Decode = %d tracks, want an error", name, s.Len())
 		}
 	}
 	s, err := manifest.Decode(strings.NewReader(head + "t1\t1\t01\t24 10 1 \"e\"\n"))
-	if err != nil || len(s.Tracks) != 1 || !s.Tracks[0].Tiers[0].Seek {
+	if err != nil || s.Len() != 1 || !s.At(0).Tiers[0].Seek {
 		t.Fatalf("good input: %v", err)
 	}
 }
@@ -129,14 +129,14 @@ func FuzzDecode(f *testing.F) {
 			t.Fatal(err)
 		}
 		s2, err := manifest.Decode(&b)
-		if err != nil || len(s2.Tracks) != len(s.Tracks) {
+		if err != nil || s2.Len() != s.Len() {
 			t.Fatalf("re-decode: %v", err)
 		}
-		for _, tr := range s.Tracks {
-			if _, ok := s2.Track(tr.ID); !ok {
+		for i := range s.Len() {
+			tr := s.At(i)
+			if got, ok := s2.Track(tr.ID); !ok || len(got.Tiers) != len(tr.Tiers) || !media.ValidID(tr.ID) {
 				t.Fatalf("track %q lost", tr.ID)
 			}
-			_ = media.ValidID(tr.ID)
 		}
 	})
 }

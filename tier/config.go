@@ -115,7 +115,8 @@ type Config struct {
 	// (debug.SetMemoryLimit, as GOMEMLIMIT), applied by cmd/edge and
 	// cmd/shield. 0 (the default) derives it from the budgets:
 	// MemoryOverhead times cache.memory_bytes + hot_cache.memory_bytes,
-	// plus 64 MiB; the GOMEMLIMIT environment variable wins when set.
+	// plus 64 MiB, plus ManifestMemory on an edge minting manifests (see
+	// MemoryBudget); the GOMEMLIMIT environment variable wins when set.
 	MemoryLimit config.Size `yaml:"memory_limit"`
 	// WarnEvery is the least time between two "upstream failure"
 	// warnings for one upstream; the warnings held back are counted in
@@ -455,8 +456,18 @@ func (c Config) MemoryBudget() int64 {
 	if c.Role == Edge && c.Cluster.Role != "" {
 		b += int64(c.HotCache.MemoryBytes)
 	}
-	return int64(float64(b)*MemoryOverhead) + 64<<20
+	limit := int64(float64(b)*MemoryOverhead) + 64<<20
+	if c.Role == Edge && c.Manifest.Enabled {
+		limit += ManifestMemory
+	}
+	return limit
 }
+
+// ManifestMemory is what an edge minting manifests budgets for its
+// snapshot: two snapshots (the one in use and the one being decoded) of
+// about 250 bytes per track, so up to about 130 000 tracks; a larger
+// catalog needs memory_limit set.
+const ManifestMemory = 64 << 20
 
 // validHeaderName reports whether h is an RFC 9110 token.
 func validHeaderName(h string) bool {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -84,6 +85,9 @@ type manifests struct {
 	cfg    ManifestConfig
 	client *http.Client
 	snap   atomic.Pointer[manifest.Snapshot]
+	pullMu sync.Mutex   // one pull at a time
+	etag   string       // of snap, for If-None-Match; guarded by pullMu
+	fresh  atomic.Int64 // when the origin last gave or confirmed snap, unix ns (this node's clock)
 	stop   chan struct{}
 	done   chan struct{}
 
@@ -126,6 +130,8 @@ func (m *manifests) run() {
 }
 
 func (m *manifests) pull(ctx context.Context) error {
+	m.pullMu.Lock()
+	defer m.pullMu.Unlock()
 	m.pulls.Add(1)
 	base := strings.TrimSuffix(m.cfg.OriginURL, "/")
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+snapshotPath, nil)
@@ -134,11 +140,18 @@ func (m *manifests) pull(ctx context.Context) error {
 	}
 	req.Header.Set(tierauth.Header, m.s.tierKeys.Sign(http.MethodGet, snapshotPath, m.s.now()))
 	req.Header.Set("Accept-Encoding", "gzip")
+	if m.etag != "" && m.snap.Load() != nil {
+		req.Header.Set("If-None-Match", m.etag)
+	}
 	resp, err := m.client.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotModified {
+		m.fresh.Store(m.s.now().UnixNano())
+		return nil
+	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s%s: status %d", base, snapshotPath, resp.StatusCode)
 	}
@@ -158,6 +171,8 @@ func (m *manifests) pull(ctx context.Context) error {
 		return nil // an older one (another origin instance lagging): keep ours
 	}
 	m.snap.Store(snap)
+	m.etag = resp.Header.Get("ETag")
+	m.fresh.Store(m.s.now().UnixNano())
 	return nil
 }
 
@@ -177,10 +192,16 @@ func (m *manifests) close() {
 	<-m.done
 }
 
-// loaded reports whether a snapshot young enough to mint from is held.
+// loaded reports whether a snapshot young enough to mint from is held:
+// the origin gave or confirmed it within MaxAge (by this node's clock,
+// so no clock skew between nodes matters).
 func (m *manifests) loaded() bool {
-	snap := m.snap.Load()
-	return snap != nil && m.s.now().Sub(snap.Taken) <= time.Duration(m.cfg.MaxAge)
+	return m.snap.Load() != nil && m.age() <= time.Duration(m.cfg.MaxAge)
+}
+
+// age is the time since the origin last gave or confirmed the snapshot.
+func (m *manifests) age() time.Duration {
+	return m.s.now().Sub(time.Unix(0, m.fresh.Load()))
 }
 
 // serve answers GET /v1/manifest/<track>?country=CC: the endpoint of the
@@ -219,7 +240,7 @@ func (m *manifests) mint(ctx *fasthttp.RequestCtx, id string) int {
 	}
 	snap := m.snap.Load()
 	now := m.s.now()
-	if snap == nil || now.Sub(snap.Taken) > time.Duration(m.cfg.MaxAge) {
+	if snap == nil || !m.loaded() {
 		ctx.Error("manifests unavailable\n", fasthttp.StatusServiceUnavailable)
 		return fasthttp.StatusServiceUnavailable
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,8 +23,15 @@ import (
 // closed), a failed pull that drops the snapshot, max_age not enforced,
 // a snapshot pull without the tier credential (403 at the origin).
 func TestManifestsSurviveTheOrigin(t *testing.T) {
-	var p *testPOP
-	clock := func() time.Time { return p.clock() }
+	// The origin reads the POP's clock once the POP exists (the edge
+	// pulls as soon as it starts).
+	var pp atomic.Pointer[testPOP]
+	clock := func() time.Time {
+		if p := pp.Load(); p != nil {
+			return p.clock()
+		}
+		return time.Now()
+	}
 	ocfg := origin.DefaultConfig()
 	ocfg.Catalog, ocfg.Seed = "synthetic:100", 42 // the test origin's bytes
 	ocfg.Keys = []origin.KeyConfig{{ID: testKey.ID, Secret: testKey.Secret}}
@@ -35,15 +43,20 @@ func TestManifestsSurviveTheOrigin(t *testing.T) {
 	}
 	its := httptest.NewServer(o.InternalHandler())
 	defer its.Close()
-	p = newTestPOP(t, func(e, s *Config) {
+	p := newTestPOP(t, func(e, s *Config) {
 		e.Manifest.Enabled = true
 		e.Manifest.OriginURL = its.URL
 		e.Manifest.Refresh = config.Duration(time.Hour) // the test pulls by hand
 		e.Manifest.MaxAge = config.Duration(2 * time.Hour)
 	})
+	pp.Store(p)
 	mf := p.edge.manifests
 	if err := mf.pull(context.Background()); err != nil {
 		t.Fatalf("pull: %v", err)
+	}
+	first := mf.snap.Load()
+	if err := mf.pull(context.Background()); err != nil || mf.snap.Load() != first {
+		t.Fatalf("second pull of an unchanged snapshot: %v, decoded again %v (want a 304)", err, mf.snap.Load() != first)
 	}
 	var id, cc string
 	var want origin.Manifest

@@ -117,17 +117,17 @@ func (m *metrics) registerCluster(role string, reg prometheus.Registerer, s *Ser
 		reg.MustRegister(
 			stat("manifest_snapshot_pulls_total", "Snapshot pulls from the origin.", mf.pulls.Load),
 			stat("manifest_snapshot_failures_total", "Snapshot pulls that failed (the last snapshot stays in use up to manifest.max_age).", mf.pullFailures.Load),
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: role + "_manifest_snapshot_age_seconds", Help: "Age of the snapshot manifests are minted from (-1: none)."},
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: role + "_manifest_snapshot_age_seconds", Help: "Time since the origin last gave or confirmed the snapshot manifests are minted from (-1: none)."},
 				func() float64 {
-					if snap := mf.snap.Load(); snap != nil {
-						return s.now().Sub(snap.Taken).Seconds()
+					if mf.snap.Load() != nil {
+						return mf.age().Seconds()
 					}
 					return -1
 				}),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: role + "_manifest_snapshot_tracks", Help: "Tracks in the snapshot."},
 				func() float64 {
 					if snap := mf.snap.Load(); snap != nil {
-						return float64(len(snap.Tracks))
+						return float64(snap.Len())
 					}
 					return 0
 				}),
