@@ -208,8 +208,14 @@ class Probe:
             for kind in ("cached", "uncached"):
                 url = cached
                 if kind == "uncached":
-                    m = self.manifest(edge, f"t{self.rng.randrange(50000, 100000)}")
-                    url = m["tiers"][0]["url"] if m and m.get("tiers") else None
+                    # A track of the catalog's cold half; a few tries, as
+                    # some are not licensed in SE (403).
+                    url = None
+                    for _ in range(5):
+                        m = self.manifest(edge, f"t{self.rng.randrange(50000, 100000)}")
+                        if m and m.get("tiers"):
+                            url = m["tiers"][0]["url"]
+                            break
                 if url is None:
                     self.results.append((t0, i, kind, 0, 0.0))
                     continue
