@@ -50,8 +50,8 @@ func TestRecorderCountsFailuresInAllPercentiles(t *testing.T) {
 	for i := 0; i < 98; i++ {
 		r.observe(start.Add(time.Second), Observation{TTFB: 10 * time.Millisecond, Edge: 0})
 	}
-	r.observe(start.Add(time.Second), Observation{TTFB: 5 * time.Second, Err: "timeout", Edge: 1})
-	r.observe(start.Add(time.Second), Observation{TTFB: 5 * time.Second, Err: "timeout", Edge: 1})
+	r.observe(start.Add(time.Second), Observation{TTFB: 5 * time.Second, Total: 5 * time.Second, Err: "timeout", Edge: 1})
+	r.observe(start.Add(time.Second), Observation{TTFB: 5 * time.Second, Total: 5 * time.Second, Err: "timeout", Edge: 1})
 	r.trackStart(start.Add(time.Second), start, false)
 	r.trackStart(start.Add(time.Second), start, true)
 	r.log.w.Flush()
@@ -69,7 +69,7 @@ func TestRecorderCountsFailuresInAllPercentiles(t *testing.T) {
 		t.Errorf("second 1 error rate %v, want 0.02", p.ErrorRate)
 	}
 	lines := strings.Split(strings.TrimSpace(log.String()), "\n")
-	if len(lines) != 102 || lines[98] != "1000,range,1,5000.000,0" || lines[101] != "1000,manifest,-1,1000.000,0" {
+	if len(lines) != 102 || lines[98] != "-4000,range,1,5000.000,0" || lines[101] != "0,manifest,-1,1000.000,0" {
 		t.Errorf("request log: %d lines, %q ... %q", len(lines), lines[min(98, len(lines)-1)], lines[len(lines)-1])
 	}
 }

@@ -122,7 +122,8 @@ func (r *recorder) observe(now time.Time, o Observation) {
 	sec.bytes += o.Bytes
 	recordHist(r.ttfbAll, o.TTFB)
 	recordHist(sec.ttfbAll, o.TTFB)
-	r.log.write(now.Sub(r.start), "range", o.Edge, o.TTFB, o.Err == "" && o.Verify == "")
+	// Logged at its due time, so a window holds the requests due in it.
+	r.log.write(now.Sub(r.start)-o.Total, "range", o.Edge, o.TTFB, o.Err == "" && o.Verify == "")
 	if o.Err != "" {
 		r.errors++
 		sec.errors++
@@ -174,7 +175,7 @@ func (r *recorder) trackStart(now, due time.Time, failed bool) {
 	if failed {
 		r.trackStartErrors++
 	}
-	r.log.write(now.Sub(r.start), "manifest", -1, now.Sub(due), !failed)
+	r.log.write(due.Sub(r.start), "manifest", -1, now.Sub(due), !failed)
 }
 
 func (r *recorder) failover() {
@@ -334,7 +335,8 @@ func copyMap(m map[string]int64) map[string]int64 {
 
 // requestLog writes one CSV line per range request and track start, for
 // tools that cut a run into windows (bench/chaos.sh):
-// "t_ms,kind,edge,ttfb_ms,ok" with t_ms since the start of the run, kind
+// "t_ms,kind,edge,ttfb_ms,ok" with t_ms when the request was due, since
+// the start of the run (a range request is logged as it ends), kind
 // "range" or "manifest", edge the index in Targets.Edges (-1: none), ok
 // 1 or 0. A nil log writes nothing. Callers hold the recorder's mutex.
 type requestLog struct {

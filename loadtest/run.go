@@ -496,10 +496,13 @@ func (r *runner) fetchFailover(ctx context.Context, due time.Time, ei int, path 
 	o := r.fetch(ctx, due, r.t.Edges[ei]+path, track, kbps, off, n, hints, country)
 	o.Edge = ei
 	if r.cfg.Failover && len(r.t.Edges) > 1 && retriable(o) && ctx.Err() == nil {
+		// Counted against the edge the listener was on: its time
+		// includes the failure there.
+		home := ei
 		r.rec.failover()
 		ei = (ei + 1) % len(r.t.Edges)
 		o = r.fetch(ctx, due, r.t.Edges[ei]+path, track, kbps, off, n, hints, country)
-		o.Edge = ei
+		o.Edge = home
 	}
 	r.rec.observe(time.Now(), o)
 	return ei

@@ -46,8 +46,9 @@ var errTimeout = errors.New("upstream timeout")
 // answered within hedgeAfter, the same fill is sent to the shields too
 // and the first good answer wins (a hedged request): a hung owner costs
 // other edges' listeners at most hedgeAfter per fill, not the upstream
-// timeout, and passive health routes around it once failLimit of those
-// fills went unanswered. Every request carries the tier credential for
+// timeout, and passive health routes around it once failLimit fills in a
+// row were won by the shields while it had not answered (a late answer
+// clears that). Every request carries the tier credential for
 // its method and path.
 type fetcher struct {
 	static     []string
@@ -268,6 +269,14 @@ func (f *fetcher) fromOwner(ctx context.Context, name string, do func(up *upstre
 		case r := <-shieldDone:
 			if r.good() {
 				f.hedgeWins.Add(1)
+				if ownerDone != nil {
+					// The owner has still not answered: a strike
+					// against it, so that failLimit such fills in
+					// a row route around a hung owner at once,
+					// not after its upstream_timeout. Any answer
+					// from it (healthy) clears them.
+					f.late(up)
+				}
 				return r, true
 			}
 			shieldDone, last = nil, r
@@ -436,6 +445,14 @@ func (f *fetcher) failed(up *upstream, err error) error {
 		up.downUntil.Store(f.now().Add(downFor).UnixNano())
 	}
 	return err
+}
+
+// late counts against up an answer that took longer than a hedge: like
+// a failure for passive health, without being one (nothing failed yet).
+func (f *fetcher) late(up *upstream) {
+	if up.fails.Add(1) >= failLimit {
+		up.downUntil.Store(f.now().Add(downFor).UnixNano())
+	}
 }
 
 func (f *fetcher) healthy(up *upstream) {

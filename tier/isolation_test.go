@@ -58,9 +58,11 @@ func frozenListener(t *testing.T) string {
 // TestPeerHedgeFrozenOwner: an owner that accepts and never answers costs
 // another edge's listener the hedge budget, not the upstream timeout: the
 // fill goes to the shields too, and the client gets the right bytes.
+// After failLimit such fills in a row the owner is skipped outright.
 // Catches: no hedge (each request waits upstream_timeout, 60 s, far above
 // the bound), a hedge that waits for the owner's answer anyway, hedged
-// fills not counted.
+// fills not counted, a lost hedge not counted against the owner (every
+// fill keeps paying the budget).
 func TestPeerHedgeFrozenOwner(t *testing.T) {
 	frozen := frozenListener(t)
 	const upstreamTimeout = 60 * time.Second
@@ -74,7 +76,7 @@ func TestPeerHedgeFrozenOwner(t *testing.T) {
 		}
 	})
 	var tracks []int
-	for i := 0; len(tracks) < 3; i++ {
+	for i := 0; len(tracks) < 2*failLimit; i++ {
 		if c.owner(fmt.Sprintf("t%d", i)) == 1 {
 			tracks = append(tracks, i)
 		}
@@ -95,6 +97,11 @@ func TestPeerHedgeFrozenOwner(t *testing.T) {
 	f := c.edges[0].hotFetch
 	if f.hedged.Load() == 0 || f.hedgeWins.Load() == 0 {
 		t.Errorf("hedged %d, won by shields %d: want both > 0", f.hedged.Load(), f.hedgeWins.Load())
+	}
+	// After failLimit hedges in a row won by the shields, the owner is
+	// routed around without waiting even the hedge budget.
+	if f.peerSkipped.Load() == 0 || f.hedged.Load() > failLimit {
+		t.Errorf("owner skipped %d times after %d hedges: want it skipped after %d", f.peerSkipped.Load(), f.hedged.Load(), failLimit)
 	}
 }
 
