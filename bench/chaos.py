@@ -298,7 +298,11 @@ def run_scenario(args, name, base_port):
     ranges = [r for r in rows if r[1] == "range"]
     others = ranges
     if name == "edge-stop":
-        vi = int(victim.split("-")[1]) - 1
+        # The load tool numbers edges in addr-file order (the order the
+        # nodes added themselves).
+        with open(pop.addr_file) as f:
+            order = json.load(f)["edges"]
+        vi = order.index(pop.edge_public[int(victim.split("-")[1]) - 1])
         others = [r for r in ranges if r[2] != vi]
     base_win = [r[3] for r in others if fault_at - fault_len <= r[0] < fault_at]
     fault_win = [r[3] for r in others if fault_at <= r[0] < fault_at + fault_len]

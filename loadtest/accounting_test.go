@@ -52,8 +52,8 @@ func TestRecorderCountsFailuresInAllPercentiles(t *testing.T) {
 	}
 	r.observe(start.Add(time.Second), Observation{TTFB: 5 * time.Second, Total: 5 * time.Second, Err: "timeout", Edge: 1})
 	r.observe(start.Add(time.Second), Observation{TTFB: 5 * time.Second, Total: 5 * time.Second, Err: "timeout", Edge: 1})
-	r.trackStart(start.Add(time.Second), start, false)
-	r.trackStart(start.Add(time.Second), start, true)
+	r.trackStart(start.Add(time.Second), start, -1, false)
+	r.trackStart(start.Add(time.Second), start, -1, true)
 	r.log.w.Flush()
 	res := r.result(2 * time.Second)
 	if res.TTFBP99MS > 20 {
@@ -84,3 +84,24 @@ func TestRetriable(t *testing.T) {
 }
 
 func newTestLog(w *bytes.Buffer) *requestLog { return &requestLog{w: bufio.NewWriter(w)} }
+
+// TestHomeAttribution: a request due before the session failed over is
+// counted against the edge it was on then. Catches: attribution to the
+// edge the request was finally sent to (a hung edge's listeners counted
+// as the other edges').
+func TestHomeAttribution(t *testing.T) {
+	t0 := time.Unix(100, 0)
+	h := &home{cur: 1}
+	if got := h.at(t0); got != 1 {
+		t.Fatalf("before any move: %d", got)
+	}
+	h.move(2, t0.Add(10*time.Second))
+	for _, c := range []struct {
+		due  time.Duration
+		want int
+	}{{5 * time.Second, 1}, {10 * time.Second, 2}, {11 * time.Second, 2}} {
+		if got := h.at(t0.Add(c.due)); got != c.want {
+			t.Errorf("due +%v: edge %d, want %d", c.due, got, c.want)
+		}
+	}
+}

@@ -168,14 +168,14 @@ func (r *recorder) failN(now time.Time, kind string, n int64) {
 
 // trackStart counts a listener starting a track (a manifest request) and
 // whether that failed.
-func (r *recorder) trackStart(now, due time.Time, failed bool) {
+func (r *recorder) trackStart(now, due time.Time, edge int, failed bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.trackStarts++
 	if failed {
 		r.trackStartErrors++
 	}
-	r.log.write(due.Sub(r.start), "manifest", -1, now.Sub(due), !failed)
+	r.log.write(due.Sub(r.start), "manifest", edge, now.Sub(due), !failed)
 }
 
 func (r *recorder) failover() {

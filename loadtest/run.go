@@ -321,7 +321,7 @@ func (r *runner) wall(s *Session, at time.Duration) time.Time {
 // request that is late because the previous one was slow is still timed
 // from when it was due.
 func (r *runner) session(ctx context.Context, s Session) {
-	ei := int(s.Pick % uint64(len(r.t.Edges)))
+	h := &home{cur: int(s.Pick % uint64(len(r.t.Edges)))}
 	user := "u" + strconv.Itoa(s.User)
 	for _, p := range s.Plays {
 		due := r.wall(&s, p.Start)
@@ -344,7 +344,7 @@ func (r *runner) session(ctx context.Context, s Session) {
 		id := r.cat.ID(p.Track)
 		var m Manifest
 		var ok bool
-		m, ok, ei = r.trackStart(ctx, due, ei, id, s.Country)
+		m, ok = r.trackStart(ctx, due, h, id, s.Country)
 		if !ok {
 			continue
 		}
@@ -369,11 +369,11 @@ func (r *runner) session(ctx context.Context, s Session) {
 				r.rec.failN(time.Now(), "late", 1)
 				continue
 			}
-			h := ""
+			hh := ""
 			if k == 0 {
-				h = hints
+				hh = hints
 			}
-			ei = r.fetchFailover(ctx, fdue, ei, tier.URL, p.Track, tier.Kbps, f.Off, f.Len, h, s.Country)
+			r.fetchFailover(ctx, fdue, h, tier.URL, p.Track, tier.Kbps, f.Off, f.Len, hh, s.Country)
 		}
 		played := p.Played
 		end := r.wall(&s, p.Start+p.Played)
@@ -417,30 +417,51 @@ func nextHeader(cat *media.Synthetic, next []int) string {
 	return strings.Join(ids, ",")
 }
 
-// trackStart fetches a track's manifest from the origin, or from edge ei
-// with ManifestsFromEdges (failing over to the next edge once with
-// Failover), and returns the edge the session continues with.
-func (r *runner) trackStart(ctx context.Context, due time.Time, ei int, id, country string) (Manifest, bool, int) {
-	if !r.cfg.ManifestsFromEdges {
-		m, ok, _ := r.manifest(ctx, due, r.t.Origin, id, country, false)
-		return m, ok, ei
-	}
-	retry := r.cfg.Failover && len(r.t.Edges) > 1
-	m, ok, retriable := r.manifest(ctx, due, r.t.Edges[ei], id, country, retry)
-	if !ok && retriable && retry && ctx.Err() == nil {
-		r.rec.failover()
-		ei = (ei + 1) % len(r.t.Edges)
-		m, ok, _ = r.manifest(ctx, due, r.t.Edges[ei], id, country, false)
-	}
-	return m, ok, ei
+// home is the edge a listener's session is on, and the one it was on
+// before its last failover: a request is counted against the edge the
+// listener was on when the request was due (a request due while the
+// session still waited on a hung edge is that edge's, even if it is sent
+// to the next one).
+type home struct {
+	cur, prev int
+	since     time.Time // when cur became the session's edge
 }
 
-// manifest fetches a track's manifest. A 403 (rights deny the country) is
-// what a player meets in normal use: it is counted as denied, not as an
-// error, and the track is skipped.
+func (h *home) at(due time.Time) int {
+	if due.Before(h.since) {
+		return h.prev
+	}
+	return h.cur
+}
+
+func (h *home) move(to int, now time.Time) {
+	if to != h.cur {
+		h.prev, h.cur, h.since = h.cur, to, now
+	}
+}
+
+// trackStart fetches a track's manifest from the origin, or from the
+// session's edge with ManifestsFromEdges (failing over to the next edge
+// once with Failover).
+func (r *runner) trackStart(ctx context.Context, due time.Time, h *home, id, country string) (Manifest, bool) {
+	if !r.cfg.ManifestsFromEdges {
+		m, ok, _ := r.manifest(ctx, due, r.t.Origin, -1, id, country, false)
+		return m, ok
+	}
+	attr := h.at(due)
+	retry := r.cfg.Failover && len(r.t.Edges) > 1
+	m, ok, retriable := r.manifest(ctx, due, r.t.Edges[h.cur], attr, id, country, retry)
+	if !ok && retriable && retry && ctx.Err() == nil {
+		r.rec.failover()
+		h.move((h.cur+1)%len(r.t.Edges), time.Now())
+		m, ok, _ = r.manifest(ctx, due, r.t.Edges[h.cur], attr, id, country, false)
+	}
+	return m, ok
+}
+
 // With quiet set, a transport error or a 5xx is not recorded (the caller
 // retries elsewhere) and retriable reports it.
-func (r *runner) manifest(ctx context.Context, due time.Time, base, id, country string, quiet bool) (_ Manifest, ok, retriable bool) {
+func (r *runner) manifest(ctx context.Context, due time.Time, base string, edge int, id, country string, quiet bool) (_ Manifest, ok, retriable bool) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
 	defer cancel()
 	u := base + "/v1/manifest/" + url.PathEscape(id) + "?country=" + url.QueryEscape(country)
@@ -455,7 +476,7 @@ func (r *runner) manifest(ctx context.Context, due time.Time, base, id, country 
 	}
 	if err != nil {
 		r.rec.fail(time.Now(), "manifest_"+netKind(err))
-		r.rec.trackStart(time.Now(), due, true)
+		r.rec.trackStart(time.Now(), due, edge, true)
 		r.logf("manifest", "url", u, "err", err)
 		return Manifest{}, false, false
 	}
@@ -464,23 +485,23 @@ func (r *runner) manifest(ctx context.Context, due time.Time, base, id, country 
 	switch {
 	case resp.StatusCode == http.StatusForbidden:
 		r.rec.manifest(time.Now(), due, true)
-		r.rec.trackStart(time.Now(), due, false)
+		r.rec.trackStart(time.Now(), due, edge, false)
 		return Manifest{}, false, false
 	case resp.StatusCode >= 500 && quiet:
 		return Manifest{}, false, true
 	case resp.StatusCode != http.StatusOK:
 		r.rec.fail(time.Now(), "manifest_http_"+strconv.Itoa(resp.StatusCode))
-		r.rec.trackStart(time.Now(), due, true)
+		r.rec.trackStart(time.Now(), due, edge, true)
 		return Manifest{}, false, false
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&m); err != nil {
 		r.rec.fail(time.Now(), "manifest_decode")
-		r.rec.trackStart(time.Now(), due, true)
+		r.rec.trackStart(time.Now(), due, edge, true)
 		r.logf("manifest decode", "url", u, "err", err)
 		return Manifest{}, false, false
 	}
 	r.rec.manifest(time.Now(), due, false)
-	r.rec.trackStart(time.Now(), due, false)
+	r.rec.trackStart(time.Now(), due, edge, false)
 	return m, true, false
 }
 
@@ -488,24 +509,20 @@ func (r *runner) manifest(ctx context.Context, due time.Time, base, id, country 
 // should be.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
 
-// fetchFailover makes one range request at edge ei and records it; with
-// Config.Failover, a request that failed with a transport error or a 5xx
-// is retried once at the next edge (timed from the same due time), and
-// the index of the edge the session continues with is returned.
-func (r *runner) fetchFailover(ctx context.Context, due time.Time, ei int, path string, track, kbps int, off, n int64, hints, country string) int {
-	o := r.fetch(ctx, due, r.t.Edges[ei]+path, track, kbps, off, n, hints, country)
-	o.Edge = ei
+// fetchFailover makes one range request at the session's edge and
+// records it; with Config.Failover, a request that failed with a
+// transport error or a 5xx is retried once at the next edge (timed from
+// the same due time), where the session then stays.
+func (r *runner) fetchFailover(ctx context.Context, due time.Time, h *home, path string, track, kbps int, off, n int64, hints, country string) {
+	attr := h.at(due)
+	o := r.fetch(ctx, due, r.t.Edges[h.cur]+path, track, kbps, off, n, hints, country)
 	if r.cfg.Failover && len(r.t.Edges) > 1 && retriable(o) && ctx.Err() == nil {
-		// Counted against the edge the listener was on: its time
-		// includes the failure there.
-		home := ei
 		r.rec.failover()
-		ei = (ei + 1) % len(r.t.Edges)
-		o = r.fetch(ctx, due, r.t.Edges[ei]+path, track, kbps, off, n, hints, country)
-		o.Edge = home
+		h.move((h.cur+1)%len(r.t.Edges), time.Now())
+		o = r.fetch(ctx, due, r.t.Edges[h.cur]+path, track, kbps, off, n, hints, country)
 	}
+	o.Edge = attr
 	r.rec.observe(time.Now(), o)
-	return ei
 }
 
 // retriable reports whether a load balancer would retry o elsewhere: a
