@@ -294,7 +294,7 @@ def run_scenario(args, name, base_port):
     rows = []
     with open(reqlog) as f:
         for r in csv.DictReader(f):
-            rows.append((float(r["t_ms"]) / 1000, r["kind"], int(r["edge"]), float(r["ttfb_ms"]), r["ok"] == "1"))
+            rows.append((float(r["t_ms"]) / 1000, r["kind"], int(r["edge"]), float(r["ttfb_ms"]), r["ok"] == "1", int(r["home"])))
     ranges = [r for r in rows if r[1] == "range"]
     others = ranges
     if name == "edge-stop":
@@ -303,7 +303,10 @@ def run_scenario(args, name, base_port):
         with open(pop.addr_file) as f:
             order = json.load(f)["edges"]
         vi = order.index(pop.edge_public[int(victim.split("-")[1]) - 1])
-        others = [r for r in ranges if r[2] != vi]
+        # The other edges' listeners: sessions that started elsewhere
+        # (a session of the stopped edge that failed over brings its own
+        # backlog with it: still that edge's listener).
+        others = [r for r in ranges if r[5] != vi]
     base_win = [r[3] for r in others if fault_at - fault_len <= r[0] < fault_at]
     fault_win = [r[3] for r in others if fault_at <= r[0] < fault_at + fault_len]
     base_p99 = p99(base_win)

@@ -52,8 +52,8 @@ func TestRecorderCountsFailuresInAllPercentiles(t *testing.T) {
 	}
 	r.observe(start.Add(time.Second), Observation{TTFB: 5 * time.Second, Total: 5 * time.Second, Err: "timeout", Edge: 1})
 	r.observe(start.Add(time.Second), Observation{TTFB: 5 * time.Second, Total: 5 * time.Second, Err: "timeout", Edge: 1})
-	r.trackStart(start.Add(time.Second), start, -1, false)
-	r.trackStart(start.Add(time.Second), start, -1, true)
+	r.trackStart(start.Add(time.Second), start, -1, 0, false)
+	r.trackStart(start.Add(time.Second), start, -1, 0, true)
 	r.log.w.Flush()
 	res := r.result(2 * time.Second)
 	if res.TTFBP99MS > 20 {
@@ -69,7 +69,7 @@ func TestRecorderCountsFailuresInAllPercentiles(t *testing.T) {
 		t.Errorf("second 1 error rate %v, want 0.02", p.ErrorRate)
 	}
 	lines := strings.Split(strings.TrimSpace(log.String()), "\n")
-	if len(lines) != 102 || lines[98] != "-4000,range,1,5000.000,0" || lines[101] != "0,manifest,-1,1000.000,0" {
+	if len(lines) != 102 || lines[98] != "-4000,range,1,5000.000,0,0" || lines[101] != "0,manifest,-1,1000.000,0,0" {
 		t.Errorf("request log: %d lines, %q ... %q", len(lines), lines[min(98, len(lines)-1)], lines[len(lines)-1])
 	}
 }

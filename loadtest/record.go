@@ -21,9 +21,10 @@ type Observation struct {
 	// Err is the error kind ("" if none); Verify the verify failure kind
 	// ("" if every byte checked out).
 	Err, Verify string
-	// Edge is the index of the edge (in Targets.Edges) that answered or
-	// failed, -1 for none.
-	Edge int
+	// Edge is the index (in Targets.Edges) of the edge the listener was
+	// on when the request was due, -1 for none; Home the edge its
+	// session started on (its listener's edge before any failover).
+	Edge, Home int
 }
 
 // Histogram bounds: 1 µs to 5 minutes, in microseconds.
@@ -123,7 +124,7 @@ func (r *recorder) observe(now time.Time, o Observation) {
 	recordHist(r.ttfbAll, o.TTFB)
 	recordHist(sec.ttfbAll, o.TTFB)
 	// Logged at its due time, so a window holds the requests due in it.
-	r.log.write(now.Sub(r.start)-o.Total, "range", o.Edge, o.TTFB, o.Err == "" && o.Verify == "")
+	r.log.write(now.Sub(r.start)-o.Total, "range", o.Edge, o.Home, o.TTFB, o.Err == "" && o.Verify == "")
 	if o.Err != "" {
 		r.errors++
 		sec.errors++
@@ -168,14 +169,14 @@ func (r *recorder) failN(now time.Time, kind string, n int64) {
 
 // trackStart counts a listener starting a track (a manifest request) and
 // whether that failed.
-func (r *recorder) trackStart(now, due time.Time, edge int, failed bool) {
+func (r *recorder) trackStart(now, due time.Time, edge, home int, failed bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.trackStarts++
 	if failed {
 		r.trackStartErrors++
 	}
-	r.log.write(due.Sub(r.start), "manifest", edge, now.Sub(due), !failed)
+	r.log.write(due.Sub(r.start), "manifest", edge, home, now.Sub(due), !failed)
 }
 
 func (r *recorder) failover() {
@@ -335,16 +336,17 @@ func copyMap(m map[string]int64) map[string]int64 {
 
 // requestLog writes one CSV line per range request and track start, for
 // tools that cut a run into windows (bench/chaos.sh):
-// "t_ms,kind,edge,ttfb_ms,ok" with t_ms when the request was due, since
-// the start of the run (a range request is logged as it ends), kind
-// "range" or "manifest", edge the index in Targets.Edges (-1: none), ok
-// 1 or 0. A nil log writes nothing. Callers hold the recorder's mutex.
+// "t_ms,kind,edge,ttfb_ms,ok,home" with t_ms when the request was due,
+// since the start of the run (a range request is logged as it ends), kind
+// "range" or "manifest", edge the index in Targets.Edges of the edge the
+// listener was on then (-1: none), ok 1 or 0, home the edge the session
+// started on. A nil log writes nothing. Callers hold the recorder's mutex.
 type requestLog struct {
 	w   *bufio.Writer
 	buf []byte
 }
 
-func (l *requestLog) write(at time.Duration, kind string, edge int, ttfb time.Duration, ok bool) {
+func (l *requestLog) write(at time.Duration, kind string, edge, home int, ttfb time.Duration, ok bool) {
 	if l == nil {
 		return
 	}
@@ -357,10 +359,12 @@ func (l *requestLog) write(at time.Duration, kind string, edge int, ttfb time.Du
 	b = append(b, ',')
 	b = strconv.AppendFloat(b, float64(ttfb.Microseconds())/1000, 'f', 3, 64)
 	if ok {
-		b = append(b, ",1\n"...)
+		b = append(b, ",1,"...)
 	} else {
-		b = append(b, ",0\n"...)
+		b = append(b, ",0,"...)
 	}
+	b = strconv.AppendInt(b, int64(home), 10)
+	b = append(b, '\n')
 	l.buf = b
 	l.w.Write(b)
 }

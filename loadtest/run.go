@@ -321,7 +321,8 @@ func (r *runner) wall(s *Session, at time.Duration) time.Time {
 // request that is late because the previous one was slow is still timed
 // from when it was due.
 func (r *runner) session(ctx context.Context, s Session) {
-	h := &home{cur: int(s.Pick % uint64(len(r.t.Edges)))}
+	first := int(s.Pick % uint64(len(r.t.Edges)))
+	h := &home{first: first, cur: first}
 	user := "u" + strconv.Itoa(s.User)
 	for _, p := range s.Plays {
 		due := r.wall(&s, p.Start)
@@ -423,6 +424,7 @@ func nextHeader(cat *media.Synthetic, next []int) string {
 // session still waited on a hung edge is that edge's, even if it is sent
 // to the next one).
 type home struct {
+	first     int // the edge the session started on
 	cur, prev int
 	since     time.Time // when cur became the session's edge
 }
@@ -445,23 +447,23 @@ func (h *home) move(to int, now time.Time) {
 // once with Failover).
 func (r *runner) trackStart(ctx context.Context, due time.Time, h *home, id, country string) (Manifest, bool) {
 	if !r.cfg.ManifestsFromEdges {
-		m, ok, _ := r.manifest(ctx, due, r.t.Origin, -1, id, country, false)
+		m, ok, _ := r.manifest(ctx, due, r.t.Origin, -1, h.first, id, country, false)
 		return m, ok
 	}
 	attr := h.at(due)
 	retry := r.cfg.Failover && len(r.t.Edges) > 1
-	m, ok, retriable := r.manifest(ctx, due, r.t.Edges[h.cur], attr, id, country, retry)
+	m, ok, retriable := r.manifest(ctx, due, r.t.Edges[h.cur], attr, h.first, id, country, retry)
 	if !ok && retriable && retry && ctx.Err() == nil {
 		r.rec.failover()
 		h.move((h.cur+1)%len(r.t.Edges), time.Now())
-		m, ok, _ = r.manifest(ctx, due, r.t.Edges[h.cur], attr, id, country, false)
+		m, ok, _ = r.manifest(ctx, due, r.t.Edges[h.cur], attr, h.first, id, country, false)
 	}
 	return m, ok
 }
 
 // With quiet set, a transport error or a 5xx is not recorded (the caller
 // retries elsewhere) and retriable reports it.
-func (r *runner) manifest(ctx context.Context, due time.Time, base string, edge int, id, country string, quiet bool) (_ Manifest, ok, retriable bool) {
+func (r *runner) manifest(ctx context.Context, due time.Time, base string, edge, home int, id, country string, quiet bool) (_ Manifest, ok, retriable bool) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
 	defer cancel()
 	u := base + "/v1/manifest/" + url.PathEscape(id) + "?country=" + url.QueryEscape(country)
@@ -476,7 +478,7 @@ func (r *runner) manifest(ctx context.Context, due time.Time, base string, edge 
 	}
 	if err != nil {
 		r.rec.fail(time.Now(), "manifest_"+netKind(err))
-		r.rec.trackStart(time.Now(), due, edge, true)
+		r.rec.trackStart(time.Now(), due, edge, home, true)
 		r.logf("manifest", "url", u, "err", err)
 		return Manifest{}, false, false
 	}
@@ -485,23 +487,23 @@ func (r *runner) manifest(ctx context.Context, due time.Time, base string, edge 
 	switch {
 	case resp.StatusCode == http.StatusForbidden:
 		r.rec.manifest(time.Now(), due, true)
-		r.rec.trackStart(time.Now(), due, edge, false)
+		r.rec.trackStart(time.Now(), due, edge, home, false)
 		return Manifest{}, false, false
 	case resp.StatusCode >= 500 && quiet:
 		return Manifest{}, false, true
 	case resp.StatusCode != http.StatusOK:
 		r.rec.fail(time.Now(), "manifest_http_"+strconv.Itoa(resp.StatusCode))
-		r.rec.trackStart(time.Now(), due, edge, true)
+		r.rec.trackStart(time.Now(), due, edge, home, true)
 		return Manifest{}, false, false
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&m); err != nil {
 		r.rec.fail(time.Now(), "manifest_decode")
-		r.rec.trackStart(time.Now(), due, edge, true)
+		r.rec.trackStart(time.Now(), due, edge, home, true)
 		r.logf("manifest decode", "url", u, "err", err)
 		return Manifest{}, false, false
 	}
 	r.rec.manifest(time.Now(), due, false)
-	r.rec.trackStart(time.Now(), due, edge, false)
+	r.rec.trackStart(time.Now(), due, edge, home, false)
 	return m, true, false
 }
 
@@ -521,7 +523,7 @@ func (r *runner) fetchFailover(ctx context.Context, due time.Time, h *home, path
 		h.move((h.cur+1)%len(r.t.Edges), time.Now())
 		o = r.fetch(ctx, due, r.t.Edges[h.cur]+path, track, kbps, off, n, hints, country)
 	}
-	o.Edge = attr
+	o.Edge, o.Home = attr, h.first
 	r.rec.observe(time.Now(), o)
 }
 

@@ -75,7 +75,7 @@ func runMain(ctx context.Context, args []string) error {
 		cpuProf   = fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 		manifests = fs.String("manifests", "origin", "where listeners get manifests: origin, or edge (edges with manifest.enabled mint them)")
 		failover  = fs.Bool("failover", false, "retry a range request that failed (transport error or 5xx) once at the next edge, and keep the session there, as a player behind a load balancer would")
-		reqLog    = fs.String("requests-log", "", "write one CSV line per range request and track start to this file (t_ms,kind,edge,ttfb_ms,ok)")
+		reqLog    = fs.String("requests-log", "", "write one CSV line per range request and track start to this file (t_ms,kind,edge,ttfb_ms,ok,home)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -110,7 +110,7 @@ func runMain(ctx context.Context, args []string) error {
 			return err
 		}
 		defer f.Close()
-		fmt.Fprintln(f, "t_ms,kind,edge,ttfb_ms,ok")
+		fmt.Fprintln(f, "t_ms,kind,edge,ttfb_ms,ok,home")
 		cfg.RequestLog = f
 	}
 	if !*quiet {
