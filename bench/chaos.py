@@ -255,7 +255,7 @@ def run_scenario(args, name, base_port):
     peer_bytes0 = sum(pop.metric(f"edge-{i+1}", "edge_peer_fill_bytes_total") or 0 for i in range(EDGES))
     lt = subprocess.Popen([os.path.join(args.bin, "loadtest"), "--addr-file", pop.addr_file, "--duration", f"{duration}s",
                            "--rate", str(args.rate), "--catalog", "synthetic:100000", "--seed", "1", "--manifests", "edge",
-                           "--failover", "--requests-log", reqlog, "--json", ltjson, "--quiet"],
+                           *([] if args.no_failover else ["--failover"]), "--requests-log", reqlog, "--json", ltjson, "--quiet"],
                           stdout=ltlog, stderr=ltlog, env=dict(os.environ, GOMAXPROCS="1"))
     t_start = time.time()
     probe.start()
@@ -374,6 +374,7 @@ def main():
     ap.add_argument("--only", default=",".join(SCENARIOS))
     ap.add_argument("--rate", type=float, default=2.0)
     ap.add_argument("--base-port", type=int, default=27100)
+    ap.add_argument("--no-failover", action="store_true", help="pin every session to its edge (no load-balancer failover)")
     args = ap.parse_args()
     results = []
     for i, name in enumerate(args.only.split(",")):

@@ -6,7 +6,7 @@
 # the next edge as a load balancer would) and a probe that asks every
 # edge for one cached and one uncached range every 0.5 s.
 #
-#   bench/chaos.sh [--duration S] [--json FILE] [--only SCENARIO[,SCENARIO]] [--rate R]
+#   bench/chaos.sh [--duration S] [--json FILE] [--only SCENARIO[,SCENARIO]] [--rate R] [--no-failover]
 #
 # Scenarios: baseline, shield-kill (kill -9 a shield, restart 20 s
 # later), edge-kill (kill -9 an edge, restart), edge-term (SIGTERM an
