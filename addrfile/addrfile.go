@@ -27,6 +27,10 @@ type File struct {
 	Edges    []string `json:"edges"`
 	Kafka    string   `json:"kafka,omitempty"`
 	Internal Internal `json:"internal"`
+	// Users are the demo users with their bearer tokens (written by
+	// whoever made the identity, e.g. bench/chaos.sh from `origin
+	// demo-identity`): kept as they are.
+	Users json.RawMessage `json:"users,omitempty"`
 }
 
 // Internal are the internal listeners' base URLs.

@@ -1,6 +1,7 @@
 package addrfile
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -15,6 +16,10 @@ import (
 // restart appended twice.
 func TestAddConcurrent(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "pop.json")
+	users := `[{"user_id":"demo-SE","country":"SE","token":"x"}]`
+	if err := os.WriteFile(path, []byte(`{"users":`+users+`}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Go(func() {
@@ -35,7 +40,10 @@ func TestAddConcurrent(t *testing.T) {
 	if err := json.Unmarshal(b, &f); err != nil {
 		t.Fatal(err)
 	}
-	if len(f.Edges) != 8 || len(f.Internal.Edges) != 8 || f.Origin != "http://o" || f.Internal.Origin != "http://oi" {
+	var compact bytes.Buffer
+	json.Compact(&compact, f.Users)
+	f.Users = compact.Bytes()
+	if len(f.Edges) != 8 || len(f.Internal.Edges) != 8 || f.Origin != "http://o" || f.Internal.Origin != "http://oi" || string(f.Users) != users {
 		t.Fatalf("file %s", b)
 	}
 	for i, e := range f.Edges {

@@ -34,7 +34,15 @@ class POP:
         self.procs = {}  # name -> Popen
         self.rss_peak = {}  # name -> bytes
         self.p = base_port
-        keys = {"token": hexkey(), "tier": hexkey()}
+        keys = {"token": hexkey(), "tier": hexkey(), "ticket": hexkey(), "pop_ticket": hexkey()}
+        # The identity provider: a demo key pair and a user per country
+        # of the load tool's listeners, in the addr file before any node
+        # adds itself.
+        idp = json.loads(subprocess.run([os.path.join(bindir, "origin"), "demo-identity", "--country", "US,BR,GB,DE,MX,SE,FR,JP,IN,ES"],
+                                        check=True, capture_output=True, text=True).stdout)
+        with open(self.addr_file, "w") as f:
+            json.dump({"users": idp["users"]}, f)
+        self.users = {u["country"]: u["token"] for u in idp["users"]}
         gossip = base64.b64encode(os.urandom(32)).decode()
         o_pub, o_int = self.p, self.p + 1
         self.origin_internal = f"http://127.0.0.1:{o_int}"
@@ -47,6 +55,10 @@ class POP:
         self.conf["origin"] = (
             f"listen: 127.0.0.1:{o_pub}\ninternal_addr: 127.0.0.1:{o_int}\nname: origin\n"
             f"catalog: synthetic:100000\nseed: 1\nkeys: [{{id: k1, secret: {keys['token']}}}]\n"
+            f"identity: {{public_keys: [\"{idp['public_key']}\"]}}\n"
+            f"ticket_keys: [{{id: origin, secret: {keys['ticket']}}}, {{id: pop-chaos, secret: {keys['pop_ticket']}}}]\n"
+            # One demo user per country stands for all its listeners.
+            f"plays: {{user_rate: 10000, user_burst: 100000}}\n"
             f"data_dir: {self.dir}/origin\n" + tier)
         shield_urls = []
         for i in range(SHIELDS):
@@ -65,8 +77,9 @@ class POP:
                 f"internal_addr: 127.0.0.1:{self.p + 50 + i}\nupstreams: [{', '.join(shield_urls)}]\n"
                 f"drain_delay: 1s\nkeys: [{{id: k1, secret: {keys['token']}}}]\n"
                 f"cache: {{memory_bytes: {EDGE_CACHE}MiB}}\nhot_cache: {{memory_bytes: {EDGE_HOT}MiB}}\n"
-                f"prefetch: {{origin_url: http://127.0.0.1:{o_pub}}}\n"
-                f"manifest: {{enabled: true, origin_url: {self.origin_internal}, refresh: 15s}}\n"
+                f"prefetch: {{origin_url: {self.origin_internal}}}\n"
+                f"manifest: {{enabled: true, origin_url: {self.origin_internal}, refresh: 15s, "
+                f"identity: {{public_keys: [\"{idp['public_key']}\"]}}, ticket_keys: [{{id: pop-chaos, secret: {keys['pop_ticket']}}}]}}\n"
                 + cl("edge", self.p + 60 + i) + tier)
         for name, text in self.conf.items():
             with open(os.path.join(self.dir, name + ".yaml"), "w") as f:
@@ -191,8 +204,10 @@ class Probe:
             return 0, time.time() - start
 
     def manifest(self, edge, track):
+        req = urllib.request.Request(f"{edge}/v1/manifest/{track}")
+        req.add_header("Authorization", "Bearer " + self.pop.users["SE"])
         try:
-            with urllib.request.urlopen(f"{edge}/v1/manifest/{track}?country=SE", timeout=10) as r:
+            with urllib.request.urlopen(req, timeout=10) as r:
                 return json.load(r)
         except Exception:
             return None

@@ -59,6 +59,11 @@ done
 OPORT=$(free_port) TPORT=$(free_port) EPORT=$(free_port) NPORT=$(free_port)
 SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 TIER=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+# A demo identity provider: its public key for the origin, a token for the
+# manifests.
+"$work/origin" demo-identity --country SE >"$work/identity.json"
+IDKEY=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["public_key"])' "$work/identity.json")
+TOKEN=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["users"][0]["token"])' "$work/identity.json")
 cat >"$work/origin.yaml" <<YAML
 listen: 127.0.0.1:$OPORT
 internal_addr: 127.0.0.1:$TPORT
@@ -66,6 +71,7 @@ catalog: $work/catalog
 data_dir: $work/data
 keys: [{id: bench, secret: $SECRET}]
 tier_keys: [{id: bench, secret: $TIER}]
+identity: {public_keys: ["$IDKEY"]}
 YAML
 cat >"$work/edge.yaml" <<YAML
 name: edge-bench
@@ -115,7 +121,7 @@ wait_ready "http://127.0.0.1:$EPORT/readyz"
 # Paths: the edge's come from the origin's manifests (signed URLs).
 : >"$work/edge-paths" ; : >"$work/nginx-paths"
 for i in $(seq 0 $((FILES - 1))); do
-	curl -sf "http://127.0.0.1:$OPORT/v1/manifest/b$i?country=SE" |
+	curl -sf -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$OPORT/v1/manifest/b$i" |
 		python3 -c 'import json,sys; m=json.load(sys.stdin); print([t["url"] for t in m["tiers"] if t["kbps"]==160][0])' >>"$work/edge-paths"
 	echo "/media/b$i/160.ogg" >>"$work/nginx-paths"
 done

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/loadtest/plan"
 	"github.com/musiccdn/cdn/origin"
 	"github.com/musiccdn/cdn/pop"
 	"github.com/musiccdn/cdn/tier"
@@ -29,10 +30,14 @@ func TestExamplesLoad(t *testing.T) {
 	shield := tier.DefaultShieldConfig()
 	orig := origin.DefaultConfig()
 	p := pop.DefaultConfig()
-	for file, dst := range map[string]any{"edge.yaml": &edge, "shield.yaml": &shield, "origin.yaml": &orig, "pop.yaml": &p} {
+	pl := plan.DefaultConfig()
+	for file, dst := range map[string]any{"edge.yaml": &edge, "shield.yaml": &shield, "origin.yaml": &orig, "pop.yaml": &p, "plan.yaml": &pl} {
 		if err := config.Load(file, dst); err != nil {
 			t.Errorf("%s: %v", file, err)
 		}
+	}
+	if pl.Tracks != 100_000_000 || pl.EdgeCache != 10e12 || pl.Streams != 10000 {
+		t.Errorf("plan.yaml: %+v", pl)
 	}
 	if edge.Role != tier.Edge || shield.Role != tier.Shield || len(edge.Keys) != 2 {
 		t.Errorf("edge %+v shield %+v", edge.Role, shield.Role)
@@ -44,6 +49,14 @@ func TestExamplesLoad(t *testing.T) {
 	}
 	if shield.Upstreams[0] != "http://"+orig.InternalAddr {
 		t.Errorf("shield upstream %s, want the origin's internal listener %s", shield.Upstreams[0], orig.InternalAddr)
+	}
+	// The standalone http cache: no keys, no shields, one http route.
+	standalone := tier.DefaultEdgeConfig()
+	if err := config.Load("http-edge.yaml", &standalone); err != nil {
+		t.Errorf("http-edge.yaml: %v", err)
+	}
+	if len(standalone.Routes) != 1 || standalone.Routes[0].Mode != tier.ModeHTTP || len(standalone.Keys) != 0 {
+		t.Errorf("http-edge.yaml: %+v", standalone.Routes)
 	}
 }
 

@@ -28,6 +28,7 @@ import (
 
 	"github.com/musiccdn/cdn/cluster"
 	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/origin"
 	"github.com/musiccdn/cdn/tier"
 )
@@ -145,6 +146,10 @@ func TestDeployTLSOnLoopback(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	// The origin: its listeners where the deploy files expect them, a
 	// synthetic catalog instead of the deploy's directory and Kafka.
+	idp, err := identity.NewIssuer()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var edgeCfgs, shieldCfgs []tier.Config
 	for _, f := range []string{"deploy/shield-a.yaml", "deploy/shield-b.yaml", "deploy/edge-a.yaml", "deploy/edge-b.yaml", "deploy/edge-c.yaml"} {
 		c := tier.DefaultEdgeConfig()
@@ -159,6 +164,7 @@ func TestDeployTLSOnLoopback(t *testing.T) {
 		c.Cache.DiskBytes = 64 << 20
 		if c.Role == tier.Edge {
 			c.HotCache.MemoryBytes = 8 << 20
+			c.Manifest.Identity.PublicKeys = []string{idp.PublicKey()} // the test's provider
 			edgeCfgs = append(edgeCfgs, c)
 		} else {
 			shieldCfgs = append(shieldCfgs, c)
@@ -168,8 +174,10 @@ func TestDeployTLSOnLoopback(t *testing.T) {
 	ocfg.Catalog, ocfg.Seed = "synthetic:200", 5
 	ocfg.Keys = []origin.KeyConfig{{ID: edgeCfgs[0].Keys[0].ID, Secret: edgeCfgs[0].Keys[0].Secret}}
 	ocfg.TierKeys = edgeCfgs[0].TierKeys
+	ocfg.Identity.PublicKeys = []string{idp.PublicKey()}
 	ocfg.DataDir = filepath.Join(dir, "origin")
 	o, err := origin.New(ocfg, logger, nil)
+	tok, _ := idp.Issue(identity.User{ID: "u1", Country: "SE"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,10 +234,19 @@ func TestDeployTLSOnLoopback(t *testing.T) {
 	pool.AppendCertsFromPEM(caPEM)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 20 * time.Second}
 	defer client.CloseIdleConnections()
-	// Manifests from the origin's public API; every track through edge
-	// a, so the tracks edges b and c own are filled from them.
+	// Manifests minted by edge a (its snapshot pulled from the origin
+	// with the tier credential); every track through edge a, so the
+	// tracks edges b and c own are filled from them.
+	for _, e := range edges {
+		if err := e.WaitManifests(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for i := range 12 {
-		resp, err := client.Get(fmt.Sprintf("http://%s/v1/manifest/t%d?country=SE", l.port(t, "192.0.2.30:8080"), i))
+		req, _ := http.NewRequest("GET", fmt.Sprintf("%s/v1/manifest/t%d", edges[0].URL(), i), nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("X-Client-Country", "SE")
+		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -242,7 +259,7 @@ func TestDeployTLSOnLoopback(t *testing.T) {
 		if err != nil || len(m.Tiers) == 0 {
 			t.Fatalf("manifest t%d: %d %v", i, resp.StatusCode, err)
 		}
-		req, _ := http.NewRequest("GET", edges[0].URL()+m.Tiers[0].URL, nil)
+		req, _ = http.NewRequest("GET", edges[0].URL()+m.Tiers[0].URL, nil)
 		req.Header.Set("Range", "bytes=0-999")
 		req.Header.Set("X-Client-Country", "SE")
 		resp, err = client.Do(req)

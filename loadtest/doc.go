@@ -20,5 +20,7 @@
 //	res.WriteText(os.Stdout)
 //	if err := res.Check(0, 0); err != nil { os.Exit(1) }
 //
-// The cache policy study lives in loadtest/cachesim.
+// The cache policy study and the POP model live in loadtest/cachesim; the
+// capacity planner ("loadtest plan", which also predicts a finished run's
+// hit ratio from the params its report records) in loadtest/plan.
 package loadtest

@@ -82,6 +82,9 @@ type Result struct {
 	Seed             uint64           `json:"seed"`
 	Catalog          int              `json:"catalog_tracks"`
 	Skew             float64          `json:"skew"`
+	// Params records the workload, catalog and cache parameters of the
+	// run, for "loadtest plan --like-run".
+	Params *RunParams `json:"params"`
 }
 
 // Breakdown is the latency and volume of one slice of the requests.

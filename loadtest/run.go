@@ -81,6 +81,10 @@ type Config struct {
 	// Client is the HTTP client; nil means one tuned for many connections
 	// to a few hosts.
 	Client *http.Client
+	// POP describes the target's edges and caches for the report's
+	// "params" (see RunParams); nil when unknown. It does not change
+	// what the run does.
+	POP *POPParams
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -126,6 +130,10 @@ type Targets struct {
 	// Empty: metrics are scraped from the public URLs (a POP without
 	// the split, such as the null POP).
 	Internal InternalTargets `json:"internal"`
+	// Users are the POP's demo users with their bearer tokens; each
+	// listener acts as the first user of its country. Empty (a null
+	// target): requests carry no token.
+	Users []User `json:"users"`
 }
 
 // InternalTargets are the base URLs of the nodes' internal listeners.
@@ -149,6 +157,23 @@ func (t Targets) metricsTargets() (origin string, edges, shields []string) {
 		shields = t.Internal.Shields
 	}
 	return origin, edges, shields
+}
+
+// User is a user the load tool may act as (the addr file's "users").
+type User struct {
+	UserID  string `json:"user_id"`
+	Country string `json:"country"`
+	Token   string `json:"token"`
+}
+
+// userFor returns the first user of country cc.
+func (t *Targets) userFor(cc string) (User, bool) {
+	for _, u := range t.Users {
+		if u.Country == cc {
+			return u, true
+		}
+	}
+	return User{}, false
 }
 
 // LoadTargets reads an address file written by cmd/pop --addr-file.
@@ -278,6 +303,8 @@ func Run(ctx context.Context, cfg Config, t Targets) (*Result, error) {
 	res.Seed = cfg.Workload.Seed
 	res.Catalog = cfg.Workload.Tracks
 	res.Skew = cfg.Workload.Skew
+	p := cfg.Params()
+	res.Params = &p
 	return res, nil
 }
 
@@ -323,7 +350,16 @@ func (r *runner) wall(s *Session, at time.Duration) time.Time {
 func (r *runner) session(ctx context.Context, s Session) {
 	first := int(s.Pick % uint64(len(r.t.Edges)))
 	h := &home{first: first, cur: first}
-	user := "u" + strconv.Itoa(s.User)
+	user := User{UserID: "u" + strconv.Itoa(s.User)}
+	if len(r.t.Users) > 0 {
+		var ok bool
+		if user, ok = r.t.userFor(s.Country); !ok {
+			// The POP has no user in this country: its listeners
+			// cannot get a manifest at all.
+			r.rec.failN(time.Now(), "no_user_for_country", int64(len(s.Plays)))
+			return
+		}
+	}
 	for _, p := range s.Plays {
 		due := r.wall(&s, p.Start)
 		if !due.Before(r.deadline) || !sleepUntil(ctx, due) {
@@ -343,12 +379,11 @@ func (r *runner) session(ctx context.Context, s Session) {
 			continue
 		}
 		id := r.cat.ID(p.Track)
-		var m Manifest
-		var ok bool
-		m, ok = r.trackStart(ctx, due, h, id, s.Country)
+		m, ok := r.trackStart(ctx, due, h, id, s.Country, user.Token)
 		if !ok {
 			continue
 		}
+		authorized := time.Now()
 		tier, ok := pickTier(m, s.Kbps)
 		if !ok {
 			r.rec.fail(time.Now(), "manifest_no_tier")
@@ -386,9 +421,19 @@ func (r *runner) session(ctx context.Context, s Session) {
 			if !sleepUntil(ctx, end) {
 				return
 			}
-			r.sendPlay(ctx, PlayEvent{
-				PlayID: newPlayID(), UserID: user, TrackID: id, Country: s.Country,
-				TierKbps: tier.Kbps, MSPlayed: played.Milliseconds(), TS: time.Now().UTC().Format(time.RFC3339Nano),
+			// The origin refuses a play longer than the time since its
+			// ticket was issued: under compression the report carries
+			// the wall time the play really took, so compressed plays
+			// mostly do not qualify for royalties (they still exercise
+			// ingest, tickets and the stage).
+			ms := min(played.Milliseconds(), time.Since(authorized).Milliseconds())
+			playID := m.PlayID
+			if playID == "" {
+				playID = newPlayID() // a target without tickets (the null POP)
+			}
+			r.sendPlay(ctx, user.Token, PlayEvent{
+				PlayID: playID, UserID: user.UserID, TrackID: id, Country: s.Country,
+				TierKbps: tier.Kbps, MSPlayed: ms, TS: time.Now().UTC().Format(time.RFC3339Nano), Ticket: m.PlayTicket,
 			})
 		}
 	}
@@ -445,25 +490,27 @@ func (h *home) move(to int, now time.Time) {
 // trackStart fetches a track's manifest from the origin, or from the
 // session's edge with ManifestsFromEdges (failing over to the next edge
 // once with Failover).
-func (r *runner) trackStart(ctx context.Context, due time.Time, h *home, id, country string) (Manifest, bool) {
+func (r *runner) trackStart(ctx context.Context, due time.Time, h *home, id, country, token string) (Manifest, bool) {
 	if !r.cfg.ManifestsFromEdges {
-		m, ok, _ := r.manifest(ctx, due, r.t.Origin, -1, h.first, id, country, false)
+		m, ok, _ := r.manifest(ctx, due, r.t.Origin, -1, h.first, id, country, token, false)
 		return m, ok
 	}
 	attr := h.at(due)
 	retry := r.cfg.Failover && len(r.t.Edges) > 1
-	m, ok, retriable := r.manifest(ctx, due, r.t.Edges[h.cur], attr, h.first, id, country, retry)
+	m, ok, retriable := r.manifest(ctx, due, r.t.Edges[h.cur], attr, h.first, id, country, token, retry)
 	if !ok && retriable && retry && ctx.Err() == nil {
 		r.rec.failover()
 		h.move((h.cur+1)%len(r.t.Edges), time.Now())
-		m, ok, _ = r.manifest(ctx, due, r.t.Edges[h.cur], attr, h.first, id, country, false)
+		m, ok, _ = r.manifest(ctx, due, r.t.Edges[h.cur], attr, h.first, id, country, token, false)
 	}
 	return m, ok
 }
 
 // With quiet set, a transport error or a 5xx is not recorded (the caller
 // retries elsewhere) and retriable reports it.
-func (r *runner) manifest(ctx context.Context, due time.Time, base string, edge, home int, id, country string, quiet bool) (_ Manifest, ok, retriable bool) {
+// A 403 (rights deny the country) is what a player meets in normal use:
+// it is counted as denied, not as an error, and the track is skipped.
+func (r *runner) manifest(ctx context.Context, due time.Time, base string, edge, home int, id, country, token string, quiet bool) (_ Manifest, ok, retriable bool) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
 	defer cancel()
 	u := base + "/v1/manifest/" + url.PathEscape(id) + "?country=" + url.QueryEscape(country)
@@ -471,6 +518,9 @@ func (r *runner) manifest(ctx context.Context, due time.Time, base string, edge,
 	if err != nil {
 		r.rec.fail(time.Now(), "manifest_request")
 		return Manifest{}, false, false
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := r.client.Do(req)
 	if err != nil && quiet {
@@ -622,7 +672,7 @@ func (r *runner) fetch(ctx context.Context, due time.Time, u string, track, kbps
 // sendPlay posts one play event, retrying with the same play id until the
 // origin acknowledges it. A 404 means the origin has no play endpoint: no
 // more events are sent and the report says so.
-func (r *runner) sendPlay(ctx context.Context, ev PlayEvent) {
+func (r *runner) sendPlay(ctx context.Context, token string, ev PlayEvent) {
 	body, _ := json.Marshal([]PlayEvent{ev})
 	kind := ""
 	for attempt := range 3 {
@@ -636,6 +686,9 @@ func (r *runner) sendPlay(ctx context.Context, ev PlayEvent) {
 			return
 		}
 		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
 		resp, err := r.client.Do(req)
 		if err != nil {
 			cancel()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/manifest"
 	"github.com/musiccdn/cdn/origin"
 	"github.com/musiccdn/cdn/origin/media"
@@ -24,6 +25,11 @@ func testOrigin(t testing.TB) *origin.Server {
 	cfg.Keys = []origin.KeyConfig{{ID: "k2", Secret: strings.Repeat("ab", 32)}}
 	cfg.TierKeys = []tierauth.KeyConfig{{ID: "tier1", Secret: strings.Repeat("5a", 32)}}
 	cfg.DataDir = t.TempDir()
+	idp, err := identity.NewIssuer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Identity.PublicKeys = []string{idp.PublicKey()}
 	s, err := origin.New(cfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)

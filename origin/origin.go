@@ -2,23 +2,31 @@
 // per listener:
 //
 // The public handler (Config.Listen), for players: playback manifests with
-// signed edge URLs after a rights check (GET /v1/manifest/<track>?country=CC),
+// signed edge URLs after a rights check (GET /v1/manifest/<track> with the
+// user's bearer token, whose country decides; each manifest carries a play
+// id and its play ticket, see package playticket),
 // a first next-tracks list (GET /v1/recs/next/<track>?n=3&country=CC),
 // /healthz, /readyz, and the services mounted with Mount (plays POST,
-// licences, user recommendations).
+// licences, user recommendations), and cover art and track metadata
+// (GET /img/<album>/<size>.jpg, GET /v1/tracks/<id>: see package artwork),
+// also on the internal listener for the shields' http routes.
 //
 // The internal handler (Config.InternalAddr), for the private network:
 // the catalog's files for shields (GET|HEAD /media/<track>/<kbps>.ogg|.seek,
 // RFC 9110 ranges and conditional requests) behind the tier credential
 // (package tierauth: 403 and nothing opened without it), /metrics,
 // /healthz, /readyz, and the services mounted with MountInternal
-// (royalty reports). A path not routed on a listener is a 404 there.
+// (royalty reports), and a rights check for the edges' prefetcher
+// (GET /v1/rights/<track>?country=CC, tier credential). A path not routed on a listener is a 404 there.
 //
 //	listener  path                        caller         credential        cost of one request
-//	public    GET /v1/manifest/<t>        players        (user session)    one rights look-up, 5 signatures
-//	public    GET /v1/recs/next/<t>       players, edges (user session)    n <= 10 rights look-ups
+//	public    GET /v1/manifest/<t>        players        user session JWT  one JWT check, one rights look-up, 10 URL signatures, 1 ticket
+//	public    GET /v1/recs/next/<t>       players        none              n <= 10 rights look-ups
 //	internal  GET|HEAD /media/<t>/<k>.ext shields        tier credential   one file (<= ~10 MB), MaxRanges ranges
 //	internal  GET /v1/snapshot            edges          tier credential   one catalog walk per 30 s for all callers; a few MB sent
+//	internal  GET /v1/rights/<t>          edges          tier credential   one rights look-up
+//	internal  GET /img/..., /v1/tracks/.. shields        tier credential   one small image or JSON (also public, for anyone)
+//	internal  GET /v1/recs/next/<t>       edges          tier credential   n <= 10 rights look-ups
 //	internal  GET /metrics                operators      network only      one scrape
 //	internal  GET /v1/royalties/...       finance jobs   network only      one ledger query
 //	both      GET /healthz, /readyz       load balancers none              constant
@@ -39,6 +47,7 @@ package origin
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -58,11 +67,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/origin/api"
+	"github.com/musiccdn/cdn/origin/artwork"
 	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/origin/plays"
 	"github.com/musiccdn/cdn/origin/recs"
 	"github.com/musiccdn/cdn/origin/rights"
+	"github.com/musiccdn/cdn/playticket"
 	"github.com/musiccdn/cdn/tierauth"
 	"github.com/musiccdn/cdn/urlsign"
 )
@@ -111,6 +123,16 @@ type Config struct {
 	// and the SQLite ledger (under DataDir/plays) unless plays names a
 	// broker and a PostgreSQL DSN. Default "data".
 	DataDir string `yaml:"data_dir"`
+	// Identity verifies the bearer tokens of the public API (manifests,
+	// plays, licences): the identity provider's Ed25519 public keys.
+	// Required; no default.
+	Identity identity.Config `yaml:"identity"`
+	// TicketKeys sign and check play tickets (see package playticket):
+	// TicketKeys[0] mints, any verifies. Every origin instance sharing a
+	// plays topic must hold the same keys. Secrets are hex, at least 32
+	// bytes. Empty: one random key made at start, so tickets die with the
+	// process (fine for one machine, wrong for a deployment).
+	TicketKeys []KeyConfig `yaml:"ticket_keys"`
 	// Licence configures offline licences (POST /v1/licences).
 	Licence LicenceConfig `yaml:"licence"`
 	// Plays configures the play-counting pipeline (POST /v1/plays).
@@ -214,7 +236,7 @@ func DefaultConfig() Config {
 		Seed:     1,
 		TokenTTL: config.Duration(6 * time.Hour),
 		DataDir:  "data",
-		Licence:  LicenceConfig{TTL: config.Duration(30 * 24 * time.Hour)},
+		Licence:  LicenceConfig{TTL: config.Duration(30 * 24 * time.Hour), OfflinePlays: 20, UserRate: 0.2, UserBurst: 50},
 		Plays:    plays.DefaultConfig(),
 		Recs:     recs.DefaultConfig(),
 
@@ -269,12 +291,24 @@ func (c Config) Validate() error {
 	if c.TokenTTL <= 0 || c.TokenTTL > config.Duration(MaxTokenTTL) {
 		bad("token_ttl", "must be positive and at most %v (the edges' default token_max_ttl)", MaxTokenTTL)
 	}
+	errs = append(errs, config.Prefix("identity", c.Identity.Validate()))
+	if _, err := ticketKeyring(c.TicketKeys); err != nil {
+		var ke *keyError
+		if errors.As(err, &ke) {
+			bad(fmt.Sprintf("ticket_keys[%d].%s", ke.index, ke.field), "%s", ke.msg)
+		} else {
+			bad("ticket_keys", "%v", err)
+		}
+	}
 	errs = append(errs, config.Prefix("licence", c.Licence.Validate()))
 	pc := c.Plays
 	if pc.DataDir == "" {
 		pc.DataDir = filepath.Join(c.DataDir, "plays") // as Start fills it in
 	}
 	errs = append(errs, config.Prefix("plays", pc.Validate()))
+	if time.Duration(c.Licence.TTL) > pc.Retention-24*time.Hour {
+		bad("licence.ttl", "must be at most plays.retention less a day (%s): offline play ids must stay deduplicated until reported", pc.Retention-24*time.Hour)
+	}
 	errs = append(errs, config.Prefix("recs", c.Recs.Validate()))
 	return errors.Join(errs...)
 }
@@ -325,6 +359,32 @@ func keyring(kc []KeyConfig) (*urlsign.Keyring, error) {
 	return urlsign.NewKeyring(keys...)
 }
 
+// ticketKeyring decodes the ticket keys, or makes a random one when none
+// are configured.
+func ticketKeyring(kc []KeyConfig) (*playticket.Keyring, error) {
+	if len(kc) == 0 {
+		secret := make([]byte, 32)
+		rand.Read(secret)
+		return playticket.NewKeyring(playticket.Key{ID: "boot", Secret: secret})
+	}
+	keys := make([]playticket.Key, 0, len(kc))
+	for i, k := range kc {
+		secret, err := hex.DecodeString(k.Secret)
+		if err != nil {
+			return nil, &keyError{i, "secret", "not hex"}
+		}
+		if len(secret) < playticket.MinSecretLen {
+			return nil, &keyError{i, "secret", fmt.Sprintf("%d bytes, want at least %d (%d hex digits)", len(secret), playticket.MinSecretLen, 2*playticket.MinSecretLen)}
+		}
+		keys = append(keys, playticket.Key{ID: k.ID, Secret: secret})
+	}
+	kr, err := playticket.NewKeyring(keys...)
+	if err != nil {
+		return nil, err
+	}
+	return kr, nil
+}
+
 // Rights decides whether a track may be played in a country at a time;
 // *rights.Table, rights.Synthetic and rights.Worldwide implement it.
 type Rights interface {
@@ -354,6 +414,11 @@ type Recommender interface {
 // the catalog order stands in.
 func WithRecommender(r Recommender) Option { return func(s *Server) { s.recs = r } }
 
+// WithTickets mints play tickets with kr instead of the keys of
+// Config.TicketKeys (Start shares one keyring between the manifest handler
+// and the plays pipeline, which matters when the keys are random).
+func WithTickets(kr *playticket.Keyring) Option { return func(s *Server) { s.tickets = kr } }
+
 // WithRights decides rights with r instead of the policy Config implies.
 func WithRights(r Rights) Option { return func(s *Server) { s.rights = r } }
 
@@ -365,6 +430,8 @@ type Server struct {
 	rights  Rights
 	keyring *urlsign.Keyring
 	recs    Recommender
+	users   *identity.Verifier
+	tickets *playticket.Keyring
 	now     func() time.Time
 	mux     *http.ServeMux // public
 	imux    *http.ServeMux // internal
@@ -402,17 +469,27 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, opts ...Opti
 	if err != nil {
 		return nil, fmt.Errorf("origin: tier_keys: %w", err)
 	}
+	users, err := identity.NewVerifier(cfg.Identity)
+	if err != nil {
+		return nil, fmt.Errorf("origin: %w", err)
+	}
 	s := &Server{
 		cfg:     cfg,
 		log:     logger.With("node", cfg.Name),
 		keyring: kr,
 		tier:    tk,
+		users:   users,
 		now:     time.Now,
 		mux:     http.NewServeMux(),
 		imux:    http.NewServeMux(),
 	}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.tickets == nil {
+		if s.tickets, err = ticketKeyring(cfg.TicketKeys); err != nil {
+			return nil, fmt.Errorf("origin: ticket_keys: %w", err)
+		}
 	}
 	if s.src == nil {
 		n, dir, _ := parseCatalog(cfg.Catalog)
@@ -444,6 +521,16 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, opts ...Opti
 
 	s.mux.HandleFunc("GET /v1/manifest/{track...}", s.api("manifest", s.serveManifest))
 	s.mux.HandleFunc("GET /v1/recs/next/{track...}", s.api("recs_next", s.serveNext))
+	// The edges' prefetcher: rights and next tracks on the internal
+	// listener, behind the tier credential.
+	s.imux.HandleFunc("GET /v1/rights/{track...}", s.tierOnly(s.api("rights", s.serveRights)))
+	s.imux.HandleFunc("GET /v1/recs/next/{track...}", s.tierOnly(s.api("recs_next", s.serveNext)))
+	art := artwork.New(s.src)
+	s.mux.HandleFunc("GET /img/", s.api("image", art.ServeImage))
+	s.mux.HandleFunc("GET /v1/tracks/", s.api("track", art.ServeTrack))
+	// The same for the shields' http routes, behind the tier credential.
+	s.imux.HandleFunc("GET /img/", s.tierOnly(s.api("image", art.ServeImage)))
+	s.imux.HandleFunc("GET /v1/tracks/", s.tierOnly(s.api("track", art.ServeTrack)))
 	healthz := func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
@@ -482,7 +569,7 @@ func (s *Server) registerMetrics(reg prometheus.Registerer) error {
 	})
 	s.apiRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "origin_api_requests_total",
-		Help: "API requests (manifest, recs_next), by handler and status code.",
+		Help: "API requests (manifest, recs_next, image, track), by handler and status code.",
 	}, []string{"handler", "code"})
 	s.apiSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "origin_api_request_duration_seconds",
@@ -524,6 +611,19 @@ func (s *Server) InternalHandler() http.Handler {
 	})
 }
 
+// tierOnly refuses, with a 403 and before h runs, a request without a valid
+// tier credential over its method and request target.
+func (s *Server) tierOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := s.tier.Verify([]byte(r.Header.Get(tierauth.Header)), []byte(r.Method), []byte(r.RequestURI), s.now()); err != nil {
+			s.tierRejected.Inc()
+			http.Error(w, "forbidden", http.StatusForbidden)
+			return
+		}
+		h(w, r)
+	}
+}
+
 // Mount adds h to the public mux under a net/http ServeMux pattern such
 // as "POST /v1/plays". Like ServeMux.Handle it panics on a conflicting
 // pattern.
@@ -539,6 +639,13 @@ func (s *Server) Source() media.Source { return s.src }
 
 // Keyring is the keyring that signs manifest URLs.
 func (s *Server) Keyring() *urlsign.Keyring { return s.keyring }
+
+// Tickets is the play-ticket keyring manifests mint with; the plays
+// pipeline checks with the same one.
+func (s *Server) Tickets() *playticket.Keyring { return s.tickets }
+
+// Users verifies the public API's bearer tokens.
+func (s *Server) Users() *identity.Verifier { return s.users }
 
 // Rights is the rights policy manifests are checked against.
 func (s *Server) Rights() Rights { return s.rights }
@@ -785,19 +892,34 @@ type Manifest = api.Manifest
 type ManifestTier = api.Tier
 
 func (s *Server) serveManifest(w http.ResponseWriter, r *http.Request) {
-	id, cc := r.PathValue("track"), r.URL.Query().Get("country")
+	now := s.now()
+	user, err := s.users.FromRequest(r, now)
+	if err != nil {
+		identity.Challenge(w, err)
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	id := r.PathValue("track")
 	if !media.ValidID(id) {
 		http.Error(w, "bad track id", http.StatusBadRequest)
 		return
 	}
-	if !rights.ValidCountry(cc) {
-		http.Error(w, "bad country", http.StatusBadRequest)
+	// The country is the token's. A ?country= that names another one is
+	// refused rather than ignored, so a client that believes it asked for
+	// another country's rights learns that it did not.
+	if cc := r.URL.Query().Get("country"); cc != "" && cc != user.Country {
+		http.Error(w, "country differs from the session's", http.StatusBadRequest)
 		return
 	}
-	now := s.now()
-	m, err := s.Manifest(r.Context(), id, cc, now)
+	m, err := s.Manifest(r.Context(), id, user.Country, now)
 	if err != nil {
 		s.fail(w, r, "manifest", err)
+		return
+	}
+	m.PlayID = playticket.NewID(now)
+	if m.PlayTicket, err = s.tickets.Mint(playticket.Claims{PlayID: m.PlayID, UserID: user.ID, TrackID: id, Country: user.Country,
+		IssuedMS: now.UnixMilli(), DurationMS: m.DurationMS}); err != nil {
+		s.fail(w, r, "manifest ticket", err)
 		return
 	}
 	h := w.Header()
@@ -805,6 +927,29 @@ func (s *Server) serveManifest(w http.ResponseWriter, r *http.Request) {
 	// The body holds bearer tokens: no shared cache may keep it.
 	h.Set("Cache-Control", "private, no-store")
 	json.NewEncoder(w).Encode(m)
+}
+
+// serveRights is GET /v1/rights/<track>?country=CC, internal: the edges'
+// prefetcher asks whether a hinted track may be played in a country
+// before fetching it (manifests now need a user's session, which an edge
+// has not). 204 allowed, 403 denied, 404 unknown track, 400 bad input. It
+// answers only what a manifest request would reveal, and costs one track
+// lookup and one rights check.
+func (s *Server) serveRights(w http.ResponseWriter, r *http.Request) {
+	id, cc := r.PathValue("track"), r.URL.Query().Get("country")
+	if !media.ValidID(id) || !rights.ValidCountry(cc) {
+		http.Error(w, "bad track id or country", http.StatusBadRequest)
+		return
+	}
+	if _, err := s.src.Track(r.Context(), id); err != nil {
+		s.fail(w, r, "rights", err)
+		return
+	}
+	if !s.rights.Allowed(id, cc, s.now()) {
+		s.fail(w, r, "rights", ErrDenied)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // ErrDenied is returned by Manifest when the rights deny the track in the

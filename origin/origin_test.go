@@ -3,6 +3,7 @@ package origin
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,16 +22,34 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/country"
+	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/origin/rights"
+	"github.com/musiccdn/cdn/playticket"
 	"github.com/musiccdn/cdn/tierauth"
 	"github.com/musiccdn/cdn/urlsign"
 )
 
 var testNow = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 
+// testIssuer stands in for the identity provider: a fixed key, so tokens
+// are reproducible.
+var testIssuer = identity.NewIssuerFromKey(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32)), func() time.Time { return testNow })
+
+// token is a bearer token of user in country cc.
+func token(t testing.TB, user, cc string) string {
+	t.Helper()
+	tok, err := testIssuer.Issue(identity.User{ID: user, Country: cc}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "Bearer " + tok
+}
+
 func testConfig() Config {
 	cfg := DefaultConfig()
+	cfg.Identity.PublicKeys = []string{testIssuer.PublicKey()}
 	cfg.Catalog = "synthetic:20"
 	cfg.Seed = 7
 	cfg.Keys = []KeyConfig{
@@ -81,15 +100,24 @@ func newTestServer(t *testing.T, cfg Config, opts ...Option) *testServer {
 func (s *testServer) do(t *testing.T, method, path string, hdr ...string) (*http.Response, []byte) {
 	t.Helper()
 	base := s.ts.URL
-	if strings.HasPrefix(path, "/media/") || path == "/metrics" {
+	if strings.HasPrefix(path, "/media/") || path == "/metrics" || strings.HasPrefix(path, "/v1/rights/") {
 		base = s.its.URL
 	}
 	req, err := http.NewRequest(method, base+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.HasPrefix(path, "/media/") {
+	if strings.HasPrefix(path, "/media/") || strings.HasPrefix(path, "/v1/rights/") {
 		s.sign(req)
+	}
+	// Manifests need a session: a user of the ?country= asked for (of
+	// SE when that is not a country, so the mismatch is what answers).
+	if strings.HasPrefix(path, "/v1/manifest/") {
+		cc := req.URL.Query().Get("country")
+		if !country.Valid(cc) {
+			cc = "SE"
+		}
+		req.Header.Set("Authorization", token(t, "u1", cc))
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
@@ -707,7 +735,6 @@ func TestManifest(t *testing.T) {
 		{"/v1/manifest/" + id + "?country=se", 400},
 		{"/v1/manifest/" + id + "?country=XK", 400},
 		{"/v1/manifest/" + id + "?country=SWE", 400},
-		{"/v1/manifest/" + id, 400},
 		{"/v1/manifest/t.5?country=SE", 400},
 		{"/v1/manifest/a/b?country=SE", 400},
 		{"/v1/manifest/?country=SE", 400},
@@ -723,6 +750,98 @@ func TestManifest(t *testing.T) {
 	}
 	if got := counter(t, s.reg, "origin_api_requests_total", "handler", "manifest", "code", "403"); got != 1 {
 		t.Errorf("origin_api_requests_total{manifest,403} = %v, want 1", got)
+	}
+}
+
+// TestRights: the edges' rights check answers as a manifest would, without
+// a session. Mutations caught: skipping the rights check (the denied row
+// is 204), skipping the track lookup (the unknown row is 204).
+func TestRights(t *testing.T) {
+	cfg := testConfig()
+	s := newTestServer(t, cfg)
+	rs := rights.Synthetic{Seed: cfg.Seed}
+	allowed, denied := rs.FindAllowed("t5"), rs.FindDenied("t5")
+	for _, tt := range []struct {
+		path string
+		code int
+	}{
+		{"/v1/rights/t5?country=" + allowed, 204},
+		{"/v1/rights/t5?country=" + denied, 403},
+		{"/v1/rights/t20?country=SE", 404},
+		{"/v1/rights/t5?country=se", 400},
+		{"/v1/rights/t5", 400},
+	} {
+		if resp, body := s.do(t, "GET", tt.path); resp.StatusCode != tt.code {
+			t.Errorf("GET %s = %d %q, want %d", tt.path, resp.StatusCode, body, tt.code)
+		}
+	}
+}
+
+// TestManifestSession: a manifest needs a valid bearer token, its country
+// is the token's, and it carries a play id and a ticket binding the user,
+// the track, the country and the duration. Mutations caught: taking the
+// country from the query (the "query of another country" row is 200 and
+// the no-query row has no country), no auth check (401 rows), a ticket
+// minted for another user or without the duration (the claims check).
+func TestManifestSession(t *testing.T) {
+	cfg := testConfig()
+	s := newTestServer(t, cfg)
+	rs := rights.Synthetic{Seed: cfg.Seed}
+	const id = "t5"
+	allowed, denied := rs.FindAllowed(id), rs.FindDenied(id)
+	get := func(path, auth string) (*http.Response, []byte) {
+		req, _ := http.NewRequest("GET", s.ts.URL+path, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := s.ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+	other := identity.NewIssuerFromKey(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{8}, 32)), func() time.Time { return testNow })
+	otherTok, _ := other.Issue(identity.User{ID: "u1", Country: allowed}, time.Hour)
+	expired := identity.NewIssuerFromKey(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32)), func() time.Time { return testNow.Add(-2 * time.Hour) })
+	expTok, _ := expired.Issue(identity.User{ID: "u1", Country: allowed}, time.Hour)
+	for _, tt := range []struct {
+		name, path, auth string
+		code             int
+	}{
+		{"no token", "/v1/manifest/" + id, "", 401},
+		{"token of another provider", "/v1/manifest/" + id, "Bearer " + otherTok, 401},
+		{"expired token", "/v1/manifest/" + id, "Bearer " + expTok, 401},
+		{"basic", "/v1/manifest/" + id, "Basic dTE6eA==", 401},
+		{"no query: the token's country", "/v1/manifest/" + id, token(t, "u1", allowed), 200},
+		{"denied in the token's country", "/v1/manifest/" + id, token(t, "u1", denied), 403},
+		{"query of another country", "/v1/manifest/" + id + "?country=" + allowed, token(t, "u1", denied), 400},
+		{"query of the same country", "/v1/manifest/" + id + "?country=" + allowed, token(t, "u1", allowed), 200},
+	} {
+		resp, body := get(tt.path, tt.auth)
+		if resp.StatusCode != tt.code {
+			t.Errorf("%s: %d %s, want %d", tt.name, resp.StatusCode, body, tt.code)
+		}
+		if tt.code == 401 && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+			t.Errorf("%s: WWW-Authenticate = %q", tt.name, resp.Header.Get("WWW-Authenticate"))
+		}
+	}
+	var m1, m2 Manifest
+	_, b := get("/v1/manifest/"+id, token(t, "alice", allowed))
+	json.Unmarshal(b, &m1)
+	_, b = get("/v1/manifest/"+id, token(t, "alice", allowed))
+	json.Unmarshal(b, &m2)
+	if m1.Country != allowed || m1.PlayID == "" || m1.PlayID == m2.PlayID {
+		t.Fatalf("manifests %+v and %+v: want the token's country and two play ids", m1, m2)
+	}
+	c, err := s.srv.Tickets().Verify(m1.PlayTicket)
+	want := playticket.Claims{PlayID: m1.PlayID, UserID: "alice", TrackID: id, Country: allowed, IssuedMS: testNow.UnixMilli(), DurationMS: m1.DurationMS}
+	if err != nil || c != want {
+		t.Errorf("ticket claims %+v, %v; want %+v", c, err, want)
+	}
+	if at, ok := playticket.IDTime(m1.PlayID); !ok || !at.Equal(testNow) {
+		t.Errorf("play id %q time %v, %v", m1.PlayID, at, ok)
 	}
 }
 
@@ -904,6 +1023,8 @@ keys:
 tier_keys:
   - id: t1
     secret: 000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f
+identity:
+  public_keys: ["` + testIssuer.PublicKey() + `"]
 `
 	cfg := DefaultConfig()
 	err := config.Parse([]byte(doc), "origin.yaml", &cfg)

@@ -5,16 +5,18 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/origin/licence"
 	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/origin/plays"
@@ -24,15 +26,24 @@ import (
 // LicenceConfig configures offline licences.
 type LicenceConfig struct {
 	// SigningKey is the Ed25519 seed (32 bytes, base64) that signs
-	// licences. Empty: a key is made at start, so licences do not survive
-	// a restart (fine for one machine, not for a deployment).
+	// licences. Players pin its public key (cmd/pop writes it to the addr
+	// file as "licence_key"). Empty: a key is made at start, so licences
+	// do not survive a restart (fine for one machine, not for a
+	// deployment).
 	SigningKey string `yaml:"signing_key"`
-	// WrapSecret (hex, at least 32 bytes) derives the per-track keys that
-	// unlock downloads; changing it makes every download unplayable.
-	// Empty: made at start, like SigningKey.
-	WrapSecret string `yaml:"wrap_secret"`
-	// TTL is how long a licence lasts. Default 720h (30 days).
+	// TTL is how long a licence lasts. Default 720h (30 days); at most
+	// plays.retention less a day, so that every offline play id it
+	// carries is still deduplicated when it is reported.
 	TTL config.Duration `yaml:"ttl"`
+	// OfflinePlays is how many pre-issued play ids and tickets a licence
+	// carries for plays made offline (about 200 bytes each). Default 20;
+	// 0 to 200.
+	OfflinePlays int `yaml:"offline_plays"`
+	// UserRate and UserBurst limit licences per user (token bucket):
+	// requests per second sustained and at once. Defaults 0.2 and 50; a
+	// rate of 0 disables the limit.
+	UserRate  float64 `yaml:"user_rate"`
+	UserBurst int     `yaml:"user_burst"`
 }
 
 // Validate reports every invalid field.
@@ -43,13 +54,17 @@ func (c LicenceConfig) Validate() error {
 			errs = append(errs, config.Errorf("signing_key", "want a base64 Ed25519 seed of %d bytes", ed25519.SeedSize))
 		}
 	}
-	if c.WrapSecret != "" {
-		if b, err := hex.DecodeString(c.WrapSecret); err != nil || len(b) < 32 {
-			errs = append(errs, config.Errorf("wrap_secret", "want hex, at least 32 bytes"))
-		}
-	}
 	if c.TTL <= 0 {
 		errs = append(errs, config.Errorf("ttl", "must be positive"))
+	}
+	if c.OfflinePlays < 0 || c.OfflinePlays > 200 {
+		errs = append(errs, config.Errorf("offline_plays", "must be 0 to 200, got %d", c.OfflinePlays))
+	}
+	if c.UserRate < 0 {
+		errs = append(errs, config.Errorf("user_rate", "must not be negative"))
+	}
+	if c.UserRate > 0 && c.UserBurst < 1 {
+		errs = append(errs, config.Errorf("user_burst", "must be positive when user_rate is set"))
 	}
 	return errors.Join(errs...)
 }
@@ -97,7 +112,8 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus
 		return nil, err
 	}
 	rightsFor = probe.Rights()
-	if svc.Plays, err = plays.New(ctx, pc, rightsFor, logger.With("service", "plays"), reg); err != nil {
+	trust := plays.Trust{Tickets: probe.Tickets(), Sessions: probe.Users()}
+	if svc.Plays, err = plays.New(ctx, pc, rightsFor, trust, logger.With("service", "plays"), reg); err != nil {
 		return nil, fmt.Errorf("origin: plays: %w", err)
 	}
 	var emb recs.EmbeddingSource = noEmbeddings{}
@@ -107,7 +123,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus
 	if svc.Recs, err = recs.New(cfg.Recs, svc.Plays.Ledger(), probe.Source(), emb, rightsFor, logger.With("service", "recs"), reg); err != nil {
 		return nil, fmt.Errorf("origin: recs: %w", err)
 	}
-	opts = append(opts, WithSource(probe.Source()), WithRights(rightsFor), WithRecommender(svc.Recs))
+	opts = append(opts, WithSource(probe.Source()), WithRights(rightsFor), WithRecommender(svc.Recs), WithTickets(probe.Tickets()))
 	if svc.Server, err = New(cfg, logger, reg, opts...); err != nil {
 		return nil, err
 	}
@@ -117,6 +133,17 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus
 		return nil, err
 	}
 	lc.TTL = time.Duration(cfg.Licence.TTL)
+	lc.OfflinePlays = cfg.Licence.OfflinePlays
+	lc.UserRate, lc.UserBurst = cfg.Licence.UserRate, cfg.Licence.UserBurst
+	lc.Sessions, lc.Tickets = svc.Users(), svc.Tickets()
+	src := svc.Source()
+	lc.Track = func(ctx context.Context, id string) (int64, error) {
+		tr, err := src.Track(ctx, id)
+		if err != nil {
+			return 0, err
+		}
+		return tr.DurationMS, nil
+	}
 	lc.Now = svc.now
 	lc.Logger = logger.With("service", "licence")
 	lc.Allow = func(ctx context.Context, track, country string) error {
@@ -132,7 +159,9 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus
 	svc.Mount("GET /v1/licences/key", svc.Licence)
 	svc.Mount("POST /v1/plays", svc.Plays.Handler())
 	svc.MountInternal("GET /v1/royalties/", svc.Plays.Handler())
-	svc.Mount("GET /v1/recs/user/", svc.Recs.Handler())
+	// A user's recommendations are derived from their plays: only that
+	// user's session may read them.
+	svc.Mount("GET /v1/recs/user/", svc.ownUser("/v1/recs/user/", svc.Recs.Handler()))
 
 	rctx, cancel := context.WithCancel(context.Background())
 	svc.cancel = cancel
@@ -165,10 +194,9 @@ func (s *Services) Close() error {
 	return errors.Join(errs...)
 }
 
-// keys decodes the configured licence keys, or makes fresh ones.
+// keys decodes the configured licence signing key, or makes a fresh one.
 func (c LicenceConfig) keys() (licence.Config, error) {
 	seed := make([]byte, ed25519.SeedSize)
-	wrap := make([]byte, 32)
 	if c.SigningKey != "" {
 		b, err := base64.StdEncoding.DecodeString(c.SigningKey)
 		if err != nil {
@@ -178,16 +206,7 @@ func (c LicenceConfig) keys() (licence.Config, error) {
 	} else {
 		rand.Read(seed)
 	}
-	if c.WrapSecret != "" {
-		b, err := hex.DecodeString(c.WrapSecret)
-		if err != nil {
-			return licence.Config{}, fmt.Errorf("origin: licence.wrap_secret: %w", err)
-		}
-		wrap = b
-	} else {
-		rand.Read(wrap)
-	}
-	return licence.DefaultConfig(ed25519.NewKeyFromSeed(seed), wrap), nil
+	return licence.DefaultConfig(ed25519.NewKeyFromSeed(seed)), nil
 }
 
 // noEmbeddings is the embedding source of a catalog without audio (the
@@ -196,4 +215,24 @@ type noEmbeddings struct{}
 
 func (noEmbeddings) Embedding(context.Context, string) ([]float32, error) {
 	return nil, media.ErrNotFound
+}
+
+// ownUser lets through only requests whose bearer session is the user
+// named by the path element after prefix: 401 without a valid session,
+// 403 for another user's path.
+func (s *Services) ownUser(prefix string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, err := s.Users().FromRequest(r, s.now())
+		if err != nil {
+			identity.Challenge(w, err)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		id, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, prefix), "/")
+		if id != u.ID {
+			http.Error(w, "forbidden", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

@@ -30,6 +30,10 @@ type ManifestTier = api.Tier
 // ErrDenied is returned when the origin refuses a track (403).
 var ErrDenied = errors.New("player: not licensed in this country")
 
+// ErrUnauthorized is returned when the origin refuses the player's bearer
+// token (401): none configured, or expired.
+var ErrUnauthorized = errors.New("player: no valid session (bearer token)")
+
 // errForbidden is an edge's 403: the signed URL expired or is bad.
 var errForbidden = errors.New("edge refused the URL (403)")
 
@@ -43,6 +47,7 @@ type client struct {
 	origin  string
 	edges   []string
 	country string
+	token   string // bearer token; "" sends none
 
 	mu  sync.Mutex
 	est *abr.Estimator
@@ -51,11 +56,13 @@ type client struct {
 }
 
 func (c *client) manifest(ctx context.Context, id string) (*Manifest, error) {
-	u := strings.TrimRight(c.origin, "/") + "/v1/manifest/" + url.PathEscape(id) + "?country=" + url.QueryEscape(c.country)
+	// No ?country=: the origin takes the country from the token.
+	u := strings.TrimRight(c.origin, "/") + "/v1/manifest/" + url.PathEscape(id)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
 	}
+	c.authorize(req)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("player: manifest %s: %w", id, err)
@@ -63,6 +70,8 @@ func (c *client) manifest(ctx context.Context, id string) (*Manifest, error) {
 	defer resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusOK:
+	case http.StatusUnauthorized:
+		return nil, fmt.Errorf("%w: manifest %s", ErrUnauthorized, id)
 	case http.StatusForbidden:
 		return nil, fmt.Errorf("%w: %s in %s", ErrDenied, id, c.country)
 	case http.StatusNotFound:
@@ -78,6 +87,13 @@ func (c *client) manifest(ctx context.Context, id string) (*Manifest, error) {
 		return nil, fmt.Errorf("player: manifest %s: no tiers", id)
 	}
 	return &m, nil
+}
+
+// authorize adds the bearer token to a request to the origin.
+func (c *client) authorize(req *http.Request) {
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 }
 
 // edgeFor orders the edges for a track: a stable first choice per track

@@ -30,7 +30,6 @@ package player
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,10 +55,16 @@ type Config struct {
 	// Edges are edge base URLs; a track's files are fetched from one of
 	// them, chosen by hashing the track id, the others as fallbacks.
 	Edges []string
-	// Country is the ISO 3166-1 alpha-2 code sent with manifests. Default "SE".
+	// Token is the user's bearer token from the identity provider, sent
+	// with manifests, licences and play events. The origin takes the
+	// user and country from it.
+	Token string
+	// Country is the user's ISO 3166-1 alpha-2 code (the token's);
+	// manifests carry the country the origin applied. Default "SE".
 	Country string
-	// UserID and DeviceID identify the listener in play events and
-	// licences. Defaults "anonymous" and "device".
+	// UserID is the token's user (its sub), which play events name;
+	// DeviceID names this device in licences. Defaults "anonymous" and
+	// "device".
 	UserID, DeviceID string
 	// OutputRate is the output sample rate in Hz; output is stereo.
 	// Default 44100.
@@ -167,38 +172,21 @@ func New(cfg Config) (*Player, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Player{cfg: cfg, log: log, c: &client{hc: cfg.HTTPClient, origin: cfg.Origin, edges: cfg.Edges, country: cfg.Country, est: est}}, nil
+	return &Player{cfg: cfg, log: log, c: &client{hc: cfg.HTTPClient, origin: cfg.Origin, edges: cfg.Edges, country: cfg.Country, token: cfg.Token, est: est}}, nil
 }
 
 // EdgeRequests is the number of requests made to edges so far.
 func (p *Player) EdgeRequests() int64 { return p.c.requests.Load() }
 
-// PublicKey fetches the origin's licence key (GET /v1/licences/key).
-func (p *Player) PublicKey(ctx context.Context) (ed25519.PublicKey, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(p.cfg.Origin, "/")+"/v1/licences/key", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := p.c.hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("player: licence key: %w", err)
-	}
-	defer resp.Body.Close()
-	var k licence.KeyResponse
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&k) != nil || len(k.PublicKey) != ed25519.PublicKeySize {
-		return nil, fmt.Errorf("player: licence key: %s", resp.Status)
-	}
-	return k.PublicKey, nil
-}
-
 // Licence fetches a licence for a track (POST /v1/licences).
 func (p *Player) Licence(ctx context.Context, track string) (string, error) {
-	body, _ := json.Marshal(licence.Request{TrackID: track, UserID: p.cfg.UserID, DeviceID: p.cfg.DeviceID, Country: p.cfg.Country})
+	body, _ := json.Marshal(licence.Request{TrackID: track, DeviceID: p.cfg.DeviceID})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(p.cfg.Origin, "/")+"/v1/licences", strings.NewReader(string(body)))
 	if err != nil {
 		return "", err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	p.c.authorize(req)
 	resp, err := p.c.hc.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("player: licence %s: %w", track, err)

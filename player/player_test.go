@@ -60,6 +60,7 @@ func need(t *testing.T) *playertest.Server {
 
 func config(srv *playertest.Server) Config {
 	cfg := DefaultConfig(srv.URL, []string{srv.URL})
+	cfg.Token, cfg.UserID = srv.Token, srv.UserID
 	cfg.Logger = nil
 	return cfg
 }
@@ -271,7 +272,7 @@ func TestPlayReports(t *testing.T) {
 	srv := need(t)
 	cfg := config(srv)
 	cfg.PlayThreshold = time.Second // the 30.000 s rule itself: plays.TestCounter
-	rep, err := plays.NewReporter(plays.ReporterConfig{Origin: srv.URL, Dir: t.TempDir()})
+	rep, err := plays.NewReporter(plays.ReporterConfig{Origin: srv.URL, Dir: t.TempDir(), Token: srv.Token})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,8 +306,15 @@ func TestPlayReports(t *testing.T) {
 	if len(evs) != 1 || evs[0].TrackID != "t1" {
 		t.Fatalf("plays = %+v, want one for t1", evs)
 	}
-	if e := evs[0]; e.MSPlayed != 1000 || e.TierKbps == 0 || e.Country != "SE" || len(e.PlayID) != 32 || e.UserID != "anonymous" {
+	// The event carries its manifest's play id and ticket, and claims no
+	// more play than the wall time since that manifest (rendering here
+	// runs ahead of the clock).
+	e := evs[0]
+	if e.MSPlayed <= 0 || e.MSPlayed > 1000 || e.TierKbps == 0 || e.Country != "SE" || e.UserID != srv.UserID {
 		t.Errorf("event %+v", e)
+	}
+	if c, err := srv.Tickets().Verify(e.Ticket); err != nil || c.PlayID != e.PlayID || c.UserID != e.UserID || c.TrackID != "t1" || c.Country != "SE" {
+		t.Errorf("event %+v: ticket %+v, %v", e, c, err)
 	}
 	if p, _ := rep.Pending(); len(p) != 0 {
 		t.Errorf("%d events still queued", len(p))

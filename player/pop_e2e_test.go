@@ -7,6 +7,7 @@ package player_test
 
 import (
 	"context"
+	"encoding/base64"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -18,7 +19,9 @@ import (
 	"time"
 
 	"github.com/musiccdn/cdn/player"
+	"github.com/musiccdn/cdn/player/offline"
 	"github.com/musiccdn/cdn/player/playertest"
+	"github.com/musiccdn/cdn/player/plays"
 	"github.com/musiccdn/cdn/pop"
 )
 
@@ -44,7 +47,13 @@ func TestE2EThroughPOP(t *testing.T) {
 	}
 	defer p.Close()
 	a := p.Addrs()
-	pl, err := player.New(player.DefaultConfig(a.Origin, a.Edges))
+	se, ok := a.UserFor("SE")
+	if !ok {
+		t.Fatal("no SE user in the addr file")
+	}
+	pcfg := player.DefaultConfig(a.Origin, a.Edges)
+	pcfg.Token, pcfg.UserID = se.Token, se.UserID
+	pl, err := player.New(pcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,5 +112,52 @@ func TestE2EThroughPOP(t *testing.T) {
 	t.Logf("time to first audio, warm edge, 100 starts: p50 %v p95 %v max %v", all[50], all[95], all[99])
 	if all[95] > 50*time.Millisecond {
 		t.Errorf("p95 time to first audio %v, want under 50ms", all[95])
+	}
+
+	// Offline through the real origin: a licence for the session's user,
+	// checked against the key pinned from the addr file; the offline play
+	// is reported later with a pre-issued play id and ticket, and the
+	// origin accepts it (a refusal would leave sent at 0).
+	pub, err := base64.StdEncoding.DecodeString(a.LicenceKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := offline.NewStore(filepath.Join(t.TempDir(), "offline"), pub, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := pl.Download(context.Background(), store, "t0"); err != nil {
+		t.Fatalf("download: %v", err)
+	}
+	rep, err := plays.NewReporter(plays.ReporterConfig{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ocfg := player.DefaultConfig("", nil)
+	ocfg.Offline, ocfg.Reporter, ocfg.UserID = store, rep, se.UserID
+	ocfg.PlayThreshold = time.Second
+	opl, err := player.New(ocfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = opl.Start(context.Background(), []string{"t0"})
+	for {
+		if _, err := s.Render(buf); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	pending, _ := rep.Pending()
+	if len(pending) != 1 || pending[0].Ticket == "" || pending[0].UserID != se.UserID {
+		t.Fatalf("queued offline plays %+v, want one with a ticket", pending)
+	}
+	online, err := plays.NewReporter(plays.ReporterConfig{Dir: rep.Dir(), Origin: a.Origin, Token: se.Token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sent, err := online.Flush(context.Background()); sent != 1 || err != nil {
+		t.Fatalf("offline play sent online: %d, %v; want 1 accepted", sent, err)
 	}
 }

@@ -1,6 +1,7 @@
 package player
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -423,20 +424,41 @@ func (s *Session) report(i int) {
 		return
 	}
 	t := s.tracks[i]
-	kbps := 0
+	var prep prepared
 	t.mu.Lock()
 	if t.prep != nil {
-		kbps = t.prep.kbps
+		prep.kbps, prep.playID, prep.ticket, prep.country, prep.authorized = t.prep.kbps, t.prep.playID, t.prep.ticket, t.prep.country, t.prep.authorized
 	}
 	t.mu.Unlock()
 	ev := plays.Event{
-		PlayID:   plays.NewPlayID(),
+		PlayID:   prep.playID,
+		Ticket:   prep.ticket,
 		UserID:   s.p.cfg.UserID,
 		TrackID:  t.ID,
-		Country:  s.p.cfg.Country,
-		TierKbps: kbps,
+		Country:  cmp.Or(prep.country, s.p.cfg.Country),
+		TierKbps: prep.kbps,
 		MSPlayed: s.p.cfg.PlayThreshold.Milliseconds(),
 		TS:       s.p.cfg.Now().UTC().Format(time.RFC3339Nano),
+	}
+	if !prep.authorized.IsZero() {
+		// Rendering can run ahead of the wall clock (to a file); the
+		// origin refuses a play longer than the time since its manifest,
+		// so claim no more than that.
+		ev.MSPlayed = min(ev.MSPlayed, time.Since(prep.authorized).Milliseconds())
+	}
+	if st := s.p.cfg.Offline; st != nil {
+		// Offline: one of the licence's pre-issued plays, bound to the
+		// licence's user and country.
+		op, err := st.TakePlay(t.ID)
+		if err != nil {
+			s.p.log.Info("offline play not reportable", "track", t.ID, "err", err)
+			return
+		}
+		ev.PlayID, ev.Ticket, ev.UserID, ev.Country = op.PlayID, op.Ticket, op.UserID, op.Country
+	}
+	if ev.PlayID == "" {
+		// An origin that issues no play ids (a stand-in in tests).
+		ev.PlayID = plays.NewPlayID()
 	}
 	if err := r.Enqueue(ev); err != nil {
 		s.p.log.Warn("queueing a play event", "track", t.ID, "err", err)

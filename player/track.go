@@ -31,6 +31,11 @@ type prepared struct {
 	fetched atomic.Int64 // bytes fetched over the network for this track
 	seekLen int64        // bytes of the seek table
 	since   time.Time    // when preparing began
+	// The manifest's play id and ticket, the country the origin applied
+	// and when the manifest arrived (online only): the play's report
+	// carries them, and may not claim more play than time since then.
+	playID, ticket, country string
+	authorized              time.Time
 }
 
 func prepareOnline(ctx context.Context, c *client, id string, maxKbps int, buffer time.Duration, head time.Duration, next string) (*prepared, error) {
@@ -39,6 +44,7 @@ func prepareOnline(ctx context.Context, c *client, id string, maxKbps int, buffe
 	if err != nil {
 		return nil, err
 	}
+	p.playID, p.ticket, p.country, p.authorized = m.PlayID, m.PlayTicket, m.Country, time.Now()
 	kbps := c.choose(buffer)
 	if maxKbps > 0 {
 		kbps = min(kbps, maxKbps)

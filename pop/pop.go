@@ -27,6 +27,7 @@ import (
 	"github.com/musiccdn/cdn/cluster"
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/daemon"
+	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/origin"
 	"github.com/musiccdn/cdn/tier"
 	"github.com/musiccdn/cdn/tierauth"
@@ -133,6 +134,12 @@ type Addrs struct {
 	// Internal are the internal listeners, where /metrics and the other
 	// internal paths are served.
 	Internal InternalAddrs `json:"internal"`
+	// Users are demo users of the POP's demo identity provider, one per
+	// DemoCountries entry, with bearer tokens valid for DemoTokenTTL.
+	Users []User `json:"users"`
+	// LicenceKey is the base64 Ed25519 public key offline licences are
+	// signed with, for players to pin.
+	LicenceKey string `json:"licence_key"`
 }
 
 // InternalAddrs are the base URLs of the nodes' internal listeners: the
@@ -142,6 +149,30 @@ type InternalAddrs struct {
 	Origin  string   `json:"origin"`
 	Edges   []string `json:"edges"`
 	Shields []string `json:"shields"`
+}
+
+// User is a demo user and its bearer token.
+type User struct {
+	UserID  string `json:"user_id"`
+	Country string `json:"country"`
+	Token   string `json:"token"`
+}
+
+// DemoCountries are the countries cmd/pop makes a demo user for: the
+// issue's seven and the rest of the load tool's default mix.
+var DemoCountries = []string{"SE", "US", "DE", "GB", "BR", "JP", "IN", "MX", "FR", "ES"}
+
+// DemoTokenTTL is how long the demo users' tokens last.
+const DemoTokenTTL = 24 * time.Hour
+
+// UserFor returns the first demo user of country cc.
+func (a Addrs) UserFor(cc string) (User, bool) {
+	for _, u := range a.Users {
+		if u.Country == cc {
+			return u, true
+		}
+	}
+	return User{}, false
 }
 
 // POP is a running point of presence.
@@ -154,11 +185,15 @@ type POP struct {
 	shields []*tier.Node
 	edges   []*tier.Node
 	gossip  []string // seed addresses
-	tmp     string
-	addrs   Addrs
-	wg      sync.WaitGroup
-	errc    chan error
-	closed  sync.Once
+	// popTicket is the POP's play ticket key (edges mint with it) and
+	// idpPublic the demo identity provider's public key.
+	popTicket tier.Key
+	idpPublic string
+	tmp       string
+	addrs     Addrs
+	wg        sync.WaitGroup
+	errc      chan error
+	closed    sync.Once
 }
 
 // Start builds and starts every node and returns once all are ready.
@@ -215,6 +250,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*POP, error) {
 		sc.InternalAddr = net.JoinHostPort(cfg.Host, "0")
 		sc.TierKeys = tierKeys
 		sc.Upstreams = []string{p.addrs.Internal.Origin}
+		sc.Routes = Routes()
 		sc.Cache.MemoryBytes, sc.Cache.ChunkSize = cfg.ShieldCache, cfg.ChunkSize
 		if cfg.ShieldDisk > 0 {
 			sc.Cache.DiskDir = filepath.Join(p.cfg.DataDir, sc.Name)
@@ -236,15 +272,18 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*POP, error) {
 		ec.InternalAddr = net.JoinHostPort(cfg.Host, "0")
 		ec.TierKeys = tierKeys
 		ec.Upstreams = p.addrs.Shields
+		ec.Routes = Routes()
 		ec.Keys = []tier.Key{{ID: keyID, Secret: hex.EncodeToString(secret)}}
 		ec.CountryHeader = cfg.CountryHeader
 		ec.Cache.MemoryBytes, ec.Cache.ChunkSize = cfg.EdgeCache, cfg.ChunkSize
 		ec.Cluster = member(cluster.RoleEdge, ec.Name)
-		ec.Prefetch.OriginURL = p.addrs.Origin
+		ec.Prefetch.OriginURL = p.addrs.Internal.Origin
 		// Edges mint manifests from the origin's snapshot: track
 		// starts survive the origin.
 		ec.Manifest.Enabled = true
 		ec.Manifest.OriginURL = p.addrs.Internal.Origin
+		ec.Manifest.Identity.PublicKeys = []string{p.idpPublic}
+		ec.Manifest.TicketKeys = []tier.Key{p.popTicket}
 		s, err := p.startTier(ctx, ec)
 		if err != nil {
 			return nil, err
@@ -271,10 +310,38 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*POP, error) {
 }
 
 func (p *POP) startOrigin(keyID, secret string, tierKeys []tierauth.KeyConfig) error {
+	// The demo identity provider: a key pair made here, whose public key
+	// the origin trusts and whose tokens go into the addr file.
+	idp, err := identity.NewIssuer()
+	if err != nil {
+		return err
+	}
 	oc := origin.DefaultConfig()
 	oc.Catalog, oc.Seed = p.cfg.Catalog, p.cfg.Seed
 	oc.Keys = []origin.KeyConfig{{ID: keyID, Secret: secret}}
 	oc.TierKeys = tierKeys
+	oc.Identity.PublicKeys = []string{idp.PublicKey()}
+	ticketSecret := make([]byte, 32)
+	rand.Read(ticketSecret)
+	// The POP's own ticket key: the edges mint manifests' play tickets
+	// with it (issue 16), the origin accepts it after its own.
+	popSecret := make([]byte, 32)
+	rand.Read(popSecret)
+	p.popTicket = tier.Key{ID: "pop-" + keyID, Secret: hex.EncodeToString(popSecret)}
+	p.idpPublic = idp.PublicKey()
+	oc.TicketKeys = []origin.KeyConfig{{ID: keyID, Secret: hex.EncodeToString(ticketSecret)}, {ID: p.popTicket.ID, Secret: p.popTicket.Secret}}
+	// The demo users stand for whole populations of the load tool's
+	// simulated listeners (one user per country), so the per-user limits
+	// meant for one person's player are raised here.
+	oc.Plays.UserRate, oc.Plays.UserBurst = 10_000, 100_000
+	for _, cc := range DemoCountries {
+		u := identity.User{ID: "demo-" + cc, Country: cc}
+		tok, err := idp.Issue(u, DemoTokenTTL)
+		if err != nil {
+			return err
+		}
+		p.addrs.Users = append(p.addrs.Users, User{UserID: u.ID, Country: cc, Token: tok})
+	}
 	oc.DataDir = filepath.Join(p.cfg.DataDir, "origin")
 	ln, err := net.Listen("tcp", net.JoinHostPort(p.cfg.Host, "0"))
 	if err != nil {
@@ -295,6 +362,7 @@ func (p *POP) startOrigin(keyID, secret string, tierKeys []tierauth.KeyConfig) e
 	}
 	p.origin = o
 	p.addrs.Kafka = o.KafkaAddr()
+	p.addrs.LicenceKey = base64.StdEncoding.EncodeToString(o.Licence.PublicKey())
 	p.httpSrv = &daemon.HTTP{Server: oc.HTTP.Server(o.PublicHandler(), logger), Listener: ln}
 	p.intSrv = &daemon.HTTP{Server: oc.HTTP.Server(o.InternalHandler(), logger), Listener: iln}
 	p.addrs.Origin = "http://" + ln.Addr().String()
@@ -306,6 +374,17 @@ func (p *POP) startOrigin(keyID, secret string, tierKeys []tierauth.KeyConfig) e
 
 // startTier starts a node and joins it to the cluster of the nodes
 // started before it.
+// Routes are the routes of a POP's edges and shields: the audio path, and
+// RFC 9111 caches (package httpcache) for the origin's cover art and track
+// metadata (package artwork), filled from the same upstreams.
+func Routes() []tier.Route {
+	return []tier.Route{
+		{Mode: tier.ModeAudio},
+		{Prefix: "/img/", Mode: tier.ModeHTTP},
+		{Prefix: "/v1/tracks/", Mode: tier.ModeHTTP},
+	}
+}
+
 func (p *POP) startTier(ctx context.Context, cfg tier.Config) (*tier.Node, error) {
 	n, err := tier.NewNode(cfg, p.log, prometheus.NewRegistry(), nil)
 	if err != nil {

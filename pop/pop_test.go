@@ -14,6 +14,7 @@ import (
 
 	"github.com/musiccdn/cdn/cluster"
 	"github.com/musiccdn/cdn/origin/media"
+	"github.com/musiccdn/cdn/playticket"
 )
 
 // TestPOP starts a whole POP in-process and plays a range through the
@@ -83,12 +84,23 @@ func TestPOP(t *testing.T) {
 			t.Errorf("GET %s = %d, want %d", tc.url, resp.StatusCode, tc.want)
 		}
 	}
-	resp, err := http.Get(a.Origin + "/v1/manifest/t5?country=SE")
+	se, ok := back.UserFor("SE")
+	if !ok || len(back.Users) < 7 || back.LicenceKey == "" {
+		t.Fatalf("addr file users %+v licence key %q", back.Users, back.LicenceKey)
+	}
+	if resp, err := http.Get(a.Origin + "/v1/manifest/t5"); err != nil || resp.StatusCode != 401 {
+		t.Fatalf("manifest without a token: %v %v, want 401", resp, err)
+	}
+	req, _ := http.NewRequest("GET", a.Origin+"/v1/manifest/t5", nil)
+	req.Header.Set("Authorization", "Bearer "+se.Token)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var m struct {
-		Tiers []struct {
+		PlayID string `json:"play_id"`
+		Ticket string `json:"play_ticket"`
+		Tiers  []struct {
 			Kbps  int    `json:"kbps"`
 			Bytes int64  `json:"bytes"`
 			URL   string `json:"url"`
@@ -122,15 +134,33 @@ func TestPOP(t *testing.T) {
 		t.Errorf("addr file kafka %q", back.Kafka)
 	}
 	// A qualifying play, sent twice (a client retry), is counted once.
-	ev := `[{"play_id":"p-1","user_id":"u1","track_id":"t5","country":"SE","tier_kbps":96,"ms_played":31000,"ts":"2026-11-26T12:00:00Z"}]`
-	for range 2 {
-		resp, err := http.Post(a.Origin+"/v1/plays", "application/json", strings.NewReader(ev))
+	// Its ticket is minted as the manifest's would have been a minute
+	// ago, so that 31 s of play is possible; the manifest's own ticket
+	// goes with a short play.
+	now := time.Now()
+	issued := now.Add(-time.Minute)
+	tk, err := p.Origin().Tickets().Mint(playticket.Claims{PlayID: "P-1", UserID: se.UserID, TrackID: "t5", Country: "SE", IssuedMS: issued.UnixMilli(), DurationMS: 200_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := now.UTC().Format(time.RFC3339)
+	evs := []string{
+		`[{"play_id":"P-1","user_id":"demo-SE","track_id":"t5","country":"SE","tier_kbps":96,"ms_played":31000,"ts":"` + ts + `","ticket":"` + tk + `"}]`,
+		`[{"play_id":"P-1","user_id":"demo-SE","track_id":"t5","country":"SE","tier_kbps":96,"ms_played":31000,"ts":"` + ts + `","ticket":"` + tk + `"}]`,
+		`[{"play_id":"` + m.PlayID + `","user_id":"demo-SE","track_id":"t5","country":"SE","tier_kbps":96,"ms_played":1000,"ts":"` + ts + `","ticket":"` + m.Ticket + `"}]`,
+	}
+	for _, ev := range evs {
+		req, _ := http.NewRequest("POST", a.Origin+"/v1/plays", strings.NewReader(ev))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+se.Token)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
+		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("POST /v1/plays: %d", resp.StatusCode)
+			t.Fatalf("POST /v1/plays: %d %s", resp.StatusCode, b)
 		}
 	}
 	deadline := time.Now().Add(30 * time.Second)
@@ -154,6 +184,28 @@ func TestPOP(t *testing.T) {
 	}
 	if resp, err := http.Get(a.Origin + "/v1/licences/key"); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("licence key: %v %v", resp, err)
+	}
+	// Licences: a session is required; only existing tracks.
+	for _, c := range []struct {
+		auth, track string
+		code        int
+	}{
+		{"", "t5", 401},
+		{"Bearer " + se.Token, "t5", 200},
+		{"Bearer " + se.Token, "t999999", 404},
+	} {
+		req, _ := http.NewRequest("POST", a.Origin+"/v1/licences", strings.NewReader(`{"track_id":"`+c.track+`","device_id":"d1"}`))
+		if c.auth != "" {
+			req.Header.Set("Authorization", c.auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.code {
+			t.Errorf("POST /v1/licences %s (auth %v) = %d, want %d", c.track, c.auth != "", resp.StatusCode, c.code)
+		}
 	}
 	if err := p.Close(); err != nil {
 		t.Fatalf("close: %v", err)

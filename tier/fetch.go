@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"strconv"
 	"strings"
@@ -59,6 +60,10 @@ type fetcher struct {
 	hedgeAfter time.Duration // peer fetcher: hedge to the shields after this; 0 never
 	tls        *tls.Config   // for https upstreams and owners; nil: system roots
 	now        func() time.Time
+	// stream makes the upstream clients stream response bodies and bound
+	// response headers to maxHeader bytes (an http route's fetcher).
+	stream    bool
+	maxHeader int
 
 	mu  sync.Mutex
 	ups map[string]*upstream
@@ -122,6 +127,20 @@ func (f *fetcher) upstream(base string) (*upstream, error) {
 			MaxResponseBodySize: 64 << 20,
 		},
 	}
+	if f.stream {
+		up.hc.StreamResponseBody = true
+		up.hc.MaxResponseBodySize = 0
+		up.hc.ReadBufferSize = f.maxHeader
+		up.hc.DisablePathNormalizing = true
+		up.hc.NoDefaultUserAgentHeader = true
+		// One retry, and only for a kept-alive connection the upstream
+		// had closed: a bad response (an oversized header) is an
+		// answer, and failover to the next upstream is the caller's.
+		up.hc.MaxIdemponentCallAttempts = 2
+		up.hc.RetryIfErr = func(_ *fasthttp.Request, _ int, err error) (bool, bool) {
+			return false, errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed)
+		}
+	}
 	f.ups[base] = up
 	return up, nil
 }
@@ -129,7 +148,11 @@ func (f *fetcher) upstream(base string) (*upstream, error) {
 // order returns the upstreams to try for name, first choice first,
 // healthy ones before those passive health marks down.
 func (f *fetcher) order(name string, dst []*upstream) []*upstream {
-	key := xxhash.Sum64String(trackOf(name))
+	return f.orderKey(xxhash.Sum64String(trackOf(name)), dst)
+}
+
+// orderKey is order for a hashed key.
+func (f *fetcher) orderKey(key uint64, dst []*upstream) []*upstream {
 	var bases []string
 	if f.route != nil {
 		var buf [16]string

@@ -31,9 +31,9 @@ type testOrigin struct {
 	cat  *media.Synthetic
 	srv  *httptest.Server
 	reqs atomic.Int64 // /media requests received
-	// manifests counts /v1/manifest requests (the prefetcher's rights
-	// look-ups): 200 for a track of the catalog, 404 otherwise.
-	manifests atomic.Int64
+	// rights counts /v1/rights requests (the prefetcher's rights
+	// look-ups): 204 for a track of the catalog, 404 otherwise.
+	rights atomic.Int64
 
 	mu       sync.Mutex
 	fault    string        // "", "500", "stall", "cut"
@@ -69,14 +69,13 @@ func (o *testOrigin) count(path string) int {
 }
 
 func (o *testOrigin) serve(w http.ResponseWriter, r *http.Request) {
-	if id, ok := strings.CutPrefix(r.URL.Path, "/v1/manifest/"); ok {
-		o.manifests.Add(1)
+	if id, ok := strings.CutPrefix(r.URL.Path, "/v1/rights/"); ok {
+		o.rights.Add(1)
 		if _, ok := o.cat.Index(id); !ok {
 			http.NotFound(w, r)
 			return
 		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte("{}"))
+		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	name, ok := strings.CutPrefix(r.URL.Path, "/media/")

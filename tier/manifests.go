@@ -3,6 +3,7 @@ package tier
 import (
 	"compress/gzip"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,9 +18,10 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/musiccdn/cdn/config"
-	"github.com/musiccdn/cdn/country"
+	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/manifest"
 	"github.com/musiccdn/cdn/origin/media"
+	"github.com/musiccdn/cdn/playticket"
 	"github.com/musiccdn/cdn/tierauth"
 )
 
@@ -47,6 +49,19 @@ type ManifestConfig struct {
 	// TokenTTL is the lifetime of the minted URLs' tokens; at most
 	// token_max_ttl. Default 6h (the origin's token_ttl).
 	TokenTTL config.Duration `yaml:"token_ttl"`
+	// Identity verifies the listeners' bearer tokens (the identity
+	// provider's public keys, as the origin's identity section): a
+	// manifest needs a session, and the country is the token's.
+	// Required when enabled.
+	Identity identity.Config `yaml:"identity"`
+	// TicketKeys mint the manifests' play tickets: this POP's own key(s),
+	// ids distinct from every other POP's and from the origin's, the
+	// first minting (hex secrets of at least 32 bytes). The origin's
+	// ticket_keys list them after its own, so the plays stage accepts
+	// them; removing a POP's key id there revokes every ticket that POP
+	// minted (a compromised edge can forge plays only under its own POP's
+	// key id, and never holds the origin's). Required when enabled.
+	TicketKeys []Key `yaml:"ticket_keys"`
 }
 
 // DefaultManifestConfig returns the defaults.
@@ -76,29 +91,61 @@ func (c ManifestConfig) Validate(tokenMaxTTL config.Duration) error {
 	if c.TokenTTL <= 0 || c.TokenTTL > tokenMaxTTL {
 		errs = append(errs, config.Errorf("token_ttl", "must be positive and at most token_max_ttl (%v)", time.Duration(tokenMaxTTL)))
 	}
+	if len(c.Identity.PublicKeys) == 0 {
+		errs = append(errs, config.Errorf("identity.public_keys", "required: manifests need the listener's session"))
+	} else {
+		errs = append(errs, config.Prefix("identity", c.Identity.Validate()))
+	}
+	if len(c.TicketKeys) == 0 {
+		errs = append(errs, config.Errorf("ticket_keys", "required: this POP's play ticket key"))
+	} else if _, err := c.ticketKeyring(); err != nil {
+		errs = append(errs, config.Errorf("ticket_keys", "%v", err))
+	}
 	return errors.Join(errs...)
+}
+
+func (c ManifestConfig) ticketKeyring() (*playticket.Keyring, error) {
+	keys := make([]playticket.Key, 0, len(c.TicketKeys))
+	for i, k := range c.TicketKeys {
+		secret, err := hex.DecodeString(k.Secret)
+		if err != nil {
+			return nil, fmt.Errorf("[%d].secret: not hex", i)
+		}
+		keys = append(keys, playticket.Key{ID: k.ID, Secret: secret})
+	}
+	return playticket.NewKeyring(keys...)
 }
 
 // manifests holds the current snapshot and pulls new ones.
 type manifests struct {
-	s      *Server
-	cfg    ManifestConfig
-	client *http.Client
-	snap   atomic.Pointer[manifest.Snapshot]
-	pullMu sync.Mutex   // one pull at a time
-	etag   string       // of snap, for If-None-Match; guarded by pullMu
-	fresh  atomic.Int64 // when the origin last gave or confirmed snap, unix ns (this node's clock)
-	stop   chan struct{}
-	done   chan struct{}
+	s       *Server
+	cfg     ManifestConfig
+	users   *identity.Verifier
+	tickets *playticket.Keyring
+	client  *http.Client
+	snap    atomic.Pointer[manifest.Snapshot]
+	pullMu  sync.Mutex   // one pull at a time
+	etag    string       // of snap, for If-None-Match; guarded by pullMu
+	fresh   atomic.Int64 // when the origin last gave or confirmed snap, unix ns (this node's clock)
+	stop    chan struct{}
+	done    chan struct{}
 
 	pulls, pullFailures atomic.Int64
-	served              [4]atomic.Int64 // 200, 403, 404, 503
+	served              [5]atomic.Int64 // 200, 403, 404, 503, 401
 }
 
-func newManifests(s *Server, cfg ManifestConfig) *manifests {
+func newManifests(s *Server, cfg ManifestConfig) (*manifests, error) {
+	users, err := identity.NewVerifier(cfg.Identity)
+	if err != nil {
+		return nil, fmt.Errorf("manifest.identity: %w", err)
+	}
+	tickets, err := cfg.ticketKeyring()
+	if err != nil {
+		return nil, fmt.Errorf("manifest.ticket_keys: %w", err)
+	}
 	tr := &http.Transport{TLSClientConfig: s.fetch.tls, DisableCompression: true, MaxIdleConnsPerHost: 1}
-	return &manifests{s: s, cfg: cfg, client: &http.Client{Transport: tr, Timeout: time.Minute},
-		stop: make(chan struct{}), done: make(chan struct{})}
+	return &manifests{s: s, cfg: cfg, users: users, tickets: tickets, client: &http.Client{Transport: tr, Timeout: time.Minute},
+		stop: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
 // run pulls a snapshot now and every Refresh until close.
@@ -204,11 +251,13 @@ func (m *manifests) age() time.Duration {
 	return m.s.now().Sub(time.Unix(0, m.fresh.Load()))
 }
 
-// serve answers GET /v1/manifest/<track>?country=CC: the endpoint of the
-// origin's public API, minted here. Any player may call it (on the
-// public listener); the most it costs is one binary search, one bitmap
-// test and a signature per file (about ten). Until user sessions are
-// verified here, the country is the query's, as at the origin.
+// serve answers GET /v1/manifest/<track>: the endpoint of the origin's
+// public API, minted here. Any player may call it (on the public
+// listener) with its session (Authorization: Bearer <JWT>, verified
+// with the identity provider's public keys; the country is the
+// token's, and a ?country= naming another is a 400, as at the origin).
+// The most it costs: one Ed25519 verification, one binary search, one
+// bitmap test, a signature per file (about ten) and one play ticket.
 func (m *manifests) serve(ctx *fasthttp.RequestCtx, id []byte) {
 	code := m.mint(ctx, string(id))
 	switch code {
@@ -220,6 +269,8 @@ func (m *manifests) serve(ctx *fasthttp.RequestCtx, id []byte) {
 		m.served[2].Add(1)
 	case fasthttp.StatusServiceUnavailable:
 		m.served[3].Add(1)
+	case fasthttp.StatusUnauthorized:
+		m.served[4].Add(1)
 	}
 }
 
@@ -229,17 +280,27 @@ func (m *manifests) mint(ctx *fasthttp.RequestCtx, id string) int {
 		ctx.Error("method not allowed\n", fasthttp.StatusMethodNotAllowed)
 		return fasthttp.StatusMethodNotAllowed
 	}
-	cc := string(ctx.QueryArgs().Peek("country"))
+	now := m.s.now()
+	user, err := m.user(ctx, now)
+	if err != nil {
+		if errors.Is(err, identity.ErrNoToken) {
+			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="musiccdn"`)
+		} else {
+			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="musiccdn", error="invalid_token"`)
+		}
+		ctx.Error("unauthorized\n", fasthttp.StatusUnauthorized)
+		return fasthttp.StatusUnauthorized
+	}
 	if !media.ValidID(id) {
 		ctx.Error("bad track id\n", fasthttp.StatusBadRequest)
 		return fasthttp.StatusBadRequest
 	}
-	if !country.Valid(cc) {
-		ctx.Error("bad country\n", fasthttp.StatusBadRequest)
+	if cc := ctx.QueryArgs().Peek("country"); len(cc) > 0 && string(cc) != user.Country {
+		ctx.Error("country differs from the session's\n", fasthttp.StatusBadRequest)
 		return fasthttp.StatusBadRequest
 	}
+	cc := user.Country
 	snap := m.snap.Load()
-	now := m.s.now()
 	if snap == nil || !m.loaded() {
 		ctx.Error("manifests unavailable\n", fasthttp.StatusServiceUnavailable)
 		return fasthttp.StatusServiceUnavailable
@@ -256,9 +317,39 @@ func (m *manifests) mint(ctx *fasthttp.RequestCtx, id string) int {
 		ctx.Error("internal error\n", fasthttp.StatusInternalServerError)
 		return fasthttp.StatusInternalServerError
 	}
+	man.PlayID = playticket.NewID(now)
+	if man.PlayTicket, err = m.tickets.Mint(playticket.Claims{PlayID: man.PlayID, UserID: user.ID, TrackID: id, Country: cc,
+		IssuedMS: now.UnixMilli(), DurationMS: man.DurationMS}); err != nil {
+		ctx.Error("internal error\n", fasthttp.StatusInternalServerError)
+		return fasthttp.StatusInternalServerError
+	}
 	ctx.SetContentType("application/json")
 	// The body holds bearer tokens: no shared cache may keep it.
 	ctx.Response.Header.Set("Cache-Control", "private, no-store")
 	json.NewEncoder(ctx).Encode(man)
 	return fasthttp.StatusOK
+}
+
+// user verifies the request's bearer token.
+func (m *manifests) user(ctx *fasthttp.RequestCtx, now time.Time) (identity.User, error) {
+	all := ctx.Request.Header.PeekAll("Authorization")
+	h := make(http.Header, 1)
+	for _, v := range all {
+		h.Add("Authorization", string(v))
+	}
+	tok, err := identity.BearerToken(h)
+	if err != nil {
+		return identity.User{}, err
+	}
+	return m.users.Verify(tok, now)
+}
+
+// WaitManifests returns once the edge holds a snapshot to mint from,
+// pulling one now if it has none (for tests and start-up scripts); nil at
+// once for a node that does not mint manifests.
+func (s *Server) WaitManifests(ctx context.Context) error {
+	if s.manifests == nil || s.manifests.loaded() {
+		return nil
+	}
+	return s.manifests.pull(ctx)
 }

@@ -6,13 +6,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/origin"
 	"github.com/musiccdn/cdn/origin/api"
+	"github.com/musiccdn/cdn/playticket"
 	"github.com/musiccdn/cdn/tierauth"
 )
 
@@ -32,7 +35,12 @@ func TestManifestsSurviveTheOrigin(t *testing.T) {
 		}
 		return time.Now()
 	}
+	idp, err := identity.NewIssuer()
+	if err != nil {
+		t.Fatal(err)
+	}
 	ocfg := origin.DefaultConfig()
+	ocfg.Identity.PublicKeys = []string{idp.PublicKey()}
 	ocfg.Catalog, ocfg.Seed = "synthetic:100", 42 // the test origin's bytes
 	ocfg.Keys = []origin.KeyConfig{{ID: testKey.ID, Secret: testKey.Secret}}
 	ocfg.TierKeys = []tierauth.KeyConfig{testTierKey}
@@ -43,9 +51,12 @@ func TestManifestsSurviveTheOrigin(t *testing.T) {
 	}
 	its := httptest.NewServer(o.InternalHandler())
 	defer its.Close()
+	popKey := Key{ID: "pop-test", Secret: strings.Repeat("7e", 32)}
 	p := newTestPOP(t, func(e, s *Config) {
 		e.Manifest.Enabled = true
 		e.Manifest.OriginURL = its.URL
+		e.Manifest.Identity.PublicKeys = []string{idp.PublicKey()}
+		e.Manifest.TicketKeys = []Key{popKey}
 		e.Manifest.Refresh = config.Duration(time.Hour) // the test pulls by hand
 		e.Manifest.MaxAge = config.Duration(2 * time.Hour)
 	})
@@ -68,8 +79,22 @@ func TestManifestsSurviveTheOrigin(t *testing.T) {
 			}
 		}
 	}
+	tok, err := idp.Issue(identity.User{ID: "u1", Country: cc}, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := p.get(t, p.edge.URL()+"/v1/manifest/"+id); resp.StatusCode != 401 {
+		t.Fatalf("manifest without a session: %d, want 401", resp.StatusCode)
+	}
+	other := "SE"
+	if cc == "SE" {
+		other = "US"
+	}
+	if resp, _ := p.get(t, p.edge.URL()+"/v1/manifest/"+id+"?country="+other, "Authorization", "Bearer "+tok); resp.StatusCode != 400 {
+		t.Fatalf("manifest for another country than the session's: %d, want 400", resp.StatusCode)
+	}
 	get := func() (int, api.Manifest) {
-		resp, body := p.get(t, p.edge.URL()+"/v1/manifest/"+id+"?country="+cc)
+		resp, body := p.get(t, p.edge.URL()+"/v1/manifest/"+id, "Authorization", "Bearer "+tok)
 		var m api.Manifest
 		if resp.StatusCode == 200 {
 			if err := json.Unmarshal(body, &m); err != nil {
@@ -79,6 +104,13 @@ func TestManifestsSurviveTheOrigin(t *testing.T) {
 		return resp.StatusCode, m
 	}
 	code, m := get()
+	// The play ticket is the POP's, for this play, user and track.
+	kr, _ := playticket.NewKeyring(playticket.Key{ID: "origin", Secret: bytes.Repeat([]byte{1}, 32)}, playticket.Key{ID: popKey.ID, Secret: bytes.Repeat([]byte{0x7e}, 32)})
+	claims, err := kr.Verify(m.PlayTicket)
+	if err != nil || claims.PlayID != m.PlayID || claims.UserID != "u1" || claims.TrackID != id || claims.Country != cc || !strings.HasPrefix(m.PlayTicket, "p1."+popKey.ID+".") {
+		t.Fatalf("play ticket %q: %+v, %v", m.PlayTicket, claims, err)
+	}
+	m.PlayID, m.PlayTicket = "", ""
 	wj, _ := json.Marshal(want)
 	mj, _ := json.Marshal(m)
 	if code != 200 || !bytes.Equal(wj, mj) {

@@ -132,7 +132,7 @@ func (m *metrics) registerCluster(role string, reg prometheus.Registerer, s *Ser
 					return 0
 				}),
 		)
-		for i, code := range []string{"200", "403", "404", "503"} {
+		for i, code := range []string{"200", "403", "404", "503", "401"} {
 			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: role + "_manifests_total",
 				Help: "Manifests minted from the snapshot, by status code.", ConstLabels: prometheus.Labels{"code": code}},
 				func() float64 { return float64(mf.served[i].Load()) }))

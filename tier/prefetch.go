@@ -19,6 +19,7 @@ import (
 	"github.com/musiccdn/cdn/cache"
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/origin/media"
+	"github.com/musiccdn/cdn/tierauth"
 )
 
 // PrefetchConfig configures next-track prefetch at an edge.
@@ -36,9 +37,10 @@ type PrefetchConfig struct {
 	// prefetch never delays or piles up behind player requests.
 	// Default 64.
 	Queue int `yaml:"queue"`
-	// OriginURL is the origin's base URL, for the next-track list when a
-	// player sends no X-Next-Tracks hint, and for the rights of hinted
-	// tracks. Empty: hints are not checked against rights and are the
+	// OriginURL is the base URL of the origin's internal listener, for
+	// the next-track list when a player sends no X-Next-Tracks hint, and
+	// for the rights of hinted tracks; both calls carry the tier
+	// credential. Empty: hints are not checked against rights and are the
 	// only source (a hinted track the country may not play is still
 	// refused by its own token when requested).
 	OriginURL string `yaml:"origin_url"`
@@ -239,9 +241,10 @@ func (p *prefetcher) hinted(ctx context.Context, job prefetchJob) []string {
 	return out
 }
 
-// allowedIn asks the origin (cached) whether country may play id: a
-// manifest is 200 only when rights allow it. This is off the request
-// path; the edge never calls the origin to authorize a player's request.
+// allowedIn asks the origin (cached) whether country may play id: its
+// rights check (GET /v1/rights/<id>?country=CC) is 204 only when rights
+// allow it. This is off the request path; the edge never calls the origin
+// to authorize a player's request.
 func (p *prefetcher) allowedIn(ctx context.Context, id, country string) bool {
 	k := id + "|" + country
 	now := p.s.now()
@@ -251,13 +254,12 @@ func (p *prefetcher) allowedIn(ctx context.Context, id, country string) bool {
 	if ok && now.Before(c.exp) {
 		return c.v
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.cfg.OriginURL+"/v1/manifest/"+url.PathEscape(id)+"?country="+url.QueryEscape(country), nil)
-	resp, err := p.client.Do(req)
+	resp, err := p.get(ctx, "/v1/rights/"+url.PathEscape(id)+"?country="+url.QueryEscape(country))
 	if err != nil {
 		return false
 	}
 	resp.Body.Close()
-	v := resp.StatusCode == http.StatusOK
+	v := resp.StatusCode == http.StatusNoContent
 	p.mu.Lock()
 	if len(p.allowed) > 100_000 {
 		clear(p.allowed)
@@ -265,6 +267,17 @@ func (p *prefetcher) allowedIn(ctx context.Context, id, country string) bool {
 	p.allowed[k] = cachedBool{v: v, exp: now.Add(10 * time.Minute)}
 	p.mu.Unlock()
 	return v
+}
+
+// get asks the origin's internal listener for target (path and query),
+// with the tier credential.
+func (p *prefetcher) get(ctx context.Context, target string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.cfg.OriginURL+target, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set(tierauth.Header, p.s.tierKeys.Sign(http.MethodGet, target, p.s.now()))
+	return p.client.Do(req)
 }
 
 func (p *prefetcher) recommended(ctx context.Context, track, country string) []string {
@@ -276,9 +289,7 @@ func (p *prefetcher) recommended(ctx context.Context, track, country string) []s
 	if ok && now.Before(c.exp) {
 		return c.v
 	}
-	u := p.cfg.OriginURL + "/v1/recs/next/" + url.PathEscape(track) + "?n=" + strconv.Itoa(p.cfg.Tracks) + "&country=" + url.QueryEscape(country)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	resp, err := p.client.Do(req)
+	resp, err := p.get(ctx, "/v1/recs/next/"+url.PathEscape(track)+"?n="+strconv.Itoa(p.cfg.Tracks)+"&country="+url.QueryEscape(country))
 	if err != nil {
 		return nil
 	}

@@ -165,7 +165,7 @@ func TestHintAmplification(t *testing.T) {
 	}
 	for i, tc := range cases {
 		jobs := p.edge.prefetch.jobs.Load()
-		lookups := p.origin.manifests.Load()
+		lookups := p.origin.rights.Load()
 		media := p.origin.reqs.Load()
 		// A track start (first chunk) of a track not used elsewhere.
 		track := fmt.Sprintf("t%d", 10+i)
@@ -177,7 +177,7 @@ func TestHintAmplification(t *testing.T) {
 		// Each warm is one metadata fill at the shield, one origin
 		// request; the player's own request was one more.
 		waitFor(t, 10*time.Second, func() bool { return p.origin.reqs.Load()-media >= 1+tc.warms })
-		if got := p.origin.manifests.Load() - lookups; got > tc.maxLookups {
+		if got := p.origin.rights.Load() - lookups; got > tc.maxLookups {
 			t.Errorf("%s: %d manifest look-ups at the origin, want at most %d", tc.name, got, tc.maxLookups)
 		}
 		if got := p.origin.reqs.Load() - media - 1; got != tc.warms {

@@ -5,6 +5,8 @@
 //	loadtest --addr-file pop.json --duration 60s --json out.json --html out.html
 //	loadtest --spawn --duration 60s
 //	loadtest sim --tracks 20000 --requests 2000000
+//	loadtest plan --tracks 100000000 --avg-duration 3m30s --json
+//	loadtest plan --like-run out.json --json
 package main
 
 import (
@@ -21,7 +23,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/loadtest"
+	"github.com/musiccdn/cdn/pop"
 )
 
 func main() {
@@ -29,9 +33,12 @@ func main() {
 	defer stop()
 	args := os.Args[1:]
 	var err error
-	if len(args) > 0 && args[0] == "sim" {
+	switch {
+	case len(args) > 0 && args[0] == "sim":
 		err = simMain(ctx, args[1:])
-	} else {
+	case len(args) > 0 && args[0] == "plan":
+		err = planMain(ctx, args[1:], os.Stdout)
+	default:
 		err = runMain(ctx, args)
 	}
 	if err != nil {
@@ -76,6 +83,8 @@ func runMain(ctx context.Context, args []string) error {
 		manifests = fs.String("manifests", "origin", "where listeners get manifests: origin, or edge (edges with manifest.enabled mint them)")
 		failover  = fs.Bool("failover", false, "retry a range request that failed (transport error or 5xx) once at the next edge, and keep the session there, as a player behind a load balancer would")
 		reqLog    = fs.String("requests-log", "", "write one CSV line per range request and track start to this file (t_ms,kind,edge,ttfb_ms,ok,home)")
+		popConfig = fs.String("pop-config", "", "the POP's YAML config (configs/pop.yaml): --spawn starts that POP; with --addr-file it describes the target in the JSON report's params, for plan --like-run")
+		edgeCache = fs.String("edge-cache", "", "each edge's memory cache for --spawn, e.g. 64MiB (default: pop's 256MiB or --pop-config's)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -125,6 +134,36 @@ func runMain(ctx context.Context, args []string) error {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 
+	popCfg := pop.DefaultConfig()
+	if *popConfig != "" {
+		if err := config.Load(*popConfig, &popCfg); err != nil {
+			return fmt.Errorf("%w: --pop-config: %v", errUsage, err)
+		}
+	}
+	if *spawn {
+		// Flags given override the file; without a file the flags'
+		// defaults are cmd/pop's.
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if *popConfig == "" || set["edges"] {
+			popCfg.Edges = *edges
+		}
+		if *popConfig == "" || set["shields"] {
+			popCfg.Shields = *shields
+		}
+		popCfg.Catalog, popCfg.Seed, popCfg.DataDir = *catalog, *seed, *dataDir
+		if *edgeCache != "" {
+			sz, err := config.ParseSize(*edgeCache)
+			if err != nil {
+				return fmt.Errorf("%w: --edge-cache: %v", errUsage, err)
+			}
+			popCfg.EdgeCache = sz
+		}
+	}
+	if *spawn || *popConfig != "" {
+		cfg.POP = popParams(popCfg)
+	}
+
 	var targets loadtest.Targets
 	switch {
 	case btoi(*addrFile != "")+btoi(*spawn)+btoi(*null) != 1:
@@ -135,7 +174,7 @@ func runMain(ctx context.Context, args []string) error {
 			return err
 		}
 	case *spawn:
-		t, closeFn, err := spawnPOP(ctx, *edges, *shields, *catalog, *seed, *dataDir)
+		t, closeFn, err := spawnPOP(ctx, popCfg)
 		if err != nil {
 			return fmt.Errorf("spawn: %w", err)
 		}

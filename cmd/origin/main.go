@@ -6,15 +6,24 @@
 //
 //	origin -config configs/origin.yaml
 //	origin ingest --catalog DIR [--id ID] FILE...
+//	origin demo-identity [--country SE,US] [--ttl 24h]
+//
+// demo-identity stands in for the identity provider when the origin runs
+// alone (cmd/pop has its own): it makes a fresh Ed25519 key pair and
+// prints, as JSON, its public key (for identity.public_keys) and a bearer
+// token per country for user demo-<CC>. The private key is not kept.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,12 +32,20 @@ import (
 	"github.com/musiccdn/cdn/addrfile"
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/daemon"
+	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/origin"
 	"github.com/musiccdn/cdn/origin/ingest"
 	"github.com/musiccdn/cdn/origin/recs"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "demo-identity" {
+		if err := demoIdentity(os.Args[2:], os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "origin demo-identity:", err)
+			os.Exit(2)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "ingest" {
 		if err := ingest.RunWith(context.Background(), os.Args[2:], os.Stdout, recs.Embed); err != nil {
 			fmt.Fprintln(os.Stderr, "origin ingest:", err)
@@ -95,4 +112,39 @@ type readiness struct {
 func (r *readiness) Shutdown(ctx context.Context) error {
 	r.o.SetReady(false)
 	return r.HTTP.Shutdown(ctx)
+}
+
+// demoIdentity prints {"public_key": ..., "users": [{"user_id", "country",
+// "token"}...]} for a fresh key pair.
+func demoIdentity(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("origin demo-identity", flag.ContinueOnError)
+	countries := fs.String("country", "SE", "comma-separated countries, one demo user each")
+	ttl := fs.Duration("ttl", 24*time.Hour, "token lifetime")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	idp, err := identity.NewIssuer()
+	if err != nil {
+		return err
+	}
+	type user struct {
+		UserID  string `json:"user_id"`
+		Country string `json:"country"`
+		Token   string `json:"token"`
+	}
+	res := struct {
+		PublicKey string `json:"public_key"`
+		Users     []user `json:"users"`
+	}{PublicKey: idp.PublicKey()}
+	for _, cc := range strings.Split(*countries, ",") {
+		u := identity.User{ID: "demo-" + cc, Country: cc}
+		tok, err := idp.Issue(u, *ttl)
+		if err != nil {
+			return err
+		}
+		res.Users = append(res.Users, user{u.ID, cc, tok})
+	}
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(res)
 }

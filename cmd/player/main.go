@@ -1,16 +1,22 @@
 // Command player plays tracks from the CDN into a WAV file or raw PCM on
 // stdout, and downloads tracks for encrypted offline play.
 //
-//	player play --addr-file FILE [--country CC] [--crossfade D] [--max-kbps K] --out FILE.wav|- TRACK...
-//	player play --offline [--state DIR] --out FILE.wav|- TRACK...
-//	player download --addr-file FILE [--max-kbps K] [--state DIR] TRACK...
-//	player ttfa --addr-file FILE [--n 100] TRACK...
+//	player play --addr-file FILE [--user ID | --token JWT] [--crossfade D] [--max-kbps K] --out FILE.wav|- TRACK...
+//	player play --offline [--addr-file FILE | --licence-key KEY] [--state DIR] --out FILE.wav|- TRACK...
+//	player download --addr-file FILE [--user ID | --token JWT] [--max-kbps K] [--state DIR] TRACK...
+//	player ttfa --addr-file FILE [--user ID | --token JWT] [--n 100] TRACK...
 //
 // ttfa measures time to first audio: it starts a session on each track in
 // turn (n starts in all) and prints the p50, p95 and max.
 //
-// The addr file is what cmd/pop writes: {"origin": URL, "edges": [URL...], ...};
+// The addr file is what cmd/pop writes: {"origin": URL, "edges": [URL...],
+// "users": [{"user_id", "country", "token"}...], "licence_key": base64};
 // the player uses only the public URLs, origin and edges.
+// The player acts as --user (a user of the addr file, default the first)
+// or with --token (a bearer token from the identity provider). Offline
+// licences are checked against --licence-key, else the addr file's
+// licence_key: the key is configuration, never a file in --state trusted
+// on first use.
 // With --out - the output is signed 16-bit little-endian stereo at 44.1
 // kHz, so `player play ... --out - t1 | aplay -f cd` plays it. Per track it
 // prints the tier, the time to first audio and the bytes fetched.
@@ -19,6 +25,7 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -32,6 +39,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/player"
 	"github.com/musiccdn/cdn/player/offline"
 	"github.com/musiccdn/cdn/player/plays"
@@ -51,14 +59,20 @@ func main() {
 }
 
 const usage = `usage:
-  player play --addr-file FILE [--country CC] [--crossfade D] [--max-kbps K] --out FILE.wav|- TRACK...
-  player play --offline [--state DIR] --out FILE.wav|- TRACK...
-  player download --addr-file FILE [--max-kbps K] [--state DIR] TRACK...
-  player ttfa --addr-file FILE [--n 100] TRACK...`
+  player play --addr-file FILE [--user ID | --token JWT] [--crossfade D] [--max-kbps K] --out FILE.wav|- TRACK...
+  player play --offline [--addr-file FILE | --licence-key KEY] [--state DIR] --out FILE.wav|- TRACK...
+  player download --addr-file FILE [--user ID | --token JWT] [--max-kbps K] [--state DIR] TRACK...
+  player ttfa --addr-file FILE [--user ID | --token JWT] [--n 100] TRACK...`
 
 type addrs struct {
-	Origin string   `json:"origin"`
-	Edges  []string `json:"edges"`
+	Origin     string   `json:"origin"`
+	Edges      []string `json:"edges"`
+	LicenceKey string   `json:"licence_key"`
+	Users      []struct {
+		UserID  string `json:"user_id"`
+		Country string `json:"country"`
+		Token   string `json:"token"`
+	} `json:"users"`
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -69,12 +83,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("player "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addrFile := fs.String("addr-file", "", "JSON file with the origin and edge URLs (cmd/pop --addr-file)")
-	country := fs.String("country", "SE", "country code sent with manifests")
+	token := fs.String("token", "", "bearer token from the identity provider (default: --user's from the addr file)")
+	licenceKey := fs.String("licence-key", "", "base64 Ed25519 public key offline licences must be signed with (default: the addr file's licence_key)")
 	crossfade := fs.Duration("crossfade", 0, "crossfade between tracks (0 to 12s; 0 is gapless)")
 	maxKbps := fs.Int("max-kbps", 0, "highest tier to use (0: no limit)")
 	out := fs.String("out", "", "output WAV file, or - for raw s16le stereo 44.1 kHz on stdout")
 	off := fs.Bool("offline", false, "play from downloads only")
-	user := fs.String("user", "anonymous", "user id for play events and licences")
+	user := fs.String("user", "", "user of the addr file to act as (default: the first)")
 	device := fs.String("device", "cli", "device id for licences")
 	state := fs.String("state", defaultState(), "directory for downloads and queued play events")
 	starts := fs.Int("n", 100, "ttfa: number of starts")
@@ -96,9 +111,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	cfg := player.DefaultConfig(a.Origin, a.Edges)
-	cfg.Country, cfg.Crossfade, cfg.MaxKbps, cfg.UserID, cfg.DeviceID = *country, *crossfade, *maxKbps, *user, *device
+	cfg.Crossfade, cfg.MaxKbps, cfg.DeviceID = *crossfade, *maxKbps, *device
+	if tok, err := pickToken(a, *user, *token); err != nil {
+		return err
+	} else if tok != "" {
+		u, err := identity.Peek(tok)
+		if err != nil {
+			return fmt.Errorf("--token: %w", err)
+		}
+		cfg.Token, cfg.UserID, cfg.Country = tok, u.ID, u.Country
+	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	rep, err := plays.NewReporter(plays.ReporterConfig{Origin: a.Origin, Dir: filepath.Join(*state, "plays")})
+	pub, err := pinnedKey(*licenceKey, a.LicenceKey)
+	if err != nil {
+		return err
+	}
+	rep, err := plays.NewReporter(plays.ReporterConfig{Origin: a.Origin, Dir: filepath.Join(*state, "plays"), Token: cfg.Token})
 	if err != nil {
 		return err
 	}
@@ -113,7 +141,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		store, err := openStore(ctx, p, *state, true)
+		store, err := openStore(pub, *state)
 		if err != nil {
 			return err
 		}
@@ -147,7 +175,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errors.New("play needs --out FILE.wav or --out -")
 	}
 	if *off {
-		store, err := openStore(ctx, nil, *state, false)
+		store, err := openStore(pub, *state)
 		if err != nil {
 			return err
 		}
@@ -200,28 +228,47 @@ func defaultState() string {
 	return ".musiccdn-player"
 }
 
-// openStore opens the download store, pinning the origin's licence key on
-// first use (online) and reading the pinned key offline.
-func openStore(ctx context.Context, p *player.Player, state string, online bool) (*offline.Store, error) {
-	keyFile := filepath.Join(state, "licence.pub")
-	pub, err := os.ReadFile(keyFile)
-	if err != nil || len(pub) != ed25519.PublicKeySize {
-		if !online {
-			return nil, errors.New("no downloads yet: run player download first")
-		}
-		k, err := p.PublicKey(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if err := os.MkdirAll(state, 0o700); err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(keyFile, k, 0o600); err != nil {
-			return nil, err
-		}
-		pub = k
+// openStore opens the download store, checking licences with the pinned
+// key.
+func openStore(pub ed25519.PublicKey, state string) (*offline.Store, error) {
+	if pub == nil {
+		return nil, errors.New("no licence key: give --licence-key or an addr file with licence_key")
 	}
-	return offline.NewStore(filepath.Join(state, "offline"), ed25519.PublicKey(pub), time.Now)
+	return offline.NewStore(filepath.Join(state, "offline"), pub, time.Now)
+}
+
+// pinnedKey decodes the licence public key from the flag, else from the
+// addr file; nil when neither has one.
+func pinnedKey(flagKey, fileKey string) (ed25519.PublicKey, error) {
+	k := flagKey
+	if k == "" {
+		k = fileKey
+	}
+	if k == "" {
+		return nil, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(k)
+	if err != nil || len(b) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("licence key: want the base64 of a %d-byte Ed25519 public key", ed25519.PublicKeySize)
+	}
+	return b, nil
+}
+
+// pickToken returns token if set, else the token of the addr file's user
+// named user (the first user when user is empty), else "".
+func pickToken(a addrs, user, token string) (string, error) {
+	if token != "" {
+		return token, nil
+	}
+	for _, u := range a.Users {
+		if user == "" || u.UserID == user {
+			return u.Token, nil
+		}
+	}
+	if user != "" {
+		return "", fmt.Errorf("--user %q: not in the addr file", user)
+	}
+	return "", nil
 }
 
 // ttfa starts n sessions, one track each, and prints the distribution of

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -30,7 +32,9 @@ func TestPlayDownloadOffline(t *testing.T) {
 	srv := playertest.NewServer(cat)
 	defer srv.Close()
 	addr := filepath.Join(dir, "addr.json")
-	b, _ := json.Marshal(map[string]any{"origin": srv.URL, "edges": []string{srv.URL}, "shields": []string{}})
+	b, _ := json.Marshal(map[string]any{"origin": srv.URL, "edges": []string{srv.URL}, "shields": []string{},
+		"users":       []map[string]string{{"user_id": srv.UserID, "country": "SE", "token": srv.Token}},
+		"licence_key": base64.StdEncoding.EncodeToString(srv.Licence.PublicKey())})
 	os.WriteFile(addr, b, 0o644)
 	state := filepath.Join(dir, "state")
 
@@ -72,7 +76,17 @@ func TestPlayDownloadOffline(t *testing.T) {
 	}
 	srv.Close()
 	off := filepath.Join(dir, "off.wav")
-	if err := run(context.Background(), []string{"play", "--offline", "--state", state, "--out", off, "a"}, &stdout, &stderr); err != nil {
+	// Offline, licences are checked against the pinned key: another key
+	// (as an attacker would put in place, with licences signed by it)
+	// refuses the download's licence.
+	otherKey, _, _ := ed25519.GenerateKey(nil)
+	if err := run(context.Background(), []string{"play", "--offline", "--state", state, "--licence-key", base64.StdEncoding.EncodeToString(otherKey), "--out", off, "a"}, &stdout, &stderr); err == nil {
+		t.Fatal("offline play with another pinned key succeeded")
+	}
+	if err := run(context.Background(), []string{"play", "--offline", "--state", state, "--out", off, "a"}, &stdout, &stderr); err == nil {
+		t.Fatal("offline play with no pinned key succeeded")
+	}
+	if err := run(context.Background(), []string{"play", "--offline", "--addr-file", addr, "--state", state, "--out", off, "a"}, &stdout, &stderr); err != nil {
 		t.Fatalf("offline play: %v\n%s", err, stderr.String())
 	}
 	f, _ = os.Open(off)
@@ -81,7 +95,7 @@ func TestPlayDownloadOffline(t *testing.T) {
 	if err != nil || len(pcm)/2 != lengths[0] {
 		t.Fatalf("offline out: %d frames (%v), want %d", len(pcm)/2, err, lengths[0])
 	}
-	if err := run(context.Background(), []string{"play", "--offline", "--state", state, "--out", off, "b"}, &stdout, &stderr); err == nil {
+	if err := run(context.Background(), []string{"play", "--offline", "--addr-file", addr, "--state", state, "--out", off, "b"}, &stdout, &stderr); err == nil {
 		t.Error("offline play of a track not downloaded succeeded")
 	}
 }

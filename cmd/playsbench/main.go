@@ -11,6 +11,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -29,7 +30,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/origin/plays"
+	"github.com/musiccdn/cdn/playticket"
 )
 
 type allowAll struct{}
@@ -60,7 +63,11 @@ func run(n, batch, clients, partitions, stageBatch, sinkBatch int, cpuprofile st
 	ctx := context.Background()
 	fmt.Printf("playsbench: %d events, batches of %d, %d clients, %d partitions, offered rate %v/s (0: unpaced), GOMAXPROCS=%d\n",
 		n, batch, clients, partitions, rate, runtime.GOMAXPROCS(0))
-	evs := makeEvents(n)
+	trust, iss, err := benchTrust()
+	if err != nil {
+		return err
+	}
+	evs := makeEvents(n, batch, trust.Tickets)
 
 	var baseRate float64
 	if !skipBase {
@@ -85,7 +92,8 @@ func run(n, batch, clients, partitions, stageBatch, sinkBatch int, cpuprofile st
 	cfg.MaxBatchEvents = max(batch, cfg.MaxBatchEvents)
 	reg := prometheus.NewRegistry()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	svc, err := plays.New(ctx, cfg, allowAll{}, logger, reg)
+	cfg.UserRate = 0 // one session per batch; the bench measures the pipeline, not the limiter
+	svc, err := plays.New(ctx, cfg, allowAll{}, trust, logger, reg)
 	if err != nil {
 		return err
 	}
@@ -99,7 +107,7 @@ func run(n, batch, clients, partitions, stageBatch, sinkBatch int, cpuprofile st
 	defer srv.Close()
 	url := "http://" + ln.Addr().String() + "/v1/plays"
 
-	var bodies [][]byte
+	var bodies []benchBody
 	for start := 0; start < n; start += batch {
 		var b bytes.Buffer
 		b.WriteByte('[')
@@ -110,7 +118,11 @@ func run(n, batch, clients, partitions, stageBatch, sinkBatch int, cpuprofile st
 			b.Write(e)
 		}
 		b.WriteByte(']')
-		bodies = append(bodies, b.Bytes())
+		auth, err := iss.Issue(identity.User{ID: benchUser(start, batch), Country: "SE"}, 24*time.Hour)
+		if err != nil {
+			return err
+		}
+		bodies = append(bodies, benchBody{b.Bytes(), "Bearer " + auth})
 	}
 
 	if cpuprofile != "" {
@@ -123,7 +135,7 @@ func run(n, batch, clients, partitions, stageBatch, sinkBatch int, cpuprofile st
 		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
-	work := make(chan []byte)
+	work := make(chan benchBody)
 	var wg sync.WaitGroup
 	var failMu sync.Mutex
 	var fail error
@@ -134,7 +146,10 @@ func run(n, batch, clients, partitions, stageBatch, sinkBatch int, cpuprofile st
 			hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 			for body := range work {
 				for {
-					resp, err := hc.Post(url, "application/json", bytes.NewReader(body))
+					req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body.b))
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("Authorization", body.auth)
+					resp, err := hc.Do(req)
 					if err == nil {
 						resp.Body.Close()
 						if resp.StatusCode == http.StatusAccepted {
@@ -277,19 +292,61 @@ func baseline(ctx context.Context, evs [][]byte, partitions int) (float64, error
 
 func qualifies(i int) bool { return i%10 != 3 }
 
-func makeEvents(n int) [][]byte {
+func makeEvents(n, batch int, tickets *playticket.Keyring) [][]byte {
 	countries := []string{"SE", "NO", "DE", "US", "GB", "FR", "BR", "JP"}
-	ts := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
+	now := time.Now().UTC()
 	out := make([][]byte, n)
 	for i := range n {
 		ms := 30_000 + (i*7919)%200_000
 		if !qualifies(i) {
 			ms = i % 30_000
 		}
-		out[i] = fmt.Appendf(nil, `{"play_id":"bench-%09d","user_id":"u%d","track_id":"t%d","country":"%s","tier_kbps":160,"ms_played":%d,"ts":"%s"}`,
-			i, i%50_000, i%10_000, countries[i%len(countries)], ms, ts)
+		out[i] = ticketedEvent(tickets, i, benchUser(i, batch), countries[i%len(countries)], ms, now)
 	}
 	return out
+}
+
+// benchUser is the user of event i: one user per batch (POST /v1/plays
+// takes only the session user's own plays), 50,000 users in turn.
+func benchUser(i, batch int) string { return fmt.Sprintf("u%d", (i/batch)%50_000) }
+
+// ticketedEvent is event i with a play ticket as the origin's manifest
+// would have minted it, issued an hour before its ts, so the stage's
+// ticket check is part of the figure.
+func ticketedEvent(tickets *playticket.Keyring, i int, user, cc string, ms int, now time.Time) []byte {
+	play, track := fmt.Sprintf("bench-%09d", i), fmt.Sprintf("t%d", i%10_000)
+	ts := now.Add(-time.Hour)
+	tk, err := tickets.Mint(playticket.Claims{PlayID: play, UserID: user, TrackID: track, Country: cc,
+		IssuedMS: ts.Add(-time.Hour).UnixMilli(), DurationMS: 300_000})
+	if err != nil {
+		panic(err) // the ids above are valid
+	}
+	return fmt.Appendf(nil, `{"play_id":"%s","user_id":"%s","track_id":"%s","country":"%s","tier_kbps":160,"ms_played":%d,"ts":"%s","ticket":"%s"}`,
+		play, user, track, cc, ms, ts.Format(time.RFC3339), tk)
+}
+
+type benchBody struct {
+	b    []byte
+	auth string
+}
+
+// benchTrust is a ticket keyring and an identity provider for the bench.
+func benchTrust() (plays.Trust, *identity.Issuer, error) {
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	kr, err := playticket.NewKeyring(playticket.Key{ID: "bench", Secret: secret})
+	if err != nil {
+		return plays.Trust{}, nil, err
+	}
+	iss, err := identity.NewIssuer()
+	if err != nil {
+		return plays.Trust{}, nil, err
+	}
+	v, err := identity.NewVerifier(identity.Config{PublicKeys: []string{iss.PublicKey()}})
+	if err != nil {
+		return plays.Trust{}, nil, err
+	}
+	return plays.Trust{Tickets: kr, Sessions: v}, iss, nil
 }
 
 func counter(reg *prometheus.Registry, name string) (float64, error) {

@@ -51,7 +51,9 @@ func main() {
 		fmt.Printf("edge     %s\n", u)
 	}
 	fmt.Printf("internal (private: /metrics, fills, royalties) origin %s, shields %v, edges %v\n", a.Internal.Origin, a.Internal.Shields, a.Internal.Edges)
-	fmt.Printf("try:     curl -s '%s/v1/manifest/t1?country=SE'\n", a.Origin)
+	if u, ok := a.UserFor("SE"); ok {
+		fmt.Printf("try:     curl -s -H 'Authorization: Bearer %s' '%s/v1/manifest/t1'\n", u.Token, a.Origin)
+	}
 	if *addrFile != "" {
 		if err := p.WriteAddrFile(*addrFile); err != nil {
 			fmt.Fprintln(os.Stderr, "pop:", err)

@@ -34,13 +34,22 @@ func TestAgainstPOP(t *testing.T) {
 	cfg.Workload.Classes = []loadtest.BandwidthClass{{Name: "3g", Weight: 1, MaxKbps: 64}}
 	cfg.Duration = 3 * time.Second
 	cfg.Compression = 600
-	res, err := loadtest.Run(ctx, cfg, loadtest.Targets{Origin: a.Origin, Shields: a.Shields, Edges: a.Edges,
-		Internal: loadtest.InternalTargets{Origin: a.Internal.Origin, Edges: a.Internal.Edges, Shields: a.Internal.Shields}})
+	targets := loadtest.Targets{Origin: a.Origin, Shields: a.Shields, Edges: a.Edges,
+		Internal: loadtest.InternalTargets{Origin: a.Internal.Origin, Edges: a.Internal.Edges, Shields: a.Internal.Shields}}
+	for _, u := range a.Users {
+		targets.Users = append(targets.Users, loadtest.User{UserID: u.UserID, Country: u.Country, Token: u.Token})
+	}
+	res, err := loadtest.Run(ctx, cfg, targets)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Requests < 50 || res.Errors != 0 || res.VerifyFailures != 0 {
 		t.Fatalf("requests %d, errors %v, verify failures %v: want many, none, none", res.Requests, res.ErrorsByKind, res.VerifyByKind)
+	}
+	// Every play went through the session and ticket checks: any
+	// refusal would be an error above.
+	if res.PlaysSent == 0 || res.PlaysUnsupported {
+		t.Errorf("plays sent %d (unsupported %v), want some accepted", res.PlaysSent, res.PlaysUnsupported)
 	}
 	if res.MetricsNote != "" || res.EdgeChunkHitRatio == nil || res.ShieldHitRatio == nil || res.OriginRequests == nil || res.EdgeOffload == nil {
 		t.Errorf("metrics not scraped from every node: %q", res.MetricsNote)

@@ -4,8 +4,8 @@
 // code (and its Kafka and database dependencies) to speak to it.
 package api
 
-// Manifest is a track's playback manifest
-// (GET /v1/manifest/<id>?country=CC).
+// Manifest is a track's playback manifest (GET /v1/manifest/<id> with
+// the user's bearer token; the country is the token's).
 type Manifest struct {
 	TrackID    string `json:"track_id"`
 	DurationMS int64  `json:"duration_ms"`
@@ -13,6 +13,12 @@ type Manifest struct {
 	// Expires is when the tokens in the URLs expire, unix seconds.
 	Expires int64  `json:"expires"`
 	Tiers   []Tier `json:"tiers"`
+	// PlayID names this play: server-chosen, 26 characters, sorting by
+	// the time it was issued. The play's report carries it.
+	PlayID string `json:"play_id,omitempty"`
+	// PlayTicket authorizes the report of this play; it goes back
+	// unchanged as the event's "ticket".
+	PlayTicket string `json:"play_ticket,omitempty"`
 }
 
 // Tier is one tier of a Manifest. URL and SeekURL are paths relative to
@@ -32,8 +38,10 @@ type NextTracks struct {
 }
 
 // PlayEvent is one play as POST /v1/plays takes it (a JSON array of
-// them). PlayID is made by the client and kept on every retry; TS is RFC
-// 3339.
+// them, with the user's bearer token). PlayID and Ticket are the
+// manifest's play_id and play_ticket (or, offline, a pair from the
+// licence), kept on every retry; UserID and Country are the session's;
+// TS is RFC 3339.
 type PlayEvent struct {
 	PlayID   string `json:"play_id"`
 	UserID   string `json:"user_id"`
@@ -42,4 +50,5 @@ type PlayEvent struct {
 	TierKbps int    `json:"tier_kbps"`
 	MSPlayed int64  `json:"ms_played"`
 	TS       string `json:"ts"`
+	Ticket   string `json:"ticket"`
 }

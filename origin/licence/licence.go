@@ -1,14 +1,43 @@
 // Package licence issues and checks offline-playback licences. The origin
 // mounts Handler at POST /v1/licences (and GET /v1/licences/key for the
-// public key); the player verifies licences locally with Verify.
+// public key); the player verifies licences locally with Verify, against a
+// public key it was configured with (never one fetched and trusted on
+// first use).
 //
 // A licence grants one user on one device the key that unwraps the content
-// keys of one track's downloads until it expires (30 days by default). The
-// wrap key is derived from a server secret, the user, the device and the
-// track, so a renewed licence carries the same key and downloads made
-// under an expired licence play again once it is renewed online. Licences
-// are signed with Ed25519: anyone can check them, only the origin can make
-// them, and any change to a licence breaks the signature.
+// keys of one track's downloads until it expires (30 days by default), and
+// carries a batch of pre-issued play ids with their play tickets, so that
+// plays made offline can be reported later (see "Offline plays" below).
+//
+// Who may ask: POST /v1/licences needs the user's bearer session; the user
+// and country are the token's, never the body's. Only a track that exists
+// and that the user's country may play gets a licence. Each user is rate
+// limited (a token bucket). The most one request costs: a 4 KiB body, one
+// track lookup, one rights check, OfflinePlays HMACs and one Ed25519
+// signature.
+//
+// The wrap key is random per licence. It is not derived from the user,
+// device and track ids (anyone holding a server secret and those public
+// ids could compute it; and every licence for the same ids would carry the
+// same key). A renewed licence therefore carries a new key: the player
+// re-seals its downloads' content keys under it (player/offline Renew),
+// holding the old licence's key only for that moment. Random per licence
+// rather than wrapped to a registered device key: a device key pair would
+// add a registration endpoint and key storage on the device for no gain
+// here, since the licence reaches only the authenticated user over TLS and
+// the device must hold the unwrapped key to play anyway.
+//
+// Offline plays: each licence carries OfflinePlays (play id, ticket)
+// pairs minted at issue time for (user, track, the user's country, the
+// track's duration). Each play made offline consumes one pair; the player
+// queues the event and posts it when next online, with the pair, like any
+// play. The ticket's issue time is the licence's, so the pipeline's
+// "ms_played <= time since issue + 5 s" bound is loose for them and the
+// duration bound decides; a ticket used twice is counted once (same play
+// id). When the pairs run out, further offline plays of that track are not
+// reported until the licence is renewed online. Licence TTL must stay
+// below the plays pipeline's retention (31 days) so no play id outlives
+// its dedup window.
 //
 // Wire form: base64url(JSON payload) "." base64url(Ed25519 signature over
 // the payload bytes).
@@ -17,8 +46,7 @@ package licence
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/hmac"
-	"crypto/sha256"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -26,11 +54,18 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/origin/media"
+	"github.com/musiccdn/cdn/playticket"
+	"github.com/musiccdn/cdn/ratelimit"
 )
+
+// Version is the licence format version this package makes and accepts.
+const Version = 2
 
 // Licence is the signed content of a licence.
 type Licence struct {
@@ -38,10 +73,23 @@ type Licence struct {
 	TrackID  string `json:"track_id"`
 	UserID   string `json:"user_id"`
 	DeviceID string `json:"device_id"`
-	Issued   int64  `json:"issued"`  // unix seconds
-	Expires  int64  `json:"expires"` // unix seconds; not valid at or after
-	// WrapKey is the AES-128 key that wraps the track's content keys.
+	// Country is the user's country when the licence was issued; the
+	// offline play tickets are bound to it.
+	Country string `json:"country"`
+	Issued  int64  `json:"issued"`  // unix seconds
+	Expires int64  `json:"expires"` // unix seconds; not valid at or after
+	// WrapKey is the AES-128 key that wraps the track's content keys,
+	// random per licence.
 	WrapKey []byte `json:"wrap_key"`
+	// Plays are pre-issued play ids and tickets for plays made offline.
+	Plays []OfflinePlay `json:"plays"`
+}
+
+// OfflinePlay is one pre-issued play: the event reporting it carries
+// PlayID and Ticket.
+type OfflinePlay struct {
+	PlayID string `json:"play_id"`
+	Ticket string `json:"ticket"`
 }
 
 // Errors returned by Verify.
@@ -51,11 +99,15 @@ var (
 	ErrExpired   = errors.New("licence: expired")
 )
 
+// MaxLen bounds a licence token Verify parses.
+const MaxLen = 64 << 10
+
 // Verify checks a licence's signature with pub and its expiry against now.
-// An expired licence is returned with ErrExpired, so callers can say when.
+// An expired licence is returned with ErrExpired, so callers can say when
+// (and re-seal downloads under a renewed one).
 func Verify(pub ed25519.PublicKey, token string, now time.Time) (Licence, error) {
 	payload, sig, ok := strings.Cut(token, ".")
-	if !ok || len(pub) != ed25519.PublicKeySize {
+	if !ok || len(pub) != ed25519.PublicKeySize || len(token) > MaxLen {
 		return Licence{}, ErrMalformed
 	}
 	pb, err1 := base64.RawURLEncoding.Strict().DecodeString(payload)
@@ -67,7 +119,7 @@ func Verify(pub ed25519.PublicKey, token string, now time.Time) (Licence, error)
 		return Licence{}, ErrSignature
 	}
 	var l Licence
-	if err := json.Unmarshal(pb, &l); err != nil || l.Version != 1 || len(l.WrapKey) != 16 || !media.ValidID(l.TrackID) {
+	if err := json.Unmarshal(pb, &l); err != nil || l.Version != Version || len(l.WrapKey) != 16 || !media.ValidID(l.TrackID) {
 		return Licence{}, ErrMalformed
 	}
 	if now.Unix() >= l.Expires {
@@ -80,43 +132,58 @@ func Verify(pub ed25519.PublicKey, token string, now time.Time) (Licence, error)
 type Config struct {
 	// SigningKey signs licences. Required.
 	SigningKey ed25519.PrivateKey
-	// WrapSecret derives wrap keys; at least 32 bytes. Required. Changing
-	// it makes every download unplayable.
-	WrapSecret []byte
-	// TTL is how long a licence lasts. Default 30 days.
-	TTL time.Duration
-	// Now is the clock; default time.Now.
-	Now func() time.Time
+	// Sessions verifies the caller's bearer token. Required.
+	Sessions *identity.Verifier
+	// Tickets mints the offline plays' tickets. Required.
+	Tickets *playticket.Keyring
+	// Track returns a track's duration, or an error wrapping
+	// media.ErrNotFound for a track that does not exist (404). Required.
+	Track func(ctx context.Context, id string) (durationMS int64, err error)
 	// Allow, when set, is asked before issuing (the rights check); a
 	// non-nil error means 403.
 	Allow func(ctx context.Context, track, country string) error
+	// TTL is how long a licence lasts. Default 30 days.
+	TTL time.Duration
+	// OfflinePlays is how many pre-issued plays a licence carries (each
+	// about 200 bytes of licence). Default 20.
+	OfflinePlays int
+	// UserRate and UserBurst limit licences per user: UserRate per second
+	// sustained, UserBurst at once; 0 disables. Defaults 0.2 (one every 5
+	// s) and 50 (a playlist downloaded at once).
+	UserRate  float64
+	UserBurst int
+	// Now is the clock; default time.Now.
+	Now func() time.Time
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 }
 
-// DefaultConfig returns a config with the defaults and the given keys.
-func DefaultConfig(key ed25519.PrivateKey, wrapSecret []byte) Config {
-	return Config{SigningKey: key, WrapSecret: wrapSecret, TTL: 30 * 24 * time.Hour, Now: time.Now}
+// DefaultConfig returns a config with the defaults and the given key; the
+// caller still sets Sessions, Tickets and Track.
+func DefaultConfig(key ed25519.PrivateKey) Config {
+	return Config{SigningKey: key, TTL: 30 * 24 * time.Hour, OfflinePlays: 20, UserRate: 0.2, UserBurst: 50, Now: time.Now}
 }
 
 // Handler serves POST /v1/licences and GET /v1/licences/key.
 type Handler struct {
-	cfg Config
-	log *slog.Logger
+	cfg   Config
+	log   *slog.Logger
+	limit *ratelimit.Limiter
 }
 
 var _ http.Handler = (*Handler)(nil)
 
 // New returns a handler.
 func New(cfg Config) (*Handler, error) {
-	if len(cfg.SigningKey) != ed25519.PrivateKeySize {
+	switch {
+	case len(cfg.SigningKey) != ed25519.PrivateKeySize:
 		return nil, errors.New("licence: no Ed25519 signing key")
-	}
-	if len(cfg.WrapSecret) < 32 {
-		return nil, errors.New("licence: wrap secret shorter than 32 bytes")
-	}
-	if cfg.TTL <= 0 {
+	case cfg.Sessions == nil || cfg.Tickets == nil || cfg.Track == nil:
+		return nil, errors.New("licence: Sessions, Tickets and Track are required")
+	case cfg.TTL <= 0:
 		return nil, errors.New("licence: TTL must be positive")
+	case cfg.OfflinePlays < 0 || cfg.OfflinePlays > 200:
+		return nil, errors.New("licence: OfflinePlays must be 0..200")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -125,7 +192,8 @@ func New(cfg Config) (*Handler, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Handler{cfg: cfg, log: log}, nil
+	lim := ratelimit.New(ratelimit.Config{Rate: cfg.UserRate, Burst: float64(cfg.UserBurst), MaxKeys: 100_000})
+	return &Handler{cfg: cfg, log: log, limit: lim}, nil
 }
 
 // PublicKey is the key players verify licences with.
@@ -133,12 +201,11 @@ func (h *Handler) PublicKey() ed25519.PublicKey {
 	return h.cfg.SigningKey.Public().(ed25519.PublicKey)
 }
 
-// Request is the body of POST /v1/licences.
+// Request is the body of POST /v1/licences. The user and country are the
+// bearer token's.
 type Request struct {
 	TrackID  string `json:"track_id"`
-	UserID   string `json:"user_id"`
 	DeviceID string `json:"device_id"`
-	Country  string `json:"country"`
 }
 
 // Response is the answer to POST /v1/licences.
@@ -166,6 +233,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) issue(w http.ResponseWriter, r *http.Request) {
+	now := h.cfg.Now()
+	user, err := h.cfg.Sessions.FromRequest(r, now)
+	if err != nil {
+		identity.Challenge(w, err)
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	if ok, wait := h.limit.Allow(user.ID, 1, now); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(ratelimit.RetryAfter(wait)))
+		http.Error(w, "too many licences", http.StatusTooManyRequests)
+		return
+	}
 	var req Request
 	dec := json.NewDecoder(io.LimitReader(r.Body, 4<<10))
 	dec.DisallowUnknownFields()
@@ -173,45 +252,76 @@ func (h *Handler) issue(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad request body", http.StatusBadRequest)
 		return
 	}
-	if !media.ValidID(req.TrackID) || !validName(req.UserID) || !validName(req.DeviceID) || !validCountry(req.Country) {
-		http.Error(w, "bad track, user, device or country", http.StatusBadRequest)
+	if !media.ValidID(req.TrackID) || !media.ValidID(req.DeviceID) {
+		http.Error(w, "bad track or device", http.StatusBadRequest)
+		return
+	}
+	dur, err := h.cfg.Track(r.Context(), req.TrackID)
+	switch {
+	case errors.Is(err, media.ErrNotFound):
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	case err != nil:
+		h.log.Error("licence: track lookup", "track", req.TrackID, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
 	if h.cfg.Allow != nil {
-		if err := h.cfg.Allow(r.Context(), req.TrackID, req.Country); err != nil {
-			h.log.Info("licence refused", "track", req.TrackID, "country", req.Country, "err", err)
+		if err := h.cfg.Allow(r.Context(), req.TrackID, user.Country); err != nil {
+			h.log.Info("licence refused", "track", req.TrackID, "country", user.Country, "err", err)
 			http.Error(w, "not licensed in this country", http.StatusForbidden)
 			return
 		}
 	}
-	tok, l := h.Issue(req)
+	tok, l, err := h.Issue(user, req.DeviceID, req.TrackID, dur)
+	if err != nil {
+		h.log.Error("licence: issue", "track", req.TrackID, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
 	writeJSON(w, http.StatusOK, Response{Licence: tok, Expires: l.Expires})
 }
 
-// Issue makes and signs a licence for the request (already validated).
-func (h *Handler) Issue(req Request) (string, Licence) {
+// Issue makes and signs a licence of track (durationMS long) for user on
+// device: a random wrap key and OfflinePlays pre-issued plays.
+func (h *Handler) Issue(user identity.User, device, track string, durationMS int64) (string, Licence, error) {
 	now := h.cfg.Now()
 	l := Licence{
-		Version:  1,
-		TrackID:  req.TrackID,
-		UserID:   req.UserID,
-		DeviceID: req.DeviceID,
+		Version:  Version,
+		TrackID:  track,
+		UserID:   user.ID,
+		DeviceID: device,
+		Country:  user.Country,
 		Issued:   now.Unix(),
 		Expires:  now.Add(h.cfg.TTL).Unix(),
-		WrapKey:  h.wrapKey(req),
+		WrapKey:  make([]byte, 16),
+		Plays:    make([]OfflinePlay, 0, h.cfg.OfflinePlays),
 	}
-	pb, _ := json.Marshal(l)
+	if _, err := rand.Read(l.WrapKey); err != nil {
+		return "", Licence{}, fmt.Errorf("licence: random key: %w", err)
+	}
+	for range h.cfg.OfflinePlays {
+		id := playticket.NewID(now)
+		tk, err := h.cfg.Tickets.Mint(playticket.Claims{PlayID: id, UserID: user.ID, TrackID: track, Country: user.Country,
+			IssuedMS: now.UnixMilli(), DurationMS: durationMS})
+		if err != nil {
+			return "", Licence{}, err
+		}
+		l.Plays = append(l.Plays, OfflinePlay{PlayID: id, Ticket: tk})
+	}
+	pb, err := json.Marshal(l)
+	if err != nil {
+		return "", Licence{}, fmt.Errorf("licence: %w", err)
+	}
 	sig := ed25519.Sign(h.cfg.SigningKey, pb)
-	return base64.RawURLEncoding.EncodeToString(pb) + "." + base64.RawURLEncoding.EncodeToString(sig), l
+	return base64.RawURLEncoding.EncodeToString(pb) + "." + base64.RawURLEncoding.EncodeToString(sig), l, nil
 }
 
-func (h *Handler) wrapKey(req Request) []byte {
-	m := hmac.New(sha256.New, h.cfg.WrapSecret)
-	for _, s := range []string{"licence-wrap-v1", req.UserID, req.DeviceID, req.TrackID} {
-		m.Write([]byte(s))
-		m.Write([]byte{0})
-	}
-	return m.Sum(nil)[:16]
+// Sign signs l as is, for tests of licence checking (a licence the origin
+// did not make must be refused by players pinned to another key).
+func Sign(key ed25519.PrivateKey, l Licence) string {
+	pb, _ := json.Marshal(l)
+	return base64.RawURLEncoding.EncodeToString(pb) + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(key, pb))
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -220,11 +330,4 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	w.Write(b)
-}
-
-// validName accepts user and device ids: 1 to 64 of [A-Za-z0-9_-].
-func validName(s string) bool { return media.ValidID(s) }
-
-func validCountry(cc string) bool {
-	return len(cc) == 2 && cc[0] >= 'A' && cc[0] <= 'Z' && cc[1] >= 'A' && cc[1] <= 'Z'
 }

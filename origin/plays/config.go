@@ -55,6 +55,31 @@ type Config struct {
 	MaxBatchEvents int   `yaml:"max_batch_events"`
 	MaxBodyBytes   int64 `yaml:"max_body_bytes"`
 
+	// MaxConcurrentBodies is the most POST /v1/plays bodies read at once
+	// by this instance; past it a request is answered 503 with
+	// Retry-After before its body is read, so memory held by bodies is at
+	// most MaxConcurrentBodies x MaxBodyBytes (64 MiB by default). Default
+	// 64.
+	MaxConcurrentBodies int `yaml:"max_concurrent_bodies"`
+
+	// BodyReadTimeout is how long a POST /v1/plays body may take to
+	// arrive, from when the handler starts reading it; a slower client is
+	// cut off (its connection's read deadline). Default 10s.
+	BodyReadTimeout time.Duration `yaml:"body_read_timeout"`
+
+	// UserRate and UserBurst are the per-user limit on POST /v1/plays
+	// requests (a token bucket per bearer-token sub): UserRate requests
+	// per second sustained, UserBurst at once; past it 429 with
+	// Retry-After. A player posts one batch per track played, or its
+	// offline backlog in a few batches. Defaults 1 and 30; 0 disables.
+	UserRate  float64 `yaml:"user_rate"`
+	UserBurst int     `yaml:"user_burst"`
+
+	// RateLimitUsers bounds the users whose buckets are remembered (about
+	// 100 bytes each); an evicted user starts again with a full bucket.
+	// Default 100000.
+	RateLimitUsers int `yaml:"rate_limit_users"`
+
 	// StageBatch and LedgerBatch are the most records one stage
 	// transaction or one ledger database transaction covers. Larger
 	// batches amortise the commit (a Kafka EndTxn round trip, an fsync)
@@ -99,6 +124,11 @@ func DefaultConfig() Config {
 		GroupPrefix:           "origin-plays",
 		MaxBatchEvents:        1000,
 		MaxBodyBytes:          1 << 20,
+		MaxConcurrentBodies:   64,
+		BodyReadTimeout:       10 * time.Second,
+		UserRate:              1,
+		UserBurst:             30,
+		RateLimitUsers:        100_000,
 		StageBatch:            5000,
 		LedgerBatch:           5000,
 		BatchWait:             50 * time.Millisecond,
@@ -136,6 +166,16 @@ func (c Config) Validate() error {
 		return bad("max_batch_events", "must be positive, got %d", c.MaxBatchEvents)
 	case c.MaxBodyBytes < MaxEventBytes:
 		return bad("max_body_bytes", "must be at least %d, got %d", MaxEventBytes, c.MaxBodyBytes)
+	case c.MaxConcurrentBodies < 1:
+		return bad("max_concurrent_bodies", "must be positive, got %d", c.MaxConcurrentBodies)
+	case c.BodyReadTimeout <= 0:
+		return bad("body_read_timeout", "must be positive")
+	case c.UserRate < 0:
+		return bad("user_rate", "must not be negative")
+	case c.UserRate > 0 && c.UserBurst < 1:
+		return bad("user_burst", "must be positive when user_rate is set, got %d", c.UserBurst)
+	case c.RateLimitUsers < 2:
+		return bad("rate_limit_users", "must be at least 2, got %d", c.RateLimitUsers)
 	case c.StageBatch < 1:
 		return bad("stage_batch", "must be positive, got %d", c.StageBatch)
 	case c.LedgerBatch < 1:

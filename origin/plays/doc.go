@@ -14,6 +14,27 @@
 // has acknowledged all of them; otherwise 503, and the client retries with
 // the same play ids.
 //
+// # Who may post, and what one request may cost
+//
+// POST /v1/plays is a player's, on the origin's public listener, with the
+// user's bearer token (Trust.Sessions; 401 otherwise). In order, before any
+// of the body is read: the token, the user's token bucket
+// (Config.UserRate, UserBurst; 429 + Retry-After), Content-Type
+// application/json (415), a free body slot (Config.MaxConcurrentBodies;
+// 503 + Retry-After). Then the body is read with a deadline
+// (Config.BodyReadTimeout), at most Config.MaxBodyBytes (413), element by
+// element, and refused as soon as element MaxBatchEvents+1 starts (413).
+// Each event must carry the play ticket of its play id (Trust.Tickets,
+// package playticket) for the session's user, its track and country, with
+// ms_played no longer than the time since the ticket plus 5 s nor the
+// track's duration plus 2 s, and ts within ClockSkew of now and not
+// before the ticket; see the Reason* constants. The stage checks the
+// tickets again (the same ParseEvent), since anything with access to the
+// plays topic could write to it: such a record without a valid ticket is
+// counted under rejected_total{reason="stage_ticket_*"} and not paid.
+//
+// GET /v1/royalties/... is internal (operators and recommendations).
+//
 // The stage is a consumer group with a transactional producer
 // (kgo.GroupTransactSession, read_committed). Its loop, per franz-go's
 // rules:

@@ -3,11 +3,14 @@ package plays
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"strconv"
 	"time"
 
 	"github.com/musiccdn/cdn/country"
 	"github.com/musiccdn/cdn/origin/media"
+	"github.com/musiccdn/cdn/playticket"
 )
 
 // QualifyingMS is the least audio, in milliseconds, a play must have
@@ -20,7 +23,18 @@ const (
 	MaxIDLen      = 128              // play_id and user_id, bytes
 	MaxEventBytes = 2048             // one event's JSON
 	MaxPlayMS     = 24 * 3600 * 1000 // longer than any track; a larger value is a client bug
-	maxFutureSkew = 24 * time.Hour   // client clocks drift; beyond this the ts is wrong
+	// ClockSkew is how far a client's clock may be off the origin's: an
+	// event's ts may be this far in the future, or this far before its
+	// ticket was issued.
+	ClockSkew = 2 * time.Minute
+	// ElapsedSlackMS is added to the time since a ticket was issued when
+	// bounding ms_played: a play cannot have lasted longer than that, but
+	// the player's first audio and the manifest's answer race a little.
+	ElapsedSlackMS = 5000
+	// DurationSlackMS is added to the track's duration when bounding
+	// ms_played: players count whole decoded packets and may overshoot the
+	// last sample by a packet or two.
+	DurationSlackMS = 2000
 )
 
 // Event is one play report as players send it and as it travels on the
@@ -33,6 +47,10 @@ type Event struct {
 	TierKbps int       `json:"tier_kbps"`
 	MSPlayed int64     `json:"ms_played"`
 	TS       time.Time `json:"ts"`
+	// Ticket is the manifest's (or the licence's, offline) play_ticket:
+	// it binds PlayID, UserID, TrackID and Country to a play the origin
+	// authorized (see package playticket).
+	Ticket string `json:"ticket"`
 }
 
 // Qualifies reports whether the play is long enough to pay a royalty.
@@ -63,6 +81,19 @@ const (
 	ReasonBadTS           = "bad_ts"
 	ReasonFutureTS        = "ts_in_future"
 	ReasonTooOld          = "ts_too_old"
+
+	// Ticket reasons: the event is not one the origin authorized.
+	ReasonTicketMissing   = "ticket_missing"
+	ReasonTicketMalformed = "ticket_malformed"
+	ReasonTicketForged    = "ticket_forged" // bad tag or unknown key
+	ReasonTicketPlay      = "ticket_other_play"
+	ReasonTicketUser      = "ticket_other_user"
+	ReasonTicketTrack     = "ticket_other_track"
+	ReasonTicketCountry   = "ticket_other_country"
+	ReasonSessionUser     = "session_other_user" // user_id is not the bearer token's sub
+	ReasonPlayedTooLong   = "ms_played_exceeds_elapsed"
+	ReasonPastDuration    = "ms_played_exceeds_duration"
+	ReasonBeforeTicket    = "ts_before_ticket"
 )
 
 // RejectError says why one event is invalid.
@@ -93,6 +124,7 @@ type wireEvent struct {
 	TierKbps *json.RawMessage `json:"tier_kbps"` // a bare JSON number; "160" in quotes is refused
 	MSPlayed *json.RawMessage `json:"ms_played"`
 	TS       *string          `json:"ts"`
+	Ticket   *string          `json:"ticket"`
 }
 
 type jsonRaw = json.RawMessage
@@ -100,8 +132,10 @@ type jsonRaw = json.RawMessage
 // ParseEvent decodes and validates one event's JSON. now is the time the
 // event is judged at and maxAge how old its ts may be (0: no limit); the
 // ledger cannot deduplicate plays older than its play-id retention, so they
-// are refused rather than risk counting one twice.
-func ParseEvent(raw []byte, now time.Time, maxAge time.Duration) (Event, error) {
+// are refused rather than risk counting one twice. tickets checks the
+// event's ticket (see checkTicket); nil skips that check, which only tests
+// of the JSON rules do.
+func ParseEvent(raw []byte, now time.Time, maxAge time.Duration, tickets *playticket.Keyring) (Event, error) {
 	if len(raw) > MaxEventBytes {
 		return Event{}, reject(ReasonTooLarge)
 	}
@@ -157,7 +191,7 @@ func ParseEvent(raw []byte, now time.Time, maxAge time.Duration) (Event, error) 
 	if err != nil {
 		return e, reject(ReasonBadTS)
 	}
-	if ts.After(now.Add(maxFutureSkew)) {
+	if ts.After(now.Add(ClockSkew)) {
 		return e, reject(ReasonFutureTS)
 	}
 	if maxAge > 0 && ts.Before(now.Add(-maxAge)) {
@@ -172,7 +206,49 @@ func ParseEvent(raw []byte, now time.Time, maxAge time.Duration) (Event, error) 
 		MSPlayed: ms,
 		TS:       ts.UTC(),
 	}
+	if tickets != nil {
+		if w.Ticket == nil || *w.Ticket == "" {
+			return Event{}, reject(ReasonTicketMissing)
+		}
+		e.Ticket = *w.Ticket
+		if err := checkTicket(tickets, &e, now); err != nil {
+			return Event{}, err
+		}
+	} else if w.Ticket != nil {
+		e.Ticket = *w.Ticket
+	}
 	return e, nil
+}
+
+// checkTicket verifies e's ticket and that it is for e: the same play id,
+// user, track and country; ms_played no longer than the time since the
+// ticket was issued (plus ElapsedSlackMS) nor the track's duration (plus
+// DurationSlackMS); ts no earlier than the issue time (less ClockSkew).
+// Offline plays carry tickets issued with their licence, so the same rules
+// hold: the elapsed bound is then loose and the duration bound decides.
+func checkTicket(kr *playticket.Keyring, e *Event, now time.Time) error {
+	c, err := kr.Verify(e.Ticket)
+	switch {
+	case errors.Is(err, playticket.ErrMalformed):
+		return reject(ReasonTicketMalformed)
+	case err != nil:
+		return reject(ReasonTicketForged)
+	case c.PlayID != e.PlayID:
+		return reject(ReasonTicketPlay)
+	case c.UserID != e.UserID:
+		return reject(ReasonTicketUser)
+	case c.TrackID != e.TrackID:
+		return reject(ReasonTicketTrack)
+	case c.Country != e.Country:
+		return reject(ReasonTicketCountry)
+	case e.MSPlayed > now.UnixMilli()-c.IssuedMS+ElapsedSlackMS:
+		return reject(ReasonPlayedTooLong)
+	case e.MSPlayed > c.DurationMS+DurationSlackMS:
+		return reject(ReasonPastDuration)
+	case e.TS.UnixMilli() < c.IssuedMS-ClockSkew.Milliseconds():
+		return reject(ReasonBeforeTicket)
+	}
+	return nil
 }
 
 // validKey reports whether s is a usable play or user id: 1 to MaxIDLen
@@ -212,32 +288,67 @@ var ErrNotArray = errors.New("plays: body is not a json array")
 // the allowed number of events.
 var ErrBatchTooLarge = errors.New("plays: batch too large")
 
-// DecodeBatch splits a JSON array of events and validates each one. A bad
-// event becomes a Rejection with its index and the others are still
-// returned; only a body that is not a well-formed array, or one with more
-// than maxEvents elements, fails as a whole.
-func DecodeBatch(body []byte, maxEvents int, now time.Time, maxAge time.Duration) ([]Accepted, []Rejection, error) {
-	var elems []json.RawMessage
-	if err := json.Unmarshal(body, &elems); err != nil {
+// DecodeBatch reads a JSON array of events from body, element by element,
+// and validates each one with ParseEvent; when user is not empty each
+// event's user_id must also equal it (the session's user). A bad event
+// becomes a Rejection with its index and the others are still returned;
+// only a body that is not a well-formed array fails as a whole
+// (ErrNotArray), or one with more than maxEvents elements, which is
+// refused as soon as element maxEvents+1 starts (ErrBatchTooLarge), or a
+// failed read (the error is returned wrapped, e.g. *http.MaxBytesError).
+func DecodeBatch(body io.Reader, maxEvents int, now time.Time, maxAge time.Duration, tickets *playticket.Keyring, user string) ([]Accepted, []Rejection, error) {
+	dec := json.NewDecoder(body)
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, nil, batchErr(err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '[' {
 		return nil, nil, ErrNotArray
 	}
-	if elems == nil {
-		return nil, nil, ErrNotArray // the body was null
-	}
-	if len(elems) > maxEvents {
-		return nil, nil, ErrBatchTooLarge
-	}
-	acc := make([]Accepted, 0, len(elems))
+	var acc []Accepted
 	var rej []Rejection
-	for i, raw := range elems {
-		e, err := ParseEvent(raw, now, maxAge)
+	for i := 0; dec.More(); i++ {
+		if i == maxEvents {
+			return nil, nil, ErrBatchTooLarge
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, nil, batchErr(err)
+		}
+		e, err := ParseEvent(raw, now, maxAge, tickets)
+		if err == nil && user != "" && e.UserID != user {
+			err = reject(ReasonSessionUser)
+		}
 		if err != nil {
 			rej = append(rej, Rejection{Index: i, Reason: ReasonOf(err)})
 			continue
 		}
 		acc = append(acc, Accepted{Event: e, Raw: raw})
 	}
+	if _, err := dec.Token(); err != nil { // the closing ']'
+		return nil, nil, batchErr(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		if err != nil && batchErr(err) != ErrNotArray {
+			return nil, nil, batchErr(err)
+		}
+		return nil, nil, ErrNotArray // something after the array
+	}
+	if acc == nil {
+		acc = []Accepted{}
+	}
 	return acc, rej, nil
+}
+
+// batchErr tells a body that is not JSON from a body that could not be
+// read.
+func batchErr(err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &se) || errors.As(err, &te) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return ErrNotArray
+	}
+	return fmt.Errorf("plays: read body: %w", err)
 }
 
 // royalty is what the stage emits for a qualifying, licensed play and what

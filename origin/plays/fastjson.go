@@ -90,6 +90,8 @@ func parseWireFast(b []byte) (w wireEvent, ok bool) {
 					w.Country = &s
 				case bitTS:
 					w.TS = &s
+				case bitTicket:
+					w.Ticket = &s
 				}
 			}
 		}
@@ -116,6 +118,7 @@ const (
 	bitTier
 	bitMS
 	bitTS
+	bitTicket
 
 	numericFields = bitTier | bitMS
 )
@@ -136,6 +139,8 @@ func fieldBit(key []byte) (uint8, bool) {
 		return bitMS, true
 	case "ts":
 		return bitTS, true
+	case "ticket":
+		return bitTicket, true
 	}
 	return 0, false
 }

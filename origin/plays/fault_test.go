@@ -46,7 +46,7 @@ func (s *Service) crashStage(t testing.TB) {
 		t.Fatal("stage did not reach a transaction to crash in")
 	}
 	s.mu.Lock()
-	s.stage = startStage(s.cfg, s.brokers, s.rights, s.m, s.log)
+	s.stage = startStage(s.cfg, s.brokers, s.rights, s.trust.Tickets, s.m, s.log)
 	s.mu.Unlock()
 }
 
@@ -107,7 +107,11 @@ func runFaultTest(t *testing.T, cfg Config) {
 	}()
 	cfg.Brokers = []string{broker.Addr()}
 	rights := denyRights{"t5/DE": true, "t11/US": true}
-	svc, err := New(ctx, cfg, rights, log, prometheus.NewRegistry())
+	// One session user for every event: POST /v1/plays takes only the
+	// bearer's own plays, each with its ticket.
+	cfg.UserRate = 0
+	trust, iss := testTrust(t)
+	svc, err := New(ctx, cfg, rights, trust, log, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +136,7 @@ func runFaultTest(t *testing.T, cfg Config) {
 		if i%10 == 3 {
 			ms = int64(i % 30_000) // short play
 		}
-		events[i] = mustJSON(testEvent(fmt.Sprintf("p%07d", i), fmt.Sprintf("u%d", i%1000), track, cc, ms, ts))
+		events[i] = mustJSON(ticketed(t, trust.Tickets, testEvent(fmt.Sprintf("p%07d", i), "u1", track, cc, ms, ts), ts.Add(-10*time.Minute)))
 		if ms >= QualifyingMS && rights.Allowed(track, cc, ts) {
 			want[track]++
 			wantTotal++
@@ -161,7 +165,7 @@ func runFaultTest(t *testing.T, cfg Config) {
 		senders.Add(1)
 		go func() {
 			defer senders.Done()
-			client := &http.Client{Timeout: 30 * time.Second}
+			client := authClient(t, iss, "u1", &http.Client{Timeout: 30 * time.Second})
 			for b := range work {
 				body := []byte{'['}
 				for i, e := range b {
@@ -270,7 +274,7 @@ func runFaultTest(t *testing.T, cfg Config) {
 	// transactions.
 	var qualifying, royalties int64
 	readTopic(t, svc.brokers, PlaysTopic, func(v []byte) {
-		e, err := ParseEvent(v, time.Now(), cfg.Retention)
+		e, err := ParseEvent(v, time.Now(), cfg.Retention, trust.Tickets)
 		if err == nil && e.Qualifies() && rights.Allowed(e.TrackID, e.Country, e.TS) {
 			qualifying++
 		}

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/musiccdn/cdn/identity"
+	"github.com/musiccdn/cdn/playticket"
 )
 
 // denyRights denies listed "track/country" pairs and allows the rest.
@@ -85,3 +88,74 @@ func kgoRecord(topic, value string) *kgo.Record {
 }
 
 func asFieldError(err error, fe **FieldError) bool { return errors.As(err, fe) }
+
+// testKeyring is the ticket keyring of tests.
+func testKeyring(t testing.TB) *playticket.Keyring {
+	t.Helper()
+	kr, err := playticket.NewKeyring(playticket.Key{ID: "k1", Secret: bytes.Repeat([]byte("k"), 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kr
+}
+
+// testTrust is a Trust with the test keyring and a verifier of iss's
+// tokens.
+func testTrust(t testing.TB) (Trust, *identity.Issuer) {
+	t.Helper()
+	iss, err := identity.NewIssuer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := identity.NewVerifier(identity.Config{PublicKeys: []string{iss.PublicKey()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Trust{Tickets: testKeyring(t), Sessions: v}, iss
+}
+
+// ticketed adds a ticket for ev (a testEvent) to ev, issued at issued
+// with a track of 10 minutes.
+func ticketed(t testing.TB, kr *playticket.Keyring, ev map[string]any, issued time.Time) map[string]any {
+	t.Helper()
+	tk, err := kr.Mint(playticket.Claims{PlayID: ev["play_id"].(string), UserID: ev["user_id"].(string), TrackID: ev["track_id"].(string),
+		Country: ev["country"].(string), IssuedMS: issued.UnixMilli(), DurationMS: 600_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev["ticket"] = tk
+	return ev
+}
+
+// bearer returns the Authorization header value for user.
+func bearer(t testing.TB, iss *identity.Issuer, user string) string {
+	t.Helper()
+	tok, err := iss.Issue(identity.User{ID: user, Country: "SE"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "Bearer " + tok
+}
+
+// authClient is an HTTP client that sends every request with the bearer
+// token of user.
+func authClient(t testing.TB, iss *identity.Issuer, user string, base *http.Client) *http.Client {
+	c := *base
+	rt := c.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	c.Transport = authTransport{auth: bearer(t, iss, user), rt: rt}
+	return &c
+}
+
+type authTransport struct {
+	auth string
+	rt   http.RoundTripper
+}
+
+func (a authTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", a.auth)
+	return a.rt.RoundTrip(r)
+}

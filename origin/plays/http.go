@@ -3,15 +3,18 @@ package plays
 import (
 	"encoding/json"
 	"errors"
-	"io"
+	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/origin/media"
+	"github.com/musiccdn/cdn/ratelimit"
 )
 
 // ingestResponse is the body of a 202 (and of a 400 when every event was
@@ -37,28 +40,60 @@ func (s *Service) servePlays(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := time.Now()
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	now := s.now()
+	user, err := s.trust.Sessions.FromRequest(r, now)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			s.m.rejected.WithLabelValues("body_too_large").Inc()
-			writeJSON(w, http.StatusRequestEntityTooLarge, errorResponse{Error: "body_too_large"})
-			return
-		}
-		writeJSON(w, http.StatusBadRequest, errorResponse{Error: "bad_body"})
+		s.m.rejected.WithLabelValues("unauthorized").Inc()
+		identity.Challenge(w, err)
+		writeJSON(w, http.StatusUnauthorized, errorResponse{Error: "unauthorized"})
 		return
 	}
-	acc, rej, err := DecodeBatch(body, s.cfg.MaxBatchEvents, s.now(), s.cfg.Retention)
+	if ok, wait := s.limit.Allow(user.ID, 1, now); !ok {
+		s.m.rejected.WithLabelValues("rate_limited").Inc()
+		w.Header().Set("Retry-After", strconv.Itoa(ratelimit.RetryAfter(wait)))
+		writeJSON(w, http.StatusTooManyRequests, errorResponse{Error: "rate_limited"})
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		s.m.rejected.WithLabelValues("unsupported_media_type").Inc()
+		writeJSON(w, http.StatusUnsupportedMediaType, errorResponse{Error: "content_type_not_json"})
+		return
+	}
+	select {
+	case s.bodies <- struct{}{}:
+		defer func() { <-s.bodies }()
+	default:
+		s.m.rejected.WithLabelValues("busy").Inc()
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, errorResponse{Error: "busy"})
+		return
+	}
+	// Not every ResponseWriter supports deadlines (httptest's recorder);
+	// the server's own ReadTimeout then still bounds the body.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.BodyReadTimeout))
+	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	acc, rej, err := DecodeBatch(body, s.cfg.MaxBatchEvents, now, s.cfg.Retention, s.trust.Tickets, user.ID)
+	var tooBig *http.MaxBytesError
 	switch {
+	case errors.As(err, &tooBig):
+		s.m.rejected.WithLabelValues("body_too_large").Inc()
+		writeJSON(w, http.StatusRequestEntityTooLarge, errorResponse{Error: "body_too_large"})
+		return
 	case errors.Is(err, ErrBatchTooLarge):
 		s.m.rejected.WithLabelValues("batch_too_large").Inc()
 		writeJSON(w, http.StatusRequestEntityTooLarge, errorResponse{Error: "batch_too_large", MaxEvents: s.cfg.MaxBatchEvents})
 		return
-	case err != nil:
+	case errors.Is(err, ErrNotArray):
 		s.m.rejected.WithLabelValues(ReasonBadJSON).Inc()
 		writeJSON(w, http.StatusBadRequest, errorResponse{Error: ReasonBadJSON})
 		return
+	case err != nil:
+		// A read that timed out or broke: the client may retry.
+		s.m.rejected.WithLabelValues("bad_body").Inc()
+		writeJSON(w, http.StatusBadRequest, errorResponse{Error: "bad_body"})
+		return
 	}
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	for _, x := range rej {
 		s.m.rejected.WithLabelValues(x.Reason).Inc()
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // TestIngestMalformed posts batches mixing good and bad events and checks
@@ -24,16 +25,20 @@ func TestIngestMalformed(t *testing.T) {
 	cfg.Partitions = 2
 	cfg.MaxBatchEvents = 10
 	cfg.MaxBodyBytes = 8 << 10
-	svc, err := New(ctx, cfg, denyRights{}, testLogger(t), prometheus.NewRegistry())
+	cfg.UserRate = 0
+	trust, iss := testTrust(t)
+	svc, err := New(ctx, cfg, denyRights{}, trust, testLogger(t), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer svc.Close()
 	srv := httptest.NewServer(svc.Handler())
 	defer srv.Close()
+	client := authClient(t, iss, "u", srv.Client())
 	ts := time.Now().UTC().Add(-time.Minute).Format(time.RFC3339)
 	ev := func(play, extra string) string {
-		return `{"play_id":"` + play + `","user_id":"u","track_id":"t1","country":"SE","tier_kbps":96,"ms_played":40000,"ts":"` + ts + `"` + extra + `}`
+		tk := ticketed(t, trust.Tickets, testEvent(play, "u", "t1", "SE", 0, time.Now()), time.Now().Add(-10*time.Minute))["ticket"].(string)
+		return `{"play_id":"` + play + `","user_id":"u","track_id":"t1","country":"SE","tier_kbps":96,"ms_played":40000,"ts":"` + ts + `","ticket":"` + tk + `"` + extra + `}`
 	}
 
 	for _, tt := range []struct {
@@ -70,7 +75,7 @@ func TestIngestMalformed(t *testing.T) {
 		{"oversized-event", "[" + ev("big2", `,"pad":"`+strings.Repeat("x", MaxEventBytes)+`"`) + "," + ev("g4", "") + "]", http.StatusAccepted, 1, "[{0 event_too_large}]", ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, err := srv.Client().Post(srv.URL+"/v1/plays", "application/json", strings.NewReader(tt.body))
+			resp, err := client.Post(srv.URL+"/v1/plays", "application/json", strings.NewReader(tt.body))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,14 +109,20 @@ func TestIngestMalformed(t *testing.T) {
 
 	// Someone producing garbage straight to the topic is dropped by the
 	// stage, not counted, and does not stop the pipeline.
-	for _, v := range []string{`garbage`, `{"play_id":"z"}`, ev("direct", "")} {
+	// A well-formed event whose ticket is forged, or missing, written
+	// straight to the topic, is not counted either.
+	forged := strings.Replace(ev("forged", ""), `"ticket":"p1.k1.`, `"ticket":"p1.k1.X`, 1)
+	noTicket := `{"play_id":"nt","user_id":"u","track_id":"t1","country":"SE","tier_kbps":96,"ms_played":40000,"ts":"` + ts + `"}`
+	for _, v := range []string{`garbage`, `{"play_id":"z"}`, forged, noTicket, ev("direct", "")} {
 		if err := svc.producer.ProduceSync(ctx, kgoRecord(PlaysTopic, v)).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	waitFor(t, time.Minute, "the directly produced play", func() (bool, string) {
 		n, _, _ := svc.Ledger().TrackPlays(ctx, "t1")
-		return n == 5, fmt.Sprintf("t1=%d", n)
+		forged := testutil.ToFloat64(svc.m.rejected.WithLabelValues("stage_" + ReasonTicketForged))
+		missing := testutil.ToFloat64(svc.m.rejected.WithLabelValues("stage_" + ReasonTicketMissing))
+		return n == 5 && forged == 1 && missing == 1, fmt.Sprintf("t1=%d stage forged=%v missing=%v", n, forged, missing)
 	})
 }
 
@@ -120,7 +131,8 @@ func TestRoyaltiesQuery(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.Partitions = 1
-	svc, err := New(ctx, cfg, denyRights{}, testLogger(t), nil)
+	trust, _ := testTrust(t)
+	svc, err := New(ctx, cfg, denyRights{}, trust, testLogger(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/musiccdn/cdn/identity"
+	"github.com/musiccdn/cdn/playticket"
+	"github.com/musiccdn/cdn/ratelimit"
 )
 
 // Service is the play-counting pipeline of one origin: the ingest
@@ -32,6 +36,9 @@ type Service struct {
 	ledger   *Ledger
 	producer *kgo.Client
 	mux      *http.ServeMux
+	trust    Trust
+	limit    *ratelimit.Limiter
+	bodies   chan struct{} // one token per body being read
 
 	mu    sync.Mutex // guards stage and sink, which tests restart
 	stage *stage
@@ -41,15 +48,28 @@ type Service struct {
 	closeErr  error
 }
 
+// Trust is what the pipeline checks callers and events against.
+type Trust struct {
+	// Tickets checks each event's play ticket, at ingest and again in
+	// the stage (anything may write to the plays topic). Required.
+	Tickets *playticket.Keyring
+	// Sessions verifies the bearer token of POST /v1/plays; each event's
+	// user_id must be its sub. Required.
+	Sessions *identity.Verifier
+}
+
 // New validates cfg, starts the embedded broker if cfg.Brokers is empty,
 // creates the topics if missing, opens the ledger, and starts the
 // producer, the stage and the sink. reg may be nil.
-func New(ctx context.Context, cfg Config, rights Rights, logger *slog.Logger, reg prometheus.Registerer) (*Service, error) {
+func New(ctx context.Context, cfg Config, rights Rights, trust Trust, logger *slog.Logger, reg prometheus.Registerer) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("plays: config: %w", err)
 	}
 	if rights == nil {
 		return nil, errors.New("plays: nil rights")
+	}
+	if trust.Tickets == nil || trust.Sessions == nil {
+		return nil, errors.New("plays: a ticket keyring and a session verifier are required")
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -58,7 +78,10 @@ func New(ctx context.Context, cfg Config, rights Rights, logger *slog.Logger, re
 	if err != nil {
 		return nil, fmt.Errorf("plays: metrics: %w", err)
 	}
-	s := &Service{cfg: cfg, log: logger, m: m, now: time.Now, rights: rights, brokers: cfg.Brokers}
+	s := &Service{cfg: cfg, log: logger, m: m, now: time.Now, rights: rights, brokers: cfg.Brokers, trust: trust,
+		bodies: make(chan struct{}, cfg.MaxConcurrentBodies),
+		limit:  ratelimit.New(ratelimit.Config{Rate: cfg.UserRate, Burst: float64(cfg.UserBurst), MaxKeys: cfg.RateLimitUsers}),
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -101,7 +124,7 @@ func New(ctx context.Context, cfg Config, rights Rights, logger *slog.Logger, re
 		return nil, err
 	}
 
-	s.stage = startStage(cfg, s.brokers, rights, m, logger)
+	s.stage = startStage(cfg, s.brokers, rights, trust.Tickets, m, logger)
 	s.sink = startSink(cfg, s.brokers, s.ledger, m, logger)
 
 	s.mux = http.NewServeMux()

@@ -17,7 +17,8 @@ func TestServiceEndToEnd(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.Partitions = 2
-	svc, err := New(ctx, cfg, denyRights{"t3/DE": true}, testLogger(t), prometheus.NewRegistry())
+	trust, iss := testTrust(t)
+	svc, err := New(ctx, cfg, denyRights{"t3/DE": true}, trust, testLogger(t), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,14 +33,14 @@ func TestServiceEndToEnd(t *testing.T) {
 		if i%4 == 0 {
 			ms = 29_999 // short
 		}
-		batch = append(batch, testEvent(fmt.Sprintf("p%d", i), "u1", fmt.Sprintf("t%d", i%5), "DE", ms, now))
+		batch = append(batch, ticketed(t, trust.Tickets, testEvent(fmt.Sprintf("p%d", i), "u1", fmt.Sprintf("t%d", i%5), "DE", ms, now), now.Add(-10*time.Minute)))
 	}
-	code, body := post(t, srv.Client(), srv.URL, mustJSON(batch))
+	code, body := post(t, authClient(t, iss, "u1", srv.Client()), srv.URL, mustJSON(batch))
 	if code != http.StatusAccepted {
 		t.Fatalf("POST = %d %v, want 202", code, body)
 	}
 	// Retry of the same batch: counted once.
-	if code, _ := post(t, srv.Client(), srv.URL, mustJSON(batch)); code != http.StatusAccepted {
+	if code, _ := post(t, authClient(t, iss, "u1", srv.Client()), srv.URL, mustJSON(batch)); code != http.StatusAccepted {
 		t.Fatalf("retry POST = %d, want 202", code)
 	}
 	// i%4 != 0 qualifies; t3 in DE is denied. Tracks t0..t4 by i%5.

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/musiccdn/cdn/playticket"
 )
 
 // Rights is the licence check the stage applies: whether trackID may be
@@ -32,6 +34,7 @@ type stage struct {
 	cfg     Config
 	brokers []string
 	rights  Rights
+	tickets *playticket.Keyring
 	m       *metrics
 	log     *slog.Logger
 	now     func() time.Time
@@ -41,9 +44,9 @@ type stage struct {
 	done   chan struct{}
 }
 
-func startStage(cfg Config, brokers []string, rights Rights, m *metrics, log *slog.Logger) *stage {
+func startStage(cfg Config, brokers []string, rights Rights, tickets *playticket.Keyring, m *metrics, log *slog.Logger) *stage {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &stage{cfg: cfg, brokers: brokers, rights: rights, m: m, log: log, now: time.Now, cancel: cancel, done: make(chan struct{})}
+	s := &stage{cfg: cfg, brokers: brokers, rights: rights, tickets: tickets, m: m, log: log, now: time.Now, cancel: cancel, done: make(chan struct{})}
 	go s.run(ctx)
 	return s
 }
@@ -157,7 +160,7 @@ type stageTally struct {
 // rights deny, and otherwise make its royalty record, which keeps the
 // time the play was accepted so the ledger can measure its lag.
 func (s *stage) transform(r *kgo.Record, now time.Time, t *stageTally) (*kgo.Record, bool) {
-	e, err := ParseEvent(r.Value, now, s.cfg.Retention)
+	e, err := ParseEvent(r.Value, now, s.cfg.Retention, s.tickets)
 	switch {
 	case err != nil:
 		if t.rejected == nil {

@@ -5,8 +5,21 @@
 // block since CTR alone detects no tampering. The content key is sealed
 // with AES-GCM under the wrap key of the track's licence (origin/licence),
 // which expires after 30 days: an expired licence refuses playback until
-// Renew stores a fresh one fetched online. Nothing is written in plaintext,
-// and files are written under temporary names and renamed into place.
+// Renew stores a fresh one fetched online. Each licence has its own random
+// wrap key, so Renew re-seals the content keys (a header rewrite, not the
+// audio) from the old licence's key to the new one. Nothing is written in
+// plaintext, and files are written under temporary names and renamed into
+// place.
+//
+// Licences are checked against the public key the Store was made with,
+// which the caller must take from its configuration (a flag, the addr
+// file of a trusted deployment, the binary), never from a file the
+// user can write and that was trusted on first use: whoever can replace
+// that key can sign licences that never expire.
+//
+// Offline plays: TakePlay hands out the licence's pre-issued play ids and
+// tickets one per play (a counter in <track>.used), for the plays
+// reporter to send when next online.
 //
 // Layout of the store directory:
 //
@@ -14,6 +27,7 @@
 //	<track>.seek.enc  seek table container
 //	<track>.lic       the licence (signed, see origin/licence)
 //	<track>.json      {"kbps":...} (no content)
+//	<track>.used      how many of the licence's offline plays were taken
 package offline
 
 import (
@@ -25,6 +39,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/musiccdn/cdn/origin/licence"
@@ -85,10 +100,16 @@ func (s *Store) Put(track string, kbps int, tok string, audio io.Reader, size in
 	if err := s.writeFile(track+".json", mb); err != nil {
 		return err
 	}
-	return s.writeFile(track+".lic", []byte(tok))
+	if err := s.writeFile(track+".lic", []byte(tok)); err != nil {
+		return err
+	}
+	return s.removeUsed(track)
 }
 
-// Renew replaces a track's licence with tok (fetched online).
+// Renew replaces a track's licence with tok (fetched online), re-sealing
+// the downloaded files' content keys under its wrap key. The old licence
+// may have expired, but it must carry a valid signature. Interrupted, it
+// is completed by calling it again with the same tok.
 func (s *Store) Renew(track, tok string) error {
 	l, err := licence.Verify(s.pub, tok, s.now())
 	if err != nil {
@@ -97,7 +118,100 @@ func (s *Store) Renew(track, tok string) error {
 	if l.TrackID != track {
 		return fmt.Errorf("offline: licence is for %q, not %q", l.TrackID, track)
 	}
-	return s.writeFile(track+".lic", []byte(tok))
+	old, err := s.storedLicence(track)
+	if err != nil {
+		return fmt.Errorf("offline: renew %s: %w", track, err)
+	}
+	if l.UserID != old.UserID || l.DeviceID != old.DeviceID {
+		return fmt.Errorf("offline: renew %s: licence is for %s on %s, the download for %s on %s", track, l.UserID, l.DeviceID, old.UserID, old.DeviceID)
+	}
+	m, err := s.meta(track)
+	if err != nil {
+		return err
+	}
+	for _, kind := range []string{"seek", "ogg"} {
+		if err := rewrap(filepath.Join(s.dir, track+"."+kind+".enc"), old.WrapKey, l.WrapKey, context(track, m.Kbps, kind)); err != nil {
+			return err
+		}
+	}
+	if err := s.writeFile(track+".lic", []byte(tok)); err != nil {
+		return err
+	}
+	return s.removeUsed(track)
+}
+
+// Play is one pre-issued offline play, as the report of the play carries
+// it.
+type Play struct {
+	PlayID, Ticket, UserID, Country string
+}
+
+// ErrNoPlays is returned by TakePlay when the licence's offline plays are
+// used up: further plays are not reported until the licence is renewed.
+var ErrNoPlays = errors.New("offline: the licence's offline plays are used up")
+
+// TakePlay consumes one of the track's licence's pre-issued plays. The
+// licence may have expired during the play.
+func (s *Store) TakePlay(track string) (Play, error) {
+	l, err := s.storedLicence(track)
+	if err != nil {
+		return Play{}, err
+	}
+	n := 0
+	if b, err := os.ReadFile(filepath.Join(s.dir, track+".used")); err == nil {
+		if n, err = strconv.Atoi(string(b)); err != nil || n < 0 {
+			return Play{}, fmt.Errorf("%w: %s.used", ErrTampered, track)
+		}
+	}
+	if n >= len(l.Plays) {
+		return Play{}, ErrNoPlays
+	}
+	if err := s.writeFile(track+".used", []byte(strconv.Itoa(n+1))); err != nil {
+		return Play{}, err
+	}
+	p := l.Plays[n]
+	return Play{PlayID: p.PlayID, Ticket: p.Ticket, UserID: l.UserID, Country: l.Country}, nil
+}
+
+// storedLicence reads and checks a track's stored licence, expired or not.
+func (s *Store) storedLicence(track string) (licence.Licence, error) {
+	if !media.ValidID(track) {
+		return licence.Licence{}, fmt.Errorf("offline: bad track id %q", track)
+	}
+	tok, err := os.ReadFile(filepath.Join(s.dir, track+".lic"))
+	if errors.Is(err, os.ErrNotExist) {
+		return licence.Licence{}, fmt.Errorf("%w: %s", ErrNotDownloaded, track)
+	}
+	if err != nil {
+		return licence.Licence{}, fmt.Errorf("offline: %w", err)
+	}
+	l, err := licence.Verify(s.pub, string(tok), s.now())
+	if err != nil && !errors.Is(err, licence.ErrExpired) {
+		return licence.Licence{}, fmt.Errorf("offline: %s: %w", track, err)
+	}
+	if l.TrackID != track {
+		return licence.Licence{}, fmt.Errorf("offline: %s: licence is for %q", track, l.TrackID)
+	}
+	return l, nil
+}
+
+func (s *Store) meta(track string) (meta, error) {
+	mb, err := os.ReadFile(filepath.Join(s.dir, track+".json"))
+	if err != nil {
+		return meta{}, fmt.Errorf("offline: %w", err)
+	}
+	var m meta
+	if err := json.Unmarshal(mb, &m); err != nil || !media.ValidTier(m.Kbps) {
+		return meta{}, fmt.Errorf("%w: %s.json", ErrTampered, track)
+	}
+	return m, nil
+}
+
+func (s *Store) removeUsed(track string) error {
+	if err := os.Remove(filepath.Join(s.dir, track+".used")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("offline: %w", err)
+	}
+	return nil
 }
 
 // Track is an opened download.
@@ -181,7 +295,7 @@ func (t *Track) Close() error { return t.f.Close() }
 // Remove deletes a track's files.
 func (s *Store) Remove(track string) error {
 	var errs []error
-	for _, ext := range []string{".ogg.enc", ".seek.enc", ".json", ".lic"} {
+	for _, ext := range []string{".ogg.enc", ".seek.enc", ".json", ".lic", ".used"} {
 		if err := os.Remove(filepath.Join(s.dir, track+ext)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}

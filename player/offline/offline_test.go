@@ -2,6 +2,7 @@ package offline
 
 import (
 	"bytes"
+	stdctx "context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -12,13 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/origin/licence"
+	"github.com/musiccdn/cdn/playticket"
 	"github.com/musiccdn/cdn/seektable"
 )
 
 type fixture struct {
 	store *Store
-	iss   *licence.Handler
+	iss   *issuer
 	now   *time.Time
 	dir   string
 	plain []byte
@@ -28,13 +31,7 @@ type fixture struct {
 func setup(t *testing.T) *fixture {
 	t.Helper()
 	now := time.Unix(1_800_000_000, 0)
-	_, priv, _ := ed25519.GenerateKey(nil)
-	cfg := licence.DefaultConfig(priv, bytes.Repeat([]byte{9}, 32))
-	cfg.Now = func() time.Time { return now }
-	iss, err := licence.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	iss := newIssuer(t, &now)
 	dir := t.TempDir()
 	st, err := NewStore(dir, iss.PublicKey(), func() time.Time { return now })
 	if err != nil {
@@ -54,7 +51,7 @@ func setup(t *testing.T) *fixture {
 
 func (f *fixture) put(t *testing.T) {
 	t.Helper()
-	tok, _ := f.iss.Issue(licence.Request{TrackID: "t1", UserID: "u", DeviceID: "d", Country: "SE"})
+	tok := f.iss.issue(t, "u", "t1")
 	if err := f.store.Put("t1", 160, tok, bytes.NewReader(f.plain), int64(len(f.plain)), f.seek); err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +105,7 @@ func TestExpiredLicence(t *testing.T) {
 	if !errors.Is(err, licence.ErrExpired) {
 		t.Fatalf("Open after 31 days err = %v, want ErrExpired", err)
 	}
-	tok, _ := f.iss.Issue(licence.Request{TrackID: "t1", UserID: "u", DeviceID: "d", Country: "SE"})
+	tok := f.iss.issue(t, "u", "t1")
 	if err := f.store.Renew("t1", tok); err != nil {
 		t.Fatal(err)
 	}
@@ -117,12 +114,124 @@ func TestExpiredLicence(t *testing.T) {
 		t.Fatalf("Open after renewal: %v", err)
 	}
 	tr.Close()
-	// a licence for another user's device carries another key
-	other, _ := f.iss.Issue(licence.Request{TrackID: "t1", UserID: "u2", DeviceID: "d", Country: "SE"})
-	f.store.Renew("t1", other)
+	// A licence of another user is not taken for this download.
+	other := f.iss.issue(t, "u2", "t1")
+	if err := f.store.Renew("t1", other); err == nil {
+		t.Fatal("Renew with another user's licence succeeded")
+	}
+	// Swapping the licence file for another user's: its key does not
+	// open the files.
+	os.WriteFile(filepath.Join(f.dir, "t1.lic"), []byte(other), 0o600)
 	if _, err := f.store.Open("t1"); !errors.Is(err, ErrTampered) {
 		t.Fatalf("Open with another user's licence err = %v, want ErrTampered", err)
 	}
+	os.WriteFile(filepath.Join(f.dir, "t1.lic"), []byte(tok), 0o600)
+	// A renewal interrupted after re-sealing one file is finished by
+	// running it again.
+	tok2 := f.iss.issue(t, "u", "t1")
+	l1, _ := licence.Verify(f.iss.h.PublicKey(), tok, *f.now)
+	l2, _ := licence.Verify(f.iss.h.PublicKey(), tok2, *f.now)
+	if err := rewrap(filepath.Join(f.dir, "t1.seek.enc"), l1.WrapKey, l2.WrapKey, context("t1", 160, "seek")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.Renew("t1", tok2); err != nil {
+		t.Fatalf("Renew after an interrupted one: %v", err)
+	}
+	tr, err = f.store.Open("t1")
+	if err != nil {
+		t.Fatalf("Open after the second renewal: %v", err)
+	}
+	got := make([]byte, len(f.plain))
+	if n, _ := tr.ReadAt(got, 0); n != len(f.plain) || !bytes.Equal(got, f.plain) {
+		t.Fatal("audio differs after renewals")
+	}
+	tr.Close()
+}
+
+// TestPinnedKey: a store pinned to the origin's key refuses a licence
+// signed by any other key, however valid it looks (the attack of issue 10
+// row 8: one's own key and a licence expiring in 2100). Mutations caught:
+// a store that verifies with a key read from the licence directory, or
+// that skips the signature check on Open (the forged-licence Open row).
+func TestPinnedKey(t *testing.T) {
+	f := setup(t)
+	f.put(t)
+	good, _ := os.ReadFile(filepath.Join(f.dir, "t1.lic"))
+	l, _ := licence.Verify(f.iss.h.PublicKey(), string(good), *f.now)
+	_, evil, _ := ed25519.GenerateKey(nil)
+	l.Expires = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
+	forged := licence.Sign(evil, l)
+	if err := f.store.Put("t2", 160, forged, bytes.NewReader(f.plain), int64(len(f.plain)), f.seek); !errors.Is(err, licence.ErrSignature) {
+		t.Errorf("Put with a forged licence: %v, want ErrSignature", err)
+	}
+	if err := f.store.Renew("t1", forged); !errors.Is(err, licence.ErrSignature) {
+		t.Errorf("Renew with a forged licence: %v, want ErrSignature", err)
+	}
+	os.WriteFile(filepath.Join(f.dir, "t1.lic"), []byte(forged), 0o600)
+	if _, err := f.store.Open("t1"); !errors.Is(err, licence.ErrSignature) {
+		t.Errorf("Open with a forged licence: %v, want ErrSignature", err)
+	}
+}
+
+// TestTakePlay: each offline play takes the next pre-issued pair, until
+// they run out; a renewal brings fresh ones. Mutations caught: not
+// persisting the counter (the same id twice), no bound (ErrNoPlays row).
+func TestTakePlay(t *testing.T) {
+	f := setup(t)
+	f.put(t)
+	seen := map[string]bool{}
+	for range 3 {
+		p, err := f.store.TakePlay("t1")
+		if err != nil || p.UserID != "u" || p.Country != "SE" || p.Ticket == "" || seen[p.PlayID] {
+			t.Fatalf("TakePlay = %+v, %v", p, err)
+		}
+		seen[p.PlayID] = true
+	}
+	if _, err := f.store.TakePlay("t1"); !errors.Is(err, ErrNoPlays) {
+		t.Fatalf("4th TakePlay of 3: %v, want ErrNoPlays", err)
+	}
+	if err := f.store.Renew("t1", f.iss.issue(t, "u", "t1")); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := f.store.TakePlay("t1"); err != nil || seen[p.PlayID] {
+		t.Fatalf("after renewal: %+v, %v", p, err)
+	}
+	if _, err := f.store.TakePlay("t9"); !errors.Is(err, ErrNotDownloaded) {
+		t.Fatalf("TakePlay(not downloaded) = %v", err)
+	}
+}
+
+// issuer makes licences as the origin does, with 3 offline plays each.
+type issuer struct {
+	h *licence.Handler
+}
+
+func newIssuer(t *testing.T, now *time.Time) *issuer {
+	t.Helper()
+	_, priv, _ := ed25519.GenerateKey(nil)
+	kr, _ := playticket.NewKeyring(playticket.Key{ID: "k", Secret: bytes.Repeat([]byte{9}, 32)})
+	idp, _ := identity.NewIssuer()
+	v, _ := identity.NewVerifier(identity.Config{PublicKeys: []string{idp.PublicKey()}})
+	cfg := licence.DefaultConfig(priv)
+	cfg.Sessions, cfg.Tickets, cfg.OfflinePlays = v, kr, 3
+	cfg.Track = func(stdctx.Context, string) (int64, error) { return 200_000, nil }
+	cfg.Now = func() time.Time { return *now }
+	h, err := licence.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &issuer{h: h}
+}
+
+func (is *issuer) PublicKey() ed25519.PublicKey { return is.h.PublicKey() }
+
+func (is *issuer) issue(t *testing.T, user, track string) string {
+	t.Helper()
+	tok, _, err := is.h.Issue(identity.User{ID: user, Country: "SE"}, "d", track, 200_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
 
 func TestTampering(t *testing.T) {

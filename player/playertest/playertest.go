@@ -23,18 +23,27 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/origin/ingest"
 	"github.com/musiccdn/cdn/origin/licence"
 	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/player/plays"
 	"github.com/musiccdn/cdn/player/wav"
+	"github.com/musiccdn/cdn/playticket"
 )
 
-// Server is the fake origin and edge.
+// Server is the fake origin and edge. Like the origin, it wants the
+// bearer token of its identity provider on manifests, licences and plays;
+// Token is one for user UserID in SE.
 type Server struct {
 	*httptest.Server
 	dir     string
 	Licence *licence.Handler
+	// Token is a bearer token for UserID, country SE, valid for a day.
+	Token   string
+	UserID  string
+	users   *identity.Verifier
+	tickets *playticket.Keyring
 
 	// Requests counts edge requests (/a/...); Ranges those with a Range
 	// header.
@@ -54,11 +63,33 @@ type Server struct {
 // NewServer serves the catalog in dir.
 func NewServer(dir string) *Server {
 	_, priv, _ := ed25519.GenerateKey(nil)
-	lh, err := licence.New(licence.DefaultConfig(priv, []byte("playertest-wrap-secret-0123456789abcdef")))
+	idp, err := identity.NewIssuer()
 	if err != nil {
 		panic(err)
 	}
-	s := &Server{dir: dir, Licence: lh, token: "tok0"}
+	users, err := identity.NewVerifier(identity.Config{PublicKeys: []string{idp.PublicKey()}})
+	if err != nil {
+		panic(err)
+	}
+	tickets, err := playticket.NewKeyring(playticket.Key{ID: "pt", Secret: []byte("playertest-ticket-secret-0123456789abcdef")})
+	if err != nil {
+		panic(err)
+	}
+	tok, err := idp.Issue(identity.User{ID: "listener", Country: "SE"}, 24*time.Hour)
+	if err != nil {
+		panic(err)
+	}
+	lc := licence.DefaultConfig(priv)
+	lc.Sessions, lc.Tickets = users, tickets
+	lc.Track = func(_ context.Context, id string) (int64, error) {
+		m, err := readMeta(dir, id)
+		return m.DurationMS, err
+	}
+	lh, err := licence.New(lc)
+	if err != nil {
+		panic(err)
+	}
+	s := &Server{dir: dir, Licence: lh, token: "tok0", Token: tok, UserID: "listener", users: users, tickets: tickets}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/manifest/{id}", s.manifest)
 	mux.HandleFunc("GET /a/{id}/{file}", s.edge)
@@ -68,6 +99,10 @@ func NewServer(dir string) *Server {
 	s.Server = httptest.NewServer(mux)
 	return s
 }
+
+// Tickets is the play-ticket keyring of the manifests and licences, to
+// check reported plays with.
+func (s *Server) Tickets() *playticket.Keyring { return s.tickets }
 
 // RotateToken makes every URL handed out so far invalid (403), as expiry
 // does; new manifests carry the new token.
@@ -97,19 +132,37 @@ func (s *Server) NextTracks() []string {
 	return append([]string(nil), s.nextSeen...)
 }
 
+// readMeta reads a catalog track's metadata; media.ErrNotFound if absent.
+func readMeta(dir, id string) (ingest.Meta, error) {
+	var m ingest.Meta
+	if !media.ValidID(id) {
+		return m, media.ErrNotFound
+	}
+	b, err := os.ReadFile(filepath.Join(dir, id, "track.json"))
+	if err != nil {
+		return m, media.ErrNotFound
+	}
+	err = json.Unmarshal(b, &m)
+	return m, err
+}
+
 func (s *Server) manifest(w http.ResponseWriter, r *http.Request) {
+	user, err := s.users.FromRequest(r, time.Now())
+	if err != nil {
+		identity.Challenge(w, err)
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
 	id := r.PathValue("id")
 	if !media.ValidID(id) {
 		http.Error(w, "bad id", http.StatusBadRequest)
 		return
 	}
-	b, err := os.ReadFile(filepath.Join(s.dir, id, "track.json"))
+	m, err := readMeta(s.dir, id)
 	if err != nil {
 		http.NotFound(w, r)
 		return
 	}
-	var m ingest.Meta
-	json.Unmarshal(b, &m)
 	type tier struct {
 		Kbps    int    `json:"kbps"`
 		Bytes   int64  `json:"bytes"`
@@ -123,7 +176,12 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request) {
 		Country    string `json:"country"`
 		Expires    int64  `json:"expires"`
 		Tiers      []tier `json:"tiers"`
-	}{TrackID: id, DurationMS: m.DurationMS, Country: r.URL.Query().Get("country"), Expires: time.Now().Add(time.Hour).Unix()}
+		PlayID     string `json:"play_id"`
+		PlayTicket string `json:"play_ticket"`
+	}{TrackID: id, DurationMS: m.DurationMS, Country: user.Country, Expires: time.Now().Add(time.Hour).Unix()}
+	now := time.Now()
+	out.PlayID = playticket.NewID(now)
+	out.PlayTicket, _ = s.tickets.Mint(playticket.Claims{PlayID: out.PlayID, UserID: user.ID, TrackID: id, Country: user.Country, IssuedMS: now.UnixMilli(), DurationMS: m.DurationMS})
 	tok := s.currentToken()
 	for _, k := range m.Tiers {
 		fi, err := os.Stat(filepath.Join(s.dir, id, fmt.Sprintf("%d.ogg", k)))
@@ -198,6 +256,11 @@ func (t *throttled) Write(p []byte) (int, error) {
 }
 
 func (s *Server) postPlays(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.users.FromRequest(r, time.Now()); err != nil {
+		identity.Challenge(w, err)
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
 	var evs []plays.Event
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&evs); err != nil {
 		http.Error(w, "bad body", http.StatusBadRequest)

@@ -38,6 +38,8 @@ type ReporterConfig struct {
 	Dir string
 	// Client is the HTTP client; default http.DefaultClient.
 	Client *http.Client
+	// Token is the user's bearer token, sent with every POST.
+	Token string
 	// MaxBatch is the most events sent in one request. Default 500.
 	MaxBatch int
 }
@@ -65,6 +67,9 @@ func NewReporter(cfg ReporterConfig) (*Reporter, error) {
 	}
 	return &Reporter{cfg: cfg}, nil
 }
+
+// Dir is the queue directory.
+func (r *Reporter) Dir() string { return r.cfg.Dir }
 
 // Enqueue stores the event durably; it is sent by the next Flush.
 func (r *Reporter) Enqueue(ev Event) error {
@@ -146,7 +151,17 @@ func (r *Reporter) Flush(ctx context.Context) (int, error) {
 		if len(evs) == 0 {
 			continue
 		}
-		if err := r.post(ctx, evs); err != nil {
+		err := r.post(ctx, evs)
+		if errors.Is(err, errRefused) {
+			// The origin refused every event of the batch (each with its
+			// reason): sending them again cannot succeed, so they are
+			// dropped rather than block the queue for ever.
+			for _, n := range files {
+				os.Remove(filepath.Join(r.cfg.Dir, n))
+			}
+			continue
+		}
+		if err != nil {
 			return sent, err
 		}
 		for _, n := range files {
@@ -167,17 +182,26 @@ func (r *Reporter) post(ctx context.Context, evs []Event) error {
 		return fmt.Errorf("plays: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if r.cfg.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+r.cfg.Token)
+	}
 	resp, err := r.cfg.Client.Do(req)
 	if err != nil {
 		return fmt.Errorf("plays: %w", err)
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		return fmt.Errorf("plays: POST /v1/plays: %s", resp.Status)
+	switch {
+	case resp.StatusCode == http.StatusAccepted:
+		return nil
+	case resp.StatusCode == http.StatusBadRequest:
+		return fmt.Errorf("%w: %s", errRefused, resp.Status)
 	}
-	return nil
+	return fmt.Errorf("plays: POST /v1/plays: %s", resp.Status)
 }
+
+// errRefused is a 400: the origin judged every event of the batch invalid.
+var errRefused = errors.New("plays: events refused")
 
 func (r *Reporter) names() ([]string, error) {
 	ents, err := os.ReadDir(r.cfg.Dir)

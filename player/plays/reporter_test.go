@@ -67,3 +67,44 @@ func TestReporterRetriesWithSamePlayID(t *testing.T) {
 		t.Fatalf("second Flush sent %d", n)
 	}
 }
+
+// TestReporterTokenAndRefusal: every POST carries the bearer token; a
+// batch the origin refuses outright (400: every event invalid, e.g. a
+// ticket the origin does not accept) is dropped, not retried for ever,
+// while a 503 keeps it. Mutations caught: no Authorization header (the
+// header check), treating 400 like 503 (the queue is not empty).
+func TestReporterTokenAndRefusal(t *testing.T) {
+	var mu sync.Mutex
+	code, auths := http.StatusServiceUnavailable, []string{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		auths = append(auths, r.Header.Get("Authorization"))
+		w.WriteHeader(code)
+	}))
+	defer srv.Close()
+	r, _ := NewReporter(ReporterConfig{Dir: t.TempDir(), Origin: srv.URL, Token: "tok"})
+	r.Enqueue(Event{PlayID: "p1", TrackID: "t1", Ticket: "x"})
+	if _, err := r.Flush(context.Background()); err == nil {
+		t.Fatal("503 flushed")
+	}
+	if p, _ := r.Pending(); len(p) != 1 {
+		t.Fatalf("after 503: %d queued, want 1", len(p))
+	}
+	mu.Lock()
+	code = http.StatusBadRequest
+	mu.Unlock()
+	if n, err := r.Flush(context.Background()); n != 0 || err != nil {
+		t.Fatalf("400 Flush = %d, %v; want 0 sent, no error", n, err)
+	}
+	if p, _ := r.Pending(); len(p) != 0 {
+		t.Fatalf("after 400: %d queued, want 0", len(p))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, a := range auths {
+		if a != "Bearer tok" {
+			t.Errorf("Authorization %q", a)
+		}
+	}
+}
