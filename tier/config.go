@@ -13,6 +13,7 @@
 //
 //	listener        path                    caller            credential            cost of one request
 //	edge listen     GET|HEAD /a/...         players           signed URL token      max_ranges ranges of one file; fills at most the chunks asked for
+//	edge listen     GET /v1/manifest/<t>    players           user session (JWT)    manifest.enabled: one JWT check, one look-up in the snapshot, ~10 URL signatures, one play ticket (see manifests.go)
 //	edge listen     /healthz, /readyz       load balancer     none                  constant
 //	edge internal   GET|HEAD /peer/media/.. other edges       tier credential       as /a/, never forwarded again
 //	edge internal   /metrics, /debug/pprof/ operators         network only          one scrape; a CPU profile of up to its seconds
