@@ -34,7 +34,7 @@ type Disk struct {
 	items map[uint64]*diskEntry
 	head  diskEntry // sentinel of the LRU list; head.next is the most recent
 
-	writes  chan diskWrite
+	writes chan diskWrite
 	// records are Put writes (objects' metadata): small, one per object
 	// filled, and what a warm restart needs most, so they have their own
 	// queue, served first, and are not dropped behind a backlog of
