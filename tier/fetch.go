@@ -534,12 +534,18 @@ func (f *fetcher) do(ctx context.Context, up *upstream, req *fasthttp.Request, r
 func (f *fetcher) failed(up *upstream, err error) error {
 	f.failures.Add(1)
 	if up.fails.Add(1) >= failLimit {
-		if f.route != nil {
-			up.downView.Store(f.route.Version())
-		}
-		up.downUntil.Store(f.now().Add(downFor).UnixNano())
+		f.markDown(up)
 	}
 	return err
+}
+
+// markDown makes passive health skip up for downFor (a peer edge: under
+// the current membership only).
+func (f *fetcher) markDown(up *upstream) {
+	if f.route != nil {
+		up.downView.Store(f.route.Version())
+	}
+	up.downUntil.Store(f.now().Add(downFor).UnixNano())
 }
 
 // peerDown reports whether passive health has marked a peer edge down
@@ -552,7 +558,7 @@ func (f *fetcher) peerDown(up *upstream) bool {
 // a failure for passive health, without being one (nothing failed yet).
 func (f *fetcher) late(up *upstream) {
 	if up.fails.Add(1) >= failLimit {
-		up.downUntil.Store(f.now().Add(downFor).UnixNano())
+		f.markDown(up)
 	}
 }
 
