@@ -23,9 +23,12 @@ import (
 // frequent ones. Memory is safe for concurrent use; Get does not allocate.
 type Memory struct {
 	main *ristretto.Cache[uint64, []byte]
+	// windowed is whether there is an LRU window at all (fixed at
+	// construction, read without the lock).
+	windowed bool
 
 	mu     sync.Mutex
-	budget int64 // window bytes
+	budget int64 // window bytes (Resize changes it)
 	used   int64
 	items  map[uint64]*winEntry
 	head   winEntry // sentinel: head.next is the most recent
@@ -62,14 +65,14 @@ func NewMemory(total, window, chunkSize int64) (*Memory, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
-	m := &Memory{main: c, budget: window, items: make(map[uint64]*winEntry)}
+	m := &Memory{main: c, windowed: window > 0, budget: window, items: make(map[uint64]*winEntry)}
 	m.head.next, m.head.prev = &m.head, &m.head
 	return m, nil
 }
 
 // Get returns the chunk under key.
 func (m *Memory) Get(key uint64) ([]byte, bool) {
-	if m.budget > 0 {
+	if m.windowed {
 		m.mu.Lock()
 		if e := m.items[key]; e != nil {
 			m.unlinkLocked(e)
@@ -86,7 +89,7 @@ func (m *Memory) Get(key uint64) ([]byte, bool) {
 // Set stores data under key: in the window, pushing its least recent
 // chunks to ristretto's admission.
 func (m *Memory) Set(key uint64, data []byte) {
-	if m.budget == 0 {
+	if !m.windowed {
 		m.main.Set(key, data, int64(len(data)))
 		return
 	}
@@ -142,4 +145,33 @@ func (m *Memory) pushFrontLocked(e *winEntry) {
 	e.prev, e.next = &m.head, m.head.next
 	m.head.next.prev = e
 	m.head.next = e
+}
+
+// Resize changes the budget to total bytes, window of them in the LRU
+// window, at run time (a configuration reload). Shrinking evicts from the
+// window at once and lets ristretto evict as it admits new chunks.
+// ristretto's frequency sketch keeps the size it was built for.
+func (m *Memory) Resize(total, window int64) error {
+	if window < 0 || window >= total {
+		return fmt.Errorf("cache: window %d of %d bytes", window, total)
+	}
+	m.main.UpdateMaxCost(total - window)
+	var evicted []*winEntry
+	m.mu.Lock()
+	if m.windowed {
+		// A memory without a window keeps none (its Set bypasses it).
+		m.budget = max(window, 1)
+	}
+	for m.used > m.budget && m.head.prev != &m.head {
+		e := m.head.prev
+		m.unlinkLocked(e)
+		delete(m.items, e.key)
+		m.used -= int64(len(e.data))
+		evicted = append(evicted, e)
+	}
+	m.mu.Unlock()
+	for _, e := range evicted {
+		m.main.Set(e.key, e.data, int64(len(e.data)))
+	}
+	return nil
 }

@@ -41,7 +41,7 @@ type snapshotCache struct {
 // old, gzip-encoded. The most one request costs: one catalog walk per
 // snapshotTTL for all callers together, and sending a few MB.
 func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
-	if err := s.tier.Verify([]byte(r.Header.Get(tierauth.Header)), []byte(r.Method), []byte(r.RequestURI), s.now()); err != nil {
+	if err := s.tier.Load().Verify([]byte(r.Header.Get(tierauth.Header)), []byte(r.Method), []byte(r.RequestURI), s.now()); err != nil {
 		s.tierRejected.Inc()
 		http.Error(w, "forbidden", http.StatusForbidden)
 		return

@@ -185,7 +185,7 @@ func (m *manifests) pull(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	req.Header.Set(tierauth.Header, m.s.tierKeys.Sign(http.MethodGet, snapshotPath, m.s.now()))
+	req.Header.Set(tierauth.Header, m.s.tierAuth.Load().Sign(http.MethodGet, snapshotPath, m.s.now()))
 	req.Header.Set("Accept-Encoding", "gzip")
 	if m.etag != "" && m.snap.Load() != nil {
 		req.Header.Set("If-None-Match", m.etag)
@@ -305,7 +305,7 @@ func (m *manifests) mint(ctx *fasthttp.RequestCtx, id string) int {
 		ctx.Error("manifests unavailable\n", fasthttp.StatusServiceUnavailable)
 		return fasthttp.StatusServiceUnavailable
 	}
-	man, err := snap.Manifest(id, cc, now, m.s.keys, time.Duration(m.cfg.TokenTTL))
+	man, err := snap.Manifest(id, cc, now, m.s.live.Load().keys, time.Duration(m.cfg.TokenTTL))
 	switch {
 	case errors.Is(err, manifest.ErrNotFound):
 		ctx.Error("not found\n", fasthttp.StatusNotFound)
