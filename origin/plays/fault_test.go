@@ -46,7 +46,7 @@ func (s *Service) crashStage(t testing.TB) {
 		t.Fatal("stage did not reach a transaction to crash in")
 	}
 	s.mu.Lock()
-	s.stage = startStage(s.cfg, s.brokers, s.rights, s.m, s.log)
+	s.stage = startStage(s.cfg, s.kopts, s.rights, s.m, s.log)
 	s.mu.Unlock()
 }
 
@@ -63,7 +63,7 @@ func (s *Service) crashSink(t testing.TB) {
 		t.Fatal("sink did not commit a batch to crash after")
 	}
 	s.mu.Lock()
-	s.sink = startSink(s.cfg, s.brokers, s.ledger, s.m, s.log)
+	s.sink = startSink(s.cfg, s.kopts, s.ledger, s.m, s.log)
 	s.mu.Unlock()
 }
 
@@ -106,6 +106,7 @@ func runFaultTest(t *testing.T, cfg Config) {
 		brokerMu.Unlock()
 	}()
 	cfg.Brokers = []string{broker.Addr()}
+	cfg.InstanceID = "0"
 	rights := denyRights{"t5/DE": true, "t11/US": true}
 	svc, err := New(ctx, cfg, rights, log, prometheus.NewRegistry())
 	if err != nil {

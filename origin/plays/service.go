@@ -29,6 +29,7 @@ type Service struct {
 	rights   Rights
 	broker   *Broker // nil with a real cluster
 	brokers  []string
+	kopts    []kgo.Opt // brokers, SASL, TLS: every client's connection options
 	ledger   *Ledger
 	producer *kgo.Client
 	mux      *http.ServeMux
@@ -36,6 +37,9 @@ type Service struct {
 	mu    sync.Mutex // guards stage and sink, which tests restart
 	stage *stage
 	sink  *sink
+
+	stopMonitor context.CancelFunc
+	monitorDone chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -48,6 +52,7 @@ func New(ctx context.Context, cfg Config, rights Rights, logger *slog.Logger, re
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("plays: config: %w", err)
 	}
+	cfg = cfg.withDefaults()
 	if rights == nil {
 		return nil, errors.New("plays: nil rights")
 	}
@@ -75,8 +80,10 @@ func New(ctx context.Context, cfg Config, rights Rights, logger *slog.Logger, re
 		s.broker, s.brokers, rf = b, []string{b.Addr()}, 1
 	}
 
-	s.producer, err = kgo.NewClient(
-		kgo.SeedBrokers(s.brokers...),
+	if s.kopts, err = cfg.kafkaOpts(s.brokers); err != nil {
+		return nil, fmt.Errorf("plays: config: %w", err)
+	}
+	s.producer, err = kgo.NewClient(append(append([]kgo.Opt{}, s.kopts...),
 		kgo.DefaultProduceTopic(PlaysTopic),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // idempotence is on by default and needs acks=all
 		kgo.ProducerBatchCompression(kgo.ZstdCompression()),
@@ -84,7 +91,7 @@ func New(ctx context.Context, cfg Config, rights Rights, logger *slog.Logger, re
 		kgo.RecordDeliveryTimeout(cfg.ProduceTimeout+cfg.ProduceLinger),
 		kgo.MaxBufferedRecords(100_000),
 		kgo.WithLogger(kgoLogger{logger.With("component", "plays-ingest")}),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("plays: producer: %w", err)
 	}
@@ -101,8 +108,12 @@ func New(ctx context.Context, cfg Config, rights Rights, logger *slog.Logger, re
 		return nil, err
 	}
 
-	s.stage = startStage(cfg, s.brokers, rights, m, logger)
-	s.sink = startSink(cfg, s.brokers, s.ledger, m, logger)
+	s.stage = startStage(cfg, s.kopts, rights, m, logger)
+	s.sink = startSink(cfg, s.kopts, s.ledger, m, logger)
+	mctx, stop := context.WithCancel(context.Background())
+	s.stopMonitor, s.monitorDone = stop, make(chan struct{})
+	mo := &monitor{adm: kadm.NewClient(s.producer), ledger: s.ledger, m: m, log: logger, every: cfg.MonitorInterval, now: time.Now}
+	go func() { defer close(s.monitorDone); mo.run(mctx) }()
 
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("/v1/plays", s.servePlays)
@@ -111,7 +122,7 @@ func New(ctx context.Context, cfg Config, rights Rights, logger *slog.Logger, re
 	return s, nil
 }
 
-// ensureTopics creates the plays and royalties topics if they do not
+// ensureTopics creates the plays, royalties and dead-letter topics if they do not
 // exist. On a real cluster set min.insync.replicas=2 with replication 3.
 func ensureTopics(ctx context.Context, cl *kgo.Client, partitions, rf int) error {
 	adm := kadm.NewClient(cl)
@@ -120,7 +131,7 @@ func ensureTopics(ctx context.Context, cl *kgo.Client, partitions, rf int) error
 		two := "2"
 		configs = map[string]*string{"min.insync.replicas": &two}
 	}
-	resps, err := adm.CreateTopics(ctx, int32(partitions), int16(rf), configs, PlaysTopic, RoyaltiesTopic)
+	resps, err := adm.CreateTopics(ctx, int32(partitions), int16(rf), configs, PlaysTopic, RoyaltiesTopic, RejectedTopic)
 	if err != nil {
 		return fmt.Errorf("plays: create topics: %w", err)
 	}
@@ -147,6 +158,10 @@ func (s *Service) BrokerAddr() string { return s.brokers[0] }
 // twice.
 func (s *Service) Close() error {
 	s.closeOnce.Do(func() {
+		if s.stopMonitor != nil {
+			s.stopMonitor()
+			<-s.monitorDone
+		}
 		s.mu.Lock()
 		st, sk := s.stage, s.sink
 		s.mu.Unlock()

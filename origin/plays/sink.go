@@ -16,21 +16,21 @@ import (
 // every assignment it seeks to the offsets in the database, so the ledger
 // and its position cannot disagree after a crash.
 type sink struct {
-	cfg     Config
-	brokers []string
-	ledger  *Ledger
-	m       *metrics
-	log     *slog.Logger
-	now     func() time.Time
+	cfg    Config
+	kopts  []kgo.Opt
+	ledger *Ledger
+	m      *metrics
+	log    *slog.Logger
+	now    func() time.Time
 
 	crash  atomic.Bool // test hook: die after the next database commit, before polling again
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-func startSink(cfg Config, brokers []string, ledger *Ledger, m *metrics, log *slog.Logger) *sink {
+func startSink(cfg Config, kopts []kgo.Opt, ledger *Ledger, m *metrics, log *slog.Logger) *sink {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &sink{cfg: cfg, brokers: brokers, ledger: ledger, m: m, log: log, now: time.Now, cancel: cancel, done: make(chan struct{})}
+	s := &sink{cfg: cfg, kopts: kopts, ledger: ledger, m: m, log: log, now: time.Now, cancel: cancel, done: make(chan struct{})}
 	go s.run(ctx)
 	return s
 }
@@ -66,8 +66,7 @@ func (s *sink) run(ctx context.Context) {
 	defer func() { stop(); <-pruneDone }()
 
 	for ctx.Err() == nil {
-		cl, err := kgo.NewClient(append(s.cfg.fetchOpts(),
-			kgo.SeedBrokers(s.brokers...),
+		cl, err := kgo.NewClient(append(append(append([]kgo.Opt{}, s.kopts...), s.cfg.fetchOpts()...), append(s.cfg.groupOpts(),
 			kgo.ConsumerGroup(s.cfg.ledgerGroup()),
 			kgo.ConsumeTopics(RoyaltiesTopic),
 			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -75,7 +74,7 @@ func (s *sink) run(ctx context.Context) {
 			kgo.BlockRebalanceOnPoll(),
 			kgo.AdjustFetchOffsetsFn(s.seekToLedger),
 			kgo.WithLogger(kgoLogger{s.log.With("component", "plays-ledger")}),
-		)...)
+		)...)...)
 		if err != nil {
 			s.log.Error("plays ledger: new client", "err", err)
 			if !waitCtx(ctx, time.Second) {
