@@ -39,9 +39,9 @@ func TestDeadLetters(t *testing.T) {
 	bad := map[string]string{ // value -> reason
 		`not json at all`: "stage_bad_json",
 		string(mustJSON(map[string]any{"play_id": "x1", "user_id": "u", "track_id": "t1", "country": "SE", "tier_kbps": 160, "ts": now.Format(time.RFC3339)})): "stage_missing_ms_played",
-		string(mustJSON(testEvent("x2", "u", "t1", "SE", MaxPlayMS+1, now))):                 "stage_bad_duration",
-		string(mustJSON(testEvent("x3", "u", "t1", "SE", 40_000, now.Add(30*24*time.Hour)))): "stage_ts_in_future",
-		`{"play_id":"` + string(bytes.Repeat([]byte("a"), 1<<20)) + `"}`:                      "stage_event_too_large",
+		string(mustJSON(testEvent("x2", "u", "t1", "SE", MaxPlayMS+1, now))):                                                                                   "stage_bad_duration",
+		string(mustJSON(testEvent("x3", "u", "t1", "SE", 40_000, now.Add(30*24*time.Hour)))):                                                                   "stage_ts_in_future",
+		`{"play_id":"` + string(bytes.Repeat([]byte("a"), 1<<20)) + `"}`:                                                                                       "stage_event_too_large",
 	}
 	where := map[string]string{} // "partition/offset" -> reason
 	for v, reason := range bad {

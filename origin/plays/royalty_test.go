@@ -2,7 +2,9 @@ package plays
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseRoyalty(t *testing.T) {
@@ -50,4 +52,22 @@ func FuzzParseRoyalty(f *testing.F) {
 			t.Fatalf("re-parse of %+v = %+v, %v", r2, back, err)
 		}
 	})
+}
+
+func TestPlayIDTime(t *testing.T) {
+	at := time.Date(2026, 11, 27, 13, 45, 6, 789e6, time.UTC)
+	id := string(AppendPlayID(nil, at, 0xBEEF, 0x0123456789ABCDEF))
+	got, ok := playIDTime(id)
+	if len(id) != 26 || !ok || !got.Equal(at) {
+		t.Fatalf("playIDTime(%s) = %v, %v; want %v", id, got, ok, at)
+	}
+	if a, b := string(AppendPlayID(nil, at, 0, 0)), string(AppendPlayID(nil, at.Add(time.Millisecond), 0, 0)); a >= b {
+		t.Errorf("ids do not sort by time: %s >= %s", a, b)
+	}
+	for _, bad := range []string{"p0000001", id[:25], "8" + id[1:], "0000000000" + id[10:], strings.ToLower(id)[:10] + id[10:],
+		string(AppendPlayID(nil, time.Now().Add(48*time.Hour), 1, 1))} {
+		if _, ok := playIDTime(bad); ok {
+			t.Errorf("playIDTime(%q) = ok, want not a dated id", bad)
+		}
+	}
 }

@@ -122,9 +122,15 @@ func (s *sink) seekToLedger(ctx context.Context, assigned map[string]map[int32]k
 	return assigned, nil
 }
 
+// foldEvery is how often the sink folds the ledger's pending count deltas
+// into the count tables: long enough to sum many batches, short enough
+// that a reader's own fold has little to do.
+const foldEvery = 3 * time.Second
+
 func (s *sink) loop(ctx context.Context, cl *kgo.Client) error {
 	batch := make([]royalty, 0, s.cfg.LedgerBatch)
 	accepted := make([]time.Time, 0, s.cfg.LedgerBatch)
+	lastFold := s.now()
 	for {
 		fetches := cl.PollRecords(ctx, s.cfg.LedgerBatch)
 		if fetches.IsClientClosed() || ctx.Err() != nil {
@@ -148,6 +154,10 @@ func (s *sink) loop(ctx context.Context, cl *kgo.Client) error {
 				// Its play id may have been pruned: counting it
 				// could count it twice.
 				rejected["ledger_"+ReasonTooOld]++
+				return
+			}
+			if at, ok := playIDTime(ro.PlayID); ok && at.UnixMilli() < oldest {
+				rejected["ledger_"+ReasonTooOld]++ // the same, for its id's day table
 				return
 			}
 			batch = append(batch, ro)
@@ -174,5 +184,13 @@ func (s *sink) loop(ctx context.Context, cl *kgo.Client) error {
 			return errCrash
 		}
 		cl.AllowRebalance()
+		if now.Sub(lastFold) >= foldEvery {
+			// Counts reach their tables in bulk, off the batch's
+			// transaction (see Ledger).
+			if _, err := s.ledger.fold(ctx); err != nil {
+				return err
+			}
+			lastFold = s.now()
+		}
 	}
 }
