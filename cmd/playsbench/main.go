@@ -1,18 +1,34 @@
 // Command playsbench measures the play-counting pipeline of origin/plays
-// on this machine: end-to-end throughput from POST /v1/plays to the
-// ledger with the embedded broker and SQLite, the baseline of producing
-// the same events with no transactions and no ledger, their ratio, and
-// the ledger lag (event accepted to counted) quantiles under that load.
+// on this machine, from POST /v1/plays to the ledger, with the embedded
+// broker and SQLite and, given a DSN, PostgreSQL. For each backend, back to
+// back in one run (the machine is shared, so ratios matter more than
+// absolute figures):
 //
-//	go run ./cmd/playsbench -events 200000 -cpuprofile /tmp/plays.pprof
-//	go tool pprof -top -nodecount=25 /tmp/plays.pprof
+//   - baseline: the same events produced straight to a fresh embedded
+//     broker, idempotent, acks=all, zstd, no HTTP, no transactions, no
+//     ledger: what the broker and client alone take;
+//   - burst: every event POSTed as fast as the server takes them, timed
+//     until the ledger has counted the last one;
+//   - sustained: events POSTed at a fixed offered rate (-rate) for
+//     -duration, with the ledger lag (event accepted by the broker to
+//     counted) quantiles over that phase.
+//
+// 5 % of the events are sent twice (client retries); after each phase the
+// ledger must hold exactly the distinct qualifying plays ("exact").
+//
+//	go run ./cmd/playsbench                       # sqlite, and postgres if PLAYS_TEST_PG_DSN is set
+//	go run ./cmd/playsbench -backend postgres -pg-dsn postgres://...
+//	go run ./cmd/playsbench -json                 # one JSON object per backend per line
+//	go run ./cmd/playsbench -cpuprofile /tmp/plays.pprof && go tool pprof -top /tmp/plays.pprof
 package main
 
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"net"
@@ -22,8 +38,11 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -36,74 +55,304 @@ type allowAll struct{}
 
 func (allowAll) Allowed(string, string, time.Time) bool { return true }
 
+type options struct {
+	events, batch, clients, partitions, stageBatch, ledgerBatch int
+	rate                                                        float64
+	duration                                                    time.Duration
+	batchWait                                                   time.Duration
+	cpuprofile, pgDSN                                           string
+	skipBase, asJSON                                            bool
+}
+
+// result is one backend's figures; -json prints it as is.
+type result struct {
+	Backend      string  `json:"backend"`
+	Events       int     `json:"events"`
+	BurstEPS     float64 `json:"burst_eps"`
+	SustainedEPS float64 `json:"sustained_eps"`
+	OfferedEPS   float64 `json:"offered_eps"`
+	LagP50MS     float64 `json:"lag_p50_ms"`
+	LagP99MS     float64 `json:"lag_p99_ms"`
+	BaselineEPS  float64 `json:"baseline_eps"`
+	Exact        bool    `json:"exact"`
+}
+
 func main() {
-	var (
-		events     = flag.Int("events", 200_000, "events to send")
-		batch      = flag.Int("batch", 500, "events per POST")
-		clients    = flag.Int("clients", 8, "concurrent HTTP clients")
-		partitions = flag.Int("partitions", 8, "topic partitions")
-		stageBatch = flag.Int("stage-batch", 5000, "records per stage transaction")
-		sinkBatch  = flag.Int("ledger-batch", 5000, "records per ledger transaction")
-		cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of the end-to-end run here")
-		batchWait  = flag.Duration("batch-wait", plays.DefaultConfig().BatchWait, "Config.BatchWait (0 disables fetch batching)")
-		skipBase   = flag.Bool("skip-baseline", false, "skip the no-transaction baseline")
-		rate       = flag.Float64("rate", 0, "offered load in events/s, paced per batch; 0 sends as fast as the server takes them")
-	)
+	var o options
+	backend := flag.String("backend", "all", "sqlite, postgres, or all (postgres only when a DSN is given)")
+	flag.IntVar(&o.events, "events", 300_000, "distinct events in the burst phase (5% more are resent)")
+	flag.IntVar(&o.batch, "batch", 500, "events per POST")
+	flag.IntVar(&o.clients, "clients", 8, "concurrent HTTP clients")
+	flag.IntVar(&o.partitions, "partitions", 8, "topic partitions")
+	flag.IntVar(&o.stageBatch, "stage-batch", 5000, "records per stage transaction")
+	flag.IntVar(&o.ledgerBatch, "ledger-batch", 10000, "records per ledger transaction")
+	flag.Float64Var(&o.rate, "rate", 100_000, "offered events/s in the sustained phase; 0 skips it")
+	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of the sustained phase")
+	flag.DurationVar(&o.batchWait, "batch-wait", plays.DefaultConfig().BatchWait, "Config.BatchWait (0 disables fetch batching)")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the burst phases here (one backend: the last run)")
+	flag.StringVar(&o.pgDSN, "pg-dsn", os.Getenv("PLAYS_TEST_PG_DSN"), "PostgreSQL DSN (default $PLAYS_TEST_PG_DSN); the ledger's tables are created in it")
+	flag.BoolVar(&o.skipBase, "skip-baseline", false, "skip the no-transaction baseline")
+	flag.BoolVar(&o.asJSON, "json", false, "print one JSON object per backend per line, and the human report on stderr")
 	flag.Parse()
-	if err := run(*events, *batch, *clients, *partitions, *stageBatch, *sinkBatch, *cpuprofile, *skipBase, *rate, *batchWait); err != nil {
-		fmt.Fprintln(os.Stderr, "playsbench:", err)
-		os.Exit(1)
+
+	var backends []string
+	switch *backend {
+	case "all":
+		backends = []string{"sqlite"}
+		if o.pgDSN != "" {
+			backends = append(backends, "postgres")
+		}
+	case "sqlite", "postgres":
+		backends = []string{*backend}
+	default:
+		fmt.Fprintln(os.Stderr, "playsbench: -backend must be sqlite, postgres or all")
+		os.Exit(2)
+	}
+	if *backend == "postgres" && o.pgDSN == "" {
+		fmt.Fprintln(os.Stderr, "playsbench: -backend postgres needs -pg-dsn or PLAYS_TEST_PG_DSN (scripts/pg-test.sh start)")
+		os.Exit(2)
+	}
+	out := io.Writer(os.Stdout)
+	if o.asJSON {
+		out = os.Stderr
+	}
+	fmt.Fprintf(out, "playsbench: %d events (+5%% resent), batches of %d, %d clients, %d partitions, sustained %v/s for %v, GOMAXPROCS=%d\n",
+		o.events, o.batch, o.clients, o.partitions, o.rate, o.duration, runtime.GOMAXPROCS(0))
+	if *backend == "all" && o.pgDSN == "" {
+		fmt.Fprintln(out, "note: no PostgreSQL DSN (-pg-dsn or PLAYS_TEST_PG_DSN): postgres skipped")
+	}
+	for _, b := range backends {
+		r, err := runBackend(b, o, out)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "playsbench: %s: %v\n", b, err)
+			os.Exit(1)
+		}
+		if o.asJSON {
+			line, _ := json.Marshal(r)
+			fmt.Println(string(line))
+		}
 	}
 }
 
-func run(n, batch, clients, partitions, stageBatch, sinkBatch int, cpuprofile string, skipBase bool, rate float64, batchWait time.Duration) error {
-	ctx := context.Background()
-	fmt.Printf("playsbench: %d events, batches of %d, %d clients, %d partitions, offered rate %v/s (0: unpaced), GOMAXPROCS=%d\n",
-		n, batch, clients, partitions, rate, runtime.GOMAXPROCS(0))
-	evs := makeEvents(n)
+// run is one pipeline under test: a fresh data directory, a fresh
+// embedded broker, the plays service and its HTTP server.
+type run struct {
+	svc  *plays.Service
+	reg  *prometheus.Registry
+	url  string
+	stop func()
+}
 
-	var baseRate float64
-	if !skipBase {
-		r, err := baseline(ctx, evs, partitions)
-		if err != nil {
-			return fmt.Errorf("baseline: %w", err)
-		}
-		baseRate = r
+// freshSchema creates an empty schema for one run and returns dsn with
+// its search_path set to it.
+func freshSchema(ctx context.Context, dsn string, seq int) (string, error) {
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return "", fmt.Errorf("postgres: %w", err)
 	}
+	defer c.Close(ctx)
+	schema := fmt.Sprintf("playsbench_%d_%d", os.Getpid(), seq)
+	if _, err := c.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE; CREATE SCHEMA "+schema); err != nil {
+		return "", fmt.Errorf("postgres: %w", err)
+	}
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	return dsn + sep + "search_path=" + schema, nil
+}
 
+func dropSchema(dsn string, seq int) {
+	ctx := context.Background()
+	if c, err := pgx.Connect(ctx, dsn); err == nil {
+		c.Exec(ctx, fmt.Sprintf("DROP SCHEMA IF EXISTS playsbench_%d_%d CASCADE", os.Getpid(), seq))
+		c.Close(ctx)
+	}
+}
+
+func start(backend string, o options, seq int) (*run, error) {
+	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "playsbench")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer os.RemoveAll(dir)
 	cfg := plays.DefaultConfig()
 	cfg.DataDir = dir
-	cfg.Partitions = partitions
-	cfg.StageBatch = stageBatch
-	cfg.LedgerBatch = sinkBatch
-	cfg.BatchWait = batchWait
-	cfg.MaxBatchEvents = max(batch, cfg.MaxBatchEvents)
+	cfg.Partitions = o.partitions
+	cfg.StageBatch = o.stageBatch
+	cfg.LedgerBatch = o.ledgerBatch
+	cfg.BatchWait = o.batchWait
+	cfg.MaxBatchEvents = max(o.batch, cfg.MaxBatchEvents)
+	if backend == "postgres" {
+		dsn, err := freshSchema(ctx, o.pgDSN, seq)
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		cfg.PostgresDSN = dsn
+	}
 	reg := prometheus.NewRegistry()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	svc, err := plays.New(ctx, cfg, allowAll{}, logger, reg)
 	if err != nil {
-		return err
+		os.RemoveAll(dir)
+		return nil, err
 	}
-	defer svc.Close()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return err
+		svc.Close()
+		os.RemoveAll(dir)
+		return nil, err
 	}
 	srv := &http.Server{Handler: svc.Handler()}
 	go srv.Serve(ln)
-	defer srv.Close()
-	url := "http://" + ln.Addr().String() + "/v1/plays"
+	return &run{svc: svc, reg: reg, url: "http://" + ln.Addr().String() + "/v1/plays", stop: func() {
+		srv.Close()
+		svc.Close()
+		os.RemoveAll(dir)
+		if backend == "postgres" {
+			dropSchema(o.pgDSN, seq)
+		}
+	}}, nil
+}
 
+func runBackend(backend string, o options, out io.Writer) (result, error) {
+	res := result{Backend: backend, Events: o.events, OfferedEPS: o.rate, Exact: true}
+	evs, want := makeEvents(o.events, time.Now())
+	bodies := batches(evs, o.batch)
+	fmt.Fprintf(out, "\n[%s]\n", backend)
+
+	if !o.skipBase {
+		r, err := baseline(context.Background(), evs, o.partitions)
+		if err != nil {
+			return res, fmt.Errorf("baseline: %w", err)
+		}
+		res.BaselineEPS = r
+		fmt.Fprintf(out, "baseline (idempotent produce, acks=all, zstd; no HTTP, txn or ledger): %.0f events/s\n", r)
+	}
+
+	// Burst.
+	rn, err := start(backend, o, 1)
+	if err != nil {
+		return res, err
+	}
+	var stopProf func()
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			rn.stop()
+			return res, err
+		}
+		pprof.StartCPUProfile(f)
+		stopProf = func() { pprof.StopCPUProfile(); f.Close() }
+	}
+	t0 := time.Now()
+	ingest, retried := post(rn.url, bodies, o.clients, 0, o.batch)
+	if err := waitCounted(rn.reg, want, 0); err != nil {
+		rn.stop()
+		return res, err
+	}
+	total := time.Since(t0)
+	if stopProf != nil {
+		stopProf()
+	}
+	res.BurstEPS = float64(len(evs)) / total.Seconds()
+	exact, err := checkExact(rn.svc, want)
+	if err != nil {
+		rn.stop()
+		return res, err
+	}
+	res.Exact = res.Exact && exact
+	fmt.Fprintf(out, "burst: %d events (%d distinct, %d qualifying) POSTed in %v, in the ledger after %v: %.0f events/s end to end (goal 139000: %.0f%%)%s\n",
+		len(evs), o.events, want, ingest.Round(time.Millisecond), total.Round(time.Millisecond), res.BurstEPS, 100*res.BurstEPS/139000, retriedNote(retried))
+	if res.BaselineEPS > 0 {
+		fmt.Fprintf(out, "ratio burst / baseline: %.3f\n", res.BurstEPS/res.BaselineEPS)
+	}
+	fmt.Fprintf(out, "exact after burst: %v\n", exact)
+	rn.stop()
+
+	// Sustained, on a fresh pipeline.
+	if o.rate > 0 {
+		n := int(o.rate * o.duration.Seconds())
+		sevs, swant := makeEvents(n, time.Now())
+		sbodies := batches(sevs, o.batch)
+		rn, err := start(backend, o, 2)
+		if err != nil {
+			return res, err
+		}
+		defer rn.stop()
+		before, _ := histogram(rn.reg, "origin_plays_ledger_lag_seconds")
+		t0 := time.Now()
+		ingest, retried := post(rn.url, sbodies, o.clients, o.rate, o.batch)
+		if err := waitCounted(rn.reg, swant, 0); err != nil {
+			return res, err
+		}
+		total := time.Since(t0)
+		res.SustainedEPS = float64(len(sevs)) / total.Seconds()
+		lag, err := histogram(rn.reg, "origin_plays_ledger_lag_seconds")
+		if err != nil {
+			return res, err
+		}
+		lag = subtract(lag, before)
+		res.LagP50MS = 1000 * quantile(lag, 0.50)
+		res.LagP99MS = 1000 * quantile(lag, 0.99)
+		exact, err := checkExact(rn.svc, swant)
+		if err != nil {
+			return res, err
+		}
+		res.Exact = res.Exact && exact
+		fmt.Fprintf(out, "sustained: %d events offered at %.0f/s, POSTed in %v, in the ledger after %v: %.0f events/s; ledger lag p50 %.0f ms p99 %.0f ms (%d observations, bucket-interpolated)%s\n",
+			len(sevs), o.rate, ingest.Round(time.Millisecond), total.Round(time.Millisecond), res.SustainedEPS, res.LagP50MS, res.LagP99MS, lag.GetSampleCount(), retriedNote(retried))
+		fmt.Fprintf(out, "exact after sustained: %v\n", exact)
+	}
+	return res, nil
+}
+
+func retriedNote(err error) string {
+	if err == nil {
+		return ""
+	}
+	return fmt.Sprintf(" (some POSTs retried; last error %v)", err)
+}
+
+// makeEvents makes n distinct play events, about 10 % of them under 30 s,
+// and resends 5 % of them (each 20th, again 2 batches later): the events
+// in sending order and the number of distinct qualifying plays. Play ids
+// are time-ordered ULIDs, as the server issues them. This is the one place
+// events are made, so a ticketed version changes only this function.
+func makeEvents(n int, now time.Time) ([][]byte, int64) {
+	countries := []string{"SE", "NO", "DE", "US", "GB", "FR", "BR", "JP"}
+	ts := now.UTC().Add(-time.Hour).Format(time.RFC3339)
+	issued := now.Add(-time.Hour)
+	out := make([][]byte, 0, n+n/20)
+	distinct := make([][]byte, 0, n)
+	var want int64
+	var id []byte
+	for i := range n {
+		ms := 30_000 + (i*7919)%200_000
+		if i%10 == 3 {
+			ms = i % 30_000
+		} else {
+			want++
+		}
+		id = plays.AppendPlayID(id[:0], issued.Add(time.Duration(i)*time.Microsecond), uint16(i>>16), uint64(i)*0x9E3779B97F4A7C15)
+		e := fmt.Appendf(nil, `{"play_id":"%s","user_id":"u%d","track_id":"t%d","country":"%s","tier_kbps":160,"ms_played":%d,"ts":"%s"}`,
+			id, i%50_000, i%10_000, countries[i%len(countries)], ms, ts)
+		distinct = append(distinct, e)
+		out = append(out, e)
+		if j := i - 1000; j >= 0 && j%20 == 0 {
+			out = append(out, distinct[j]) // a client retry, 1000 events later
+		}
+	}
+	return out, want
+}
+
+func batches(evs [][]byte, batch int) [][]byte {
 	var bodies [][]byte
-	for start := 0; start < n; start += batch {
+	for start := 0; start < len(evs); start += batch {
 		var b bytes.Buffer
 		b.WriteByte('[')
-		for i, e := range evs[start:min(start+batch, n)] {
+		for i, e := range evs[start:min(start+batch, len(evs))] {
 			if i > 0 {
 				b.WriteByte(',')
 			}
@@ -112,16 +361,13 @@ func run(n, batch, clients, partitions, stageBatch, sinkBatch int, cpuprofile st
 		b.WriteByte(']')
 		bodies = append(bodies, b.Bytes())
 	}
+	return bodies
+}
 
-	if cpuprofile != "" {
-		f, err := os.Create(cpuprofile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
-	}
+// post sends bodies with clients concurrent clients, paced open-loop at
+// rate events/s when rate > 0, each retried until 202; it returns the time
+// taken and the last error seen before a retry.
+func post(url string, bodies [][]byte, clients int, rate float64, batch int) (time.Duration, error) {
 	start := time.Now()
 	work := make(chan []byte)
 	var wg sync.WaitGroup
@@ -136,6 +382,7 @@ func run(n, batch, clients, partitions, stageBatch, sinkBatch int, cpuprofile st
 				for {
 					resp, err := hc.Post(url, "application/json", bytes.NewReader(body))
 					if err == nil {
+						io.Copy(io.Discard, resp.Body)
 						resp.Body.Close()
 						if resp.StatusCode == http.StatusAccepted {
 							break
@@ -145,13 +392,13 @@ func run(n, batch, clients, partitions, stageBatch, sinkBatch int, cpuprofile st
 					failMu.Lock()
 					fail = err
 					failMu.Unlock()
+					time.Sleep(50 * time.Millisecond) // a client's backoff
 				}
 			}
 		}()
 	}
 	for i, b := range bodies {
 		if rate > 0 {
-			// Open-loop pacing: batch i is due at i*batch/rate.
 			due := start.Add(time.Duration(float64(i*batch) / rate * float64(time.Second)))
 			if d := time.Until(due); d > 0 {
 				time.Sleep(d)
@@ -161,21 +408,12 @@ func run(n, batch, clients, partitions, stageBatch, sinkBatch int, cpuprofile st
 	}
 	close(work)
 	wg.Wait()
-	ingest := time.Since(start)
-	if fail != nil {
-		fmt.Printf("note: some POSTs were retried, last error: %v\n", fail)
-	}
+	return time.Since(start), fail
+}
 
-	// Wait until the ledger holds every qualifying play.
-	var want int64
-	for i := range n {
-		if qualifies(i) {
-			want++
-		}
-	}
+// waitCounted waits until the sink's counter reaches want (plus base).
+func waitCounted(reg *prometheus.Registry, want int64, base float64) error {
 	deadline := time.Now().Add(10 * time.Minute)
-	// The ledger's exact content is checked by the fault test; here the
-	// counted total is enough.
 	d := time.Millisecond
 	for {
 		// The sink's counter, not a SUM over the ledger: polling the
@@ -184,44 +422,34 @@ func run(n, batch, clients, partitions, stageBatch, sinkBatch int, cpuprofile st
 		if err != nil {
 			return err
 		}
-		got := int64(counted)
-		if got >= want {
-			break
+		if int64(counted-base) >= want {
+			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("ledger has %d of %d plays after 10 minutes", got, want)
+			return fmt.Errorf("ledger has %.0f of %d plays after 10 minutes", counted-base, want)
 		}
-		time.Sleep(d) // polling the database; the pipeline is what is measured
+		time.Sleep(d) // polling a counter; the pipeline is what is measured
 		d = min(2*d, 20*time.Millisecond)
 	}
-	total := time.Since(start)
-	if cpuprofile != "" {
-		pprof.StopCPUProfile()
-	}
+}
 
-	e2eRate := float64(n) / total.Seconds()
-	fmt.Printf("ingest (POST until all 202): %v, %.0f events/s\n", ingest.Round(time.Millisecond), float64(n)/ingest.Seconds())
-	fmt.Printf("end-to-end (POST to ledger): %v, %.0f events/s (%d qualifying plays counted)\n", total.Round(time.Millisecond), e2eRate, want)
-	if baseRate > 0 {
-		fmt.Printf("ratio end-to-end / baseline: %.3f (baseline %.0f events/s)\n", e2eRate/baseRate, baseRate)
-	}
-	if rate == 0 {
-		fmt.Printf("goal 139000 events/s: reached %.1f%%\n", 100*e2eRate/139000)
-	}
-	lag, err := histogram(reg, "origin_plays_ledger_lag_seconds")
+// checkExact reports whether the ledger holds exactly want plays in its
+// counts and want play ids.
+func checkExact(svc *plays.Service, want int64) (bool, error) {
+	ctx := context.Background()
+	totals, err := svc.Ledger().TotalPlays(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
-	fmt.Printf("ledger lag: p50 %s p99 %s (from %d observations; bucket-interpolated)\n",
-		fmtSec(quantile(lag, 0.50)), fmtSec(quantile(lag, 0.99)), lag.GetSampleCount())
-	txns, _ := counter(reg, "origin_plays_txn_committed_total")
-	roys, _ := counter(reg, "origin_plays_royalties_emitted_total")
-	fmt.Printf("stage transactions: %.0f committed, %.0f royalties each on average\n", txns, roys/max(txns, 1))
-	prod, _ := histogram(reg, "origin_plays_produce_seconds")
-	if prod != nil {
-		fmt.Printf("POST to broker ack: p50 %s p99 %s\n", fmtSec(quantile(prod, 0.50)), fmtSec(quantile(prod, 0.99)))
+	var sum int64
+	for _, n := range totals {
+		sum += n
 	}
-	return nil
+	ids, err := svc.Ledger().PlayIDs(ctx)
+	if err != nil {
+		return false, err
+	}
+	return sum == want && ids == want, nil
 }
 
 // baseline produces the same event values to a fresh embedded broker with
@@ -242,7 +470,7 @@ func baseline(ctx context.Context, evs [][]byte, partitions int) (float64, error
 		kgo.SeedBrokers(b.Addr()),
 		kgo.DefaultProduceTopic(plays.PlaysTopic),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerBatchCompression(kgo.ZstdCompression()),
+		kgo.ProducerBatchCompression(plays.ProducerCompression()),
 		kgo.ProducerLinger(5*time.Millisecond),
 		kgo.MaxBufferedRecords(100_000),
 	)
@@ -270,26 +498,7 @@ func baseline(ctx context.Context, evs [][]byte, partitions int) (float64, error
 	if perr != nil {
 		return 0, perr
 	}
-	rate := float64(len(evs)) / el.Seconds()
-	fmt.Printf("baseline (idempotent produce, acks=all, zstd, no txn/HTTP/ledger): %v, %.0f events/s\n", el.Round(time.Millisecond), rate)
-	return rate, nil
-}
-
-func qualifies(i int) bool { return i%10 != 3 }
-
-func makeEvents(n int) [][]byte {
-	countries := []string{"SE", "NO", "DE", "US", "GB", "FR", "BR", "JP"}
-	ts := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
-	out := make([][]byte, n)
-	for i := range n {
-		ms := 30_000 + (i*7919)%200_000
-		if !qualifies(i) {
-			ms = i % 30_000
-		}
-		out[i] = fmt.Appendf(nil, `{"play_id":"bench-%09d","user_id":"u%d","track_id":"t%d","country":"%s","tier_kbps":160,"ms_played":%d,"ts":"%s"}`,
-			i, i%50_000, i%10_000, countries[i%len(countries)], ms, ts)
-	}
-	return out
+	return float64(len(evs)) / el.Seconds(), nil
 }
 
 func counter(reg *prometheus.Registry, name string) (float64, error) {
@@ -346,4 +555,24 @@ func fmtSec(s float64) string {
 		return fmt.Sprint(s)
 	}
 	return time.Duration(s * float64(time.Second)).Round(100 * time.Microsecond).String()
+}
+
+// subtract returns h minus an earlier snapshot of the same histogram.
+func subtract(h, before *dto.Histogram) *dto.Histogram {
+	if before == nil {
+		return h
+	}
+	prev := make(map[float64]uint64)
+	for _, b := range before.GetBucket() {
+		prev[b.GetUpperBound()] = b.GetCumulativeCount()
+	}
+	out := &dto.Histogram{}
+	n := h.GetSampleCount() - before.GetSampleCount()
+	out.SampleCount = &n
+	for _, b := range h.GetBucket() {
+		c := b.GetCumulativeCount() - prev[b.GetUpperBound()]
+		ub := b.GetUpperBound()
+		out.Bucket = append(out.Bucket, &dto.Bucket{UpperBound: &ub, CumulativeCount: &c})
+	}
+	return out
 }

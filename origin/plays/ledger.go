@@ -776,8 +776,10 @@ func (l *Ledger) count(ctx context.Context, db dbConn, table string) (int64, err
 	return n, err
 }
 
-// playIDCount is the number of play ids kept; tests compare it with the
-// counts.
+// PlayIDs is the number of play ids kept for deduplication; tests and
+// playsbench compare it with the counts.
+func (l *Ledger) PlayIDs(ctx context.Context) (int64, error) { return l.playIDCount(ctx) }
+
 func (l *Ledger) playIDCount(ctx context.Context) (int64, error) {
 	n, err := l.count(ctx, l.r, legacyIDTable)
 	if err != nil {

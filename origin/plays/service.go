@@ -86,7 +86,7 @@ func New(ctx context.Context, cfg Config, rights Rights, logger *slog.Logger, re
 	s.producer, err = kgo.NewClient(append(append([]kgo.Opt{}, s.kopts...),
 		kgo.DefaultProduceTopic(PlaysTopic),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // idempotence is on by default and needs acks=all
-		kgo.ProducerBatchCompression(kgo.ZstdCompression()),
+		kgo.ProducerBatchCompression(fastZstd),
 		kgo.ProducerLinger(cfg.ProduceLinger),
 		kgo.RecordDeliveryTimeout(cfg.ProduceTimeout+cfg.ProduceLinger),
 		kgo.MaxBufferedRecords(100_000),

@@ -82,7 +82,7 @@ func (s *stage) run(ctx context.Context) {
 			kgo.ConsumeTopics(PlaysTopic),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 			kgo.DefaultProduceTopic(RoyaltiesTopic),
-			kgo.ProducerBatchCompression(kgo.ZstdCompression()),
+			kgo.ProducerBatchCompression(fastZstd),
 			kgo.MaxBufferedRecords(4*s.cfg.StageBatch),
 			kgo.WithLogger(kgoLogger{s.log.With("component", "plays-stage")}),
 		)...)...)
