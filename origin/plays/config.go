@@ -73,7 +73,9 @@ type Config struct {
 
 	// SessionTimeout is the consumer-group session timeout of the stage
 	// and the sink: a member that stops heartbeating (a hung or SIGSTOPped
-	// process) loses its partitions after this long. Default 10s; 2s..5m.
+	// process) loses its partitions after this long. Default 10s; 6s..5m
+	// (Kafka's group.min.session.timeout.ms is 6s by default and the
+	// broker refuses less).
 	SessionTimeout time.Duration `yaml:"session_timeout"`
 
 	// MonitorInterval is how often the pipeline samples the topics' last
@@ -188,8 +190,8 @@ func (c Config) Validate() error {
 		return bad("instance_id", "must be printable ASCII without spaces or quotes")
 	case c.TransactionTimeout < time.Second || c.TransactionTimeout > 15*time.Minute:
 		return bad("transaction_timeout", "must be 1s..15m, got %s", c.TransactionTimeout)
-	case c.SessionTimeout < 2*time.Second || c.SessionTimeout > 5*time.Minute:
-		return bad("session_timeout", "must be 2s..5m, got %s", c.SessionTimeout)
+	case c.SessionTimeout < 6*time.Second || c.SessionTimeout > 5*time.Minute:
+		return bad("session_timeout", "must be 6s..5m (the broker's group.min.session.timeout.ms), got %s", c.SessionTimeout)
 	case c.MonitorInterval <= 0:
 		return bad("monitor_interval", "must be positive")
 	case c.SASLMechanism != "" && c.SASLMechanism != "SCRAM-SHA-256" && c.SASLMechanism != "SCRAM-SHA-512":

@@ -30,7 +30,7 @@ func TestConfigValidate(t *testing.T) {
 		{"brokers[1]", real, func(c *Config) { c.Brokers = []string{"a:1", ""} }},
 		{"transaction_timeout", ok, func(c *Config) { c.TransactionTimeout = 0 }},
 		{"transaction_timeout", ok, func(c *Config) { c.TransactionTimeout = time.Hour }},
-		{"session_timeout", ok, func(c *Config) { c.SessionTimeout = time.Second }},
+		{"session_timeout", ok, func(c *Config) { c.SessionTimeout = 5 * time.Second }},
 		{"monitor_interval", ok, func(c *Config) { c.MonitorInterval = 0 }},
 		{"sasl_mechanism", real, func(c *Config) { c.SASLMechanism = "PLAIN" }},
 		{"sasl_username", real, func(c *Config) { c.SASLMechanism = "SCRAM-SHA-512" }},

@@ -125,6 +125,11 @@ func (l *Ledger) migrate(ctx context.Context) error {
 			part        INTEGER NOT NULL,
 			next_offset BIGINT NOT NULL,
 			PRIMARY KEY (topic, part))`,
+		`CREATE TABLE IF NOT EXISTS plays_consumed (
+			topic   TEXT NOT NULL,
+			part    INTEGER NOT NULL,
+			records BIGINT NOT NULL,
+			PRIMARY KEY (topic, part))`,
 		`CREATE TABLE IF NOT EXISTS plays_deltas (
 			seq  INTEGER PRIMARY KEY,
 			data ` + blob + ` NOT NULL)`,
@@ -197,6 +202,11 @@ type applyResult struct {
 	duplicates int
 }
 
+// apply is applyBatch with no records-read count.
+func (l *Ledger) apply(ctx context.Context, topic string, batch []royalty, next map[int32]int64) (applyResult, error) {
+	return l.applyBatch(ctx, topic, batch, next, nil)
+}
+
 // legacyIDTable holds play ids that carry no issue time, with their
 // play's time for pruning.
 const legacyIDTable = "plays_play_ids"
@@ -243,22 +253,26 @@ func (l *Ledger) ensureDayTables(ctx context.Context, tables []string) error {
 }
 
 // apply writes one batch in one transaction: the play ids not seen before,
-// the counts of those new plays only, and next, the offset after the last
-// record of the batch for each partition (never moved backwards).
-func (l *Ledger) apply(ctx context.Context, topic string, batch []royalty, next map[int32]int64) (applyResult, error) {
+// the counts of those new plays only, next, the offset after the last
+// record of the batch for each partition (never moved backwards), and
+// adds seen, the records read per partition, to plays_consumed. A sink
+// that honours its stored offsets reads each committed record once, so
+// plays_consumed totals the topic's committed records; anything more is a
+// record applied twice (the fault test checks it).
+func (l *Ledger) applyBatch(ctx context.Context, topic string, batch []royalty, next, seen map[int32]int64) (applyResult, error) {
 	var res applyResult
 	// Duplicates inside the batch are dropped first, so each statement
 	// sees each play id at most once; then the ids are grouped by table.
-	seen := make(map[string]struct{}, len(batch))
+	ids := make(map[string]struct{}, len(batch))
 	byTable := make(map[string][]*royalty)
 	var tables []string
 	for i := range batch {
 		r := &batch[i]
-		if _, dup := seen[r.PlayID]; dup {
+		if _, dup := ids[r.PlayID]; dup {
 			res.duplicates++
 			continue
 		}
-		seen[r.PlayID] = struct{}{}
+		ids[r.PlayID] = struct{}{}
 		t := idTable(r)
 		if _, ok := byTable[t]; !ok {
 			tables = append(tables, t)
@@ -271,14 +285,14 @@ func (l *Ledger) apply(ctx context.Context, topic string, batch []royalty, next 
 	}
 	var err error
 	if l.pg {
-		err = l.applyPG(ctx, topic, tables, byTable, next, &res)
+		err = l.applyPG(ctx, topic, tables, byTable, next, seen, &res)
 	} else {
-		err = l.applySQLite(ctx, topic, tables, byTable, next, &res)
+		err = l.applySQLite(ctx, topic, tables, byTable, next, seen, &res)
 	}
 	return res, err
 }
 
-func (l *Ledger) applySQLite(ctx context.Context, topic string, tables []string, byTable map[string][]*royalty, next map[int32]int64, res *applyResult) error {
+func (l *Ledger) applySQLite(ctx context.Context, topic string, tables []string, byTable map[string][]*royalty, next, seen map[int32]int64, res *applyResult) error {
 	tx, err := l.w.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("plays: ledger: begin: %w", err)
@@ -355,6 +369,12 @@ func (l *Ledger) applySQLite(ctx context.Context, topic string, tables []string,
 			return fmt.Errorf("plays: ledger: offsets: %w", err)
 		}
 	}
+	for p, n := range seen {
+		if _, err := tx.exec(ctx, `INSERT INTO plays_consumed (topic, part, records) VALUES (?,?,?)
+			ON CONFLICT (topic, part) DO UPDATE SET records = plays_consumed.records + excluded.records`, topic, p, n); err != nil {
+			return fmt.Errorf("plays: ledger: consumed: %w", err)
+		}
+	}
 	if err := tx.commit(ctx); err != nil {
 		return fmt.Errorf("plays: ledger: commit: %w", err)
 	}
@@ -374,7 +394,7 @@ func chunkFor(n int) int {
 // applyPG copies the batch into a temporary table and runs one statement
 // that inserts the new play ids into their tables, upserts the counts of
 // those only, and moves the offsets.
-func (l *Ledger) applyPG(ctx context.Context, topic string, tables []string, byTable map[string][]*royalty, next map[int32]int64, res *applyResult) error {
+func (l *Ledger) applyPG(ctx context.Context, topic string, tables []string, byTable map[string][]*royalty, next, seen map[int32]int64, res *applyResult) error {
 	tx, err := l.w.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("plays: ledger: begin: %w", err)
@@ -425,7 +445,10 @@ func (l *Ledger) applyPG(ctx context.Context, topic string, tables []string, byT
 		ON CONFLICT (user_id, track_id) DO UPDATE SET plays = plays_user_track_counts.plays + excluded.plays),
 	off AS (INSERT INTO plays_offsets (topic, part, next_offset)
 		SELECT $1, p, o FROM unnest($2::int[], $3::bigint[]) AS x(p, o)
-		ON CONFLICT (topic, part) DO UPDATE SET next_offset = excluded.next_offset WHERE plays_offsets.next_offset < excluded.next_offset)
+		ON CONFLICT (topic, part) DO UPDATE SET next_offset = excluded.next_offset WHERE plays_offsets.next_offset < excluded.next_offset),
+	cons AS (INSERT INTO plays_consumed (topic, part, records)
+		SELECT $1, p, n FROM unnest($4::int[], $5::bigint[]) AS x(p, n)
+		ON CONFLICT (topic, part) DO UPDATE SET records = plays_consumed.records + excluded.records)
 	SELECT count(*) FROM fresh`)
 	parts := make([]int32, 0, len(next))
 	offs := make([]int64, 0, len(next))
@@ -433,8 +456,14 @@ func (l *Ledger) applyPG(ctx context.Context, topic string, tables []string, byT
 		parts = append(parts, p)
 		offs = append(offs, o)
 	}
+	sparts := make([]int32, 0, len(seen))
+	sn := make([]int64, 0, len(seen))
+	for p, n := range seen {
+		sparts = append(sparts, p)
+		sn = append(sn, n)
+	}
 	var fresh int64
-	if err := ptx.QueryRow(ctx, q.String(), topic, parts, offs).Scan(&fresh); err != nil {
+	if err := ptx.QueryRow(ctx, q.String(), topic, parts, offs, sparts, sn).Scan(&fresh); err != nil {
 		return fmt.Errorf("plays: ledger: apply: %w", err)
 	}
 	if err := tx.commit(ctx); err != nil {
@@ -762,6 +791,23 @@ func (l *Ledger) dayTables(ctx context.Context) ([]string, error) {
 
 func (l *Ledger) count(ctx context.Context, db dbConn, table string) (int64, error) {
 	rows, err := db.query(ctx, `SELECT COUNT(*) FROM `+table)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	var n int64
+	if rows.Next() {
+		err = rows.Scan(&n)
+	}
+	if err == nil {
+		err = rows.Err()
+	}
+	return n, err
+}
+
+// consumed returns the records of topic the sink has applied, in all.
+func (l *Ledger) consumed(ctx context.Context, topic string) (int64, error) {
+	rows, err := l.r.query(ctx, l.rebind(`SELECT CAST(COALESCE(SUM(records), 0) AS BIGINT) FROM plays_consumed WHERE topic = ?`), topic)
 	if err != nil {
 		return 0, err
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -18,11 +17,6 @@ import (
 type Rights interface {
 	Allowed(trackID, country string, at time.Time) bool
 }
-
-// errCrash is how tests make a component stop as if its process died:
-// without ending its transaction, or between its database commit and its
-// next poll.
-var errCrash = errors.New("plays: simulated crash")
 
 // stage is the exactly-once 30-second stage: a consumer group on the plays
 // topic whose every poll becomes one Kafka transaction that produces the
@@ -38,7 +32,10 @@ type stage struct {
 	log    *slog.Logger
 	now    func() time.Time
 
-	crash  atomic.Bool // test hook: abandon the next transaction after flushing it
+	// inTxn, if set, is called in every transaction after its records
+	// are flushed to the broker and before End: the fault test blocks
+	// there and SIGKILLs the process, a stage dying mid-transaction.
+	inTxn  func()
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -104,7 +101,7 @@ func (s *stage) run(ctx context.Context) {
 			err = s.loop(ctx, sess)
 		}
 		sess.Close()
-		if errors.Is(err, errCrash) || ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return
 		}
 		if isFenced(err) {
@@ -183,9 +180,6 @@ func (s *stage) loop(ctx context.Context, sess *kgo.GroupTransactSession) error 
 		tctx, cancel := context.WithTimeout(context.Background(), s.cfg.TransactionTimeout)
 		committed, err := s.txn(tctx, sess, fetches)
 		cancel()
-		if errors.Is(err, errCrash) {
-			return err
-		}
 		if !committed {
 			s.m.aborted.Inc()
 			if err != nil {
@@ -219,11 +213,9 @@ func (s *stage) txn(ctx context.Context, sess *kgo.GroupTransactSession, fetches
 	if logged > deadLetterLogs {
 		s.log.Warn("plays stage: more dead letters in this transaction", "count", logged-deadLetterLogs, "topic", RejectedTopic)
 	}
-	if s.crash.Load() {
-		// Get the transaction's records onto the broker, then vanish
-		// without ending it, as a killed process would.
+	if s.inTxn != nil {
 		sess.Client().Flush(ctx)
-		return false, errCrash
+		s.inTxn()
 	}
 	perr := promise.Err()
 	committed, err := sess.End(ctx, kgo.TransactionEndTry(perr == nil))
