@@ -25,8 +25,8 @@ type sink struct {
 	// afterCommit, if set, is called after each database commit, before
 	// the next poll: the fault test blocks there and SIGKILLs the process.
 	afterCommit func()
-	cancel context.CancelFunc
-	done   chan struct{}
+	cancel      context.CancelFunc
+	done        chan struct{}
 }
 
 func startSink(cfg Config, kopts []kgo.Opt, ledger *Ledger, m *metrics, log *slog.Logger) *sink {
