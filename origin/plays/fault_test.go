@@ -255,16 +255,17 @@ func (p *proc) restart() *proc {
 // the records the sink applied (plays_consumed) equal the committed
 // royalty records: a record applied twice shows there.
 //
-// Mutations tried, each caught (see the report of the branch):
+// Mutations tried, each caught:
 //   - the sink ignoring the offsets stored in its database (seekToLedger
-//     returning the assignment unchanged): plays_consumed exceeds the
-//     committed royalty records after the sink's SIGKILL;
+//     returning the assignment unchanged): "records applied by the sink =
+//     24619, want the 11316 committed royalty records";
 //   - the sink reading read_uncommitted: it applies the records of the
-//     killed stage's aborted transaction, and plays_consumed exceeds the
-//     committed records;
-//   - the stage not fencing at session start is not caught on this
-//     machine (the restarted stage's first transaction fences soon anyway
-//     while events flow); TestStageFencesAtStart catches it.
+//     killed stages' aborted transactions: "records applied by the sink =
+//     18571, want the 11316".
+//
+// The stage not fencing at session start, and ending its transaction on
+// the closing context, are caught by TestStageFencesAtStart and
+// TestStageCloseEndsTransaction.
 func TestFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("separate processes and real kills: not in -short")

@@ -1,0 +1,131 @@
+package plays
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// openTxns reports the royalties partitions whose last stable offset is
+// below the high watermark: a transaction holds them.
+func openTxns(ctx context.Context, adm *kadm.Client) (int, error) {
+	hwm, err := adm.ListEndOffsets(ctx, RoyaltiesTopic)
+	if err != nil {
+		return 0, err
+	}
+	lso, err := adm.ListCommittedOffsets(ctx, RoyaltiesTopic)
+	if err != nil {
+		return 0, err
+	}
+	open := 0
+	lso.Each(func(o kadm.ListedOffset) {
+		if h, ok := hwm.Lookup(o.Topic, o.Partition); ok && h.Offset > o.Offset {
+			open++
+		}
+	})
+	return open, nil
+}
+
+// TestStageFencesAtStart leaves a transaction open on the royalties topic
+// under the stage's transactional id (a stage that died mid-transaction,
+// with a transaction timeout of a minute) and starts a stage with that id
+// and no plays to process: the stage must abort the dead transaction at
+// once by fencing at session start, not at its first produce.
+// Mutation caught: removing the fence (s.fence) from run: the partition
+// stays held for the minute and the wait below times out.
+func TestStageFencesAtStart(t *testing.T) {
+	ctx := context.Background()
+	b, err := StartBroker(ctx, t.TempDir(), 2, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Partitions = t.TempDir(), 2
+	cfg = cfg.withDefaults()
+
+	dead, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.TransactionalID(cfg.transactionalID()),
+		kgo.TransactionTimeout(time.Minute), kgo.DefaultProduceTopic(RoyaltiesTopic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dead.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := dead.ProduceSync(ctx, &kgo.Record{Key: []byte("k"), Value: []byte("left open")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	// The dead stage's client is abandoned without ending anything.
+	adm := kadm.NewClient(dead)
+	if n, err := openTxns(ctx, adm); err != nil || n != 1 {
+		t.Fatalf("open transactions before the stage = %d, %v; want 1", n, err)
+	}
+
+	m, _ := newMetrics(nil)
+	kopts, _ := cfg.kafkaOpts([]string{b.Addr()})
+	st := startStage(cfg, kopts, denyRights{}, m, testLogger(t))
+	defer st.close()
+	waitFor(t, 30*time.Second, "the dead transaction to be aborted", func() (bool, string) {
+		n, err := openTxns(ctx, adm)
+		return err == nil && n == 0, fmt.Sprint(n, err)
+	})
+}
+
+// TestStageCloseEndsTransaction closes a stage while it holds a
+// transaction open (its records flushed, End not yet called): Close must
+// end it, leaving no partition held.
+// Mutation caught: ending the transaction on the closing context (End
+// with a cancelled context returns without aborting).
+func TestStageCloseEndsTransaction(t *testing.T) {
+	ctx := context.Background()
+	b, err := StartBroker(ctx, t.TempDir(), 2, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Partitions = t.TempDir(), 2
+	cfg.TransactionTimeout = time.Minute
+	cfg = cfg.withDefaults()
+	m, _ := newMetrics(nil)
+	kopts, _ := cfg.kafkaOpts([]string{b.Addr()})
+	st := &stage{cfg: cfg, kopts: kopts, rights: denyRights{}, m: m, log: testLogger(t), now: time.Now, done: make(chan struct{})}
+	holding := make(chan struct{})
+	var sctx context.Context
+	sctx, st.cancel = context.WithCancel(ctx)
+	st.inTxn = func() {
+		select {
+		case holding <- struct{}{}:
+		default:
+		}
+		<-sctx.Done() // hold until Close
+	}
+	go st.run(sctx)
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.DefaultProduceTopic(PlaysTopic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ev := mustJSON(testEvent("p1", "u1", "t1", "SE", 40_000, time.Now()))
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: ev}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-holding:
+	case <-time.After(time.Minute):
+		t.Fatal("stage did not reach its transaction")
+	}
+	adm := kadm.NewClient(cl)
+	if n, err := openTxns(ctx, adm); err != nil || n != 1 {
+		t.Fatalf("open transactions while holding = %d, %v; want 1", n, err)
+	}
+	st.close()
+	if n, err := openTxns(ctx, adm); err != nil || n != 0 {
+		t.Errorf("open transactions after Close = %d, %v; want 0", n, err)
+	}
+}
