@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -128,4 +130,75 @@ func TestStageCloseEndsTransaction(t *testing.T) {
 	if n, err := openTxns(ctx, adm); err != nil || n != 0 {
 		t.Errorf("open transactions after Close = %d, %v; want 0", n, err)
 	}
+}
+
+// TestMonitorStallAndLag leaves a transaction open on a royalties
+// partition and samples the monitor with an injected clock: the stalled
+// gauge grows for that partition only while the transaction is open and
+// returns to 0 once it ends; the ledger lag gauge counts the records the
+// ledger has not applied.
+// Mutations caught: resetting "since" on every sample (gauge stays 0),
+// not requiring records above the LSO (an idle partition alarms).
+func TestMonitorStallAndLag(t *testing.T) {
+	ctx := context.Background()
+	b, err := StartBroker(ctx, t.TempDir(), 1, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.TransactionalID("stray"), kgo.DefaultProduceTopic(RoyaltiesTopic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	l, err := OpenSQLite(ctx, t.TempDir()+"/l.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	reg := prometheus.NewRegistry()
+	m, _ := newMetrics(reg)
+	now := time.Unix(1_800_000_000, 0)
+	mo := &monitor{adm: kadm.NewClient(cl), ledger: l, m: m, log: testLogger(t), every: time.Second,
+		now: func() time.Time { return now }, last: make(map[tp]lsoSample)}
+	stalled := func() float64 { return gaugeValue(t, m.lsoStalled.WithLabelValues(RoyaltiesTopic, "0")) }
+
+	mo.sample(ctx)
+	now = now.Add(30 * time.Second)
+	mo.sample(ctx)
+	if s := stalled(); s != 0 {
+		t.Errorf("idle partition: stalled %v s, want 0", s)
+	}
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	mo.sample(ctx)
+	now = now.Add(25 * time.Second)
+	mo.sample(ctx)
+	if s := stalled(); s != 25 {
+		t.Errorf("open transaction: stalled %v s, want 25", s)
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(5 * time.Second)
+	mo.sample(ctx)
+	if s := stalled(); s != 0 {
+		t.Errorf("after commit: stalled %v s, want 0", s)
+	}
+	// One committed record and its marker, none applied by the ledger.
+	if lag := gaugeValue(t, m.ledgerLag.WithLabelValues("0")); lag != 2 {
+		t.Errorf("ledger lag = %v records, want 2", lag)
+	}
+}
+
+func gaugeValue(t *testing.T, g prometheus.Gauge) float64 {
+	pb := new(dto.Metric)
+	if err := g.Write(pb); err != nil {
+		t.Fatal(err)
+	}
+	return pb.GetGauge().GetValue()
 }
