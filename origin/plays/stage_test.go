@@ -202,3 +202,51 @@ func gaugeValue(t *testing.T, g prometheus.Gauge) float64 {
 	}
 	return pb.GetGauge().GetValue()
 }
+
+// TestDuplicateInstanceDetected starts two stages with the same instance
+// id, as two origins configured alike would, and sends plays: the one
+// fenced while alive must count it in origin_plays_stage_fenced_total (and
+// log why), and every play must still be counted once.
+// Mutation caught: treating the fence as an ordinary session failure (no
+// count, no explanation).
+func TestDuplicateInstanceDetected(t *testing.T) {
+	ctx := context.Background()
+	b, err := StartBroker(ctx, t.TempDir(), 2, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Partitions = t.TempDir(), 2
+	cfg = cfg.withDefaults()
+	kopts, _ := cfg.kafkaOpts([]string{b.Addr()})
+	m, _ := newMetrics(nil)
+	s1 := startStage(cfg, kopts, denyRights{}, m, testLogger(t))
+	defer s1.close()
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.DefaultProduceTopic(PlaysTopic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	i := 0
+	send := func(k int) {
+		for range k {
+			ev := mustJSON(testEvent(fmt.Sprintf("p%d", i), "u1", "t1", "SE", 40_000, time.Now()))
+			i++
+			if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: ev}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	send(20)
+	waitFor(t, time.Minute, "first stage to commit", func() (bool, string) {
+		return counterValue(m.committed) > 0, ""
+	})
+	s2 := startStage(cfg, kopts, denyRights{}, m, testLogger(t))
+	defer s2.close()
+	waitFor(t, 2*time.Minute, "a live stage to be fenced and say so", func() (bool, string) {
+		send(5)
+		return counterValue(m.fenced) > 0, fmt.Sprint(counterValue(m.fenced))
+	})
+}
