@@ -129,8 +129,8 @@
 //
 // 12e9 events/day is 139K/s on average; plan for a 3× peak, 417K/s.
 //
-//   - Dedup store. About 60 % of events qualify (30 s and licensed; the
-//     rest never reach the ledger), 7.2e9 ids a day. A ULID is 26 bytes as
+//   - Dedup store. Assume 60 % of events qualify (30 s and licensed; the
+//     rest never reach the ledger): 7.2e9 ids a day. A ULID is 26 bytes as
 //     text; in a PostgreSQL b-tree an entry costs about 26 + 8 (tuple
 //     header, item id) ≈ 40 bytes with the index's fill, and the heap row
 //     as much again: ~80 bytes per id, 0.58 TB a day, 18 TB for 31 days
@@ -145,12 +145,13 @@
 //     day-tables, the working set is the current day's index (0.3-0.6 TB at
 //     peak retention of a day), which each sink's partitions split. Not
 //     built: not worth it for an insert-mostly store.
-//   - Partitions and sinks. Measured here, one 2-core machine runs the
-//     whole pipeline (broker, stage, sink) at the rates playsbench prints;
-//     in production the broker is elsewhere, and a sink on PostgreSQL is
-//     bounded by the database's insert rate. Budget 25K events/s per
-//     stage instance and per sink (a quarter of one core each, with room),
-//     so 417K/s at peak needs 17 of each; with 2 partitions per member to
+//   - Partitions and sinks. playsbench measures the whole pipeline (HTTP
+//     ingest, broker, stage, sink, database) on one shared 2-core machine
+//     at 8.4 µs of CPU per event, the sink about a third of it, and
+//     PostgreSQL end to end at 22K-49K events/s depending on the machine's
+//     load. Budget 25K events/s per stage instance and per sink against
+//     PostgreSQL (an estimate to re-measure on production hardware), so
+//     417K/s at peak needs 17 of each; with 2 partitions per member to
 //     rebalance smoothly: 64 partitions for plays and royalties (the
 //     partition count bounds parallelism and cannot shrink), 24 origins
 //     each running a stage and a sink, and the dedup tables spread over
