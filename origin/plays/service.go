@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -83,7 +84,7 @@ func New(ctx context.Context, cfg Config, rights Rights, logger *slog.Logger, re
 	if s.kopts, err = cfg.kafkaOpts(s.brokers); err != nil {
 		return nil, fmt.Errorf("plays: config: %w", err)
 	}
-	s.producer, err = kgo.NewClient(append(append([]kgo.Opt{}, s.kopts...),
+	s.producer, err = kgo.NewClient(append(slices.Clone(s.kopts),
 		kgo.DefaultProduceTopic(PlaysTopic),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // idempotence is on by default and needs acks=all
 		kgo.ProducerBatchCompression(fastZstd),

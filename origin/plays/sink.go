@@ -3,6 +3,7 @@ package plays
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -67,7 +68,8 @@ func (s *sink) run(ctx context.Context) {
 	defer func() { stop(); <-pruneDone }()
 
 	for ctx.Err() == nil {
-		cl, err := kgo.NewClient(append(append(append([]kgo.Opt{}, s.kopts...), s.cfg.fetchOpts()...), append(s.cfg.groupOpts(),
+		opts := append(append(slices.Clone(s.kopts), s.cfg.fetchOpts()...), s.cfg.groupOpts()...)
+		cl, err := kgo.NewClient(append(opts,
 			kgo.ConsumerGroup(s.cfg.ledgerGroup()),
 			kgo.ConsumeTopics(RoyaltiesTopic),
 			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -75,7 +77,7 @@ func (s *sink) run(ctx context.Context) {
 			kgo.BlockRebalanceOnPoll(),
 			kgo.AdjustFetchOffsetsFn(s.seekToLedger),
 			kgo.WithLogger(kgoLogger{s.log.With("component", "plays-ledger")}),
-		)...)...)
+		)...)
 		if err != nil {
 			s.log.Error("plays ledger: new client", "err", err)
 			if !waitCtx(ctx, time.Second) {

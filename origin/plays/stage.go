@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strconv"
 	"time"
 
@@ -70,7 +71,8 @@ func (s *stage) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		// Per franz-go's rules, a session whose End failed is not
 		// reused: the transactional producer may be in a fatal state.
-		sess, err := kgo.NewGroupTransactSession(append(append(append([]kgo.Opt{}, s.kopts...), s.cfg.fetchOpts()...), append(s.cfg.groupOpts(),
+		opts := append(append(slices.Clone(s.kopts), s.cfg.fetchOpts()...), s.cfg.groupOpts()...)
+		sess, err := kgo.NewGroupTransactSession(append(opts,
 			kgo.ClientID(s.cfg.transactionalID()),
 			kgo.TransactionalID(s.cfg.transactionalID()),
 			kgo.TransactionTimeout(s.cfg.TransactionTimeout),
@@ -82,7 +84,7 @@ func (s *stage) run(ctx context.Context) {
 			kgo.ProducerBatchCompression(fastZstd),
 			kgo.MaxBufferedRecords(4*s.cfg.StageBatch),
 			kgo.WithLogger(kgoLogger{s.log.With("component", "plays-stage")}),
-		)...)...)
+		)...)
 		if err != nil {
 			s.log.Error("plays stage: new session", "err", err)
 			if !waitCtx(ctx, time.Second) {
@@ -121,6 +123,7 @@ func (s *stage) run(ctx context.Context) {
 			backoff = min(2*backoff, 30*time.Second)
 			continue
 		}
+		backoff = 200 * time.Millisecond
 		s.log.Warn("plays stage: session failed, starting a new one", "err", err)
 		if !waitCtx(ctx, 200*time.Millisecond) {
 			return
