@@ -10,7 +10,7 @@ import (
 // TestBrokerLoopbackOnly checks that the embedded broker, which has no
 // authentication, listens on 127.0.0.1 only: its address is loopback and
 // the same port on this host's other addresses refuses connections.
-// Mutation caught: ListenFn binding ":port" (all interfaces).
+// Mutation tried and caught: ListenFn binding ":0" (all interfaces).
 func TestBrokerLoopbackOnly(t *testing.T) {
 	b, err := StartBroker(context.Background(), t.TempDir(), 1, testLogger(t))
 	if err != nil {

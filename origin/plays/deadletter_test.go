@@ -17,8 +17,8 @@ import (
 // in the future) next to one valid play, and checks that each invalid
 // record appears on plays.rejected with its reason, source partition and
 // offset in headers, that the 1 MB one is cut, and that the valid play is
-// counted. Mutations caught: not producing the dead letter (nothing on the
-// topic), a wrong offset header, dropping the headers.
+// counted. Mutation tried and caught: a wrong source_offset header
+// (offset+1).
 func TestDeadLetters(t *testing.T) {
 	ctx := context.Background()
 	cfg := DefaultConfig()

@@ -201,8 +201,8 @@ func TestLedgerLargeBatch(t *testing.T) {
 // TestLedgerDayTables checks that time-ordered play ids are deduplicated in
 // one table per issue day, across batches and restarts, and that pruning
 // drops whole days (with a day of margin) while counts stay.
-// Mutations caught: filing an id under its play's day instead of its id's
-// (the resend with another ts is counted twice), dropping the current day.
+// Mutation tried and caught: filing an id under its play's day instead of
+// its id's (the resend with another ts is counted twice).
 func TestLedgerDayTables(t *testing.T) {
 	forEachLedger(t, func(t *testing.T, open ledgerOpener) {
 		ctx := context.Background()
