@@ -86,7 +86,11 @@
 // "kafka"):
 //
 //	echo 'not a play' | kcat -P -b 127.0.0.1:PORT -t plays
-//	kcat -C -b 127.0.0.1:PORT -t plays.rejected -e -f 'reason=%h partition/offset in headers: %s\n'
+//	kcat -C -b 127.0.0.1:PORT -t plays.rejected -e -q -f '%h %s\n'
+//
+// prints (tried with go run ./cmd/pop):
+//
+//	reason=stage_bad_json,source_topic=plays,source_partition=3,source_offset=0 not a play
 //
 // # The sink and the ledger
 //
