@@ -89,7 +89,7 @@ func main() {
 	flag.Float64Var(&o.rate, "rate", 100_000, "offered events/s in the sustained phase; 0 skips it")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of the sustained phase")
 	flag.DurationVar(&o.batchWait, "batch-wait", plays.DefaultConfig().BatchWait, "Config.BatchWait (0 disables fetch batching)")
-	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the burst phases here (one backend: the last run)")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write CPU profiles of the burst phase here and of the sustained phase at this path + \".sustained\" (with both backends, the last one's)")
 	flag.StringVar(&o.pgDSN, "pg-dsn", os.Getenv("PLAYS_TEST_PG_DSN"), "PostgreSQL DSN (default $PLAYS_TEST_PG_DSN); the ledger's tables are created in it")
 	flag.BoolVar(&o.skipBase, "skip-baseline", false, "skip the no-transaction baseline")
 	flag.BoolVar(&o.asJSON, "json", false, "print one JSON object per backend per line, and the human report on stderr")
@@ -282,12 +282,22 @@ func runBackend(backend string, o options, out io.Writer) (result, error) {
 		}
 		defer rn.stop()
 		before, _ := histogram(rn.reg, "origin_plays_ledger_lag_seconds")
+		stopProf := func() {}
+		if o.cpuprofile != "" {
+			f, err := os.Create(o.cpuprofile + ".sustained")
+			if err != nil {
+				return res, err
+			}
+			pprof.StartCPUProfile(f)
+			stopProf = func() { pprof.StopCPUProfile(); f.Close() }
+		}
 		t0 := time.Now()
 		ingest, retried := post(rn.url, sbodies, o.clients, o.rate, o.batch)
 		if err := waitCounted(rn.reg, swant, 0); err != nil {
 			return res, err
 		}
 		total := time.Since(t0)
+		stopProf()
 		res.SustainedEPS = float64(len(sevs)) / total.Seconds()
 		lag, err := histogram(rn.reg, "origin_plays_ledger_lag_seconds")
 		if err != nil {
