@@ -134,14 +134,15 @@
 // 12e9 events/day is 139K/s on average; plan for a 3× peak, 417K/s.
 //
 //   - Dedup store. Assume 60 % of events qualify (30 s and licensed; the
-//     rest never reach the ledger): 7.2e9 ids a day. A ULID is 26 bytes as
-//     text; in a PostgreSQL b-tree an entry costs about 26 + 8 (tuple
-//     header, item id) ≈ 40 bytes with the index's fill, and the heap row
-//     as much again: ~80 bytes per id, 0.58 TB a day, 18 TB for 31 days
-//     (plus the margin day). Stored as 16 raw bytes in a
-//     bytea or uuid column it is ~55 bytes per id, 12.3 TB. Days kept:
-//     Retention (31) + 1. Since the id carries its day, each day is one
-//     table and pruning is a DROP, not 7e9 deletes.
+//     rest never reach the ledger): 7.2e9 ids a day. The day tables store
+//     the ULID as its 16 binary bytes (26 as text). In SQLite's WITHOUT
+//     ROWID b-tree that is about 16 + 4 bytes per entry at full pages,
+//     ~25 with page fill; in PostgreSQL the heap tuple (24-byte header +
+//     16) and its b-tree entry (8 + 16) come to ~70 bytes per id with
+//     fill. At 7.2e9 a day: 0.18 TB (SQLite) to 0.5 TB (PostgreSQL) a
+//     day, 5.8 to 16 TB for the 32 days kept (Retention 31 + the margin
+//     day). Since the id carries its day, each day is one table and
+//     pruning is a DROP, not 7e9 deletes.
 //   - A Bloom filter in front pays only if lookups of absent ids are
 //     expensive: here nearly every id is new (only the ~5 % retries are
 //     present), so a filter would answer "maybe absent" for 95 % and save

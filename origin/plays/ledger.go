@@ -238,11 +238,11 @@ func (l *Ledger) ensureDayTables(ctx context.Context, tables []string) error {
 		if known {
 			continue
 		}
-		clustered := " WITHOUT ROWID"
+		ddl := `CREATE TABLE IF NOT EXISTS ` + t + ` (play_id BLOB PRIMARY KEY) WITHOUT ROWID`
 		if l.pg {
-			clustered = ""
+			ddl = `CREATE TABLE IF NOT EXISTS ` + t + ` (play_id BYTEA PRIMARY KEY)`
 		}
-		if _, err := l.w.exec(ctx, `CREATE TABLE IF NOT EXISTS `+t+` (play_id TEXT PRIMARY KEY)`+clustered); err != nil {
+		if _, err := l.w.exec(ctx, ddl); err != nil {
 			return fmt.Errorf("plays: ledger: create %s: %w", t, err)
 		}
 		l.daysMu.Lock()
@@ -327,7 +327,7 @@ func (l *Ledger) applySQLite(ctx context.Context, topic string, tables []string,
 					args = append(args, r.PlayID, r.TSMS)
 				} else {
 					q.WriteString("(?)")
-					args = append(args, r.PlayID)
+					args = append(args, playIDKey(r.PlayID))
 				}
 			}
 			q.WriteString(` ON CONFLICT (play_id) DO NOTHING RETURNING play_id`)
@@ -336,12 +336,12 @@ func (l *Ledger) applySQLite(ctx context.Context, topic string, tables []string,
 				return fmt.Errorf("plays: ledger: insert play ids: %w", err)
 			}
 			for rows.Next() {
-				var id string
+				var id []byte // the text id, or a dated table's binary key
 				if err := rows.Scan(&id); err != nil {
 					rows.Close()
 					return fmt.Errorf("plays: ledger: insert play ids: %w", err)
 				}
-				fresh[id] = struct{}{}
+				fresh[string(id)] = struct{}{}
 			}
 			rows.Close()
 			if err := rows.Err(); err != nil {
@@ -349,7 +349,11 @@ func (l *Ledger) applySQLite(ctx context.Context, topic string, tables []string,
 			}
 		}
 		for _, r := range rs {
-			if _, ok := fresh[r.PlayID]; ok {
+			k := r.PlayID
+			if !legacy {
+				k = string(playIDKey(r.PlayID))
+			}
+			if _, ok := fresh[k]; ok {
 				d.add(r)
 				res.counted++
 			} else {
@@ -402,7 +406,7 @@ func (l *Ledger) applyPG(ctx context.Context, topic string, tables []string, byT
 	defer tx.rollback(ctx)
 	ptx := tx.(*pgTx).tx
 	if _, err := ptx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS plays_batch (
-		tbl TEXT, play_id TEXT, user_id TEXT, track_id TEXT, country TEXT, day TEXT, ts_ms BIGINT) ON COMMIT DELETE ROWS`); err != nil {
+		tbl TEXT, id BYTEA, play_id TEXT, user_id TEXT, track_id TEXT, country TEXT, day TEXT, ts_ms BIGINT) ON COMMIT DELETE ROWS`); err != nil {
 		return fmt.Errorf("plays: ledger: temp table: %w", err)
 	}
 	total := 0
@@ -412,31 +416,37 @@ func (l *Ledger) applyPG(ctx context.Context, topic string, tables []string, byT
 	rows := make([][]any, 0, total)
 	for _, t := range tables {
 		for _, r := range byTable[t] {
-			rows = append(rows, []any{t, r.PlayID, r.UserID, r.TrackID, r.Country, r.day(), r.TSMS})
+			id := []byte(r.PlayID)
+			if t != legacyIDTable {
+				id = playIDKey(r.PlayID)
+			}
+			rows = append(rows, []any{t, id, r.PlayID, r.UserID, r.TrackID, r.Country, r.day(), r.TSMS})
 		}
 	}
 	if _, err := ptx.CopyFrom(ctx, pgx.Identifier{"plays_batch"},
-		[]string{"tbl", "play_id", "user_id", "track_id", "country", "day", "ts_ms"}, pgx.CopyFromRows(rows)); err != nil {
+		[]string{"tbl", "id", "play_id", "user_id", "track_id", "country", "day", "ts_ms"}, pgx.CopyFromRows(rows)); err != nil {
 		return fmt.Errorf("plays: ledger: copy batch: %w", err)
 	}
 	var q strings.Builder
 	q.WriteString(`WITH `)
 	for i, t := range tables {
-		cols, vals := `play_id`, `play_id`
+		// A dated table keeps the binary key (id); the undated one the
+		// text, returned as its bytes so both join back on (tbl, id).
+		cols, vals, ret := `play_id`, `id`, `play_id`
 		if t == legacyIDTable {
-			cols, vals = `play_id, ts_ms`, `play_id, ts_ms`
+			cols, vals, ret = `play_id, ts_ms`, `play_id, ts_ms`, `convert_to(play_id, 'UTF8')`
 		}
-		fmt.Fprintf(&q, `n%d AS (INSERT INTO %s (%s) SELECT %s FROM plays_batch WHERE tbl = '%s' ON CONFLICT (play_id) DO NOTHING RETURNING play_id), `,
-			i, t, cols, vals, t)
+		fmt.Fprintf(&q, `n%d AS (INSERT INTO %s (%s) SELECT %s FROM plays_batch WHERE tbl = '%s' ON CONFLICT (play_id) DO NOTHING RETURNING '%s'::text AS tbl, %s AS id), `,
+			i, t, cols, vals, t, t, ret)
 	}
 	q.WriteString(`fresh AS (`)
 	for i := range tables {
 		if i > 0 {
 			q.WriteString(` UNION ALL `)
 		}
-		fmt.Fprintf(&q, `SELECT play_id FROM n%d`, i)
+		fmt.Fprintf(&q, `SELECT tbl, id FROM n%d`, i)
 	}
-	q.WriteString(`), b AS (SELECT plays_batch.* FROM plays_batch JOIN fresh USING (play_id)),
+	q.WriteString(`), b AS (SELECT plays_batch.* FROM plays_batch JOIN fresh USING (tbl, id)),
 	tc AS (INSERT INTO plays_track_counts (track_id, country, day, plays)
 		SELECT track_id, country, day, count(*) FROM b GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
 		ON CONFLICT (track_id, country, day) DO UPDATE SET plays = plays_track_counts.plays + excluded.plays),

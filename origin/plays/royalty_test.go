@@ -2,6 +2,7 @@ package plays
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -63,6 +64,14 @@ func TestPlayIDTime(t *testing.T) {
 	}
 	if a, b := string(AppendPlayID(nil, at, 0, 0)), string(AppendPlayID(nil, at.Add(time.Millisecond), 0, 0)); a >= b {
 		t.Errorf("ids do not sort by time: %s >= %s", a, b)
+	}
+	// The binary key: 16 bytes, the id's 128 bits, in the same order.
+	k := playIDKey(id)
+	if want := fmt.Sprintf("%012x%04x%016x", at.UnixMilli(), 0xBEEF, uint64(0x0123456789ABCDEF)); fmt.Sprintf("%x", k) != want {
+		t.Errorf("playIDKey(%s) = %x", id, k)
+	}
+	if a, b := playIDKey(string(AppendPlayID(nil, at, 0, 1<<63))), playIDKey(string(AppendPlayID(nil, at, 1, 0))); string(a) >= string(b) {
+		t.Errorf("keys do not sort as ids: %x >= %x", a, b)
 	}
 	for _, bad := range []string{"p0000001", id[:25], "8" + id[1:], "0000000000" + id[10:], strings.ToLower(id)[:10] + id[10:],
 		string(AppendPlayID(nil, time.Now().Add(48*time.Hour), 1, 1))} {

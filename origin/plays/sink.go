@@ -99,10 +99,23 @@ func (s *sink) run(ctx context.Context) {
 
 // seekToLedger replaces the offsets Kafka would start the assigned
 // partitions at with the ledger's.
+//
+// A database that is down (restarting after a crash) is waited for here,
+// retried until the group session ends (ctx): an error returned from this
+// hook would leave the client without its partitions.
 func (s *sink) seekToLedger(ctx context.Context, assigned map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
-	stored, err := s.ledger.Offsets(ctx, RoyaltiesTopic)
-	if err != nil {
-		return nil, err
+	d := 100 * time.Millisecond
+	var stored map[int32]int64
+	for {
+		var err error
+		if stored, err = s.ledger.Offsets(ctx, RoyaltiesTopic); err == nil {
+			break
+		}
+		s.log.Warn("plays ledger: reading stored offsets, retrying", "err", err, "retry_in", d)
+		if !waitCtx(ctx, d) {
+			return nil, err
+		}
+		d = min(2*d, 2*time.Second)
 	}
 	for topic, parts := range assigned {
 		if topic != RoyaltiesTopic {
