@@ -10,6 +10,13 @@
 #                                    "export PLAYS_TEST_PG_DSN=..." and leave it
 #                                    running
 #   scripts/pg-test.sh stop          stop the cluster and remove its directory
+#   scripts/pg-test.sh restart       start the cluster again on the same data
+#                                    directory and port after its server died
+#                                    (the plays fault test SIGKILLs it)
+#
+# Besides PLAYS_TEST_PG_DSN it exports PLAYS_TEST_PG_DATA, the data
+# directory (postmaster.pid is there), and PLAYS_TEST_PG_STATE, the state
+# file "restart" reads.
 #
 # It installs PostgreSQL with apt-get when no server binaries are found.
 # The cluster lives in a temp directory, listens on 127.0.0.1 only, on a
@@ -74,13 +81,43 @@ _pgt_running() {
 	_pgt_user=$user
 	_pgt_as "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1 || return 1
 	PLAYS_TEST_PG_DSN="postgres://$user@127.0.0.1:$port/postgres?sslmode=disable"
+	PLAYS_TEST_PG_DATA="$dir/data"
 	return 0
+}
+
+# _pgt_server starts the server of an initialised cluster.
+_pgt_server() {
+	local bindir=$1 dir=$2 port=$3
+	_pgt_as "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+		-o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+		start >/dev/null
+}
+
+# _pgt_restart starts the recorded cluster again after its server died,
+# retrying while the killed server's backends still hold its shared memory.
+_pgt_restart() {
+	[ -f "$_pgt_state" ] || { echo "pg-test: no cluster recorded in $_pgt_state" >&2; return 1; }
+	local dir port user bindir i
+	read -r dir port user bindir <"$_pgt_state"
+	_pgt_user=$user
+	for i in $(seq 1 60); do
+		if _pgt_as "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+			return 0
+		fi
+		_pgt_server "$bindir" "$dir" "$port" && return 0
+		sleep 1
+	done
+	echo "pg-test: restart failed:" >&2
+	tail -20 "$dir/server.log" >&2
+	return 1
 }
 
 _pgt_start() {
 	_pgt_started=0
+	PLAYS_TEST_PG_STATE=$_pgt_state
+	export PLAYS_TEST_PG_STATE
 	if _pgt_running; then
-		export PLAYS_TEST_PG_DSN
+		export PLAYS_TEST_PG_DSN PLAYS_TEST_PG_DATA
 		return 0
 	fi
 	_pgt_install || return 1
@@ -97,14 +134,13 @@ _pgt_start() {
 	port=$(_pgt_free_port) || { echo "pg-test: no free port" >&2; return 1; }
 	_pgt_as "$bindir/initdb" -D "$dir/data" -U "$_pgt_user" -A trust -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 ||
 		{ echo "pg-test: initdb failed:" >&2; cat "$dir/initdb.log" >&2; return 1; }
-	_pgt_as "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-		-o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-		start >/dev/null ||
+	_pgt_server "$bindir" "$dir" "$port" ||
 		{ echo "pg-test: postgres failed to start:" >&2; cat "$dir/server.log" >&2; return 1; }
 	echo "$dir $port $_pgt_user $bindir" >"$_pgt_state"
 	_pgt_started=1
 	PLAYS_TEST_PG_DSN="postgres://$_pgt_user@127.0.0.1:$port/postgres?sslmode=disable"
-	export PLAYS_TEST_PG_DSN
+	PLAYS_TEST_PG_DATA="$dir/data"
+	export PLAYS_TEST_PG_DSN PLAYS_TEST_PG_DATA
 	echo "pg-test: postgres on 127.0.0.1:$port (data $dir)" >&2
 }
 
@@ -118,7 +154,7 @@ _pgt_stop() {
 		rm -rf "$dir"
 	fi
 	rm -f "$_pgt_state"
-	unset PLAYS_TEST_PG_DSN
+	unset PLAYS_TEST_PG_DSN PLAYS_TEST_PG_DATA
 }
 
 if [ "${BASH_SOURCE[0]}" != "$0" ]; then
@@ -132,7 +168,10 @@ else
 	case "${1:-}" in
 	start)
 		_pgt_start || exit 1
-		echo "export PLAYS_TEST_PG_DSN='$PLAYS_TEST_PG_DSN'"
+		echo "export PLAYS_TEST_PG_DSN='$PLAYS_TEST_PG_DSN' PLAYS_TEST_PG_DATA='$PLAYS_TEST_PG_DATA' PLAYS_TEST_PG_STATE='$PLAYS_TEST_PG_STATE'"
+		;;
+	restart)
+		_pgt_restart || exit 1
 		;;
 	stop)
 		_pgt_stop
@@ -145,7 +184,7 @@ else
 		exit $?
 		;;
 	*)
-		sed -n '2,20p' "$0" >&2
+		sed -n '2,27p' "$0" >&2
 		exit 2
 		;;
 	esac

@@ -53,7 +53,7 @@ func StartBroker(ctx context.Context, dataDir string, partitions int, logger *sl
 		kfake.NumBrokers(1),
 		kfake.DataDir(filepath.Join(dataDir, "log")),
 		kfake.DefaultNumPartitions(partitions),
-		kfake.SeedTopics(int32(partitions), PlaysTopic, RoyaltiesTopic),
+		kfake.SeedTopics(int32(partitions), PlaysTopic, RoyaltiesTopic, RejectedTopic),
 		kfake.WithLogger(kfakeLogger{logger}),
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
 			// Prefer the port of the previous run; fall back to a new

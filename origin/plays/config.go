@@ -1,11 +1,17 @@
 package plays
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
-	"github.com/musiccdn/cdn/config"
+	"os"
+	"strings"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+	"github.com/musiccdn/cdn/config"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
 // Topic names. Both topics must have the same partition count so a play id
@@ -13,6 +19,10 @@ import (
 const (
 	PlaysTopic     = "plays"
 	RoyaltiesTopic = "royalties"
+	// RejectedTopic is the dead-letter topic: every plays record the stage
+	// refuses, as it was, with headers "reason", "source_topic",
+	// "source_partition" and "source_offset" (decimal).
+	RejectedTopic = "plays.rejected"
 )
 
 // Config configures the play-counting pipeline of one origin instance.
@@ -42,9 +52,53 @@ type Config struct {
 	// TransactionalIDPrefix and InstanceID make the stage's transactional
 	// id "<prefix>-<instance>". It must be stable across restarts of one
 	// instance (so a restarted stage fences its dead predecessor) and
-	// unique across instances. Defaults "origin-plays-stage" and "0".
+	// unique across instances: two live stages on one id fence each other
+	// at every session start (origin_plays_stage_fenced_total counts it
+	// and the log says which id). Default prefix "origin-plays-stage".
+	// InstanceID has no default with Brokers set (a real cluster, where
+	// several origins run: each must be given its own); with the embedded
+	// broker, which only this process uses, it defaults to "0".
 	TransactionalIDPrefix string `yaml:"transactional_id_prefix"`
 	InstanceID            string `yaml:"instance_id"`
+
+	// TransactionTimeout is the longest a stage transaction may stay open
+	// before the broker aborts it (Kafka's transaction.timeout.ms). It
+	// bounds how long a stage that dies without its instance coming back
+	// holds up the partitions it wrote to (read_committed readers stop at
+	// the open transaction). A restarted instance fences its predecessor at
+	// once instead. It must exceed the longest healthy transaction (a
+	// StageBatch poll, produce and commit: well under a second here).
+	// Default 10s; 1s..15m (the broker's transaction.max.timeout.ms).
+	TransactionTimeout time.Duration `yaml:"transaction_timeout"`
+
+	// SessionTimeout is the consumer-group session timeout of the stage
+	// and the sink: a member that stops heartbeating (a hung or SIGSTOPped
+	// process) loses its partitions after this long. Default 10s; 6s..5m
+	// (Kafka's group.min.session.timeout.ms is 6s by default and the
+	// broker refuses less).
+	SessionTimeout time.Duration `yaml:"session_timeout"`
+
+	// MonitorInterval is how often the pipeline samples the topics' last
+	// stable offsets and the ledger's offsets for the lag and stall
+	// metrics. Default 5s.
+	MonitorInterval time.Duration `yaml:"monitor_interval"`
+
+	// Kafka security for a real cluster (ignored with the embedded broker,
+	// which listens on 127.0.0.1 only). SASLMechanism is "" (none),
+	// "SCRAM-SHA-256" or "SCRAM-SHA-512", with SASLUsername and the
+	// password read from SASLPasswordFile (trailing newline trimmed). TLS
+	// turns TLS on; TLSCAFile (PEM, default the system roots),
+	// TLSCertFile and TLSKeyFile (PEM, both or neither: a client
+	// certificate) and TLSServerName (default the broker's host) tune it.
+	// Defaults: none, no TLS.
+	SASLMechanism    string `yaml:"sasl_mechanism"`
+	SASLUsername     string `yaml:"sasl_username"`
+	SASLPasswordFile string `yaml:"sasl_password_file"`
+	TLS              bool   `yaml:"tls"`
+	TLSCAFile        string `yaml:"tls_ca_file"`
+	TLSCertFile      string `yaml:"tls_cert_file"`
+	TLSKeyFile       string `yaml:"tls_key_file"`
+	TLSServerName    string `yaml:"tls_server_name"`
 
 	// GroupPrefix names the consumer groups: "<prefix>-stage" and
 	// "<prefix>-ledger". Default "origin-plays".
@@ -120,7 +174,6 @@ func DefaultConfig() Config {
 		Partitions:            8,
 		ReplicationFactor:     3,
 		TransactionalIDPrefix: "origin-plays-stage",
-		InstanceID:            "0",
 		GroupPrefix:           "origin-plays",
 		MaxBatchEvents:        1000,
 		MaxBodyBytes:          1 << 20,
@@ -137,6 +190,9 @@ func DefaultConfig() Config {
 		ProduceTimeout:        10 * time.Second,
 		Retention:             31 * 24 * time.Hour,
 		PruneInterval:         time.Hour,
+		TransactionTimeout:    10 * time.Second,
+		SessionTimeout:        10 * time.Second,
+		MonitorInterval:       5 * time.Second,
 	}
 }
 
@@ -158,8 +214,26 @@ func (c Config) Validate() error {
 		return bad("replication_factor", "must be at least 1, got %d", c.ReplicationFactor)
 	case c.TransactionalIDPrefix == "":
 		return bad("transactional_id_prefix", "required")
-	case c.InstanceID == "":
-		return bad("instance_id", "required")
+	case c.InstanceID == "" && len(c.Brokers) > 0:
+		return bad("instance_id", "required with brokers: a stable id, different for every origin instance")
+	case c.InstanceID != "" && !validKey(c.InstanceID):
+		return bad("instance_id", "must be printable ASCII without spaces or quotes")
+	case c.TransactionTimeout < time.Second || c.TransactionTimeout > 15*time.Minute:
+		return bad("transaction_timeout", "must be 1s..15m, got %s", c.TransactionTimeout)
+	case c.SessionTimeout < 6*time.Second || c.SessionTimeout > 5*time.Minute:
+		return bad("session_timeout", "must be 6s..5m (the broker's group.min.session.timeout.ms), got %s", c.SessionTimeout)
+	case c.MonitorInterval <= 0:
+		return bad("monitor_interval", "must be positive")
+	case c.SASLMechanism != "" && c.SASLMechanism != "SCRAM-SHA-256" && c.SASLMechanism != "SCRAM-SHA-512":
+		return bad("sasl_mechanism", "must be empty, SCRAM-SHA-256 or SCRAM-SHA-512, got %q", c.SASLMechanism)
+	case c.SASLMechanism != "" && (c.SASLUsername == "" || c.SASLPasswordFile == ""):
+		return bad("sasl_username", "sasl_username and sasl_password_file are required with sasl_mechanism")
+	case (c.SASLMechanism != "" || c.TLS) && len(c.Brokers) == 0:
+		return bad("brokers", "sasl_mechanism and tls need brokers (the embedded broker is loopback only)")
+	case (c.TLSCertFile == "") != (c.TLSKeyFile == ""):
+		return bad("tls_cert_file", "tls_cert_file and tls_key_file go together")
+	case !c.TLS && (c.TLSCAFile != "" || c.TLSCertFile != "" || c.TLSServerName != ""):
+		return bad("tls", "tls_* files are set but tls is false")
 	case c.GroupPrefix == "":
 		return bad("group_prefix", "required")
 	case c.MaxBatchEvents < 1:
@@ -209,6 +283,79 @@ func (c Config) fetchOpts() []kgo.Opt {
 	}
 	return []kgo.Opt{kgo.FetchMinBytes(c.BatchBytes), kgo.FetchMaxWait(c.BatchWait)}
 }
+
+// withDefaults fills what Validate allows to be empty.
+func (c Config) withDefaults() Config {
+	if c.InstanceID == "" && len(c.Brokers) == 0 {
+		c.InstanceID = "0"
+	}
+	return c
+}
+
+// kafkaOpts are the connection options every client of the pipeline
+// uses: the seed brokers, SASL and TLS.
+func (c Config) kafkaOpts(brokers []string) ([]kgo.Opt, error) {
+	opts := []kgo.Opt{kgo.SeedBrokers(brokers...)}
+	if c.SASLMechanism != "" {
+		pw, err := os.ReadFile(c.SASLPasswordFile)
+		if err != nil {
+			return nil, &FieldError{Field: "sasl_password_file", Msg: err.Error()}
+		}
+		a := scram.Auth{User: c.SASLUsername, Pass: strings.TrimRight(string(pw), "\r\n")}
+		if c.SASLMechanism == "SCRAM-SHA-512" {
+			opts = append(opts, kgo.SASL(a.AsSha512Mechanism()))
+		} else {
+			opts = append(opts, kgo.SASL(a.AsSha256Mechanism()))
+		}
+	}
+	if c.TLS {
+		tc, err := c.tlsConfig()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	return opts, nil
+}
+
+func (c Config) tlsConfig() (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.TLSServerName}
+	if c.TLSCAFile != "" {
+		pem, err := os.ReadFile(c.TLSCAFile)
+		if err != nil {
+			return nil, &FieldError{Field: "tls_ca_file", Msg: err.Error()}
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, &FieldError{Field: "tls_ca_file", Msg: "no PEM certificate in " + c.TLSCAFile}
+		}
+		tc.RootCAs = pool
+	}
+	if c.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile)
+		if err != nil {
+			return nil, &FieldError{Field: "tls_cert_file", Msg: err.Error()}
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// groupOpts are the consumer-group timing options of the stage and sink.
+func (c Config) groupOpts() []kgo.Opt {
+	hb := max(c.SessionTimeout/5, 200*time.Millisecond)
+	return []kgo.Opt{kgo.SessionTimeout(c.SessionTimeout), kgo.HeartbeatInterval(hb), kgo.RebalanceTimeout(max(c.SessionTimeout, 10*time.Second))}
+}
+
+// fastZstd is the compression of everything the pipeline produces: zstd at
+// its fastest level, which still shrinks play events about 4x (ids and
+// field names repeat) and costs a third of the default level's CPU, which
+// at 139K events/s is the scarcer resource.
+var fastZstd = kgo.ZstdCompression().WithLevel(int(zstd.SpeedFastest))
+
+// ProducerCompression is the compression the pipeline's producers use;
+// playsbench's baseline uses it too.
+func ProducerCompression() kgo.CompressionCodec { return fastZstd }
 
 func (c Config) transactionalID() string { return c.TransactionalIDPrefix + "-" + c.InstanceID }
 func (c Config) stageGroup() string      { return c.GroupPrefix + "-stage" }

@@ -36,16 +36,50 @@ type (
 	}
 )
 
-// sqlDB adapts database/sql.
-type sqlDB struct{ db *sql.DB }
+// sqlDB adapts database/sql. Statements run in a transaction are
+// prepared once per connection and kept (SQLite parses nothing again for
+// the ledger's fixed set of multi-row statements).
+type sqlDB struct {
+	db *sql.DB
 
-type sqlTx struct{ tx *sql.Tx }
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt
+}
+
+// maxStmts bounds the statement cache; the ledger uses a few dozen
+// statements, a few more each day (a play-id table per day).
+const maxStmts = 256
+
+func (d *sqlDB) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if st, ok := d.stmts[q]; ok {
+		return st, nil
+	}
+	if d.stmts == nil || len(d.stmts) >= maxStmts {
+		for _, st := range d.stmts {
+			st.Close()
+		}
+		d.stmts = make(map[string]*sql.Stmt)
+	}
+	st, err := d.db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	d.stmts[q] = st
+	return st, nil
+}
+
+type sqlTx struct {
+	tx *sql.Tx
+	d  *sqlDB
+}
 
 type sqlRows struct{ *sql.Rows }
 
 func (r sqlRows) Close() { r.Rows.Close() }
 
-func (d sqlDB) exec(ctx context.Context, q string, args ...any) (int64, error) {
+func (d *sqlDB) exec(ctx context.Context, q string, args ...any) (int64, error) {
 	res, err := d.db.ExecContext(ctx, q, args...)
 	if err != nil {
 		return 0, err
@@ -53,7 +87,7 @@ func (d sqlDB) exec(ctx context.Context, q string, args ...any) (int64, error) {
 	return res.RowsAffected()
 }
 
-func (d sqlDB) query(ctx context.Context, q string, args ...any) (dbRows, error) {
+func (d *sqlDB) query(ctx context.Context, q string, args ...any) (dbRows, error) {
 	r, err := d.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
@@ -61,18 +95,30 @@ func (d sqlDB) query(ctx context.Context, q string, args ...any) (dbRows, error)
 	return sqlRows{r}, nil
 }
 
-func (d sqlDB) begin(ctx context.Context) (dbTx, error) {
+func (d *sqlDB) begin(ctx context.Context) (dbTx, error) {
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
-	return sqlTx{tx}, nil
+	return sqlTx{tx, d}, nil
 }
 
-func (d sqlDB) close() error { return d.db.Close() }
+func (d *sqlDB) close() error {
+	d.mu.Lock()
+	for _, st := range d.stmts {
+		st.Close()
+	}
+	d.stmts = nil
+	d.mu.Unlock()
+	return d.db.Close()
+}
 
 func (t sqlTx) exec(ctx context.Context, q string, args ...any) (int64, error) {
-	res, err := t.tx.ExecContext(ctx, q, args...)
+	st, err := t.d.prepared(ctx, q)
+	if err != nil {
+		return 0, err
+	}
+	res, err := t.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -80,7 +126,11 @@ func (t sqlTx) exec(ctx context.Context, q string, args ...any) (int64, error) {
 }
 
 func (t sqlTx) query(ctx context.Context, q string, args ...any) (dbRows, error) {
-	r, err := t.tx.QueryContext(ctx, q, args...)
+	st, err := t.d.prepared(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	r, err := t.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
 	if err != nil {
 		return nil, err
 	}

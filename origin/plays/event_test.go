@@ -147,24 +147,6 @@ func TestDecodeBatch(t *testing.T) {
 	}
 }
 
-func TestParseRoyalty(t *testing.T) {
-	e, _ := ParseEvent([]byte(goodEvent), testNow, 0, nil)
-	r := royaltyOf(&e)
-	b, _ := json.Marshal(&r)
-	got, err := parseRoyalty(b)
-	if err != nil || got != r {
-		t.Errorf("parseRoyalty(%s) = %+v, %v, want %+v", b, got, err, r)
-	}
-	if got.day() != "2026-11-26" {
-		t.Errorf("day() = %q, want 2026-11-26", got.day())
-	}
-	for _, bad := range []string{`{}`, `{"v":2}`, `[`, `{"v":1,"play_id":"p","user_id":"u","track_id":"t","country":"SE","ts_ms":0}`} {
-		if _, err := parseRoyalty([]byte(bad)); err == nil {
-			t.Errorf("parseRoyalty(%q) = nil error, want one", bad)
-		}
-	}
-}
-
 // FuzzDecodeBatch checks that the decoder never panics, that every
 // element is either accepted or rejected exactly once, and that what it
 // accepts is valid and re-parses to the same event.

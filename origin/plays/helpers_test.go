@@ -92,12 +92,16 @@ func asFieldError(err error, fe **FieldError) bool { return errors.As(err, fe) }
 // testKeyring is the ticket keyring of tests.
 func testKeyring(t testing.TB) *playticket.Keyring {
 	t.Helper()
-	kr, err := playticket.NewKeyring(playticket.Key{ID: "k1", Secret: bytes.Repeat([]byte("k"), 32)})
+	kr, err := playticket.NewKeyring(testTicketKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return kr
 }
+
+// testTicketKey is the tests' ticket key; the fault test's stage
+// processes build their keyring from it too.
+var testTicketKey = playticket.Key{ID: "k1", Secret: bytes.Repeat([]byte("k"), 32)}
 
 // testTrust is a Trust with the test keyring and a verifier of iss's
 // tokens.
@@ -158,4 +162,23 @@ func (a authTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.Header.Set("Authorization", a.auth)
 	return a.rt.RoundTrip(r)
+}
+
+// appendPlayID appends a ULID play id issued at t with the given 80 random
+// bits (hi: 16 bits, lo: 64) to b: the layout of playticket.NewID with
+// chosen bits, for tests that need ids known in advance.
+func appendPlayID(b []byte, t time.Time, hi uint16, lo uint64) []byte {
+	var r [26]byte
+	ms := uint64(t.UnixMilli())
+	for i := 9; i >= 0; i-- { // 48 bits of time, 10 characters
+		r[i] = crockford[ms&31]
+		ms >>= 5
+	}
+	x, y := lo, uint64(hi)
+	for i := 25; i >= 10; i-- { // 80 random bits, 16 characters
+		r[i] = crockford[x&31]
+		x = x>>5 | (y&31)<<59
+		y >>= 5
+	}
+	return append(b, r[:]...)
 }

@@ -170,35 +170,3 @@ func TestRoyaltiesQuery(t *testing.T) {
 		t.Errorf("GET /v1/plays = %d, want 405", rec.Code)
 	}
 }
-
-func TestConfigValidate(t *testing.T) {
-	ok := DefaultConfig()
-	ok.DataDir = "/tmp/x"
-	if err := ok.Validate(); err != nil {
-		t.Fatalf("DefaultConfig()+DataDir: Validate() = %v", err)
-	}
-	for _, tt := range []struct {
-		field string
-		mut   func(*Config)
-	}{
-		{"data_dir", func(c *Config) { c.DataDir = "" }},
-		{"partitions", func(c *Config) { c.Partitions = 0 }},
-		{"retention", func(c *Config) { c.Retention = 24 * time.Hour }},
-		{"max_batch_events", func(c *Config) { c.MaxBatchEvents = 0 }},
-		{"instance_id", func(c *Config) { c.InstanceID = "" }},
-		{"brokers[1]", func(c *Config) { c.Brokers = []string{"a:1", ""} }},
-	} {
-		c := ok
-		tt.mut(&c)
-		err := c.Validate()
-		var fe *FieldError
-		if err == nil || !asFieldError(err, &fe) || fe.Field != tt.field {
-			t.Errorf("Validate() with bad %s = %v, want a FieldError for it", tt.field, err)
-		}
-	}
-	c := ok
-	c.DataDir, c.Brokers, c.PostgresDSN = "", []string{"k:9092"}, "postgres://x"
-	if err := c.Validate(); err != nil {
-		t.Errorf("Validate() with real Kafka and PostgreSQL and no data dir = %v, want nil", err)
-	}
-}

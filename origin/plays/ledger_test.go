@@ -197,3 +197,51 @@ func TestLedgerLargeBatch(t *testing.T) {
 		}
 	})
 }
+
+// TestLedgerDayTables checks that time-ordered play ids are deduplicated in
+// one table per issue day, across batches and restarts, and that pruning
+// drops whole days (with a day of margin) while counts stay.
+// Mutation tried and caught: filing an id under its play's day instead of
+// its id's (the resend with another ts is counted twice).
+func TestLedgerDayTables(t *testing.T) {
+	forEachLedger(t, func(t *testing.T, open ledgerOpener) {
+		ctx := context.Background()
+		l := open(t)
+		day := func(d int) time.Time { return time.Date(2026, 11, d, 12, 0, 0, 0, time.UTC) }
+		id := func(d int, n uint64) string { return string(appendPlayID(nil, day(d), 0, n)) }
+		batch := []royalty{
+			roy(id(20, 1), "u1", "t1", "SE", day(20)),
+			roy(id(21, 2), "u1", "t1", "SE", day(21)),
+			roy(id(25, 3), "u2", "t1", "SE", day(25)),
+			roy("legacy-1", "u2", "t1", "SE", day(25)),
+		}
+		if res, err := l.apply(ctx, RoyaltiesTopic, batch, map[int32]int64{0: 4}); err != nil || res.counted != 4 {
+			t.Fatalf("apply = %+v, %v; want 4 counted", res, err)
+		}
+		l.Close()
+		l = open(t)
+		// The same ids again, one with a play time on another day: all
+		// duplicates.
+		again := append([]royalty(nil), batch...)
+		again[0].TSMS = day(22).UnixMilli()
+		if res, err := l.apply(ctx, RoyaltiesTopic, again, map[int32]int64{0: 8}); err != nil || res.counted != 0 || res.duplicates != 4 {
+			t.Fatalf("re-apply = %+v, %v; want 4 duplicates", res, err)
+		}
+		tables, err := l.dayTables(ctx)
+		if err != nil || strings.Join(tables, " ") != "plays_ids_20261120 plays_ids_20261121 plays_ids_20261125" {
+			t.Fatalf("day tables = %v, %v", tables, err)
+		}
+		// Prune before Nov 22 12:00: Nov 20 ended more than a day
+		// before, Nov 21 did not.
+		n, err := l.Prune(ctx, time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))
+		if err != nil || n != 1 {
+			t.Errorf("Prune = %d, %v; want 1 id (Nov 20)", n, err)
+		}
+		if tables, _ := l.dayTables(ctx); strings.Join(tables, " ") != "plays_ids_20261121 plays_ids_20261125" {
+			t.Errorf("day tables after prune = %v", tables)
+		}
+		if total, _, _ := l.TrackPlays(ctx, "t1"); total != 4 {
+			t.Errorf("TrackPlays(t1) after prune = %d, want 4 (counts stay)", total)
+		}
+	})
+}

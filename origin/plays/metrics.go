@@ -16,6 +16,11 @@ type metrics struct {
 	duplicates prometheus.Counter
 	lag        prometheus.Histogram
 	pruned     prometheus.Counter
+
+	fenced      prometheus.Counter
+	deadLetters prometheus.Counter
+	ledgerLag   *prometheus.GaugeVec // records, by royalties partition
+	lsoStalled  *prometheus.GaugeVec // seconds, by topic and partition
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -70,12 +75,29 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "origin_plays_ledger_pruned_total",
 			Help: "Play ids deleted from the ledger after the retention period.",
 		}),
+		fenced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "origin_plays_stage_fenced_total",
+			Help: "Times the stage was fenced by another live producer with its transactional id: two origins share an instance_id.",
+		}),
+		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "origin_plays_dead_letters_total",
+			Help: "Invalid plays records copied to the plays.rejected topic, in committed transactions.",
+		}),
+		ledgerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "origin_plays_ledger_lag_records",
+			Help: "Royalties records committed on the topic (last stable offset) that the ledger has not consumed yet, by partition (transaction markers included, so 1-2 at rest).",
+		}, []string{"partition"}),
+		lsoStalled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "origin_plays_lso_stalled_seconds",
+			Help: "How long a partition's last stable offset has not moved while records sit above it: an open transaction holds every read_committed reader. Alert above 2x transaction_timeout.",
+		}, []string{"topic", "partition"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.accepted, m.rejected, m.produce, m.committed, m.aborted,
-		m.royalties, m.shortPlays, m.denied, m.counted, m.duplicates, m.lag, m.pruned} {
+		m.royalties, m.shortPlays, m.denied, m.counted, m.duplicates, m.lag, m.pruned,
+		m.fenced, m.deadLetters, m.ledgerLag, m.lsoStalled} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -33,6 +34,7 @@ type Service struct {
 	rights   Rights
 	broker   *Broker // nil with a real cluster
 	brokers  []string
+	kopts    []kgo.Opt // brokers, SASL, TLS: every client's connection options
 	ledger   *Ledger
 	producer *kgo.Client
 	mux      *http.ServeMux
@@ -43,6 +45,9 @@ type Service struct {
 	mu    sync.Mutex // guards stage and sink, which tests restart
 	stage *stage
 	sink  *sink
+
+	stopMonitor context.CancelFunc
+	monitorDone chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -65,6 +70,7 @@ func New(ctx context.Context, cfg Config, rights Rights, trust Trust, logger *sl
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("plays: config: %w", err)
 	}
+	cfg = cfg.withDefaults()
 	if rights == nil {
 		return nil, errors.New("plays: nil rights")
 	}
@@ -98,16 +104,18 @@ func New(ctx context.Context, cfg Config, rights Rights, trust Trust, logger *sl
 		s.broker, s.brokers, rf = b, []string{b.Addr()}, 1
 	}
 
-	s.producer, err = kgo.NewClient(
-		kgo.SeedBrokers(s.brokers...),
+	if s.kopts, err = cfg.kafkaOpts(s.brokers); err != nil {
+		return nil, fmt.Errorf("plays: config: %w", err)
+	}
+	s.producer, err = kgo.NewClient(append(slices.Clone(s.kopts),
 		kgo.DefaultProduceTopic(PlaysTopic),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // idempotence is on by default and needs acks=all
-		kgo.ProducerBatchCompression(kgo.ZstdCompression()),
+		kgo.ProducerBatchCompression(fastZstd),
 		kgo.ProducerLinger(cfg.ProduceLinger),
 		kgo.RecordDeliveryTimeout(cfg.ProduceTimeout+cfg.ProduceLinger),
 		kgo.MaxBufferedRecords(100_000),
 		kgo.WithLogger(kgoLogger{logger.With("component", "plays-ingest")}),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("plays: producer: %w", err)
 	}
@@ -124,8 +132,12 @@ func New(ctx context.Context, cfg Config, rights Rights, trust Trust, logger *sl
 		return nil, err
 	}
 
-	s.stage = startStage(cfg, s.brokers, rights, trust.Tickets, m, logger)
-	s.sink = startSink(cfg, s.brokers, s.ledger, m, logger)
+	s.stage = startStage(cfg, s.kopts, rights, trust.Tickets, m, logger)
+	s.sink = startSink(cfg, s.kopts, s.ledger, m, logger)
+	mctx, stop := context.WithCancel(context.Background())
+	s.stopMonitor, s.monitorDone = stop, make(chan struct{})
+	mo := &monitor{adm: kadm.NewClient(s.producer), ledger: s.ledger, m: m, log: logger, every: cfg.MonitorInterval, now: time.Now}
+	go func() { defer close(s.monitorDone); mo.run(mctx) }()
 
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("/v1/plays", s.servePlays)
@@ -134,7 +146,7 @@ func New(ctx context.Context, cfg Config, rights Rights, trust Trust, logger *sl
 	return s, nil
 }
 
-// ensureTopics creates the plays and royalties topics if they do not
+// ensureTopics creates the plays, royalties and dead-letter topics if they do not
 // exist. On a real cluster set min.insync.replicas=2 with replication 3.
 func ensureTopics(ctx context.Context, cl *kgo.Client, partitions, rf int) error {
 	adm := kadm.NewClient(cl)
@@ -143,7 +155,7 @@ func ensureTopics(ctx context.Context, cl *kgo.Client, partitions, rf int) error
 		two := "2"
 		configs = map[string]*string{"min.insync.replicas": &two}
 	}
-	resps, err := adm.CreateTopics(ctx, int32(partitions), int16(rf), configs, PlaysTopic, RoyaltiesTopic)
+	resps, err := adm.CreateTopics(ctx, int32(partitions), int16(rf), configs, PlaysTopic, RoyaltiesTopic, RejectedTopic)
 	if err != nil {
 		return fmt.Errorf("plays: create topics: %w", err)
 	}
@@ -170,6 +182,10 @@ func (s *Service) BrokerAddr() string { return s.brokers[0] }
 // twice.
 func (s *Service) Close() error {
 	s.closeOnce.Do(func() {
+		if s.stopMonitor != nil {
+			s.stopMonitor()
+			<-s.monitorDone
+		}
 		s.mu.Lock()
 		st, sk := s.stage, s.sink
 		s.mu.Unlock()

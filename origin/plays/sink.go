@@ -3,7 +3,7 @@ package plays
 import (
 	"context"
 	"log/slog"
-	"sync/atomic"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -16,21 +16,23 @@ import (
 // every assignment it seeks to the offsets in the database, so the ledger
 // and its position cannot disagree after a crash.
 type sink struct {
-	cfg     Config
-	brokers []string
-	ledger  *Ledger
-	m       *metrics
-	log     *slog.Logger
-	now     func() time.Time
+	cfg    Config
+	kopts  []kgo.Opt
+	ledger *Ledger
+	m      *metrics
+	log    *slog.Logger
+	now    func() time.Time
 
-	crash  atomic.Bool // test hook: die after the next database commit, before polling again
-	cancel context.CancelFunc
-	done   chan struct{}
+	// afterCommit, if set, is called after each database commit, before
+	// the next poll: the fault test blocks there and SIGKILLs the process.
+	afterCommit func()
+	cancel      context.CancelFunc
+	done        chan struct{}
 }
 
-func startSink(cfg Config, brokers []string, ledger *Ledger, m *metrics, log *slog.Logger) *sink {
+func startSink(cfg Config, kopts []kgo.Opt, ledger *Ledger, m *metrics, log *slog.Logger) *sink {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &sink{cfg: cfg, brokers: brokers, ledger: ledger, m: m, log: log, now: time.Now, cancel: cancel, done: make(chan struct{})}
+	s := &sink{cfg: cfg, kopts: kopts, ledger: ledger, m: m, log: log, now: time.Now, cancel: cancel, done: make(chan struct{})}
 	go s.run(ctx)
 	return s
 }
@@ -66,8 +68,8 @@ func (s *sink) run(ctx context.Context) {
 	defer func() { stop(); <-pruneDone }()
 
 	for ctx.Err() == nil {
-		cl, err := kgo.NewClient(append(s.cfg.fetchOpts(),
-			kgo.SeedBrokers(s.brokers...),
+		opts := append(append(slices.Clone(s.kopts), s.cfg.fetchOpts()...), s.cfg.groupOpts()...)
+		cl, err := kgo.NewClient(append(opts,
 			kgo.ConsumerGroup(s.cfg.ledgerGroup()),
 			kgo.ConsumeTopics(RoyaltiesTopic),
 			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -84,13 +86,7 @@ func (s *sink) run(ctx context.Context) {
 			continue
 		}
 		err = s.loop(ctx, cl)
-		// On a simulated crash the client still leaves its group, so
-		// the test does not wait out a session timeout; what matters,
-		// that nothing after the database commit runs, holds.
 		cl.CloseAllowingRebalance()
-		if err == errCrash {
-			return
-		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -103,10 +99,23 @@ func (s *sink) run(ctx context.Context) {
 
 // seekToLedger replaces the offsets Kafka would start the assigned
 // partitions at with the ledger's.
+//
+// A database that is down (restarting after a crash) is waited for here,
+// retried until the group session ends (ctx): an error returned from this
+// hook would leave the client without its partitions.
 func (s *sink) seekToLedger(ctx context.Context, assigned map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
-	stored, err := s.ledger.Offsets(ctx, RoyaltiesTopic)
-	if err != nil {
-		return nil, err
+	d := 100 * time.Millisecond
+	var stored map[int32]int64
+	for {
+		var err error
+		if stored, err = s.ledger.Offsets(ctx, RoyaltiesTopic); err == nil {
+			break
+		}
+		s.log.Warn("plays ledger: reading stored offsets, retrying", "err", err, "retry_in", d)
+		if !waitCtx(ctx, d) {
+			return nil, err
+		}
+		d = min(2*d, 2*time.Second)
 	}
 	for topic, parts := range assigned {
 		if topic != RoyaltiesTopic {
@@ -123,9 +132,15 @@ func (s *sink) seekToLedger(ctx context.Context, assigned map[string]map[int32]k
 	return assigned, nil
 }
 
+// foldEvery is how often the sink folds the ledger's pending count deltas
+// into the count tables: long enough to sum many batches, short enough
+// that a reader's own fold has little to do.
+const foldEvery = 3 * time.Second
+
 func (s *sink) loop(ctx context.Context, cl *kgo.Client) error {
 	batch := make([]royalty, 0, s.cfg.LedgerBatch)
 	accepted := make([]time.Time, 0, s.cfg.LedgerBatch)
+	lastFold := s.now()
 	for {
 		fetches := cl.PollRecords(ctx, s.cfg.LedgerBatch)
 		if fetches.IsClientClosed() || ctx.Err() != nil {
@@ -136,10 +151,12 @@ func (s *sink) loop(ctx context.Context, cl *kgo.Client) error {
 		})
 		batch, accepted = batch[:0], accepted[:0]
 		next := make(map[int32]int64)
+		seen := make(map[int32]int64) // records read per partition, valid or not
 		rejected := make(map[string]int)
 		oldest := s.now().Add(-s.cfg.Retention).UnixMilli()
 		fetches.EachRecord(func(r *kgo.Record) {
 			next[r.Partition] = r.Offset + 1
+			seen[r.Partition]++
 			ro, err := parseRoyalty(r.Value)
 			switch {
 			case err != nil:
@@ -151,6 +168,10 @@ func (s *sink) loop(ctx context.Context, cl *kgo.Client) error {
 				rejected["ledger_"+ReasonTooOld]++
 				return
 			}
+			if at, ok := playIDTime(ro.PlayID); ok && at.UnixMilli() < oldest {
+				rejected["ledger_"+ReasonTooOld]++ // the same, for its id's day table
+				return
+			}
 			batch = append(batch, ro)
 			accepted = append(accepted, r.Timestamp)
 		})
@@ -158,7 +179,7 @@ func (s *sink) loop(ctx context.Context, cl *kgo.Client) error {
 			cl.AllowRebalance()
 			continue
 		}
-		res, err := s.ledger.apply(ctx, RoyaltiesTopic, batch, next)
+		res, err := s.ledger.applyBatch(ctx, RoyaltiesTopic, batch, next, seen)
 		if err != nil {
 			return err
 		}
@@ -171,9 +192,17 @@ func (s *sink) loop(ctx context.Context, cl *kgo.Client) error {
 		for _, at := range accepted {
 			s.m.lag.Observe(now.Sub(at).Seconds())
 		}
-		if s.crash.Load() {
-			return errCrash
+		if s.afterCommit != nil {
+			s.afterCommit()
 		}
 		cl.AllowRebalance()
+		if now.Sub(lastFold) >= foldEvery {
+			// Counts reach their tables in bulk, off the batch's
+			// transaction (see Ledger).
+			if _, err := s.ledger.fold(ctx); err != nil {
+				return err
+			}
+			lastFold = s.now()
+		}
 	}
 }
