@@ -46,7 +46,15 @@ func TestParse(t *testing.T) {
 		{"items=1-2", nil, ErrInvalid},
 		{"bytes 1-2", nil, ErrInvalid},
 		{"", nil, ErrInvalid},
-		{"bytes=99999999999999999999-", nil, ErrInvalid},
+		// Positions past int64 are valid syntax (RFC 9110 puts no bound
+		// on them) and lie past the end of any representation.
+		{"bytes=99999999999999999999-", nil, ErrUnsatisfiable},
+		{"bytes=0-99999999999999999999", []Range{r(0, 9999)}, nil},
+		{"bytes=-99999999999999999999", []Range{r(0, 9999)}, nil},
+		{"bytes=9223372036854775807-", nil, ErrUnsatisfiable},
+		{"bytes=99999999999999999998-99999999999999999999", nil, ErrUnsatisfiable},
+		{"bytes=99999999999999999999-99999999999999999998", nil, ErrInvalid},
+		{"bytes=00000000000000000000000005-0000000000000000000000006", []Range{r(5, 6)}, nil},
 		{"bytes=0-1,3-4,6-7,9-10,12-13", nil, ErrTooMany},
 	}
 	for _, tc := range cases {

@@ -43,7 +43,7 @@ type recorder struct {
 	mu             sync.Mutex
 	ttfb, total    *hdrhistogram.Histogram
 	byTier         map[int]*breakdownAcc
-	byOutcome      [len(outcomeNames)]*breakdownAcc
+	byOutcome      [OutcomeStale + 1]*breakdownAcc
 	manifestLat    *hdrhistogram.Histogram
 	requests       int64
 	bytes          int64
@@ -253,7 +253,7 @@ func (r *recorder) result(d time.Duration) *Result {
 		if b.requests == 0 {
 			continue
 		}
-		res.ByOutcome = append(res.ByOutcome, b.summary(outcomeNames[i]))
+		res.ByOutcome = append(res.ByOutcome, b.summary(Outcome(i).String()))
 		if Outcome(i) != OutcomeNone {
 			lookReq += b.requests
 			lookBytes += b.bytes

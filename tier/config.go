@@ -51,6 +51,7 @@ import (
 	"github.com/musiccdn/cdn/cache"
 	"github.com/musiccdn/cdn/cluster"
 	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/httprange"
 	"github.com/musiccdn/cdn/tierauth"
 	"github.com/musiccdn/cdn/urlsign"
 )
@@ -95,7 +96,8 @@ type Config struct {
 	// MaxRanges is the most ranges one request may ask for, after
 	// overlapping and adjacent ranges are coalesced; a longer set is
 	// ignored (the whole file is sent) as RFC 9110 §14.2 allows.
-	// Default 16.
+	// Default 16 (httprange.DefaultMaxRanges, the origin's fixed limit:
+	// a tier set above it can be sent a set the origin ignores).
 	MaxRanges int `yaml:"max_ranges"`
 	// MaxBufferedBody is the largest single-range body assembled in memory
 	// before it is sent; larger bodies are streamed chunk by chunk, and a
@@ -173,7 +175,7 @@ func DefaultEdgeConfig() Config {
 		Listen:          "127.0.0.1:0",
 		InternalAddr:    "127.0.0.1:0",
 		UpstreamTimeout: config.Duration(5 * time.Second),
-		MaxRanges:       16,
+		MaxRanges:       httprange.DefaultMaxRanges,
 		MaxBufferedBody: 4 << 20,
 		Cache:           cache.DefaultConfig(),
 		HotCache:        hotDefaults(),

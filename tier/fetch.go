@@ -16,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/musiccdn/cdn/cache"
+	"github.com/musiccdn/cdn/httprange"
 	"github.com/musiccdn/cdn/tierauth"
 )
 
@@ -213,8 +214,8 @@ func (f *fetcher) fetchOne(ctx context.Context, up *upstream, path string, hdr [
 	}
 	switch code := resp.StatusCode(); code {
 	case fasthttp.StatusPartialContent:
-		start, end, size, ok := parseContentRange(resp.Header.Peek("Content-Range"))
-		if !ok || start != off || end-start+1 != int64(len(resp.Body())) || end >= size {
+		r, size, ok := httprange.ParseContentRange(resp.Header.Peek("Content-Range"))
+		if !ok || r.Start != off || r.Len() != int64(len(resp.Body())) {
 			return cache.Meta{}, nil, f.failed(up, fmt.Errorf("%s: bad Content-Range %q for %d bytes", up.base, resp.Header.Peek("Content-Range"), len(resp.Body())))
 		}
 		f.healthy(up)
@@ -230,9 +231,8 @@ func (f *fetcher) fetchOne(ctx context.Context, up *upstream, path string, hdr [
 		return metaOf(resp, size), bytes.Clone(body[off:min(off+n, size)]), nil
 	case fasthttp.StatusRequestedRangeNotSatisfiable:
 		// An offset past the end: the size is in "bytes */<size>".
-		cr := resp.Header.Peek("Content-Range")
-		size, err := strconv.ParseInt(string(bytes.TrimPrefix(cr, []byte("bytes */"))), 10, 64)
-		if !bytes.HasPrefix(cr, []byte("bytes */")) || err != nil {
+		size, ok := httprange.ParseUnsatisfied(resp.Header.Peek("Content-Range"))
+		if !ok {
 			return cache.Meta{}, nil, f.failed(up, fmt.Errorf("%s: 416 without a size", up.base))
 		}
 		f.healthy(up)
@@ -345,27 +345,6 @@ func metaOf(resp *fasthttp.Response, size int64) cache.Meta {
 		lm = time.Time{}
 	}
 	return cache.NewMeta(size, string(resp.Header.Peek("ETag")), lm, string(resp.Header.ContentType()))
-}
-
-// parseContentRange parses "bytes <start>-<end>/<size>".
-func parseContentRange(b []byte) (start, end, size int64, ok bool) {
-	rest, found := bytes.CutPrefix(b, []byte("bytes "))
-	if !found {
-		return 0, 0, 0, false
-	}
-	dash := bytes.IndexByte(rest, '-')
-	slash := bytes.IndexByte(rest, '/')
-	if dash < 0 || slash < dash {
-		return 0, 0, 0, false
-	}
-	var err1, err2, err3 error
-	start, err1 = strconv.ParseInt(string(rest[:dash]), 10, 64)
-	end, err2 = strconv.ParseInt(string(rest[dash+1:slash]), 10, 64)
-	size, err3 = strconv.ParseInt(string(rest[slash+1:]), 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil || start < 0 || end < start {
-		return 0, 0, 0, false
-	}
-	return start, end, size, true
 }
 
 // trackOf is the track id of an object name "<track>/<kbps>.<ext>".
