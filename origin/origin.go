@@ -832,7 +832,7 @@ func (s *Server) Manifest(ctx context.Context, id, country string, now time.Time
 	// Whole seconds: the token carries unix seconds, and Expires must
 	// name exactly the instant the token stops working.
 	expiry := time.Unix(now.Add(time.Duration(s.cfg.TokenTTL)).Unix(), 0)
-	m := Manifest{TrackID: id, DurationMS: tr.DurationMS, Country: country, Expires: expiry.Unix(), Tiers: []ManifestTier{}}
+	m := Manifest{TrackID: id, DurationMS: tr.DurationMS, Samples: tr.Samples, SampleRate: tr.SampleRate, Country: country, Expires: expiry.Unix(), Tiers: []ManifestTier{}}
 	for _, kbps := range tr.Tiers {
 		obj, f, err := s.src.Open(ctx, id, kbps, media.Audio)
 		if errors.Is(err, media.ErrNotFound) {

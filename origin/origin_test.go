@@ -516,7 +516,7 @@ func TestManifest(t *testing.T) {
 	}
 	i, _ := syn.Index(id)
 	wantExp := testNow.Add(6 * time.Hour).Unix()
-	if m.TrackID != id || m.DurationMS != syn.DurationMS(i) || m.Country != allowed || m.Expires != wantExp || len(m.Tiers) != len(media.Tiers) {
+	if m.TrackID != id || m.DurationMS != syn.DurationMS(i) || m.Samples != syn.Samples(i) || m.SampleRate != 44100 || m.Country != allowed || m.Expires != wantExp || len(m.Tiers) != len(media.Tiers) {
 		t.Fatalf("manifest = %+v", m)
 	}
 	kr := s.srv.Keyring()

@@ -235,7 +235,8 @@ func (p *Player) Download(ctx context.Context, store *offline.Store, track strin
 		return 0, 0, err
 	}
 	defer rc.Close()
-	if err := store.Put(track, tier.Kbps, tok, rc, tb.FileSize, seek); err != nil {
+	info := offline.Info{Kbps: tier.Kbps, Samples: m.Samples, SampleRate: m.SampleRate}
+	if err := store.Put(track, info, tok, rc, tb.FileSize, seek); err != nil {
 		return 0, 0, err
 	}
 	return tier.Kbps, fetched.Load(), nil

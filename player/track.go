@@ -36,6 +36,22 @@ type prepared struct {
 	// carries them, and may not claim more play than time since then.
 	playID, ticket, country string
 	authorized              time.Time
+	// samples is the track's exact length in frames at sampleRate, from
+	// the manifest (or the offline store); 0 when unknown, and then the
+	// tier's own count is used, which a resampled tier may round up.
+	samples    int64
+	sampleRate int
+}
+
+// frames is the track's length in output frames at outRate: the exact
+// count of the source when known, so gapless output is exact at every
+// tier (the 24 kbps tier is encoded at 22050 Hz, and its encoder rounds
+// an odd source length up by a frame).
+func (p *prepared) frames(outRate int) int64 {
+	if p.samples > 0 && p.sampleRate > 0 {
+		return p.samples * int64(outRate) / int64(p.sampleRate)
+	}
+	return p.table.Samples * int64(outRate) / int64(p.table.SampleRate)
 }
 
 func prepareOnline(ctx context.Context, c *client, id string, maxKbps int, buffer time.Duration, head time.Duration, next string) (*prepared, error) {
@@ -45,6 +61,7 @@ func prepareOnline(ctx context.Context, c *client, id string, maxKbps int, buffe
 		return nil, err
 	}
 	p.playID, p.ticket, p.country, p.authorized = m.PlayID, m.PlayTicket, m.Country, time.Now()
+	p.samples, p.sampleRate = m.Samples, m.SampleRate
 	kbps := c.choose(buffer)
 	if maxKbps > 0 {
 		kbps = min(kbps, maxKbps)
@@ -140,7 +157,7 @@ func pickTier(tiers []ManifestTier, kbps int) ManifestTier {
 }
 
 func prepareOffline(tr *offline.Track) (*prepared, error) {
-	p := &prepared{id: tr.ID, kbps: tr.Kbps, size: tr.Size(), table: tr.Table, since: time.Now()}
+	p := &prepared{id: tr.ID, kbps: tr.Kbps, size: tr.Size(), table: tr.Table, since: time.Now(), samples: tr.Samples, sampleRate: tr.SampleRate}
 	p.head = make([]byte, tr.Table.AudioStart)
 	if _, err := tr.ReadAt(p.head, 0); err != nil {
 		return nil, err
@@ -211,7 +228,7 @@ func newTrack(id string, outRate int, ahead int64, notify chan struct{}) *Track 
 func (t *Track) begin(ctx context.Context, p *prepared) {
 	t.mu.Lock()
 	t.prep = p
-	t.total = p.table.Samples * int64(t.outRate) / int64(p.table.SampleRate)
+	t.total = p.frames(t.outRate)
 	t.mu.Unlock()
 	t.startAt(ctx, 0)
 }

@@ -56,8 +56,11 @@ type Config struct {
 	// FFmpeg converts formats oggenc cannot read. Default "ffmpeg"; when it
 	// is not installed only WAV and FLAC are accepted.
 	FFmpeg string
-	// PageSpan is the longest audio span of an Ogg page, so the seek table
-	// has an entry at least this often. Default 250ms; must be at most 1s.
+	// PageSpan bounds the audio span of an Ogg page, so the seek table has
+	// an entry at least this often, plus one packet: a page is closed at
+	// the first packet boundary past the span, so gaps reach PageSpan and
+	// a packet's audio (296 ms was measured with the default). Default
+	// 250ms; must be at most 1s.
 	PageSpan time.Duration
 	// Parallel is how many tiers are encoded at once. Default 2.
 	Parallel int
@@ -89,16 +92,9 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Meta is the content of track.json.
-type Meta struct {
-	DurationMS int64 `json:"duration_ms"`
-	Samples    int64 `json:"samples"`
-	SampleRate int   `json:"sample_rate"`
-	Tiers      []int `json:"tiers"`
-	// TierRates is each tier's sample rate, keyed by kbps.
-	TierRates map[string]int `json:"tier_rates,omitempty"`
-	Embedding []float32      `json:"embedding,omitempty"`
-}
+// Meta is the content of track.json: media's one schema, which the
+// origin reads back.
+type Meta = media.TrackInfo
 
 // Ingester adds tracks to a directory catalog.
 type Ingester struct {

@@ -103,6 +103,10 @@ type Object struct {
 type Track struct {
 	ID         string
 	DurationMS int64
+	// Samples is the exact length in sample frames at SampleRate (the
+	// source's rate), from track.json; 0 (and SampleRate 0) when unknown.
+	Samples    int64
+	SampleRate int
 	// Tiers lists the bitrates that exist for the track, lowest first.
 	Tiers []int
 }

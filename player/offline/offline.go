@@ -69,14 +69,22 @@ func NewStore(dir string, pub ed25519.PublicKey, now func() time.Time) (*Store, 
 	return &Store{dir: dir, pub: pub, now: now}, nil
 }
 
-type meta struct {
-	Kbps int `json:"kbps"`
+// Info is what the store keeps of a track beside its files: the tier
+// stored, and the track's exact length from its manifest (Samples frames
+// at SampleRate; 0 when unknown), which the player stops at.
+type Info struct {
+	Kbps       int   `json:"kbps"`
+	Samples    int64 `json:"samples,omitempty"`
+	SampleRate int   `json:"sample_rate,omitempty"`
 }
 
-// Put stores a track's tier: the audio (exactly size bytes from audio) and
-// its seek table, under the licence tok, which must be valid now and for
-// this track.
-func (s *Store) Put(track string, kbps int, tok string, audio io.Reader, size int64, seek []byte) error {
+type meta = Info
+
+// Put stores a track's tier (info.Kbps): the audio (exactly size bytes
+// from audio) and its seek table, under the licence tok, which must be
+// valid now and for this track.
+func (s *Store) Put(track string, info Info, tok string, audio io.Reader, size int64, seek []byte) error {
+	kbps := info.Kbps
 	if !media.ValidID(track) {
 		return fmt.Errorf("offline: bad track id %q", track)
 	}
@@ -96,7 +104,7 @@ func (s *Store) Put(track string, kbps int, tok string, audio io.Reader, size in
 	if err := s.writeEnc(track+".ogg.enc", audio, size, l.WrapKey, context(track, kbps, "ogg")); err != nil {
 		return err
 	}
-	mb, _ := json.Marshal(meta{Kbps: kbps})
+	mb, _ := json.Marshal(info)
 	if err := s.writeFile(track+".json", mb); err != nil {
 		return err
 	}
@@ -201,7 +209,7 @@ func (s *Store) meta(track string) (meta, error) {
 		return meta{}, fmt.Errorf("offline: %w", err)
 	}
 	var m meta
-	if err := json.Unmarshal(mb, &m); err != nil || !media.ValidTier(m.Kbps) {
+	if err := json.Unmarshal(mb, &m); err != nil || !media.ValidTier(m.Kbps) || m.Samples < 0 || m.SampleRate < 0 {
 		return meta{}, fmt.Errorf("%w: %s.json", ErrTampered, track)
 	}
 	return m, nil
@@ -216,11 +224,14 @@ func (s *Store) removeUsed(track string) error {
 
 // Track is an opened download.
 type Track struct {
-	ID      string
-	Kbps    int
-	Table   *seektable.Table
-	Licence licence.Licence
-	f       *encFile
+	ID   string
+	Kbps int
+	// Samples and SampleRate are the track's exact length (see Info).
+	Samples    int64
+	SampleRate int
+	Table      *seektable.Table
+	Licence    licence.Licence
+	f          *encFile
 }
 
 // ErrNotDownloaded is returned by Open for a track not in the store.
@@ -249,13 +260,9 @@ func (s *Store) Open(track string) (*Track, error) {
 	if l.TrackID != track {
 		return nil, fmt.Errorf("offline: %s: licence is for %q", track, l.TrackID)
 	}
-	mb, err := os.ReadFile(filepath.Join(s.dir, track+".json"))
+	m, err := s.meta(track)
 	if err != nil {
-		return nil, fmt.Errorf("offline: %w", err)
-	}
-	var m meta
-	if err := json.Unmarshal(mb, &m); err != nil || !media.ValidTier(m.Kbps) {
-		return nil, fmt.Errorf("%w: %s.json", ErrTampered, track)
+		return nil, err
 	}
 	sf, err := openEnc(filepath.Join(s.dir, track+".seek.enc"), l.WrapKey, context(track, m.Kbps, "seek"))
 	if err != nil {
@@ -279,7 +286,7 @@ func (s *Store) Open(track string) (*Track, error) {
 		af.Close()
 		return nil, fmt.Errorf("%w: audio size %d, seek table says %d", ErrTampered, af.Size(), tb.FileSize)
 	}
-	return &Track{ID: track, Kbps: m.Kbps, Table: tb, Licence: l, f: af}, nil
+	return &Track{ID: track, Kbps: m.Kbps, Samples: m.Samples, SampleRate: m.SampleRate, Table: tb, Licence: l, f: af}, nil
 }
 
 // Size is the audio file's plaintext size.
