@@ -42,6 +42,14 @@ func TestExamplesLoad(t *testing.T) {
 	if shield.Upstreams[0] != "http://"+orig.InternalAddr {
 		t.Errorf("shield upstream %s, want the origin's internal listener %s", shield.Upstreams[0], orig.InternalAddr)
 	}
+	// The standalone http cache: no keys, no shields, one http route.
+	standalone := tier.DefaultEdgeConfig()
+	if err := config.Load("http-edge.yaml", &standalone); err != nil {
+		t.Errorf("http-edge.yaml: %v", err)
+	}
+	if len(standalone.Routes) != 1 || standalone.Routes[0].Mode != tier.ModeHTTP || len(standalone.Keys) != 0 {
+		t.Errorf("http-edge.yaml: %+v", standalone.Routes)
+	}
 }
 
 // TestDeployExamplesLoad: the separate-hosts POP in deploy/ parses and

@@ -7,7 +7,9 @@
 // id and its play ticket, see package playticket),
 // a first next-tracks list (GET /v1/recs/next/<track>?n=3&country=CC),
 // /healthz, /readyz, and the services mounted with Mount (plays POST,
-// licences, user recommendations).
+// licences, user recommendations), and cover art and track metadata
+// (GET /img/<album>/<size>.jpg, GET /v1/tracks/<id>: see package artwork),
+// also on the internal listener for the shields' http routes.
 //
 // The internal handler (Config.InternalAddr), for the private network:
 // the catalog's files for shields (GET|HEAD /media/<track>/<kbps>.ogg|.seek,
@@ -22,6 +24,7 @@
 //	public    GET /v1/recs/next/<t>       players        none              n <= 10 rights look-ups
 //	internal  GET|HEAD /media/<t>/<k>.ext shields        tier credential   one file (<= ~10 MB), httprange.DefaultMaxRanges ranges
 //	internal  GET /v1/rights/<t>          edges          tier credential   one rights look-up
+//	internal  GET /img/..., /v1/tracks/.. shields        tier credential   one small image or JSON (also public, for anyone)
 //	internal  GET /v1/recs/next/<t>       edges          tier credential   n <= 10 rights look-ups
 //	internal  GET /metrics                operators      network only      one scrape
 //	internal  GET /v1/royalties/...       finance jobs   network only      one ledger query
@@ -65,12 +68,13 @@ import (
 	"github.com/musiccdn/cdn/httprange"
 	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/origin/api"
+	"github.com/musiccdn/cdn/origin/artwork"
 	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/origin/plays"
 	"github.com/musiccdn/cdn/origin/recs"
 	"github.com/musiccdn/cdn/origin/rights"
-	"github.com/musiccdn/cdn/tierauth"
 	"github.com/musiccdn/cdn/playticket"
+	"github.com/musiccdn/cdn/tierauth"
 	"github.com/musiccdn/cdn/urlsign"
 )
 
@@ -518,6 +522,12 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, opts ...Opti
 	// listener, behind the tier credential.
 	s.imux.HandleFunc("GET /v1/rights/{track...}", s.tierOnly(s.api("rights", s.serveRights)))
 	s.imux.HandleFunc("GET /v1/recs/next/{track...}", s.tierOnly(s.api("recs_next", s.serveNext)))
+	art := artwork.New(s.src)
+	s.mux.HandleFunc("GET /img/", s.api("image", art.ServeImage))
+	s.mux.HandleFunc("GET /v1/tracks/", s.api("track", art.ServeTrack))
+	// The same for the shields' http routes, behind the tier credential.
+	s.imux.HandleFunc("GET /img/", s.tierOnly(s.api("image", art.ServeImage)))
+	s.imux.HandleFunc("GET /v1/tracks/", s.tierOnly(s.api("track", art.ServeTrack)))
 	healthz := func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
@@ -555,7 +565,7 @@ func (s *Server) registerMetrics(reg prometheus.Registerer) error {
 	})
 	s.apiRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "origin_api_requests_total",
-		Help: "API requests (manifest, recs_next), by handler and status code.",
+		Help: "API requests (manifest, recs_next, image, track), by handler and status code.",
 	}, []string{"handler", "code"})
 	s.apiSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "origin_api_request_duration_seconds",

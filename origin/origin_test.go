@@ -25,8 +25,8 @@ import (
 	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/origin/rights"
-	"github.com/musiccdn/cdn/tierauth"
 	"github.com/musiccdn/cdn/playticket"
+	"github.com/musiccdn/cdn/tierauth"
 	"github.com/musiccdn/cdn/urlsign"
 )
 

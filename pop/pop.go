@@ -246,6 +246,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*POP, error) {
 		sc.InternalAddr = net.JoinHostPort(cfg.Host, "0")
 		sc.TierKeys = tierKeys
 		sc.Upstreams = []string{p.addrs.Internal.Origin}
+		sc.Routes = Routes()
 		sc.Cache.MemoryBytes, sc.Cache.ChunkSize = cfg.ShieldCache, cfg.ChunkSize
 		if cfg.ShieldDisk > 0 {
 			sc.Cache.DiskDir = filepath.Join(p.cfg.DataDir, sc.Name)
@@ -267,6 +268,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*POP, error) {
 		ec.InternalAddr = net.JoinHostPort(cfg.Host, "0")
 		ec.TierKeys = tierKeys
 		ec.Upstreams = p.addrs.Shields
+		ec.Routes = Routes()
 		ec.Keys = []tier.Key{{ID: keyID, Secret: hex.EncodeToString(secret)}}
 		ec.CountryHeader = cfg.CountryHeader
 		ec.Cache.MemoryBytes, ec.Cache.ChunkSize = cfg.EdgeCache, cfg.ChunkSize
@@ -356,6 +358,17 @@ func (p *POP) startOrigin(keyID, secret string, tierKeys []tierauth.KeyConfig) e
 
 // startTier starts a node and joins it to the cluster of the nodes
 // started before it.
+// Routes are the routes of a POP's edges and shields: the audio path, and
+// RFC 9111 caches (package httpcache) for the origin's cover art and track
+// metadata (package artwork), filled from the same upstreams.
+func Routes() []tier.Route {
+	return []tier.Route{
+		{Mode: tier.ModeAudio},
+		{Prefix: "/img/", Mode: tier.ModeHTTP},
+		{Prefix: "/v1/tracks/", Mode: tier.ModeHTTP},
+	}
+}
+
 func (p *POP) startTier(ctx context.Context, cfg tier.Config) (*tier.Node, error) {
 	n, err := tier.NewNode(cfg, p.log, prometheus.NewRegistry(), nil)
 	if err != nil {

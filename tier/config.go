@@ -38,6 +38,12 @@
 // beyond max_buffered_body; and, for a track start, prefetch.tracks rights
 // look-ups and warms, queued and dropped when the queue is full. A missing
 // object costs one upstream request per cache.negative_ttl.
+//
+// Beside the audio path, Config.Routes may add http routes: a path prefix
+// served by a shared RFC 9111 cache (package httpcache) in front of its
+// upstreams, for cover art and API responses (see httpRoute for who may
+// call them and what a request may cost). An edge whose routes are all
+// http needs no token keys, shields or cluster.
 package tier
 
 import (
@@ -89,7 +95,14 @@ type Config struct {
 	// Upstreams are the base URLs of the next tier up: shields for an
 	// edge, the origin for a shield. A request's track picks its first
 	// upstream by hashing; the others are tried in order on failure.
+	// Required with an audio route; http routes without their own
+	// upstreams use these too.
 	Upstreams []string `yaml:"upstreams"`
+	// Routes are the path prefixes the node serves and how: the longest
+	// matching prefix wins, after the node's own endpoints (/metrics,
+	// /healthz, /readyz, the peer path). Default (no routes key): one
+	// audio route, today's signed chunked path. See Route.
+	Routes []Route `yaml:"routes"`
 	// UpstreamTimeout bounds one attempt at one upstream, connect to last
 	// byte. Default 5 s.
 	UpstreamTimeout config.Duration `yaml:"upstream_timeout"`
@@ -155,6 +168,156 @@ type Config struct {
 	// player-facing listener serves HTTPS.
 	TLSCert string `yaml:"tls_cert"`
 	TLSKey  string `yaml:"tls_key"`
+}
+
+// Route modes.
+const (
+	// ModeAudio is the signed, chunked audio path (/a/ at an edge,
+	// /media/ at a shield).
+	ModeAudio = "audio"
+	// ModeHTTP is a shared HTTP cache following RFC 9111 (package
+	// httpcache) in front of the route's upstreams.
+	ModeHTTP = "http"
+)
+
+// Route is one entry of Config.Routes.
+type Route struct {
+	// Prefix is the path prefix served, starting with "/". An audio
+	// route's prefix is the role's audio path and may be left empty.
+	Prefix string `yaml:"prefix"`
+	// Mode is "audio" or "http".
+	Mode string `yaml:"mode"`
+	// Upstreams are an http route's base URLs: at an edge, shields (with a
+	// cluster and no upstreams here, the live shields in rendezvous order,
+	// as for audio); at a shield, the origin service owning the paths.
+	// Default: the node's upstreams. An audio route uses the node's
+	// upstreams and has none of its own.
+	Upstreams []string `yaml:"upstreams"`
+	// MaxObjectSize is the largest response body an http route stores;
+	// larger ones are streamed through uncached. Default 8 MiB.
+	MaxObjectSize config.Size `yaml:"max_object_size"`
+	// MaxHeaderBytes bounds an upstream response's header block on an
+	// http route; a larger one is a 502. Default 16 KiB.
+	MaxHeaderBytes config.Size `yaml:"max_header_bytes"`
+	// MaxEntries bounds the stored responses an http route indexes.
+	// Default 100000.
+	MaxEntries int `yaml:"max_entries"`
+	// StaleOnError is how long past its freshness lifetime an http route
+	// still serves a stored response when the upstream is unreachable or
+	// answers 500, 502, 503 or 504 (RFC 9111 §4.2.4), unless the response
+	// forbids it (must-revalidate, proxy-revalidate, s-maxage, no-cache);
+	// a response's stale-if-error (RFC 5861) may give longer. 0 (the
+	// YAML value "0s" included) means the default, 1 h; a negative value
+	// turns it off.
+	StaleOnError config.Duration `yaml:"stale_on_error"`
+}
+
+// Route defaults.
+const (
+	defaultMaxObjectSize  = 8 << 20
+	defaultMaxHeaderBytes = 16 << 10
+	defaultMaxEntries     = 100000
+	defaultStaleOnError   = config.Duration(time.Hour)
+)
+
+// routes returns the configured routes with defaults filled in: one
+// audio route when none are configured.
+func (c Config) routes() []Route {
+	rs := c.Routes
+	if rs == nil {
+		rs = []Route{{Mode: ModeAudio}}
+	}
+	out := make([]Route, len(rs))
+	for i, r := range rs {
+		if r.Mode == ModeAudio && r.Prefix == "" {
+			r.Prefix = c.audioPrefix()
+		}
+		if r.Mode == ModeHTTP {
+			if r.MaxObjectSize == 0 {
+				r.MaxObjectSize = defaultMaxObjectSize
+			}
+			if r.MaxHeaderBytes == 0 {
+				r.MaxHeaderBytes = defaultMaxHeaderBytes
+			}
+			if r.MaxEntries == 0 {
+				r.MaxEntries = defaultMaxEntries
+			}
+			if r.StaleOnError == 0 {
+				r.StaleOnError = defaultStaleOnError
+			}
+		}
+		out[i] = r
+	}
+	return out
+}
+
+func (c Config) audioPrefix() string {
+	if c.Role == Edge {
+		return "/a/"
+	}
+	return "/media/"
+}
+
+// hasAudio reports whether a route is in audio mode.
+func (c Config) hasAudio() bool {
+	for _, r := range c.routes() {
+		if r.Mode == ModeAudio {
+			return true
+		}
+	}
+	return false
+}
+
+func (c Config) validateRoutes(bad func(field, format string, args ...any)) {
+	if c.Routes != nil && len(c.Routes) == 0 {
+		bad("routes", "must not be empty when given")
+	}
+	seen := map[string]bool{}
+	audio := c.audioPrefix()
+	for i, r := range c.routes() {
+		f := func(name string) string { return fmt.Sprintf("routes[%d].%s", i, name) }
+		switch r.Mode {
+		case ModeAudio:
+			if r.Prefix != audio {
+				bad(f("prefix"), "an audio route serves %q at a %s", audio, c.Role)
+			}
+			if len(r.Upstreams) > 0 {
+				bad(f("upstreams"), "an audio route uses the node's upstreams")
+			}
+		case ModeHTTP:
+			if !strings.HasPrefix(r.Prefix, "/") {
+				bad(f("prefix"), "must start with /")
+			}
+			if len(r.Upstreams) == 0 && len(c.Upstreams) == 0 && !(c.Role == Edge && c.Cluster.Role != "") {
+				bad(f("upstreams"), "an http route needs upstreams (its own or the node's)")
+			}
+			for j, u := range r.Upstreams {
+				if !baseURLValid(u) {
+					bad(fmt.Sprintf("routes[%d].upstreams[%d]", i, j), "%q is not an http(s) base URL", u)
+				}
+			}
+			if r.MaxObjectSize < 0 {
+				bad(f("max_object_size"), "must not be negative")
+			}
+			if r.MaxHeaderBytes < 1<<10 || r.MaxHeaderBytes > 1<<20 {
+				bad(f("max_header_bytes"), "must be from 1KiB to 1MiB")
+			}
+			if r.MaxEntries < 1 {
+				bad(f("max_entries"), "must be positive")
+			}
+		default:
+			bad(f("mode"), "must be audio or http, not %q", r.Mode)
+		}
+		if seen[r.Prefix] {
+			bad(f("prefix"), "%q is served by an earlier route", r.Prefix)
+		}
+		seen[r.Prefix] = true
+	}
+}
+
+func baseURLValid(u string) bool {
+	p, err := url.Parse(u)
+	return err == nil && (p.Scheme == "http" || p.Scheme == "https") && p.Host != "" && (p.Path == "" || p.Path == "/")
 }
 
 // Key is a token key as written in configuration.
@@ -233,22 +396,24 @@ func (c Config) Validate() error {
 	} else if c.InternalAddr == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
 		bad("internal_addr", "must differ from listen")
 	}
-	if len(c.TierKeys) == 0 {
+	audio := c.hasAudio()
+	if len(c.TierKeys) == 0 && (audio || c.Cluster.Role != "") {
 		// An edge signs its fills with them; a shield checks every
-		// /media request with them.
+		// /media request with them. A node with only http routes in
+		// front of an outside upstream needs none.
 		bad("tier_keys", "required: every fill between tiers carries a tier credential")
-	} else if _, err := tierauth.New(c.TierKeys); err != nil {
+	} else if _, err := tierauth.New(c.TierKeys); len(c.TierKeys) > 0 && err != nil {
 		errs = append(errs, config.Prefix("tier_keys", err))
 	}
-	if len(c.Upstreams) == 0 {
+	if len(c.Upstreams) == 0 && audio {
 		bad("upstreams", "at least one upstream base URL is needed")
 	}
 	for i, u := range c.Upstreams {
-		p, err := url.Parse(u)
-		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || (p.Path != "" && p.Path != "/") {
+		if !baseURLValid(u) {
 			bad(fmt.Sprintf("upstreams[%d]", i), "%q is not an http(s) base URL", u)
 		}
 	}
+	c.validateRoutes(bad)
 	if c.UpstreamTimeout <= 0 {
 		bad("upstream_timeout", "must be positive")
 	}
@@ -299,8 +464,11 @@ func (c Config) Validate() error {
 		if c.CountryHeader != "" && !validHeaderName(c.CountryHeader) {
 			bad("country_header", "%q is not a header name", c.CountryHeader)
 		}
+	}
+	if c.Role == Edge && (audio || len(c.Keys) > 0) {
+		// Token keys guard the audio path only.
 		if len(c.Keys) == 0 {
-			bad("keys", "an edge needs at least one token key")
+			bad("keys", "an edge with an audio route needs at least one token key")
 		} else if _, err := c.Keyring(); err != nil {
 			bad("keys", "%v", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"strconv"
 	"strings"
@@ -44,6 +45,10 @@ type fetcher struct {
 	auth    *tierauth.Keyring // signs every request: upstreams and owners check it
 	timeout time.Duration
 	now     func() time.Time
+	// stream makes the upstream clients stream response bodies and bound
+	// response headers to maxHeader bytes (an http route's fetcher).
+	stream    bool
+	maxHeader int
 
 	mu  sync.Mutex
 	ups map[string]*upstream
@@ -102,6 +107,20 @@ func (f *fetcher) upstream(base string) (*upstream, error) {
 			MaxResponseBodySize: 64 << 20,
 		},
 	}
+	if f.stream {
+		up.hc.StreamResponseBody = true
+		up.hc.MaxResponseBodySize = 0
+		up.hc.ReadBufferSize = f.maxHeader
+		up.hc.DisablePathNormalizing = true
+		up.hc.NoDefaultUserAgentHeader = true
+		// One retry, and only for a kept-alive connection the upstream
+		// had closed: a bad response (an oversized header) is an
+		// answer, and failover to the next upstream is the caller's.
+		up.hc.MaxIdemponentCallAttempts = 2
+		up.hc.RetryIfErr = func(_ *fasthttp.Request, _ int, err error) (bool, bool) {
+			return false, errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed)
+		}
+	}
 	f.ups[base] = up
 	return up, nil
 }
@@ -109,7 +128,11 @@ func (f *fetcher) upstream(base string) (*upstream, error) {
 // order returns the upstreams to try for name, first choice first,
 // healthy ones before those passive health marks down.
 func (f *fetcher) order(name string, dst []*upstream) []*upstream {
-	key := xxhash.Sum64String(trackOf(name))
+	return f.orderKey(xxhash.Sum64String(trackOf(name)), dst)
+}
+
+// orderKey is order for a hashed key.
+func (f *fetcher) orderKey(key uint64, dst []*upstream) []*upstream {
 	var bases []string
 	if f.route != nil {
 		var buf [16]string

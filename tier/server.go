@@ -29,18 +29,21 @@ import (
 
 // Server is one edge or shield node.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	store   *cache.Store
-	fetch   *fetcher
-	keys    *urlsign.Keyring // edge only
-	maxTTL  int64            // edge only: TokenMaxTTL in seconds
-	now     func() time.Time
-	prefix  []byte // "/a/" or "/media/"
-	m       *metrics
-	srv     *fasthttp.Server // public listener
-	metrics fasthttp.RequestHandler
-	debug   fasthttp.RequestHandler
+	cfg    Config
+	log    *slog.Logger
+	store  *cache.Store
+	fetch  *fetcher
+	keys   *urlsign.Keyring // edge only
+	maxTTL int64            // edge only: TokenMaxTTL in seconds
+	now    func() time.Time
+	prefix []byte // "/a/" or "/media/"
+	audio  bool   // an audio route is configured
+
+	httpRoutes []httpRoute // longest prefix first
+	m          *metrics
+	srv        *fasthttp.Server // public listener
+	metrics    fasthttp.RequestHandler
+	debug      fasthttp.RequestHandler
 	// tierKeys sign this node's fills and check requests on its fill
 	// endpoints (a shield's /media/, an edge's /peer/media/).
 	tierKeys *tierauth.Keyring
@@ -90,9 +93,12 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 	if now == nil {
 		now = time.Now
 	}
-	tk, err := tierauth.New(cfg.TierKeys)
-	if err != nil {
-		return nil, fmt.Errorf("tier: tier_keys: %w", err)
+	var tk *tierauth.Keyring // nil: a node with only http routes to outside upstreams
+	if len(cfg.TierKeys) > 0 {
+		var err error
+		if tk, err = tierauth.New(cfg.TierKeys); err != nil {
+			return nil, fmt.Errorf("tier: tier_keys: %w", err)
+		}
 	}
 	f, err := newFetcher(cfg.Upstreams, time.Duration(cfg.UpstreamTimeout), now)
 	if err != nil {
@@ -118,10 +124,13 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 	for _, o := range opts {
 		o(s)
 	}
+	s.audio = cfg.hasAudio()
 	if cfg.Role == Edge {
 		s.prefix = []byte("/a/")
-		if s.keys, err = cfg.Keyring(); err != nil {
-			return nil, err
+		if s.audio {
+			if s.keys, err = cfg.Keyring(); err != nil {
+				return nil, err
+			}
 		}
 		s.maxTTL = int64(time.Duration(cfg.TokenMaxTTL) / time.Second)
 		if s.route != nil {
@@ -138,21 +147,30 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 		}
 	}
 	s.m = newMetrics(string(cfg.Role), reg, store, f)
+	if err := s.newHTTPRoutes(cfg, reg); err != nil {
+		return nil, err
+	}
 	s.m.registerCluster(string(cfg.Role), reg, s)
 	s.metrics = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	s.debug = fasthttpadaptor.NewFastHTTPHandler(debugMux())
 	s.srv = s.newHTTPServer(s.Handle)
+	if len(s.httpRoutes) > 0 {
+		s.srv.MaxRequestBodySize = maxRouteBody
+	}
 	s.internal = s.newHTTPServer(s.HandleInternal)
 	return s, nil
 }
 
-// Limits of both listeners. Every endpoint is a GET or HEAD without a
-// body, so a request is its header: maxHeader bounds it (fasthttp's read
-// buffer is the header limit; a larger header is a 431), and a body is
-// refused before it is buffered (413).
+// Limits of both listeners. Every audio, peer and ops endpoint is a GET
+// or HEAD without a body, so a request is its header: maxHeader bounds it
+// (fasthttp's read buffer is the header limit; a larger header is a 431),
+// and a body is refused before it is buffered (413). Only the public
+// listener of a node with http routes takes bodies, for the unsafe
+// methods those routes forward upstream, up to maxRouteBody.
 const (
 	maxHeader      = 8 << 10
 	maxRequestBody = 1
+	maxRouteBody   = 1 << 20
 )
 
 func (s *Server) newHTTPServer(h fasthttp.RequestHandler) *fasthttp.Server {
@@ -300,6 +318,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.prefetch != nil {
 		s.prefetch.close()
 	}
+	for _, r := range s.httpRoutes {
+		r.cache.Close()
+	}
 	s.store.Close()
 	if s.hot != nil {
 		s.hot.Close()
@@ -316,7 +337,7 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	start := s.now()
 	path := ctx.Path()
 	switch {
-	case bytes.HasPrefix(path, s.prefix):
+	case s.audio && bytes.HasPrefix(path, s.prefix):
 		if s.cfg.Role == Shield && !s.tierAuthorized(ctx) {
 			// Edges only: nothing is read or fetched for anyone else.
 			s.m.observe(ctx.Response.StatusCode(), s.now().Sub(start))
@@ -324,8 +345,12 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 		}
 		s.serveObject(ctx, path[len(s.prefix):], false)
 		s.m.observe(ctx.Response.StatusCode(), s.now().Sub(start))
+	case s.serveHealth(ctx, path):
+	case s.serveHTTPRoute(ctx, path):
 	default:
-		s.serveHealth(ctx, path)
+		// The edge is not an open proxy: only the audio and seek-table
+		// paths and the configured http routes are served.
+		ctx.Error("not found\n", fasthttp.StatusNotFound)
 	}
 }
 
@@ -345,14 +370,15 @@ func (s *Server) HandleInternal(ctx *fasthttp.RequestCtx) {
 		s.metrics(ctx)
 	case bytes.HasPrefix(path, debugPath):
 		s.debug(ctx)
+	case s.serveHealth(ctx, path):
 	default:
-		s.serveHealth(ctx, path)
+		ctx.Error("not found\n", fasthttp.StatusNotFound)
 	}
 }
 
 // serveHealth answers /healthz and /readyz, and 404 to anything else: a
 // node is not an open proxy.
-func (s *Server) serveHealth(ctx *fasthttp.RequestCtx, path []byte) {
+func (s *Server) serveHealth(ctx *fasthttp.RequestCtx, path []byte) bool {
 	switch string(path) {
 	case "/healthz":
 		ctx.SetBodyString("ok\n")
@@ -363,8 +389,9 @@ func (s *Server) serveHealth(ctx *fasthttp.RequestCtx, path []byte) {
 			ctx.SetBodyString("ready\n")
 		}
 	default:
-		ctx.Error("not found\n", fasthttp.StatusNotFound)
+		return false
 	}
+	return true
 }
 
 // tierAuthorized checks the request's tier credential over its method and

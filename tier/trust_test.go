@@ -102,6 +102,11 @@ func TestListenersSplit(t *testing.T) {
 		req, _ := http.NewRequest("GET", edge.URL()+"/a/t2/96.ogg?t="+c.keys.Sign("t2/96.ogg", "SE", c.clock().Add(time.Hour)), strings.NewReader(strings.Repeat("x", size)))
 		resp, err := c.client.Do(req)
 		if err != nil {
+			// The server answers 413 and closes while a large body is
+			// still being written: the client may see the reset first.
+			if size > 1 && strings.Contains(err.Error(), "connection reset") {
+				continue
+			}
 			t.Fatal(err)
 		}
 		resp.Body.Close()
