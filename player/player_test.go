@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/musiccdn/cdn/player/decoder"
 	"github.com/musiccdn/cdn/player/playertest"
 	"github.com/musiccdn/cdn/player/plays"
+	"github.com/musiccdn/cdn/vorbis"
 )
 
 var (
@@ -73,11 +73,11 @@ func reference(t *testing.T, id string, kbps int) []float32 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := decoder.ReadHeaders(bytes.NewReader(b))
+	h, err := vorbis.ReadHeaders(bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, _ := decoder.NewStream(h, bytes.NewReader(b[h.AudioStart:]), h.AudioStart)
+	st, _ := vorbis.NewStream(h, bytes.NewReader(b[h.AudioStart:]), h.AudioStart)
 	var pcm []float32
 	buf := make([]float32, 8192)
 	for {

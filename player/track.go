@@ -10,9 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/musiccdn/cdn/player/decoder"
 	"github.com/musiccdn/cdn/player/offline"
 	"github.com/musiccdn/cdn/seektable"
+	"github.com/musiccdn/cdn/vorbis"
 )
 
 // prepared is what is needed to start decoding a track: the tier, its seek
@@ -23,7 +23,7 @@ type prepared struct {
 	kbps  int
 	size  int64
 	table *seektable.Table
-	hdr   *decoder.Headers
+	hdr   *vorbis.Headers
 	head  []byte
 	// open returns the file from off to its end: the head from memory,
 	// the rest with one range request.
@@ -92,7 +92,7 @@ func prepareOnline(ctx context.Context, c *client, id string, maxKbps int, buffe
 	if err != nil {
 		return nil, fmt.Errorf("player: %s: %w", id, err)
 	}
-	if p.hdr, err = decoder.ReadHeaders(bytes.NewReader(p.head)); err != nil {
+	if p.hdr, err = vorbis.ReadHeaders(bytes.NewReader(p.head)); err != nil {
 		return nil, fmt.Errorf("player: %s: %w", id, err)
 	}
 	var mu sync.Mutex
@@ -163,7 +163,7 @@ func prepareOffline(tr *offline.Track) (*prepared, error) {
 		return nil, err
 	}
 	var err error
-	if p.hdr, err = decoder.ReadHeaders(bytes.NewReader(p.head)); err != nil {
+	if p.hdr, err = vorbis.ReadHeaders(bytes.NewReader(p.head)); err != nil {
 		return nil, fmt.Errorf("player: %s: %w", tr.ID, err)
 	}
 	p.open = func(_ context.Context, off int64) (io.ReadCloser, error) {
@@ -297,7 +297,7 @@ func (t *Track) decode(ctx context.Context, gen int, p *prepared, at, total int6
 		return err
 	}
 	defer rc.Close()
-	st, err := decoder.NewStream(p.hdr, rc, off)
+	st, err := vorbis.NewStream(p.hdr, rc, off)
 	if err != nil {
 		return err
 	}

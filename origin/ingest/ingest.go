@@ -41,7 +41,7 @@ import (
 	"time"
 
 	"github.com/musiccdn/cdn/origin/media"
-	"github.com/musiccdn/cdn/player/decoder"
+	"github.com/musiccdn/cdn/vorbis"
 )
 
 // EmbedFunc computes a content embedding from mono PCM in [-1, 1].
@@ -371,11 +371,11 @@ func sniff(b []byte) string {
 }
 
 func monoPCM(oggb []byte) ([]float32, int, error) {
-	h, err := decoder.ReadHeaders(bytes.NewReader(oggb))
+	h, err := vorbis.ReadHeaders(bytes.NewReader(oggb))
 	if err != nil {
 		return nil, 0, err
 	}
-	s, err := decoder.NewStream(h, bytes.NewReader(oggb[h.AudioStart:]), h.AudioStart)
+	s, err := vorbis.NewStream(h, bytes.NewReader(oggb[h.AudioStart:]), h.AudioStart)
 	if err != nil {
 		return nil, 0, err
 	}
