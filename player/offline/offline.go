@@ -42,7 +42,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/musiccdn/cdn/origin/licence"
+	"github.com/musiccdn/cdn/origin/api"
 	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/seektable"
 )
@@ -88,7 +88,7 @@ func (s *Store) Put(track string, info Info, tok string, audio io.Reader, size i
 	if !media.ValidID(track) {
 		return fmt.Errorf("offline: bad track id %q", track)
 	}
-	l, err := licence.Verify(s.pub, tok, s.now())
+	l, err := api.VerifyLicence(s.pub, tok, s.now())
 	if err != nil {
 		return fmt.Errorf("offline: %s: %w", track, err)
 	}
@@ -119,7 +119,7 @@ func (s *Store) Put(track string, info Info, tok string, audio io.Reader, size i
 // may have expired, but it must carry a valid signature. Interrupted, it
 // is completed by calling it again with the same tok.
 func (s *Store) Renew(track, tok string) error {
-	l, err := licence.Verify(s.pub, tok, s.now())
+	l, err := api.VerifyLicence(s.pub, tok, s.now())
 	if err != nil {
 		return fmt.Errorf("offline: renew %s: %w", track, err)
 	}
@@ -182,23 +182,23 @@ func (s *Store) TakePlay(track string) (Play, error) {
 }
 
 // storedLicence reads and checks a track's stored licence, expired or not.
-func (s *Store) storedLicence(track string) (licence.Licence, error) {
+func (s *Store) storedLicence(track string) (api.Licence, error) {
 	if !media.ValidID(track) {
-		return licence.Licence{}, fmt.Errorf("offline: bad track id %q", track)
+		return api.Licence{}, fmt.Errorf("offline: bad track id %q", track)
 	}
 	tok, err := os.ReadFile(filepath.Join(s.dir, track+".lic"))
 	if errors.Is(err, os.ErrNotExist) {
-		return licence.Licence{}, fmt.Errorf("%w: %s", ErrNotDownloaded, track)
+		return api.Licence{}, fmt.Errorf("%w: %s", ErrNotDownloaded, track)
 	}
 	if err != nil {
-		return licence.Licence{}, fmt.Errorf("offline: %w", err)
+		return api.Licence{}, fmt.Errorf("offline: %w", err)
 	}
-	l, err := licence.Verify(s.pub, string(tok), s.now())
-	if err != nil && !errors.Is(err, licence.ErrExpired) {
-		return licence.Licence{}, fmt.Errorf("offline: %s: %w", track, err)
+	l, err := api.VerifyLicence(s.pub, string(tok), s.now())
+	if err != nil && !errors.Is(err, api.ErrLicenceExpired) {
+		return api.Licence{}, fmt.Errorf("offline: %s: %w", track, err)
 	}
 	if l.TrackID != track {
-		return licence.Licence{}, fmt.Errorf("offline: %s: licence is for %q", track, l.TrackID)
+		return api.Licence{}, fmt.Errorf("offline: %s: licence is for %q", track, l.TrackID)
 	}
 	return l, nil
 }
@@ -230,7 +230,7 @@ type Track struct {
 	Samples    int64
 	SampleRate int
 	Table      *seektable.Table
-	Licence    licence.Licence
+	Licence    api.Licence
 	f          *encFile
 }
 
@@ -238,7 +238,7 @@ type Track struct {
 var ErrNotDownloaded = errors.New("offline: track not downloaded")
 
 // Open checks the licence and returns the track for reading. An expired
-// licence is an error wrapping licence.ErrExpired.
+// licence is an error wrapping api.ErrLicenceExpired.
 func (s *Store) Open(track string) (*Track, error) {
 	if !media.ValidID(track) {
 		return nil, fmt.Errorf("offline: bad track id %q", track)
@@ -250,8 +250,8 @@ func (s *Store) Open(track string) (*Track, error) {
 	if err != nil {
 		return nil, fmt.Errorf("offline: %w", err)
 	}
-	l, err := licence.Verify(s.pub, string(tok), s.now())
-	if errors.Is(err, licence.ErrExpired) {
+	l, err := api.VerifyLicence(s.pub, string(tok), s.now())
+	if errors.Is(err, api.ErrLicenceExpired) {
 		return nil, fmt.Errorf("offline: %s: %w; renew it online (player download) to play again", track, err)
 	}
 	if err != nil {
