@@ -1,4 +1,4 @@
-package loadtest
+package workload
 
 import (
 	"math"
@@ -10,7 +10,7 @@ import (
 )
 
 func TestGeneratorDeterministic(t *testing.T) {
-	cfg := DefaultWorkloadConfig()
+	cfg := DefaultConfig()
 	cfg.Tracks = 5000
 	draw := func(seed uint64) []Session {
 		c := cfg
@@ -100,7 +100,7 @@ func harmonic(n int, s float64) float64 {
 // TestPlayPlans checks the properties every planned play must have, over
 // many sessions.
 func TestPlayPlans(t *testing.T) {
-	cfg := DefaultWorkloadConfig()
+	cfg := DefaultConfig()
 	cfg.Tracks = 2000
 	g, err := NewGenerator(cfg)
 	if err != nil {
@@ -170,7 +170,7 @@ func BenchmarkZipfDraw(b *testing.B) {
 // BenchmarkGeneratorNext is the cost of planning one session (about 60
 // requests), a small part of what a run spends per request.
 func BenchmarkGeneratorNext(b *testing.B) {
-	g, err := NewGenerator(DefaultWorkloadConfig())
+	g, err := NewGenerator(DefaultConfig())
 	if err != nil {
 		b.Fatal(err)
 	}
