@@ -28,7 +28,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -307,53 +306,6 @@ func (in *Ingester) run(ctx context.Context, bin string, args ...string) error {
 			return fmt.Errorf("%s: %w: %s", filepath.Base(bin), err, msg)
 		}
 		return fmt.Errorf("%s: %w", filepath.Base(bin), err)
-	}
-	return nil
-}
-
-// Run is the command line `ingest --catalog DIR [--id ID] FILE...`: it
-// ingests each file, naming the track after the file without its extension
-// unless --id is given (only with one file), and prints each id when done.
-func Run(ctx context.Context, args []string, stdout io.Writer) error {
-	return RunWith(ctx, args, stdout, nil)
-}
-
-// RunWith is Run with an embedding function (the recommendations
-// service's), stored in each track's track.json.
-func RunWith(ctx context.Context, args []string, stdout io.Writer, embed EmbedFunc) error {
-	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
-	fs.SetOutput(stdout)
-	catalog := fs.String("catalog", "", "catalog root directory (required)")
-	id := fs.String("id", "", "track id (default: the file name without extension; one file only)")
-	oggenc := fs.String("oggenc", "oggenc", "oggenc binary")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	files := fs.Args()
-	if *catalog == "" || len(files) == 0 {
-		return errors.New("usage: ingest --catalog DIR [--id ID] FILE...")
-	}
-	if *id != "" && len(files) > 1 {
-		return errors.New("ingest: --id with more than one file")
-	}
-	cfg := DefaultConfig(*catalog)
-	cfg.OggEnc = *oggenc
-	cfg.Embed = embed
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	in, err := New(cfg)
-	if err != nil {
-		return err
-	}
-	for _, f := range files {
-		tid := *id
-		if tid == "" {
-			tid = strings.TrimSuffix(filepath.Base(f), filepath.Ext(f))
-		}
-		m, err := in.Ingest(ctx, tid, f)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%s\t%d ms\n", tid, m.DurationMS)
 	}
 	return nil
 }

@@ -220,24 +220,4 @@ func TestIngestErrors(t *testing.T) {
 	}
 }
 
-func TestRun(t *testing.T) {
-	needOggenc(t)
-	dir := t.TempDir()
-	src := filepath.Join(dir, "short-one.wav")
-	writeSine(t, src, 22050)
-	var out bytes.Buffer
-	if err := Run(context.Background(), []string{"--catalog", dir, src}, &out); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(out.String(), "short-one\t") {
-		t.Errorf("Run printed %q, want the track id", out.String())
-	}
-	if _, err := os.Stat(filepath.Join(dir, "short-one", "320.seek")); err != nil {
-		t.Error(err)
-	}
-	if err := Run(context.Background(), []string{src}, &out); err == nil {
-		t.Error("Run without --catalog succeeded")
-	}
-}
-
 func itoa(n int) string { return strconv.Itoa(n) }
