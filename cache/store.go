@@ -37,7 +37,10 @@ import (
 	"github.com/musiccdn/cdn/config"
 )
 
-// Config configures a Store. The zero value of a field means its default.
+// Config configures a Store. A zero ChunkSize, MemoryBytes, MaxObjects,
+// MetaTTL, StaleRetry or FillTimeout means its default (New fills it in); a
+// zero WindowPercent, DiskBytes or NegativeTTL means none of it (no window,
+// no disk tier, no negative caching), so start from DefaultConfig.
 type Config struct {
 	// ChunkSize is the size of a chunk in bytes, a power of two from 4 KiB
 	// to 4 MiB. Default 256 KiB: see DefaultChunkSize.
@@ -56,8 +59,8 @@ type Config struct {
 	// metadata is served before the upstream is asked again. Default 10 s.
 	StaleRetry config.Duration `yaml:"stale_retry"`
 	// WindowPercent is the share of MemoryBytes kept as an LRU window in
-	// front of ristretto (see Memory), 0 to 50. Default
-	// DefaultWindowPercent (10).
+	// front of ristretto (see Memory), 0 to 50; 0 means no window (plain
+	// ristretto), not the default. Default DefaultWindowPercent (25).
 	WindowPercent int `yaml:"window_percent"`
 	// DiskDir is a directory for a disk tier under the memory (a shield's
 	// larger cache, kept across restarts). Empty: memory only (default).
@@ -241,7 +244,7 @@ const (
 
 // Stats are the store's counters, read with atomic loads.
 type Stats struct {
-	Hits          atomic.Int64 // chunk reads served from memory
+	Hits          atomic.Int64 // chunk reads served without a fill: from memory or the disk tier
 	Misses        atomic.Int64 // chunk reads that needed a fill
 	Fills         atomic.Int64 // upstream chunk fetches started
 	FillErrors    atomic.Int64 // upstream fetches that failed
@@ -366,7 +369,7 @@ func (s *Store) Meta(ctx context.Context, ref Ref) (*Meta, Status, error) {
 }
 
 // Chunk returns chunk idx of the version m of ref. hit reports whether it
-// came from memory. The returned slice is shared: callers must not modify
+// came from the cache (memory or the disk tier) without a fill. The returned slice is shared: callers must not modify
 // it.
 func (s *Store) Chunk(ctx context.Context, ref Ref, m *Meta, idx int64) (data []byte, hit bool, err error) {
 	key := chunkKey(ref.Key, m.etagKey, idx)
@@ -394,8 +397,8 @@ func (s *Store) Chunk(ctx context.Context, ref Ref, m *Meta, idx int64) (data []
 	return b, false, err
 }
 
-// Cached reports whether chunk idx of version m is in memory, without
-// counting a hit or a miss.
+// Cached reports whether chunk idx of version m is in memory or on the
+// disk tier, without counting a hit or a miss.
 func (s *Store) Cached(ref Ref, m *Meta, idx int64) bool {
 	key := chunkKey(ref.Key, m.etagKey, idx)
 	if _, ok := s.chunks.Get(key); ok {

@@ -34,14 +34,16 @@
 // and idle timeouts, header size); /media/ responses get their own write
 // deadline, HTTP.MediaWriteTimeout, since a whole file may be large.
 //
-// A cmd main does:
+// A cmd main (cmd/origin, pop) does:
 //
 //	cfg := origin.DefaultConfig()     // then config.Load, flags
-//	srv, err := origin.New(cfg, logger, registry)
-//	srv.Mount("POST /v1/plays", plays)
-//	pub := cfg.HTTP.Server(srv.PublicHandler())      // on cfg.Listen
-//	in := cfg.HTTP.Server(srv.InternalHandler())     // on cfg.InternalAddr
-//	... on SIGTERM: srv.SetReady(false); pub.Shutdown(ctx); in.Shutdown(ctx)
+//	svc, err := origin.Start(ctx, cfg, logger, registry) // Server + plays, recs, licences mounted
+//	pub := cfg.HTTP.Server(svc.PublicHandler())      // on cfg.Listen
+//	in := cfg.HTTP.Server(svc.InternalHandler())     // on cfg.InternalAddr
+//	... on SIGTERM: svc.SetReady(false); pub.Shutdown(ctx); in.Shutdown(ctx); svc.Close()
+//
+// New alone builds the Server without those services (tests, and anyone
+// mounting their own with Mount and MountInternal).
 package origin
 
 import (
@@ -466,16 +468,11 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, opts ...Opti
 	if err != nil {
 		return nil, fmt.Errorf("origin: tier_keys: %w", err)
 	}
-	users, err := identity.NewVerifier(cfg.Identity)
-	if err != nil {
-		return nil, fmt.Errorf("origin: %w", err)
-	}
 	s := &Server{
 		cfg:     cfg,
 		log:     logger.With("node", cfg.Name),
 		keyring: kr,
 		tier:    tk,
-		users:   users,
 		now:     time.Now,
 		mux:     http.NewServeMux(),
 		imux:    http.NewServeMux(),
@@ -483,34 +480,8 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, opts ...Opti
 	for _, o := range opts {
 		o(s)
 	}
-	if s.tickets == nil {
-		if s.tickets, err = ticketKeyring(cfg.TicketKeys); err != nil {
-			return nil, fmt.Errorf("origin: ticket_keys: %w", err)
-		}
-	}
-	if s.src == nil {
-		n, dir, _ := parseCatalog(cfg.Catalog)
-		if n > 0 {
-			s.src = media.NewSynthetic(n, cfg.Seed)
-		} else if s.src, err = media.OpenDir(dir); err != nil {
-			return nil, fmt.Errorf("origin: catalog: %w", err)
-		}
-	}
-	if s.rights == nil {
-		switch {
-		case cfg.RightsFile != "":
-			t, err := rights.LoadFile(cfg.RightsFile)
-			if err != nil {
-				return nil, fmt.Errorf("origin: %w", err)
-			}
-			s.rights = t
-		default:
-			if _, ok := s.src.(*media.Synthetic); ok {
-				s.rights = rights.Synthetic{Seed: cfg.Seed}
-			} else {
-				s.rights = rights.Worldwide{}
-			}
-		}
+	if err := s.defaultParts(); err != nil {
+		return nil, err
 	}
 	if err := s.registerMetrics(reg); err != nil {
 		return nil, fmt.Errorf("origin: metrics: %w", err)
@@ -685,6 +656,54 @@ func ParseMediaPath(p string) (id string, kbps int, kind media.Kind, ok bool) {
 	}
 	return id, kbps, kind, true
 }
+
+// defaultParts fills in the parts no Option gave: the session verifier,
+// the ticket keyring, the catalog and the rights, from the config. Start
+// calls it on a Server of its options alone, to share the parts with the
+// plays and recommendation services before the one Server is built.
+func (s *Server) defaultParts() error {
+	cfg := s.cfg
+	var err error
+	if s.users == nil {
+		if s.users, err = identity.NewVerifier(cfg.Identity); err != nil {
+			return fmt.Errorf("origin: %w", err)
+		}
+	}
+	if s.tickets == nil {
+		if s.tickets, err = ticketKeyring(cfg.TicketKeys); err != nil {
+			return fmt.Errorf("origin: ticket_keys: %w", err)
+		}
+	}
+	if s.src == nil {
+		n, dir, _ := parseCatalog(cfg.Catalog)
+		if n > 0 {
+			s.src = media.NewSynthetic(n, cfg.Seed)
+		} else if s.src, err = media.OpenDir(dir); err != nil {
+			return fmt.Errorf("origin: catalog: %w", err)
+		}
+	}
+	if s.rights == nil {
+		switch {
+		case cfg.RightsFile != "":
+			t, err := rights.LoadFile(cfg.RightsFile)
+			if err != nil {
+				return fmt.Errorf("origin: %w", err)
+			}
+			s.rights = t
+		default:
+			if _, ok := s.src.(*media.Synthetic); ok {
+				s.rights = rights.Synthetic{Seed: cfg.Seed}
+			} else {
+				s.rights = rights.Worldwide{}
+			}
+		}
+	}
+	return nil
+}
+
+// withUsers makes the server check sessions with v (Start shares one
+// verifier between the server and the plays service).
+func withUsers(v *identity.Verifier) Option { return func(s *Server) { s.users = v } }
 
 // MaxTokenTTL caps TokenTTL: the edges' default token_max_ttl, so a
 // manifest's URLs are never refused for living too long by an edge left at

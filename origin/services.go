@@ -106,13 +106,21 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus
 	if pc.DataDir == "" {
 		pc.DataDir = filepath.Join(cfg.DataDir, "plays")
 	}
-	var rightsFor Rights
-	probe, err := New(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), opts...)
-	if err != nil {
+	// The parts the services share with the server, built once: the
+	// options given, then the config's defaults for the rest.
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("origin: config: %w", err)
+	}
+	probe := &Server{cfg: cfg}
+	for _, o := range opts {
+		o(probe)
+	}
+	if err := probe.defaultParts(); err != nil {
 		return nil, err
 	}
-	rightsFor = probe.Rights()
+	rightsFor := probe.Rights()
 	trust := plays.Trust{Tickets: probe.Tickets(), Sessions: probe.Users()}
+	var err error
 	if svc.Plays, err = plays.New(ctx, pc, rightsFor, trust, logger.With("service", "plays"), reg); err != nil {
 		return nil, fmt.Errorf("origin: plays: %w", err)
 	}
@@ -123,7 +131,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus
 	if svc.Recs, err = recs.New(cfg.Recs, svc.Plays.Ledger(), probe.Source(), emb, rightsFor, logger.With("service", "recs"), reg); err != nil {
 		return nil, fmt.Errorf("origin: recs: %w", err)
 	}
-	opts = append(opts, WithSource(probe.Source()), WithRights(rightsFor), WithRecommender(svc.Recs), WithTickets(probe.Tickets()))
+	opts = append(opts, WithSource(probe.Source()), WithRights(rightsFor), WithRecommender(svc.Recs), WithTickets(probe.Tickets()), withUsers(probe.Users()))
 	if svc.Server, err = New(cfg, logger, reg, opts...); err != nil {
 		return nil, err
 	}

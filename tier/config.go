@@ -135,7 +135,8 @@ type Config struct {
 	HotWindow config.Duration `yaml:"hot_window"`
 	// LoadFactor is bounded load's c (edge, with a cluster): no edge is
 	// sent more than c times the mean in-flight peer work, beyond
-	// LoadFloor requests each. Default 1.25 and 32.
+	// LoadFloor requests each. Default 1.25 and 32; load_factor at least
+	// 1, load_floor at least 1.
 	LoadFactor float64 `yaml:"load_factor"`
 	LoadFloor  int64   `yaml:"load_floor"`
 	// Prefetch warms the next tracks (edge only).
@@ -453,8 +454,11 @@ func (c Config) Validate() error {
 		if c.LoadFactor < 1 {
 			bad("load_factor", "must be at least 1")
 		}
-		if c.LoadFloor < 0 {
-			bad("load_floor", "must not be negative")
+		// 0 would read as "no floor", but the router has always
+		// treated it as the default; refuse it rather than change its
+		// meaning silently.
+		if c.LoadFloor < 1 {
+			bad("load_floor", "must be at least 1")
 		}
 	}
 	if c.Role == Edge {

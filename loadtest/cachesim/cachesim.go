@@ -200,9 +200,11 @@ func (c *LRU) Access(_ int, a Access) bool {
 	return false
 }
 
-// Ristretto is the edge's chunk cache configured as cache.New does:
-// NumCounters ten per chunk that fits, MaxCost the byte budget, cost the
-// chunk's size. Each Set is waited for, so the replay is not at the mercy
+// Ristretto is plain ristretto, configured as cache.Memory configures its
+// main part (NumCounters ten per chunk that fits, MaxCost the byte budget,
+// cost the chunk's size), without the LRU window the edge's chunk cache
+// (cache.Memory, see Edge) keeps in front of it: the baseline the
+// window is measured against. Each Set is waited for, so the replay is not at the mercy
 // of ristretto's dropped buffered writes (the edge, under real
 // concurrency, can only do worse on that count). Close it after use.
 type Ristretto struct {
