@@ -221,6 +221,16 @@ type Fetcher interface {
 	Revalidate(ctx context.Context, name, etag string) (m Meta, notModified bool, err error)
 }
 
+// MetaFetcher is implemented by a Fetcher that can learn an object's
+// metadata while telling the upstream which bytes [off, off+n) the caller
+// will ask for next (a HEAD with that Range): an upstream cache then
+// fills that chunk with the metadata instead of chunk 0. A store with
+// admission, which learns metadata without keeping a chunk, uses it when
+// its Fetcher has it (Revalidate with etag "" otherwise).
+type MetaFetcher interface {
+	FetchMeta(ctx context.Context, name string, off, n int64) (Meta, error)
+}
+
 // Errors callers branch on.
 var (
 	// ErrNotFound is returned when the upstream has no such object.
@@ -339,6 +349,16 @@ func (s *Store) Wait() { s.chunks.Wait() }
 // chunk) on a miss and revalidating it after the TTL. The result must not
 // be modified.
 func (s *Store) Meta(ctx context.Context, ref Ref) (*Meta, Status, error) {
+	return s.MetaAt(ctx, ref, 0)
+}
+
+// MetaAt is Meta for a request that wants the bytes from offset off
+// first: on a miss, the metadata comes with the chunk holding off (its
+// Content-Range gives the size, its ETag the version), so a cold seek
+// costs one round trip upstream, not chunk 0 and then the wanted one. An
+// offset past the end costs one request too (the upstream's 416 gives the
+// size). off is a hint; a negative one means 0.
+func (s *Store) MetaAt(ctx context.Context, ref Ref, off int64) (*Meta, Status, error) {
 	sh := &s.metas[ref.Key%metaShards]
 	sh.mu.RLock()
 	m := sh.m[ref.Key]
@@ -350,7 +370,7 @@ func (s *Store) Meta(ctx context.Context, ref Ref) (*Meta, Status, error) {
 				s.Stats.NegativeHits.Add(1)
 				return nil, Hit, ErrNotFound
 			}
-			return s.fetchMeta(ctx, ref)
+			return s.fetchMeta(ctx, ref, off)
 		}
 		if now.Sub(m.checked) < time.Duration(s.cfg.MetaTTL) {
 			if m.stale {
@@ -365,7 +385,7 @@ func (s *Store) Meta(ctx context.Context, ref Ref) (*Meta, Status, error) {
 		}
 		return s.revalidate(ctx, ref, m)
 	}
-	return s.fetchMeta(ctx, ref)
+	return s.fetchMeta(ctx, ref, off)
 }
 
 // Chunk returns chunk idx of the version m of ref. hit reports whether it
@@ -476,9 +496,9 @@ func (s *Store) fill(objKey uint64, name string, m *Meta, idx int64, key uint64)
 	return data, nil
 }
 
-// fetchMeta fetches an object's metadata together with its first chunk,
-// which a player asks for first anyway.
-func (s *Store) fetchMeta(ctx context.Context, ref Ref) (*Meta, Status, error) {
+// fetchMeta fetches an object's metadata together with the chunk holding
+// off (the first a request wants), collapsed per object.
+func (s *Store) fetchMeta(ctx context.Context, ref Ref, off int64) (*Meta, Status, error) {
 	key := mix(ref.Key ^ metaSalt)
 	c, leader := s.flight.join(key)
 	if !leader {
@@ -486,7 +506,7 @@ func (s *Store) fetchMeta(ctx context.Context, ref Ref) (*Meta, Status, error) {
 	} else {
 		name := string(ref.Name)
 		go func() {
-			c.meta, c.err = s.fillMeta(ref.Key, name)
+			c.meta, c.err = s.fillMeta(ref.Key, name, off)
 			s.flight.finish(key, c)
 		}()
 	}
@@ -496,7 +516,7 @@ func (s *Store) fetchMeta(ctx context.Context, ref Ref) (*Meta, Status, error) {
 	return c.meta, Miss, nil
 }
 
-func (s *Store) fillMeta(objKey uint64, name string) (*Meta, error) {
+func (s *Store) fillMeta(objKey uint64, name string, off int64) (*Meta, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.FillTimeout))
 	defer cancel()
 	s.Stats.Fills.Add(1)
@@ -504,7 +524,14 @@ func (s *Store) fillMeta(objKey uint64, name string) (*Meta, error) {
 		// A store with admission must not keep chunk 0 of every object
 		// it is asked about: it learns the metadata alone, and chunk 0
 		// goes through admission like any other.
-		got, _, err := s.up.Revalidate(ctx, name, "")
+		var got Meta
+		var err error
+		if mf, ok := s.up.(MetaFetcher); ok {
+			cs := int64(s.cfg.ChunkSize)
+			got, err = mf.FetchMeta(ctx, name, max(off, 0)/cs*cs, cs)
+		} else {
+			got, _, err = s.up.Revalidate(ctx, name, "")
+		}
 		if err != nil {
 			s.Stats.FillErrors.Add(1)
 			s.notFound(objKey, err)
@@ -515,9 +542,11 @@ func (s *Store) fillMeta(objKey uint64, name string) (*Meta, error) {
 		s.replaceMeta(objKey, &m)
 		return &m, nil
 	}
-	got, data, err := s.up.Fetch(ctx, name, 0, int64(s.cfg.ChunkSize))
-	if err == nil && int64(len(data)) != min(int64(s.cfg.ChunkSize), got.Size) {
-		err = fmt.Errorf("cache: fill of %s chunk 0: got %d bytes, want %d", name, len(data), min(int64(s.cfg.ChunkSize), got.Size))
+	cs := int64(s.cfg.ChunkSize)
+	idx := max(off, 0) / cs
+	got, data, err := s.up.Fetch(ctx, name, idx*cs, cs)
+	if want := min(cs, max(got.Size-idx*cs, 0)); err == nil && int64(len(data)) != want {
+		err = fmt.Errorf("cache: fill of %s chunk %d: got %d bytes, want %d", name, idx, len(data), want)
 	}
 	if err != nil {
 		s.Stats.FillErrors.Add(1)
@@ -526,16 +555,21 @@ func (s *Store) fillMeta(objKey uint64, name string) (*Meta, error) {
 	}
 	m := got
 	m.checked = s.now()
-	s.replaceMeta(objKey, &m)
+	// The chunk goes into the cache before the metadata is published:
+	// a request that finds the metadata then finds the chunk too, and
+	// does not fetch it again under the chunk's own flight key (issue
+	// 12: the origin saw chunk 0 twice when the metadata went first).
 	if len(data) > 0 {
-		s.chunks.Set(chunkKey(objKey, m.etagKey, 0), data)
+		key := chunkKey(objKey, xxhash.Sum64String(m.ETag), idx)
+		s.chunks.Set(key, data)
 		if s.cfg.WindowPercent == 0 {
 			s.chunks.Wait()
 		}
 		if s.disk != nil {
-			s.disk.Set(chunkKey(objKey, m.etagKey, 0), data)
+			s.disk.Set(key, data)
 		}
 	}
+	s.replaceMeta(objKey, &m)
 	return &m, nil
 }
 

@@ -247,3 +247,39 @@ func equalFold(b []byte, s string) bool {
 	}
 	return true
 }
+
+// FirstPos is the first-pos of the first int-range of a Range header
+// ("bytes=N-..."), or 0 when there is none (no header, a suffix-range
+// first, invalid syntax). It is a hint, not a decision: a cache that must
+// fetch an object's metadata fetches it with the chunk the request will
+// want first (see cache.Store.MetaAt), before Decide can run. It does not
+// allocate.
+func FirstPos(header []byte) int64 {
+	eq := bytes.IndexByte(header, '=')
+	if eq < 0 || !equalFold(trimOWS(header[:eq]), "bytes") {
+		return 0
+	}
+	spec := header[eq+1:]
+	for {
+		var next []byte
+		if i := bytes.IndexByte(spec, ','); i >= 0 {
+			spec, next = spec[:i], spec[i+1:]
+		}
+		spec = trimOWS(spec)
+		if len(spec) > 0 {
+			dash := bytes.IndexByte(spec, '-')
+			if dash <= 0 {
+				return 0
+			}
+			n, ok := parseDigits(spec[:dash])
+			if !ok {
+				return 0
+			}
+			return n
+		}
+		if next == nil {
+			return 0
+		}
+		spec = next
+	}
+}

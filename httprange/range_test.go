@@ -3,6 +3,7 @@ package httprange
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"testing"
 	"time"
@@ -175,6 +176,38 @@ func FuzzParse(f *testing.F) {
 			if i > 0 && r.Start <= rs[i-1].End+1 {
 				t.Fatalf("Parse(%q, %d): ranges %v not coalesced", h, size, rs)
 			}
+		}
+	})
+}
+
+func TestFirstPos(t *testing.T) {
+	cases := []struct {
+		h    string
+		want int64
+	}{
+		{"", 0},
+		{"bytes=100-199", 100},
+		{"bytes = , 5000-,0-9", 5000},
+		{"BYTES=7-", 7},
+		{"bytes=-500", 0},
+		{"bytes=a-b", 0},
+		{"items=5-6", 0},
+		{"bytes=,,", 0},
+		{"bytes=99999999999999999999-", math.MaxInt64},
+	}
+	for _, c := range cases {
+		if got := FirstPos([]byte(c.h)); got != c.want {
+			t.Errorf("FirstPos(%q) = %d, want %d", c.h, got, c.want)
+		}
+	}
+}
+
+// FuzzFirstPos: any header, no panic, never a negative offset.
+func FuzzFirstPos(f *testing.F) {
+	f.Add("bytes=100-199,0-1")
+	f.Fuzz(func(t *testing.T, h string) {
+		if p := FirstPos([]byte(h)); p < 0 {
+			t.Fatalf("FirstPos(%q) = %d", h, p)
 		}
 	})
 }

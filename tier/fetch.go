@@ -272,9 +272,28 @@ func (f *fetcher) fetchOne(ctx context.Context, up *upstream, path string, hdr [
 
 // Revalidate implements cache.Fetcher with a conditional HEAD.
 func (f *fetcher) Revalidate(ctx context.Context, name, etag string) (cache.Meta, bool, error) {
+	return f.head(ctx, name, etag, nil)
+}
+
+// FetchMeta implements cache.MetaFetcher: a HEAD with the Range of the
+// chunk the caller wants next, so that the upstream, when it is a cache
+// that does not hold the object yet, learns the metadata with that chunk
+// (which the caller asks for at once) rather than with chunk 0.
+func (f *fetcher) FetchMeta(ctx context.Context, name string, off, n int64) (cache.Meta, error) {
+	rng := "bytes=" + strconv.FormatInt(off, 10) + "-" + strconv.FormatInt(off+n-1, 10)
+	m, _, err := f.head(ctx, name, "", []string{"Range", rng})
+	return m, err
+}
+
+var _ cache.MetaFetcher = (*fetcher)(nil)
+
+// head is a HEAD of name upstream (at the owner, for a peer fetcher, then
+// the shields in order), conditional on etag when it is not "", with
+// the extra headers extra.
+func (f *fetcher) head(ctx context.Context, name, etag string, extra []string) (cache.Meta, bool, error) {
 	notModified := false
 	head := func(up *upstream, path string, hdr []string) (cache.Meta, []byte, error) {
-		m, nm, err := f.headOne(ctx, up, path, hdr, etag)
+		m, nm, err := f.headOne(ctx, up, path, append(hdr, extra...), etag)
 		notModified = nm
 		return m, nil, err
 	}
@@ -322,6 +341,21 @@ func (f *fetcher) headOne(ctx context.Context, up *upstream, path string, hdr []
 	case fasthttp.StatusOK:
 		f.healthy(up)
 		return metaOf(resp, int64(resp.Header.ContentLength())), false, nil
+	case fasthttp.StatusPartialContent:
+		// A HEAD with a Range (FetchMeta): the size is Content-Range's.
+		_, size, ok := httprange.ParseContentRange(resp.Header.Peek("Content-Range"))
+		if !ok {
+			return cache.Meta{}, false, f.failed(up, fmt.Errorf("%s: HEAD 206 with a bad Content-Range %q", up.base, resp.Header.Peek("Content-Range")))
+		}
+		f.healthy(up)
+		return metaOf(resp, size), false, nil
+	case fasthttp.StatusRequestedRangeNotSatisfiable:
+		size, ok := httprange.ParseUnsatisfied(resp.Header.Peek("Content-Range"))
+		if !ok {
+			return cache.Meta{}, false, f.failed(up, fmt.Errorf("%s: 416 without a size", up.base))
+		}
+		f.healthy(up)
+		return metaOf(resp, size), false, nil
 	case fasthttp.StatusNotFound:
 		f.healthy(up)
 		return cache.Meta{}, false, cache.ErrNotFound

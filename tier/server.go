@@ -537,7 +537,9 @@ func kbpsOf(name []byte) int {
 // except large bodies and multipart ones, which stream: see stream). first is the lowest
 // offset sent, or -1 when no body is.
 func (s *Server) respond(ctx *fasthttp.RequestCtx, ref cache.Ref, store *cache.Store) (first int64, err error) {
-	m, st, err := store.Meta(ctx, ref)
+	// On a miss the metadata comes with the chunk the request wants
+	// first: a cold seek is one round trip upstream, at every tier.
+	m, st, err := store.MetaAt(ctx, ref, httprange.FirstPos(ctx.Request.Header.Peek("Range")))
 	if err != nil {
 		return -1, err
 	}
