@@ -185,11 +185,15 @@ type POP struct {
 	shields []*tier.Node
 	edges   []*tier.Node
 	gossip  []string // seed addresses
-	tmp     string
-	addrs   Addrs
-	wg      sync.WaitGroup
-	errc    chan error
-	closed  sync.Once
+	// popTicket is the POP's play ticket key (edges mint with it) and
+	// idpPublic the demo identity provider's public key.
+	popTicket tier.Key
+	idpPublic string
+	tmp       string
+	addrs     Addrs
+	wg        sync.WaitGroup
+	errc      chan error
+	closed    sync.Once
 }
 
 // Start builds and starts every node and returns once all are ready.
@@ -274,6 +278,12 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*POP, error) {
 		ec.Cache.MemoryBytes, ec.Cache.ChunkSize = cfg.EdgeCache, cfg.ChunkSize
 		ec.Cluster = member(cluster.RoleEdge, ec.Name)
 		ec.Prefetch.OriginURL = p.addrs.Internal.Origin
+		// Edges mint manifests from the origin's snapshot: track
+		// starts survive the origin.
+		ec.Manifest.Enabled = true
+		ec.Manifest.OriginURL = p.addrs.Internal.Origin
+		ec.Manifest.Identity.PublicKeys = []string{p.idpPublic}
+		ec.Manifest.TicketKeys = []tier.Key{p.popTicket}
 		s, err := p.startTier(ctx, ec)
 		if err != nil {
 			return nil, err
@@ -313,7 +323,13 @@ func (p *POP) startOrigin(keyID, secret string, tierKeys []tierauth.KeyConfig) e
 	oc.Identity.PublicKeys = []string{idp.PublicKey()}
 	ticketSecret := make([]byte, 32)
 	rand.Read(ticketSecret)
-	oc.TicketKeys = []origin.KeyConfig{{ID: keyID, Secret: hex.EncodeToString(ticketSecret)}}
+	// The POP's own ticket key: the edges mint manifests' play tickets
+	// with it (issue 16), the origin accepts it after its own.
+	popSecret := make([]byte, 32)
+	rand.Read(popSecret)
+	p.popTicket = tier.Key{ID: "pop-" + keyID, Secret: hex.EncodeToString(popSecret)}
+	p.idpPublic = idp.PublicKey()
+	oc.TicketKeys = []origin.KeyConfig{{ID: keyID, Secret: hex.EncodeToString(ticketSecret)}, {ID: p.popTicket.ID, Secret: p.popTicket.Secret}}
 	// The demo users stand for whole populations of the load tool's
 	// simulated listeners (one user per country), so the per-user limits
 	// meant for one person's player are raised here.
@@ -374,11 +390,11 @@ func (p *POP) startTier(ctx context.Context, cfg tier.Config) (*tier.Node, error
 	if err != nil {
 		return nil, err
 	}
-	if len(p.gossip) > 0 {
-		if err := n.Join(ctx, p.gossip[:1]); err != nil {
-			n.Kill()
-			return nil, err
-		}
+	// The first node joins no one (no seeds): that still counts as
+	// joined for its /readyz.
+	if err := n.Join(ctx, p.gossip[:min(1, len(p.gossip))]); err != nil {
+		n.Kill()
+		return nil, err
 	}
 	p.gossip = append(p.gossip, n.Members.Addr())
 	p.serve(n)

@@ -137,8 +137,12 @@ func (c *testCluster) owner(track string) int {
 // TestClusterFetchesOnce: requests for random tracks and ranges spread
 // over all edges reach the shields once per chunk, and the origin at most
 // once per chunk.
+//
+// Hedging is off: a hedged fill goes to the shields beside the owner by
+// design (counted in edge_peer_hedged_total), and under the race detector
+// owners answer past any small budget. TestPeerHedgeFrozenOwner covers it.
 func TestClusterFetchesOnce(t *testing.T) {
-	c := newTestCluster(t, 3, 2, nil)
+	c := newTestCluster(t, 3, 2, func(cfg *Config) { cfg.PeerHedgeAfter = 0 })
 	rng := rand.New(rand.NewPCG(5, 6))
 	const cs = 256 << 10
 	type chunkID struct {
