@@ -503,21 +503,30 @@ func (s *Store) fill(objKey uint64, name string, m *Meta, idx int64, key uint64)
 // fetchMeta fetches an object's metadata together with the chunk holding
 // off (the first a request wants), collapsed per object.
 func (s *Store) fetchMeta(ctx context.Context, ref Ref, off int64) (*Meta, Status, error) {
-	key := mix(ref.Key ^ metaSalt)
+	m, err := s.metaFlight(ctx, mix(ref.Key^metaSalt), ref, func(name string) (*Meta, error) {
+		return s.fillMeta(ref.Key, name, off)
+	})
+	return m, Miss, err
+}
+
+// metaFlight runs fill (in its own goroutine, so that it outlives a
+// caller that gives up) once for all callers that ask under key at the
+// same time, and waits for its metadata.
+func (s *Store) metaFlight(ctx context.Context, key uint64, ref Ref, fill func(name string) (*Meta, error)) (*Meta, error) {
 	c, leader := s.flight.join(key)
 	if !leader {
 		s.Stats.Collapsed.Add(1)
 	} else {
 		name := string(ref.Name)
 		go func() {
-			c.meta, c.err = s.fillMeta(ref.Key, name, off)
+			c.meta, c.err = fill(name)
 			s.flight.finish(key, c)
 		}()
 	}
 	if _, err := c.wait(ctx); err != nil {
-		return nil, Miss, err
+		return nil, err
 	}
-	return c.meta, Miss, nil
+	return c.meta, nil
 }
 
 func (s *Store) fillMeta(objKey uint64, name string, off int64) (*Meta, error) {
@@ -581,25 +590,17 @@ func (s *Store) fillMeta(objKey uint64, name string, off int64) (*Meta, error) {
 // object. On an upstream error the stale version is served and the
 // upstream is asked again after StaleRetry.
 func (s *Store) revalidate(ctx context.Context, ref Ref, m *Meta) (*Meta, Status, error) {
-	key := mix(ref.Key ^ revalSalt)
-	c, leader := s.flight.join(key)
-	if !leader {
-		s.Stats.Collapsed.Add(1)
-	} else {
-		name := string(ref.Name)
-		go func() {
-			c.meta, c.err = s.fillRevalidate(ref.Key, name, m)
-			s.flight.finish(key, c)
-		}()
-	}
-	if _, err := c.wait(ctx); err != nil {
+	nm, err := s.metaFlight(ctx, mix(ref.Key^revalSalt), ref, func(name string) (*Meta, error) {
+		return s.fillRevalidate(ref.Key, name, m)
+	})
+	if err != nil {
 		return nil, Miss, err
 	}
-	if c.meta.stale {
+	if nm.stale {
 		s.Stats.StaleServed.Add(1)
-		return c.meta, Stale, nil
+		return nm, Stale, nil
 	}
-	return c.meta, Hit, nil
+	return nm, Hit, nil
 }
 
 func (s *Store) fillRevalidate(objKey uint64, name string, m *Meta) (*Meta, error) {

@@ -1,6 +1,7 @@
 package httprange
 
 import (
+	"bytes"
 	"errors"
 	"net/http"
 	"strconv"
@@ -80,22 +81,10 @@ func AppendUnsatisfied(dst []byte, size int64) []byte {
 // ParseContentRange parses a Content-Range value "bytes first-last/size"
 // (RFC 9110 §14.4) as a fill or a load tool reads it from an upstream:
 // ok only for a satisfied range inside a known size (first <= last < size).
-func ParseContentRange[T ~string | ~[]byte](h T) (r Range, size int64, ok bool) {
-	const prefix = "bytes "
-	if len(h) < len(prefix) || string(h[:len(prefix)]) != prefix {
-		return Range{}, 0, false
-	}
-	h = h[len(prefix):]
-	dash, slash := -1, -1
-	for i := 0; i < len(h); i++ {
-		switch {
-		case h[i] == '-' && dash < 0:
-			dash = i
-		case h[i] == '/' && slash < 0:
-			slash = i
-		}
-	}
-	if dash < 0 || slash < dash {
+func ParseContentRange(h []byte) (r Range, size int64, ok bool) {
+	h, found := bytes.CutPrefix(h, []byte("bytes "))
+	dash, slash := bytes.IndexByte(h, '-'), bytes.IndexByte(h, '/')
+	if !found || dash < 0 || slash < dash {
 		return Range{}, 0, false
 	}
 	var okA, okB, okC bool
@@ -109,29 +98,21 @@ func ParseContentRange[T ~string | ~[]byte](h T) (r Range, size int64, ok bool) 
 }
 
 // ParseUnsatisfied parses the Content-Range value of a 416, "bytes */size".
-func ParseUnsatisfied[T ~string | ~[]byte](h T) (size int64, ok bool) {
-	const prefix = "bytes */"
-	if len(h) < len(prefix) || string(h[:len(prefix)]) != prefix {
+func ParseUnsatisfied(h []byte) (size int64, ok bool) {
+	rest, found := bytes.CutPrefix(h, []byte("bytes */"))
+	if !found {
 		return 0, false
 	}
-	return exactDigits(h[len(prefix):])
+	return exactDigits(rest)
 }
 
-// exactDigits parses 1*DIGIT that fits an int64; unlike a Range position,
-// a Content-Range past int64 is refused, not clamped.
-func exactDigits[T ~string | ~[]byte](b T) (int64, bool) {
-	if len(b) == 0 || len(b) > 18 {
+// exactDigits parses 1*DIGIT that fits an int64 exactly: unlike a Range
+// position, a Content-Range past int64 is refused, not clamped.
+func exactDigits(b []byte) (int64, bool) {
+	if len(b) > 18 {
 		return 0, false
 	}
-	var v int64
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		v = v*10 + int64(c-'0')
-	}
-	return v, true
+	return parseDigits(b)
 }
 
 // AppendPartHeader appends the delimiter and headers that open one part of

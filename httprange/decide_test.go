@@ -119,18 +119,15 @@ func TestParseContentRange(t *testing.T) {
 		{"bytes 0-1/99999999999999999999", 0, 0, 0, false},
 	}
 	for _, tt := range tests {
-		r, size, ok := ParseContentRange(tt.in)
+		r, size, ok := ParseContentRange([]byte(tt.in))
 		if r.Start != tt.a || r.End != tt.b || size != tt.size || ok != tt.ok {
 			t.Errorf("ParseContentRange(%q) = %v, %d, %v, want %d-%d, %d, %v", tt.in, r, size, ok, tt.a, tt.b, tt.size, tt.ok)
 		}
-		if r2, size2, ok2 := ParseContentRange([]byte(tt.in)); r2 != r || size2 != size || ok2 != ok {
-			t.Errorf("ParseContentRange([]byte(%q)) differs from the string form", tt.in)
-		}
 	}
-	if size, ok := ParseUnsatisfied("bytes */100"); !ok || size != 100 {
+	if size, ok := ParseUnsatisfied([]byte("bytes */100")); !ok || size != 100 {
 		t.Errorf("ParseUnsatisfied(bytes */100) = %d, %v", size, ok)
 	}
-	if _, ok := ParseUnsatisfied("bytes 0-1/100"); ok {
+	if _, ok := ParseUnsatisfied([]byte("bytes 0-1/100")); ok {
 		t.Error("ParseUnsatisfied accepted a satisfied range")
 	}
 }
@@ -143,17 +140,17 @@ func FuzzParseContentRange(f *testing.F) {
 	f.Add("bytes 1-2/*")
 	f.Add("bytes */5")
 	f.Fuzz(func(t *testing.T, s string) {
-		if r, size, ok := ParseContentRange(s); ok {
+		if r, size, ok := ParseContentRange([]byte(s)); ok {
 			if r.Start < 0 || r.End < r.Start || size <= r.End {
 				t.Fatalf("ParseContentRange(%q) = %v/%d accepted", s, r, size)
 			}
-			back := string(AppendContentRange(nil, r, size))
+			back := AppendContentRange(nil, r, size)
 			if r2, size2, ok2 := ParseContentRange(back); !ok2 || r2 != r || size2 != size {
 				t.Fatalf("ParseContentRange(%q) = %v/%d; written back %q, read %v/%d %v", s, r, size, back, r2, size2, ok2)
 			}
 		}
-		if size, ok := ParseUnsatisfied(s); ok {
-			if got, ok2 := ParseUnsatisfied(string(AppendUnsatisfied(nil, size))); !ok2 || got != size {
+		if size, ok := ParseUnsatisfied([]byte(s)); ok {
+			if got, ok2 := ParseUnsatisfied(AppendUnsatisfied(nil, size)); !ok2 || got != size {
 				t.Fatalf("ParseUnsatisfied(%q) = %d does not round-trip", s, size)
 			}
 		}

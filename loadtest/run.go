@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/musiccdn/cdn/httprange"
+	"github.com/musiccdn/cdn/loadtest/workload"
 	"github.com/musiccdn/cdn/origin/api"
 	"io"
 	"log/slog"
@@ -29,7 +30,7 @@ import (
 // Config is one run of the load tool.
 type Config struct {
 	// Workload is what the simulated listeners do.
-	Workload WorkloadConfig
+	Workload workload.Config
 	// Duration is the wall-clock time during which sessions arrive and
 	// requests are issued; requests still in flight at the end may finish
 	// within RequestTimeout. Default 60s.
@@ -91,7 +92,7 @@ type Config struct {
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
 	return Config{
-		Workload:       DefaultWorkloadConfig(),
+		Workload:       workload.DefaultConfig(),
 		Duration:       60 * time.Second,
 		Compression:    60,
 		RequestTimeout: 10 * time.Second,
@@ -212,7 +213,7 @@ func Run(ctx context.Context, cfg Config, t Targets) (*Result, error) {
 	if t.Origin == "" || len(t.Edges) == 0 {
 		return nil, errors.New("loadtest: need an origin and at least one edge")
 	}
-	gen, err := NewGenerator(cfg.Workload)
+	gen, err := workload.NewGenerator(cfg.Workload)
 	if err != nil {
 		return nil, err
 	}
@@ -328,7 +329,7 @@ func NewClient() *http.Client {
 type runner struct {
 	cfg      Config
 	t        Targets
-	gen      *Generator
+	gen      *workload.Generator
 	cat      *media.Synthetic
 	log      *slog.Logger
 	client   *http.Client
@@ -341,14 +342,14 @@ type runner struct {
 }
 
 // wall maps a session's simulated time to the wall clock.
-func (r *runner) wall(s *Session, at time.Duration) time.Time {
+func (r *runner) wall(s *workload.Session, at time.Duration) time.Time {
 	return r.start.Add(s.Start + time.Duration(float64(at)/r.cfg.Compression))
 }
 
 // session plays s's tracks in order, each request at its due time. A
 // request that is late because the previous one was slow is still timed
 // from when it was due.
-func (r *runner) session(ctx context.Context, s Session) {
+func (r *runner) session(ctx context.Context, s workload.Session) {
 	first := int(s.Pick % uint64(len(r.t.Edges)))
 	h := &home{first: first, cur: first}
 	user := User{UserID: "u" + strconv.Itoa(s.User)}
@@ -612,7 +613,7 @@ func (r *runner) fetch(ctx context.Context, due time.Time, u string, track, kbps
 	o := Observation{Kbps: kbps, Outcome: httprange.ParseCacheStatus(resp.Header.Get("Cache-Status")), TTFB: ttfb}
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
-		cr, total, ok := httprange.ParseContentRange(resp.Header.Get("Content-Range"))
+		cr, total, ok := httprange.ParseContentRange([]byte(resp.Header.Get("Content-Range")))
 		if !ok || cr.Start != off || cr.End != last || total != size {
 			o.Verify = "content_range"
 			r.logf("verify failure: wrong Content-Range", "url", u, "range", req.Header.Get("Range"),

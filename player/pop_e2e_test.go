@@ -60,19 +60,9 @@ func TestE2EThroughPOP(t *testing.T) {
 
 	// the queue plays gaplessly: every frame of every track, nothing more
 	s := pl.Start(context.Background(), ids)
-	var frames int
 	buf := make([]float32, 8192)
 	rng := rand.New(rand.NewPCG(1, 1))
-	for {
-		n, err := s.Render(buf[:2*(1+rng.IntN(4000))])
-		frames += n
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	frames := renderFrames(t, s, rng)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -93,17 +83,7 @@ func TestE2EThroughPOP(t *testing.T) {
 		t.Fatal(err)
 	}
 	s = pl24.Start(context.Background(), ids)
-	frames = 0
-	for {
-		n, err := s.Render(buf[:2*(1+rng.IntN(4000))])
-		frames += n
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	frames = renderFrames(t, s, rng)
 	s.Close()
 	for _, st := range s.Stats() {
 		if st.Kbps != 24 {
@@ -190,5 +170,23 @@ func TestE2EThroughPOP(t *testing.T) {
 	}
 	if sent, err := online.Flush(context.Background()); sent != 1 || err != nil {
 		t.Fatalf("offline play sent online: %d, %v; want 1 accepted", sent, err)
+	}
+}
+
+// renderFrames renders s to its end in buffers of random sizes and
+// returns the frames rendered.
+func renderFrames(t *testing.T, s *player.Session, rng *rand.Rand) int {
+	t.Helper()
+	buf := make([]float32, 8192)
+	frames := 0
+	for {
+		n, err := s.Render(buf[:2*(1+rng.IntN(4000))])
+		frames += n
+		if err == io.EOF {
+			return frames
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }

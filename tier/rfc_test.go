@@ -1,7 +1,6 @@
 package tier
 
 import (
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -31,16 +30,7 @@ func TestRFC9110(t *testing.T) {
 				for i := 0; i+1 < len(extra); i += 2 {
 					req.Header.Set(extra[i], extra[i+1])
 				}
-				resp, err := p.client.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer resp.Body.Close()
-				body, err := io.ReadAll(resp.Body)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return resp, body
+				return p.do(t, req)
 			},
 			Bytes: func(start, end int64) []byte { return p.expect(track, kbps, start, end) },
 			Check: func(t testing.TB, resp *http.Response) {

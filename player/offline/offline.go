@@ -42,6 +42,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/musiccdn/cdn/atomicfile"
 	"github.com/musiccdn/cdn/origin/api"
 	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/seektable"
@@ -315,44 +316,17 @@ func context(track string, kbps int, kind string) string {
 }
 
 func (s *Store) writeEnc(name string, r io.Reader, size int64, wrapKey []byte, ctx string) error {
-	f, err := os.CreateTemp(s.dir, ".tmp-")
+	err := atomicfile.Write(filepath.Join(s.dir, name), func(f *os.File) error {
+		return encrypt(f, r, size, wrapKey, ctx)
+	})
 	if err != nil {
 		return fmt.Errorf("offline: %w", err)
-	}
-	err = encrypt(f, r, size, wrapKey, ctx)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(s.dir, name))
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("offline: %s: %w", name, err)
 	}
 	return nil
 }
 
 func (s *Store) writeFile(name string, b []byte) error {
-	f, err := os.CreateTemp(s.dir, ".tmp-")
-	if err != nil {
-		return fmt.Errorf("offline: %w", err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(s.dir, name))
-	}
-	if err != nil {
-		os.Remove(f.Name())
+	if err := atomicfile.WriteBytes(filepath.Join(s.dir, name), b); err != nil {
 		return fmt.Errorf("offline: %w", err)
 	}
 	return nil
