@@ -251,21 +251,8 @@ func TestPOP(t *testing.T) {
 	for i, n := range rest {
 		before[i] = n.View(RoleEdge).Version
 	}
-	bound := victim.cfg.FailureDetectionBound(len(nodes))
-	killed := time.Now()
-	victim.Close()
-	dctx, dcancel := context.WithTimeout(context.Background(), patience(bound))
-	defer dcancel()
-	var mu sync.Mutex
-	var slowest time.Duration
-	waitAll(t, dctx, rest, fmt.Sprintf("edge-2 dropped within %v", patience(bound)), func(n *testNode) bool {
-		if !viewIs(n.View(RoleEdge), "edge-0", "edge-1") {
-			return false
-		}
-		mu.Lock()
-		slowest = max(slowest, time.Since(killed))
-		mu.Unlock()
-		return true
+	slowest, bound := killAndWait(t, victim, len(nodes), rest, "edge-2 dropped", func(n *testNode) bool {
+		return viewIs(n.View(RoleEdge), "edge-0", "edge-1")
 	})
 	// The bound is the protocol's on an idle machine; on a busy one the
 	// probes run late, so the time is reported, not asserted.
@@ -424,15 +411,26 @@ func measureKill(t *testing.T, profile string, suspicionMult int) time.Duration 
 		return len(n.View(RoleEdge).Nodes) == 3 && len(n.View(RoleShield).Nodes) == 2
 	})
 	victim, rest := nodes[1], slices.Concat(nodes[:1], nodes[2:])
-	bound := victim.cfg.FailureDetectionBound(len(nodes))
+	slowest, _ := killAndWait(t, victim, len(nodes), rest, "edge-1 dropped", func(n *testNode) bool {
+		return !slices.Contains(names(n.View(RoleEdge).Nodes), "edge-1")
+	})
+	return slowest
+}
+
+// killAndWait closes victim (no Leave, so failure detection must find
+// it) and waits, with patience, until dropped holds at every node of rest.
+// It returns the slowest node's time and the protocol's bound for a
+// cluster of size nodes.
+func killAndWait(t *testing.T, victim *testNode, size int, rest []*testNode, what string, dropped func(*testNode) bool) (slowest, bound time.Duration) {
+	t.Helper()
+	bound = victim.cfg.FailureDetectionBound(size)
 	killed := time.Now()
 	victim.Close()
-	dctx, dcancel := context.WithTimeout(context.Background(), patience(bound))
-	defer dcancel()
+	ctx, cancel := context.WithTimeout(context.Background(), patience(bound))
+	defer cancel()
 	var mu sync.Mutex
-	var slowest time.Duration
-	waitAll(t, dctx, rest, "edge-1 dropped", func(n *testNode) bool {
-		if slices.Contains(names(n.View(RoleEdge).Nodes), "edge-1") {
+	waitAll(t, ctx, rest, what, func(n *testNode) bool {
+		if !dropped(n) {
 			return false
 		}
 		mu.Lock()
@@ -440,7 +438,7 @@ func measureKill(t *testing.T, profile string, suspicionMult int) time.Duration 
 		mu.Unlock()
 		return true
 	})
-	return slowest
+	return slowest, bound
 }
 
 // BenchmarkViewOwner is the per-request routing cost: load the View, find
