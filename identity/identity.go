@@ -229,6 +229,13 @@ func Challenge(w http.ResponseWriter, err error) {
 	w.Header().Set("WWW-Authenticate", `Bearer realm="musiccdn", error="invalid_token"`)
 }
 
+// Unauthorized answers 401 with the challenge for err and a short reason
+// (never err's text).
+func Unauthorized(w http.ResponseWriter, err error) {
+	Challenge(w, err)
+	http.Error(w, "unauthorized", http.StatusUnauthorized)
+}
+
 // ValidUserID reports whether id is a usable user id: 1 to MaxUserIDLen
 // bytes of [A-Za-z0-9_-], the project's id rules, so it needs no escaping
 // in JSON, logs, SQL, tickets or file names.

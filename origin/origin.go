@@ -789,8 +789,7 @@ func (s *Server) serveManifest(w http.ResponseWriter, r *http.Request) {
 	now := s.now()
 	user, err := s.users.FromRequest(r, now)
 	if err != nil {
-		identity.Challenge(w, err)
-		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		identity.Unauthorized(w, err)
 		return
 	}
 	id := r.PathValue("track")

@@ -232,8 +232,7 @@ func (s *Services) ownUser(prefix string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, err := s.Users().FromRequest(r, s.now())
 		if err != nil {
-			identity.Challenge(w, err)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			identity.Unauthorized(w, err)
 			return
 		}
 		id, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, prefix), "/")

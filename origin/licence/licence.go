@@ -186,8 +186,7 @@ func (h *Handler) issue(w http.ResponseWriter, r *http.Request) {
 	now := h.cfg.Now()
 	user, err := h.cfg.Sessions.FromRequest(r, now)
 	if err != nil {
-		identity.Challenge(w, err)
-		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		identity.Unauthorized(w, err)
 		return
 	}
 	if ok, wait := h.limit.Allow(user.ID, 1, now); !ok {

@@ -150,8 +150,7 @@ func readMeta(dir, id string) (media.TrackInfo, error) {
 func (s *Server) manifest(w http.ResponseWriter, r *http.Request) {
 	user, err := s.users.FromRequest(r, time.Now())
 	if err != nil {
-		identity.Challenge(w, err)
-		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		identity.Unauthorized(w, err)
 		return
 	}
 	id := r.PathValue("id")
@@ -244,8 +243,7 @@ func (t *throttled) Write(p []byte) (int, error) {
 
 func (s *Server) postPlays(w http.ResponseWriter, r *http.Request) {
 	if _, err := s.users.FromRequest(r, time.Now()); err != nil {
-		identity.Challenge(w, err)
-		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		identity.Unauthorized(w, err)
 		return
 	}
 	var evs []plays.Event
