@@ -3,7 +3,8 @@
 // preconditions of section 13 (If-Match, If-None-Match, If-Modified-Since,
 // If-Unmodified-Since, If-Range) and the Range header of section 14.
 //
-// Everything here is a pure function of header values, the file's size and
+// Everything here but Serve (the thin net/http wrapper for the origin and
+// test stand-ins) is a pure function of header values, the file's size and
 // its validators, so the edge, the shield and the origin share one tested
 // decision (Decide) and cannot answer one request differently; the hot
 // path does not allocate: Decide and Parse append into a caller-owned
