@@ -37,7 +37,10 @@ import (
 	"github.com/musiccdn/cdn/config"
 )
 
-// Config configures a Store. The zero value of a field means its default.
+// Config configures a Store. A zero ChunkSize, MemoryBytes, MaxObjects,
+// MetaTTL, StaleRetry or FillTimeout means its default (New fills it in); a
+// zero WindowPercent, DiskBytes or NegativeTTL means none of it (no window,
+// no disk tier, no negative caching), so start from DefaultConfig.
 type Config struct {
 	// ChunkSize is the size of a chunk in bytes, a power of two from 4 KiB
 	// to 4 MiB. Default 256 KiB: see DefaultChunkSize.
@@ -56,8 +59,8 @@ type Config struct {
 	// metadata is served before the upstream is asked again. Default 10 s.
 	StaleRetry config.Duration `yaml:"stale_retry"`
 	// WindowPercent is the share of MemoryBytes kept as an LRU window in
-	// front of ristretto (see Memory), 0 to 50. Default
-	// DefaultWindowPercent (10).
+	// front of ristretto (see Memory), 0 to 50; 0 means no window (plain
+	// ristretto), not the default. Default DefaultWindowPercent (25).
 	WindowPercent int `yaml:"window_percent"`
 	// DiskDir is a directory for a disk tier under the memory (a shield's
 	// larger cache, kept across restarts). Empty: memory only (default).
@@ -218,6 +221,16 @@ type Fetcher interface {
 	Revalidate(ctx context.Context, name, etag string) (m Meta, notModified bool, err error)
 }
 
+// MetaFetcher is implemented by a Fetcher that can learn an object's
+// metadata while telling the upstream which bytes [off, off+n) the caller
+// will ask for next (a HEAD with that Range): an upstream cache then
+// fills that chunk with the metadata instead of chunk 0. A store with
+// admission, which learns metadata without keeping a chunk, uses it when
+// its Fetcher has it (Revalidate with etag "" otherwise).
+type MetaFetcher interface {
+	FetchMeta(ctx context.Context, name string, off, n int64) (Meta, error)
+}
+
 // Errors callers branch on.
 var (
 	// ErrNotFound is returned when the upstream has no such object.
@@ -241,7 +254,7 @@ const (
 
 // Stats are the store's counters, read with atomic loads.
 type Stats struct {
-	Hits          atomic.Int64 // chunk reads served from memory
+	Hits          atomic.Int64 // chunk reads served without a fill: from memory or the disk tier
 	Misses        atomic.Int64 // chunk reads that needed a fill
 	Fills         atomic.Int64 // upstream chunk fetches started
 	FillErrors    atomic.Int64 // upstream fetches that failed
@@ -275,6 +288,10 @@ type Store struct {
 	purges atomic.Uint64
 
 	admit Admission // nil: keep every filled chunk
+
+	// publishHook, when set (tests only), runs each time metadata is
+	// installed, in the installing goroutine.
+	publishHook func(objKey uint64, m *Meta)
 }
 
 // Option configures a Store beyond its Config.
@@ -354,6 +371,16 @@ func (s *Store) Wait() { s.chunks.Wait() }
 // chunk) on a miss and revalidating it after the TTL. The result must not
 // be modified.
 func (s *Store) Meta(ctx context.Context, ref Ref) (*Meta, Status, error) {
+	return s.MetaAt(ctx, ref, 0)
+}
+
+// MetaAt is Meta for a request that wants the bytes from offset off
+// first: on a miss, the metadata comes with the chunk holding off (its
+// Content-Range gives the size, its ETag the version), so a cold seek
+// costs one round trip upstream, not chunk 0 and then the wanted one. An
+// offset past the end costs one request too (the upstream's 416 gives the
+// size). off is a hint; a negative one means 0.
+func (s *Store) MetaAt(ctx context.Context, ref Ref, off int64) (*Meta, Status, error) {
 	sh := &s.metas[ref.Key%metaShards]
 	sh.mu.RLock()
 	m := sh.m[ref.Key]
@@ -371,7 +398,7 @@ func (s *Store) Meta(ctx context.Context, ref Ref) (*Meta, Status, error) {
 				s.Stats.NegativeHits.Add(1)
 				return nil, Hit, ErrNotFound
 			}
-			return s.fetchMeta(ctx, ref)
+			return s.fetchMeta(ctx, ref, off)
 		}
 		if now.Sub(m.checked) < time.Duration(s.cfg.MetaTTL) {
 			if m.stale {
@@ -386,7 +413,7 @@ func (s *Store) Meta(ctx context.Context, ref Ref) (*Meta, Status, error) {
 		}
 		return s.revalidate(ctx, ref, m)
 	}
-	return s.fetchMeta(ctx, ref)
+	return s.fetchMeta(ctx, ref, off)
 }
 
 // CachedMeta returns the metadata of ref if the store holds it (in memory
@@ -407,7 +434,7 @@ func (s *Store) CachedMeta(ref Ref) (*Meta, bool) {
 }
 
 // Chunk returns chunk idx of the version m of ref. hit reports whether it
-// came from memory. The returned slice is shared: callers must not modify
+// came from the cache (memory or the disk tier) without a fill. The returned slice is shared: callers must not modify
 // it.
 func (s *Store) Chunk(ctx context.Context, ref Ref, m *Meta, idx int64) (data []byte, hit bool, err error) {
 	key := chunkKey(ref.Key, m.etagKey, idx)
@@ -436,8 +463,8 @@ func (s *Store) Chunk(ctx context.Context, ref Ref, m *Meta, idx int64) (data []
 	return b, false, err
 }
 
-// Cached reports whether chunk idx of version m is in memory, without
-// counting a hit or a miss.
+// Cached reports whether chunk idx of version m is in memory or on the
+// disk tier, without counting a hit or a miss.
 func (s *Store) Cached(ref Ref, m *Meta, idx int64) bool {
 	key := chunkKey(ref.Key, m.etagKey, idx)
 	if _, ok := s.chunks.Get(key); ok {
@@ -558,10 +585,19 @@ func (s *Store) unpurged(objKey, gen uint64, install func()) bool {
 	return true
 }
 
-// fetchMeta fetches an object's metadata together with its first chunk,
-// which a player asks for first anyway.
-func (s *Store) fetchMeta(ctx context.Context, ref Ref) (*Meta, Status, error) {
-	key := mix(ref.Key ^ metaSalt)
+// fetchMeta fetches an object's metadata together with the chunk holding
+// off (the first a request wants), collapsed per object.
+func (s *Store) fetchMeta(ctx context.Context, ref Ref, off int64) (*Meta, Status, error) {
+	m, err := s.metaFlight(ctx, mix(ref.Key^metaSalt), ref, func(name string, gen uint64) (*Meta, error) {
+		return s.fillMeta(ref.Key, gen, name, off)
+	})
+	return m, Miss, err
+}
+
+// metaFlight runs fill (in its own goroutine, so that it outlives a
+// caller that gives up) once for all callers that ask under key at the
+// same time, and waits for its metadata.
+func (s *Store) metaFlight(ctx context.Context, key uint64, ref Ref, fill func(name string, gen uint64) (*Meta, error)) (*Meta, error) {
 	c, leader := s.flight.join(key)
 	if !leader {
 		s.Stats.Collapsed.Add(1)
@@ -569,17 +605,17 @@ func (s *Store) fetchMeta(ctx context.Context, ref Ref) (*Meta, Status, error) {
 		name := string(ref.Name)
 		gen := s.purges.Load()
 		go func() {
-			c.meta, c.err = s.fillMeta(ref.Key, gen, name)
+			c.meta, c.err = fill(name, gen)
 			s.flight.finish(key, c)
 		}()
 	}
 	if _, err := c.wait(ctx); err != nil {
-		return nil, Miss, err
+		return nil, err
 	}
-	return c.meta, Miss, nil
+	return c.meta, nil
 }
 
-func (s *Store) fillMeta(objKey, gen uint64, name string) (*Meta, error) {
+func (s *Store) fillMeta(objKey, gen uint64, name string, off int64) (*Meta, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.FillTimeout))
 	defer cancel()
 	s.Stats.Fills.Add(1)
@@ -587,7 +623,14 @@ func (s *Store) fillMeta(objKey, gen uint64, name string) (*Meta, error) {
 		// A store with admission must not keep chunk 0 of every object
 		// it is asked about: it learns the metadata alone, and chunk 0
 		// goes through admission like any other.
-		got, _, err := s.up.Revalidate(ctx, name, "")
+		var got Meta
+		var err error
+		if mf, ok := s.up.(MetaFetcher); ok {
+			cs := int64(s.cfg.ChunkSize)
+			got, err = mf.FetchMeta(ctx, name, max(off, 0)/cs*cs, cs)
+		} else {
+			got, _, err = s.up.Revalidate(ctx, name, "")
+		}
 		if err != nil {
 			s.Stats.FillErrors.Add(1)
 			s.notFound(objKey, gen, err)
@@ -600,9 +643,11 @@ func (s *Store) fillMeta(objKey, gen uint64, name string) (*Meta, error) {
 		}
 		return &m, nil
 	}
-	got, data, err := s.up.Fetch(ctx, name, 0, int64(s.cfg.ChunkSize))
-	if err == nil && int64(len(data)) != min(int64(s.cfg.ChunkSize), got.Size) {
-		err = fmt.Errorf("cache: fill of %s chunk 0: got %d bytes, want %d", name, len(data), min(int64(s.cfg.ChunkSize), got.Size))
+	cs := int64(s.cfg.ChunkSize)
+	idx := max(off, 0) / cs
+	got, data, err := s.up.Fetch(ctx, name, idx*cs, cs)
+	if want := min(cs, max(got.Size-idx*cs, 0)); err == nil && int64(len(data)) != want {
+		err = fmt.Errorf("cache: fill of %s chunk %d: got %d bytes, want %d", name, idx, len(data), want)
 	}
 	if err != nil {
 		s.Stats.FillErrors.Add(1)
@@ -611,14 +656,20 @@ func (s *Store) fillMeta(objKey, gen uint64, name string) (*Meta, error) {
 	}
 	m := got
 	m.checked = s.now()
-	if !s.replaceMetaGen(objKey, gen, &m) {
-		return nil, s.discarded()
-	}
+	m.etagKey = xxhash.Sum64String(m.ETag)
+	// The chunk goes into the cache before the metadata is published:
+	// a request that finds the metadata then finds the chunk too, and
+	// does not fetch it again under the chunk's own flight key (issue
+	// 12: the origin saw chunk 0 twice when the metadata went first).
+	// Both steps are discarded if the object was purged meanwhile.
 	if len(data) > 0 {
-		install := func() { s.setChunk(chunkKey(objKey, m.etagKey, 0), data) }
+		install := func() { s.setChunk(chunkKey(objKey, m.etagKey, idx), data) }
 		if !s.unpurged(objKey, gen, install) {
 			return nil, s.discarded()
 		}
+	}
+	if !s.replaceMetaGen(objKey, gen, &m) {
+		return nil, s.discarded()
 	}
 	return &m, nil
 }
@@ -627,26 +678,17 @@ func (s *Store) fillMeta(objKey, gen uint64, name string) (*Meta, error) {
 // object. On an upstream error the stale version is served and the
 // upstream is asked again after StaleRetry.
 func (s *Store) revalidate(ctx context.Context, ref Ref, m *Meta) (*Meta, Status, error) {
-	key := mix(ref.Key ^ revalSalt)
-	c, leader := s.flight.join(key)
-	if !leader {
-		s.Stats.Collapsed.Add(1)
-	} else {
-		name := string(ref.Name)
-		gen := s.purges.Load()
-		go func() {
-			c.meta, c.err = s.fillRevalidate(ref.Key, gen, name, m)
-			s.flight.finish(key, c)
-		}()
-	}
-	if _, err := c.wait(ctx); err != nil {
+	nm, err := s.metaFlight(ctx, mix(ref.Key^revalSalt), ref, func(name string, gen uint64) (*Meta, error) {
+		return s.fillRevalidate(ref.Key, gen, name, m)
+	})
+	if err != nil {
 		return nil, Miss, err
 	}
-	if c.meta.stale {
+	if nm.stale {
 		s.Stats.StaleServed.Add(1)
-		return c.meta, Stale, nil
+		return nm, Stale, nil
 	}
-	return c.meta, Hit, nil
+	return nm, Hit, nil
 }
 
 func (s *Store) fillRevalidate(objKey, gen uint64, name string, m *Meta) (*Meta, error) {
@@ -726,6 +768,9 @@ func (s *Store) replaceMetaLocked(sh *metaShard, objKey uint64, nm *Meta) {
 		s.disk.Put(diskMetaKey(objKey), encodeMeta(nm))
 	}
 	sh.mu.Unlock()
+	if s.publishHook != nil {
+		s.publishHook(objKey, nm)
+	}
 	if old != nil && !old.missing && !nm.missing && old.etagKey != nm.etagKey {
 		s.Stats.Invalidations.Add(1)
 		s.dropChunks(objKey, old)

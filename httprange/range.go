@@ -3,15 +3,21 @@
 // preconditions of section 13 (If-Match, If-None-Match, If-Modified-Since,
 // If-Unmodified-Since, If-Range) and the Range header of section 14.
 //
-// Everything here is a pure function of header values, the file's size and
-// its validators, so the edge and the shield share one tested
-// implementation, and the hot path does not allocate: Parse appends into a
-// caller-owned slice.
+// Everything here but Serve (the thin net/http wrapper for the origin and
+// test stand-ins) is a pure function of header values, the file's size and
+// its validators, so the edge, the shield and the origin share one tested
+// decision (Decide) and cannot answer one request differently; the hot
+// path does not allocate: Decide and Parse append into a caller-owned
+// slice. The package also holds the wire words around a range response
+// that more than one component writes or reads: Content-Range, the
+// multipart/byteranges part framing and Cache-Status (RFC 9211).
+// httprangetest is the conformance table every server of ranges runs.
 package httprange
 
 import (
 	"bytes"
 	"errors"
+	"math"
 	"slices"
 )
 
@@ -127,7 +133,7 @@ func parseSpec(spec []byte, size int64) (r Range, ok bool, err error) {
 			return Range{}, false, ErrInvalid
 		}
 		// §14.1.1: an int-range is invalid if last-pos < first-pos.
-		if end < start {
+		if end < start || end == math.MaxInt64 && lessDigits(last, first) {
 			return Range{}, false, ErrInvalid
 		}
 	}
@@ -177,9 +183,13 @@ func coalesce(rs []Range) []Range {
 	return out
 }
 
-// parseDigits parses 1*DIGIT into a non-negative int64, refusing overflow.
+// parseDigits parses 1*DIGIT into a non-negative int64. A number past
+// int64 saturates at math.MaxInt64: RFC 9110 puts no bound on a position,
+// and any such position lies past the end of every representation (a
+// first-pos there is unsatisfiable, a last-pos or suffix-length there means
+// "to the end").
 func parseDigits(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 18 {
+	if len(b) == 0 {
 		return 0, false
 	}
 	var v int64
@@ -187,9 +197,29 @@ func parseDigits(b []byte) (int64, bool) {
 		if c < '0' || c > '9' {
 			return 0, false
 		}
-		v = v*10 + int64(c-'0')
+		d := int64(c - '0')
+		if v > (math.MaxInt64-d)/10 {
+			v = math.MaxInt64
+			continue
+		}
+		v = v*10 + d
 	}
 	return v, true
+}
+
+// lessDigits reports whether the decimal number a is less than b, both
+// 1*DIGIT, compared exactly even past int64.
+func lessDigits(a, b []byte) bool {
+	for len(a) > 1 && a[0] == '0' {
+		a = a[1:]
+	}
+	for len(b) > 1 && b[0] == '0' {
+		b = b[1:]
+	}
+	if len(a) != len(b) {
+		return len(a) < len(b)
+	}
+	return bytes.Compare(a, b) < 0
 }
 
 // trimOWS removes optional white space (SP / HTAB, RFC 9110 §5.6.3).
@@ -217,4 +247,40 @@ func equalFold(b []byte, s string) bool {
 		}
 	}
 	return true
+}
+
+// FirstPos is the first-pos of the first int-range of a Range header
+// ("bytes=N-..."), or 0 when there is none (no header, a suffix-range
+// first, invalid syntax). It is a hint, not a decision: a cache that must
+// fetch an object's metadata fetches it with the chunk the request will
+// want first (see cache.Store.MetaAt), before Decide can run. It does not
+// allocate.
+func FirstPos(header []byte) int64 {
+	eq := bytes.IndexByte(header, '=')
+	if eq < 0 || !equalFold(trimOWS(header[:eq]), "bytes") {
+		return 0
+	}
+	spec := header[eq+1:]
+	for {
+		var next []byte
+		if i := bytes.IndexByte(spec, ','); i >= 0 {
+			spec, next = spec[:i], spec[i+1:]
+		}
+		spec = trimOWS(spec)
+		if len(spec) > 0 {
+			dash := bytes.IndexByte(spec, '-')
+			if dash <= 0 {
+				return 0
+			}
+			n, ok := parseDigits(spec[:dash])
+			if !ok {
+				return 0
+			}
+			return n
+		}
+		if next == nil {
+			return 0
+		}
+		spec = next
+	}
 }

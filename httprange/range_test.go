@@ -3,6 +3,7 @@ package httprange
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"testing"
 	"time"
@@ -46,7 +47,15 @@ func TestParse(t *testing.T) {
 		{"items=1-2", nil, ErrInvalid},
 		{"bytes 1-2", nil, ErrInvalid},
 		{"", nil, ErrInvalid},
-		{"bytes=99999999999999999999-", nil, ErrInvalid},
+		// Positions past int64 are valid syntax (RFC 9110 puts no bound
+		// on them) and lie past the end of any representation.
+		{"bytes=99999999999999999999-", nil, ErrUnsatisfiable},
+		{"bytes=0-99999999999999999999", []Range{r(0, 9999)}, nil},
+		{"bytes=-99999999999999999999", []Range{r(0, 9999)}, nil},
+		{"bytes=9223372036854775807-", nil, ErrUnsatisfiable},
+		{"bytes=99999999999999999998-99999999999999999999", nil, ErrUnsatisfiable},
+		{"bytes=99999999999999999999-99999999999999999998", nil, ErrInvalid},
+		{"bytes=00000000000000000000000005-0000000000000000000000006", []Range{r(5, 6)}, nil},
 		{"bytes=0-1,3-4,6-7,9-10,12-13", nil, ErrTooMany},
 	}
 	for _, tc := range cases {
@@ -167,6 +176,38 @@ func FuzzParse(f *testing.F) {
 			if i > 0 && r.Start <= rs[i-1].End+1 {
 				t.Fatalf("Parse(%q, %d): ranges %v not coalesced", h, size, rs)
 			}
+		}
+	})
+}
+
+func TestFirstPos(t *testing.T) {
+	cases := []struct {
+		h    string
+		want int64
+	}{
+		{"", 0},
+		{"bytes=100-199", 100},
+		{"bytes = , 5000-,0-9", 5000},
+		{"BYTES=7-", 7},
+		{"bytes=-500", 0},
+		{"bytes=a-b", 0},
+		{"items=5-6", 0},
+		{"bytes=,,", 0},
+		{"bytes=99999999999999999999-", math.MaxInt64},
+	}
+	for _, c := range cases {
+		if got := FirstPos([]byte(c.h)); got != c.want {
+			t.Errorf("FirstPos(%q) = %d, want %d", c.h, got, c.want)
+		}
+	}
+}
+
+// FuzzFirstPos: any header, no panic, never a negative offset.
+func FuzzFirstPos(f *testing.F) {
+	f.Add("bytes=100-199,0-1")
+	f.Fuzz(func(t *testing.T, h string) {
+		if p := FirstPos([]byte(h)); p < 0 {
+			t.Fatalf("FirstPos(%q) = %d", h, p)
 		}
 	})
 }

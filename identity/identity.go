@@ -33,6 +33,7 @@ import (
 
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/country"
+	"github.com/musiccdn/cdn/ident"
 )
 
 // Leeway is the clock skew allowed between the identity provider and the
@@ -229,21 +230,17 @@ func Challenge(w http.ResponseWriter, err error) {
 	w.Header().Set("WWW-Authenticate", `Bearer realm="musiccdn", error="invalid_token"`)
 }
 
+// Unauthorized answers 401 with the challenge for err and a short reason
+// (never err's text).
+func Unauthorized(w http.ResponseWriter, err error) {
+	Challenge(w, err)
+	http.Error(w, "unauthorized", http.StatusUnauthorized)
+}
+
 // ValidUserID reports whether id is a usable user id: 1 to MaxUserIDLen
 // bytes of [A-Za-z0-9_-], the project's id rules, so it needs no escaping
 // in JSON, logs, SQL, tickets or file names.
-func ValidUserID(id string) bool {
-	if len(id) == 0 || len(id) > MaxUserIDLen {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+func ValidUserID(id string) bool { return ident.Valid(id, MaxUserIDLen) }
 
 // Issuer signs tokens the way the identity provider does. cmd/pop runs one
 // as its demo provider; tests use it. It is safe for concurrent use.

@@ -7,7 +7,9 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -259,6 +261,18 @@ func BenchmarkVerify(b *testing.B) {
 	for b.Loop() {
 		if _, err := v.Verify(tok, testNow); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestUnauthorized: a 401 with the RFC 6750 challenge, and none of the
+// error's text in the body.
+func TestUnauthorized(t *testing.T) {
+	for _, err := range []error{ErrNoToken, fmt.Errorf("%w: secret detail", ErrInvalidToken)} {
+		w := httptest.NewRecorder()
+		Unauthorized(w, err)
+		if w.Code != 401 || !strings.HasPrefix(w.Header().Get("WWW-Authenticate"), "Bearer ") || strings.Contains(w.Body.String(), "secret") {
+			t.Errorf("Unauthorized(%v): %d %q %q", err, w.Code, w.Header().Get("WWW-Authenticate"), w.Body.String())
 		}
 	}
 }

@@ -3,7 +3,7 @@
 // range requests to the edges), check every byte they receive against the
 // synthetic catalog, and measure latency honestly.
 //
-// The workload (Generator) is pure and deterministic for a seed: Poisson
+// The workload (package workload) is pure and deterministic for a seed: Poisson
 // session arrivals, Zipf track popularity, album/playlist/radio locality,
 // skips, seeks, a tier per bandwidth class, and the range requests of a
 // player (the first FirstFetch at once, then FetchAhead whenever the buffer

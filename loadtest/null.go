@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/musiccdn/cdn/httprange"
 	"github.com/musiccdn/cdn/origin/media"
 )
 
@@ -84,8 +85,11 @@ func (p *NullPOP) media(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
-	w.Header().Set("ETag", obj.ETag)
-	w.Header().Set("Content-Type", "audio/ogg")
-	w.Header().Set("Cache-Status", "null; hit")
-	http.ServeContent(w, r, "", obj.ModTime, io.NewSectionReader(f, 0, obj.Size))
+	w.Header().Set("Cache-Status", httprange.CacheStatus("null", httprange.CacheHit))
+	v := httprange.Validators{ETag: []byte(obj.ETag), LastModified: obj.ModTime}
+	if committed, err := httprange.Serve(w, r, f, obj.Size, v, "audio/ogg", httprange.DefaultMaxRanges); err != nil && committed {
+		panic(http.ErrAbortHandler)
+	} else if err != nil {
+		http.Error(w, "read error", http.StatusInternalServerError)
+	}
 }

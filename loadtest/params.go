@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"fmt"
+	"github.com/musiccdn/cdn/loadtest/workload"
 	"time"
 )
 
@@ -21,7 +22,7 @@ type RunParams struct {
 	POP *POPParams `json:"pop"`
 }
 
-// WorkloadParams is WorkloadConfig in the report's units.
+// WorkloadParams is workload.Config in the report's units.
 type WorkloadParams struct {
 	Tracks         int           `json:"tracks"`
 	Seed           uint64        `json:"seed"`
@@ -42,7 +43,7 @@ type WorkloadParams struct {
 	Classes        []ClassParams `json:"classes"`
 }
 
-// ClassParams is a BandwidthClass in the report.
+// ClassParams is a workload.BandwidthClass in the report.
 type ClassParams struct {
 	Name    string  `json:"name"`
 	Weight  float64 `json:"weight"`
@@ -112,8 +113,8 @@ func (cfg Config) Params() RunParams {
 }
 
 // Config returns the workload the parameters describe, validated.
-func (p WorkloadParams) Config() (WorkloadConfig, error) {
-	w := WorkloadConfig{
+func (p WorkloadParams) Config() (workload.Config, error) {
+	w := workload.Config{
 		Tracks: p.Tracks, Seed: p.Seed, Skew: p.Skew, SessionRate: p.SessionRate,
 		MeanTracks: p.MeanTracks, SkipProb: p.SkipProb, SeekProb: p.SeekProb,
 		AlbumSize: p.AlbumSize, Playlists: p.Playlists, Users: p.Users,
@@ -122,7 +123,7 @@ func (p WorkloadParams) Config() (WorkloadConfig, error) {
 		Countries: p.Countries, CountryWeights: p.CountryWeights,
 	}
 	for _, c := range p.Classes {
-		w.Classes = append(w.Classes, BandwidthClass{Name: c.Name, Weight: c.Weight, MaxKbps: c.MaxKbps})
+		w.Classes = append(w.Classes, workload.BandwidthClass{Name: c.Name, Weight: c.Weight, MaxKbps: c.MaxKbps})
 	}
 	return w, w.Validate()
 }

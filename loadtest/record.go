@@ -56,7 +56,7 @@ type recorder struct {
 	failovers        int64 // requests retried at another edge after an error
 	log              *requestLog
 	byTier           map[int]*breakdownAcc
-	byOutcome        [len(outcomeNames)]*breakdownAcc
+	byOutcome        [OutcomeStale + 1]*breakdownAcc
 	manifestLat      *hdrhistogram.Histogram
 	requests         int64
 	bytes            int64
@@ -296,7 +296,7 @@ func (r *recorder) result(d time.Duration) *Result {
 		if b.requests == 0 {
 			continue
 		}
-		res.ByOutcome = append(res.ByOutcome, b.summary(outcomeNames[i]))
+		res.ByOutcome = append(res.ByOutcome, b.summary(Outcome(i).String()))
 		if Outcome(i) != OutcomeNone {
 			lookReq += b.requests
 			lookBytes += b.bytes

@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/musiccdn/cdn/httprange"
+	"github.com/musiccdn/cdn/loadtest/workload"
 	"github.com/musiccdn/cdn/origin/api"
 	"io"
 	"log/slog"
@@ -28,7 +30,7 @@ import (
 // Config is one run of the load tool.
 type Config struct {
 	// Workload is what the simulated listeners do.
-	Workload WorkloadConfig
+	Workload workload.Config
 	// Duration is the wall-clock time during which sessions arrive and
 	// requests are issued; requests still in flight at the end may finish
 	// within RequestTimeout. Default 60s.
@@ -90,7 +92,7 @@ type Config struct {
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
 	return Config{
-		Workload:       DefaultWorkloadConfig(),
+		Workload:       workload.DefaultConfig(),
 		Duration:       60 * time.Second,
 		Compression:    60,
 		RequestTimeout: 10 * time.Second,
@@ -211,7 +213,7 @@ func Run(ctx context.Context, cfg Config, t Targets) (*Result, error) {
 	if t.Origin == "" || len(t.Edges) == 0 {
 		return nil, errors.New("loadtest: need an origin and at least one edge")
 	}
-	gen, err := NewGenerator(cfg.Workload)
+	gen, err := workload.NewGenerator(cfg.Workload)
 	if err != nil {
 		return nil, err
 	}
@@ -327,7 +329,7 @@ func NewClient() *http.Client {
 type runner struct {
 	cfg      Config
 	t        Targets
-	gen      *Generator
+	gen      *workload.Generator
 	cat      *media.Synthetic
 	log      *slog.Logger
 	client   *http.Client
@@ -340,14 +342,14 @@ type runner struct {
 }
 
 // wall maps a session's simulated time to the wall clock.
-func (r *runner) wall(s *Session, at time.Duration) time.Time {
+func (r *runner) wall(s *workload.Session, at time.Duration) time.Time {
 	return r.start.Add(s.Start + time.Duration(float64(at)/r.cfg.Compression))
 }
 
 // session plays s's tracks in order, each request at its due time. A
 // request that is late because the previous one was slow is still timed
 // from when it was due.
-func (r *runner) session(ctx context.Context, s Session) {
+func (r *runner) session(ctx context.Context, s workload.Session) {
 	first := int(s.Pick % uint64(len(r.t.Edges)))
 	h := &home{first: first, cur: first}
 	user := User{UserID: "u" + strconv.Itoa(s.User)}
@@ -608,11 +610,11 @@ func (r *runner) fetch(ctx context.Context, due time.Time, u string, track, kbps
 	defer drain(resp.Body)
 	ttfb := time.Since(due)
 	size := r.cat.Size(track, kbps)
-	o := Observation{Kbps: kbps, Outcome: ParseCacheStatus(resp.Header.Get("Cache-Status")), TTFB: ttfb}
+	o := Observation{Kbps: kbps, Outcome: httprange.ParseCacheStatus(resp.Header.Get("Cache-Status")), TTFB: ttfb}
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
-		a, b, total, ok := ParseContentRange(resp.Header.Get("Content-Range"))
-		if !ok || a != off || b != last || total != size {
+		cr, total, ok := httprange.ParseContentRange([]byte(resp.Header.Get("Content-Range")))
+		if !ok || cr.Start != off || cr.End != last || total != size {
 			o.Verify = "content_range"
 			r.logf("verify failure: wrong Content-Range", "url", u, "range", req.Header.Get("Range"),
 				"content_range", resp.Header.Get("Content-Range"), "size", size)
@@ -765,72 +767,14 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 	}
 }
 
-// ParseContentRange parses "bytes first-last/size" (RFC 9110 14.4).
-func ParseContentRange(h string) (first, last, size int64, ok bool) {
-	rest, found := strings.CutPrefix(h, "bytes ")
-	if !found {
-		return 0, 0, 0, false
-	}
-	rng, sz, found := strings.Cut(rest, "/")
-	if !found {
-		return 0, 0, 0, false
-	}
-	a, b, found := strings.Cut(rng, "-")
-	if !found {
-		return 0, 0, 0, false
-	}
-	var err1, err2, err3 error
-	first, err1 = strconv.ParseInt(a, 10, 64)
-	last, err2 = strconv.ParseInt(b, 10, 64)
-	size, err3 = strconv.ParseInt(sz, 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil || first < 0 || last < first || size <= last {
-		return 0, 0, 0, false
-	}
-	return first, last, size, true
-}
-
-// Outcome is a response's cache outcome at the edge, from Cache-Status.
-type Outcome int
+// Outcome is a response's cache outcome at the edge, from Cache-Status
+// (httprange reads it, as tier writes it).
+type Outcome = httprange.CacheOutcome
 
 // Outcomes, from the edge's (the last) Cache-Status member.
 const (
-	OutcomeNone  Outcome = iota // no Cache-Status
-	OutcomeHit                  // "; hit"
-	OutcomeMiss                 // "; fwd=miss" (or any other fwd)
-	OutcomeStale                // served stale ("; detail=stale" or fwd=stale)
+	OutcomeNone  = httprange.CacheNone  // no Cache-Status
+	OutcomeHit   = httprange.CacheHit   // "; hit"
+	OutcomeMiss  = httprange.CacheMiss  // "; fwd=miss" (or any other fwd)
+	OutcomeStale = httprange.CacheStale // served stale
 )
-
-var outcomeNames = [...]string{"none", "hit", "miss", "stale"}
-
-func (o Outcome) String() string { return outcomeNames[o] }
-
-// ParseCacheStatus classifies a Cache-Status header (RFC 9211). Members
-// are ordered from the origin towards the client, so the last one is the
-// edge's.
-func ParseCacheStatus(h string) Outcome {
-	if h == "" {
-		return OutcomeNone
-	}
-	if i := strings.LastIndexByte(h, ','); i >= 0 {
-		h = h[i+1:]
-	}
-	_, params, _ := strings.Cut(h, ";")
-	out := OutcomeNone
-	for p := range strings.SplitSeq(params, ";") {
-		k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
-		v = strings.Trim(v, `"`)
-		switch {
-		case k == "hit":
-			if out == OutcomeNone {
-				out = OutcomeHit
-			}
-		case k == "fwd" && v == "stale", k == "detail" && strings.Contains(v, "stale"):
-			out = OutcomeStale
-		case k == "fwd":
-			if out != OutcomeStale {
-				out = OutcomeMiss
-			}
-		}
-	}
-	return out
-}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/musiccdn/cdn/httprange"
+	"github.com/musiccdn/cdn/loadtest/workload"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,7 +25,7 @@ func testConfig(d time.Duration) Config {
 	cfg.Workload.Tracks = 1000
 	cfg.Workload.Seed = 3
 	cfg.Workload.SessionRate = 2
-	cfg.Workload.Classes = []BandwidthClass{{Name: "2g", Weight: 1, MaxKbps: 24}}
+	cfg.Workload.Classes = []workload.BandwidthClass{{Name: "2g", Weight: 1, MaxKbps: 24}}
 	cfg.Duration = d
 	cfg.Compression = 600
 	cfg.RequestTimeout = 5 * time.Second
@@ -129,7 +131,8 @@ func TestRunCatchesWrongContentRangeAndShortBody(t *testing.T) {
 		body := rec.Body.Bytes()
 		switch n.Add(1) {
 		case 5: // claims one byte more at the start than was asked for
-			a, b, size, _ := ParseContentRange(rec.Header().Get("Content-Range"))
+			cr, size, _ := httprange.ParseContentRange([]byte(rec.Header().Get("Content-Range")))
+			a, b := cr.Start, cr.End
 			w.Header().Set("Content-Range", "bytes "+itoa(a+1)+"-"+itoa(b)+"/"+itoa(size))
 			w.Header().Set("Content-Length", itoa(int64(len(body)-1)))
 			w.WriteHeader(rec.Code)

@@ -21,8 +21,11 @@
 //
 //	musiccdn-snapshot 1 <taken, unix seconds> <countries>
 //	<country codes, comma separated>
-//	<id> TAB <duration ms> TAB <country bitmap, hex> TAB <tier> [TAB <tier>...]
+//	<id> TAB <duration ms>[:<samples>:<sample rate>] TAB <country bitmap, hex> TAB <tier> [TAB <tier>...]
 //
+// (the track's exact sample count, when the catalog knows it, follows its
+// duration: a decoder of this version reads lines with or without it, a
+// decoder from before it refuses lines with it)
 // where a tier is "<kbps> <bytes> <seek 0|1> <etag>" (an ETag has no
 // spaces or tabs, RFC 9110 §8.8.3) and bit i of the bitmap (byte i/8, bit
 // i%8) allows countries[i]. Tracks are in increasing id order.
@@ -66,6 +69,10 @@ type Snapshot struct {
 type Track struct {
 	ID         string
 	DurationMS int64
+	// Samples and SampleRate are the track's exact length (see
+	// api.Manifest); 0 when unknown.
+	Samples    int64
+	SampleRate int
 	Allowed    []byte // country bitmap over Snapshot.Countries
 	Tiers      []Tier // lowest first
 }
@@ -165,7 +172,7 @@ func buildTrack(ctx context.Context, src media.Source, rights Rights, countries 
 	if err != nil {
 		return Track{}, false, fmt.Errorf("manifest: track %s: %w", id, err)
 	}
-	t := Track{ID: id, DurationMS: tr.DurationMS, Allowed: make([]byte, (len(countries)+7)/8)}
+	t := Track{ID: id, DurationMS: tr.DurationMS, Samples: tr.Samples, SampleRate: tr.SampleRate, Allowed: make([]byte, (len(countries)+7)/8)}
 	for i, cc := range countries {
 		if rights.Allowed(id, cc, now) {
 			t.Allowed[i/8] |= 1 << (i % 8)
@@ -241,7 +248,7 @@ func (s *Snapshot) Manifest(id, country string, now time.Time, kr *urlsign.Keyri
 		return api.Manifest{}, ErrDenied
 	}
 	expiry := time.Unix(now.Add(ttl).Unix(), 0)
-	m := api.Manifest{TrackID: id, DurationMS: t.DurationMS, Country: country, Expires: expiry.Unix(), Tiers: make([]api.Tier, 0, len(t.Tiers))}
+	m := api.Manifest{TrackID: id, DurationMS: t.DurationMS, Samples: t.Samples, SampleRate: t.SampleRate, Country: country, Expires: expiry.Unix(), Tiers: make([]api.Tier, 0, len(t.Tiers))}
 	for _, tier := range t.Tiers {
 		mt := api.Tier{Kbps: tier.Kbps, Bytes: tier.Bytes, ETag: tier.ETag, URL: signed(kr, id, tier.Kbps, media.Audio, country, expiry)}
 		if tier.Seek {
@@ -276,6 +283,12 @@ func appendTrack(line []byte, t Track) []byte {
 	line = append(line, t.ID...)
 	line = append(line, '\t')
 	line = strconv.AppendInt(line, t.DurationMS, 10)
+	if t.Samples > 0 && t.SampleRate > 0 {
+		line = append(line, ':')
+		line = strconv.AppendInt(line, t.Samples, 10)
+		line = append(line, ':')
+		line = strconv.AppendInt(line, int64(t.SampleRate), 10)
+	}
 	line = append(line, '\t')
 	line = hex.AppendEncode(line, t.Allowed)
 	for _, tier := range t.Tiers {
@@ -382,8 +395,18 @@ func parseTrack(lb []byte, bitmap int) (Track, error) {
 	}
 	t := Track{ID: f[0]}
 	var err error
-	if t.DurationMS, err = strconv.ParseInt(f[1], 10, 64); err != nil || t.DurationMS < 0 {
+	dur, exact, hasExact := strings.Cut(f[1], ":")
+	if t.DurationMS, err = strconv.ParseInt(dur, 10, 64); err != nil || t.DurationMS < 0 {
 		return Track{}, fmt.Errorf("bad duration %q", f[1])
+	}
+	if hasExact {
+		n, rate, _ := strings.Cut(exact, ":")
+		samples, err1 := strconv.ParseInt(n, 10, 64)
+		sr, err2 := strconv.Atoi(rate)
+		if err1 != nil || err2 != nil || samples <= 0 || sr <= 0 || sr > 1_000_000 {
+			return Track{}, fmt.Errorf("bad sample count %q", f[1])
+		}
+		t.Samples, t.SampleRate = samples, sr
 	}
 	if t.Allowed, err = hex.DecodeString(f[2]); err != nil || len(t.Allowed) != bitmap {
 		return Track{}, fmt.Errorf("bad country bitmap %q", f[2])

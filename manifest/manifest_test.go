@@ -97,18 +97,21 @@ func TestSnapshotMintsTheOriginsManifests(t *testing.T) {
 func TestDecodeRefuses(t *testing.T) {
 	head := "musiccdn-snapshot 1 100 2\nSE,US\n"
 	for name, in := range map[string]string{
-		"empty":          "",
-		"bad magic":      "snapshot 1 100 2\nSE,US\n",
-		"count mismatch": "musiccdn-snapshot 1 100 3\nSE,US\n",
-		"dup country":    "musiccdn-snapshot 1 100 2\nSE,SE\n",
-		"bad id":         head + "a/b\t1\t01\t24 10 0 \"e\"\n",
-		"bad bitmap":     head + "t1\t1\t0102\t24 10 0 \"e\"\n",
-		"bad tier":       head + "t1\t1\t01\t23 10 0 \"e\"\n",
-		"no etag":        head + "t1\t1\t01\t24 10 0 \n",
-		"no tiers":       head + "t1\t1\t01\n",
-		"tier order":     head + "t1\t1\t01\t64 10 0 \"e\"\t24 10 0 \"e\"\n",
-		"track order":    head + "t2\t1\t01\t24 10 0 \"e\"\nt1\t1\t01\t24 10 0 \"e\"\n",
-		"negative size":  head + "t1\t1\t01\t24 -1 0 \"e\"\n",
+		"empty":            "",
+		"bad magic":        "snapshot 1 100 2\nSE,US\n",
+		"count mismatch":   "musiccdn-snapshot 1 100 3\nSE,US\n",
+		"dup country":      "musiccdn-snapshot 1 100 2\nSE,SE\n",
+		"bad id":           head + "a/b\t1\t01\t24 10 0 \"e\"\n",
+		"bad bitmap":       head + "t1\t1\t0102\t24 10 0 \"e\"\n",
+		"bad tier":         head + "t1\t1\t01\t23 10 0 \"e\"\n",
+		"no etag":          head + "t1\t1\t01\t24 10 0 \n",
+		"no tiers":         head + "t1\t1\t01\n",
+		"tier order":       head + "t1\t1\t01\t64 10 0 \"e\"\t24 10 0 \"e\"\n",
+		"track order":      head + "t2\t1\t01\t24 10 0 \"e\"\nt1\t1\t01\t24 10 0 \"e\"\n",
+		"negative size":    head + "t1\t1\t01\t24 -1 0 \"e\"\n",
+		"zero samples":     head + "t1\t1:0:44100\t01\t24 10 0 \"e\"\n",
+		"samples, no rate": head + "t1\t1:5\t01\t24 10 0 \"e\"\n",
+		"bad rate":         head + "t1\t1:5:x\t01\t24 10 0 \"e\"\n",
 	} {
 		if s, err := manifest.Decode(strings.NewReader(in)); err == nil {
 			t.Errorf("%s: Decode = %d tracks, want an error", name, s.Len())
@@ -118,6 +121,12 @@ func TestDecodeRefuses(t *testing.T) {
 	if err != nil || s.Len() != 1 || !s.At(0).Tiers[0].Seek {
 		t.Fatalf("good input: %v", err)
 	}
+	// The exact sample count after the duration, as the origin writes it
+	// when the catalog knows it.
+	s, err = manifest.Decode(strings.NewReader(head + "t1\t2000:88201:44100\t01\t24 10 1 \"e\"\n"))
+	if err != nil || s.At(0).DurationMS != 2000 || s.At(0).Samples != 88201 || s.At(0).SampleRate != 44100 {
+		t.Fatalf("input with samples: %+v, %v", s.At(0), err)
+	}
 }
 
 // FuzzDecode: no input makes Decode panic or return a snapshot that does
@@ -125,6 +134,7 @@ func TestDecodeRefuses(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	f.Add("musiccdn-snapshot 1 100 2\nSE,US\nt1\t1\t01\t24 10 0 \"e\"\t64 20 1 W/\"x\"\n")
 	f.Add("musiccdn-snapshot 1 0 0\n\n")
+	f.Add("musiccdn-snapshot 1 100 1\nSE\nt1\t2000:88201:44100\t01\t24 10 0 \"e\"\n")
 	f.Fuzz(func(t *testing.T, in string) {
 		s, err := manifest.Decode(strings.NewReader(in))
 		if err != nil {

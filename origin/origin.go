@@ -22,7 +22,7 @@
 //	listener  path                        caller         credential        cost of one request
 //	public    GET /v1/manifest/<t>        players        user session JWT  one JWT check, one rights look-up, 10 URL signatures, 1 ticket
 //	public    GET /v1/recs/next/<t>       players        none              n <= 10 rights look-ups
-//	internal  GET|HEAD /media/<t>/<k>.ext shields        tier credential   one file (<= ~10 MB), MaxRanges ranges
+//	internal  GET|HEAD /media/<t>/<k>.ext shields        tier credential   one file (<= ~10 MB), httprange.DefaultMaxRanges ranges
 //	internal  GET /v1/snapshot            edges          tier credential   one catalog walk per 5 min for all callers; a few MB sent
 //	internal  GET /v1/rights/<t>          edges          tier credential   one rights look-up
 //	internal  GET /img/..., /v1/tracks/.. shields        tier credential   one small image or JSON (also public, for anyone)
@@ -36,14 +36,16 @@
 // and idle timeouts, header size); /media/ responses get their own write
 // deadline, HTTP.MediaWriteTimeout, since a whole file may be large.
 //
-// A cmd main does:
+// A cmd main (cmd/origin, pop) does:
 //
 //	cfg := origin.DefaultConfig()     // then config.Load, flags
-//	srv, err := origin.New(cfg, logger, registry)
-//	srv.Mount("POST /v1/plays", plays)
-//	pub := cfg.HTTP.Server(srv.PublicHandler())      // on cfg.Listen
-//	in := cfg.HTTP.Server(srv.InternalHandler())     // on cfg.InternalAddr
-//	... on SIGTERM: srv.SetReady(false); pub.Shutdown(ctx); in.Shutdown(ctx)
+//	svc, err := origin.Start(ctx, cfg, logger, registry) // Server + plays, recs, licences mounted
+//	pub := cfg.HTTP.Server(svc.PublicHandler())      // on cfg.Listen
+//	in := cfg.HTTP.Server(svc.InternalHandler())     // on cfg.InternalAddr
+//	... on SIGTERM: svc.SetReady(false); pub.Shutdown(ctx); in.Shutdown(ctx); svc.Close()
+//
+// New alone builds the Server without those services (tests, and anyone
+// mounting their own with Mount and MountInternal).
 package origin
 
 import (
@@ -68,6 +70,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/httprange"
 	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/origin/admin"
 	"github.com/musiccdn/cdn/origin/api"
@@ -478,51 +481,20 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, opts ...Opti
 	if err != nil {
 		return nil, fmt.Errorf("origin: tier_keys: %w", err)
 	}
-	users, err := identity.NewVerifier(cfg.Identity)
-	if err != nil {
-		return nil, fmt.Errorf("origin: %w", err)
-	}
 	s := &Server{
-		cfg:   cfg,
-		log:   logger.With("node", cfg.Name),
-		users: users,
-		now:   time.Now,
-		mux:   http.NewServeMux(),
-		imux:  http.NewServeMux(),
+		cfg:  cfg,
+		log:  logger.With("node", cfg.Name),
+		now:  time.Now,
+		mux:  http.NewServeMux(),
+		imux: http.NewServeMux(),
 	}
 	s.keyring.Store(kr)
 	s.tier.Store(tk)
 	for _, o := range opts {
 		o(s)
 	}
-	if s.tickets == nil {
-		if s.tickets, err = ticketKeyring(cfg.TicketKeys); err != nil {
-			return nil, fmt.Errorf("origin: ticket_keys: %w", err)
-		}
-	}
-	if s.src == nil {
-		n, dir, _ := parseCatalog(cfg.Catalog)
-		if n > 0 {
-			s.src = media.NewSynthetic(n, cfg.Seed)
-		} else if s.src, err = media.OpenDir(dir); err != nil {
-			return nil, fmt.Errorf("origin: catalog: %w", err)
-		}
-	}
-	if s.rights == nil {
-		switch {
-		case cfg.RightsFile != "":
-			t, err := rights.LoadFile(cfg.RightsFile)
-			if err != nil {
-				return nil, fmt.Errorf("origin: %w", err)
-			}
-			s.rights = t
-		default:
-			if _, ok := s.src.(*media.Synthetic); ok {
-				s.rights = rights.Synthetic{Seed: cfg.Seed}
-			} else {
-				s.rights = rights.Worldwide{}
-			}
-		}
+	if err := s.defaultParts(); err != nil {
+		return nil, err
 	}
 	if err := s.registerMetrics(reg); err != nil {
 		return nil, fmt.Errorf("origin: metrics: %w", err)
@@ -699,6 +671,54 @@ func ParseMediaPath(p string) (id string, kbps int, kind media.Kind, ok bool) {
 	return id, kbps, kind, true
 }
 
+// defaultParts fills in the parts no Option gave: the session verifier,
+// the ticket keyring, the catalog and the rights, from the config. Start
+// calls it on a Server of its options alone, to share the parts with the
+// plays and recommendation services before the one Server is built.
+func (s *Server) defaultParts() error {
+	cfg := s.cfg
+	var err error
+	if s.users == nil {
+		if s.users, err = identity.NewVerifier(cfg.Identity); err != nil {
+			return fmt.Errorf("origin: %w", err)
+		}
+	}
+	if s.tickets == nil {
+		if s.tickets, err = ticketKeyring(cfg.TicketKeys); err != nil {
+			return fmt.Errorf("origin: ticket_keys: %w", err)
+		}
+	}
+	if s.src == nil {
+		n, dir, _ := parseCatalog(cfg.Catalog)
+		if n > 0 {
+			s.src = media.NewSynthetic(n, cfg.Seed)
+		} else if s.src, err = media.OpenDir(dir); err != nil {
+			return fmt.Errorf("origin: catalog: %w", err)
+		}
+	}
+	if s.rights == nil {
+		switch {
+		case cfg.RightsFile != "":
+			t, err := rights.LoadFile(cfg.RightsFile)
+			if err != nil {
+				return fmt.Errorf("origin: %w", err)
+			}
+			s.rights = t
+		default:
+			if _, ok := s.src.(*media.Synthetic); ok {
+				s.rights = rights.Synthetic{Seed: cfg.Seed}
+			} else {
+				s.rights = rights.Worldwide{}
+			}
+		}
+	}
+	return nil
+}
+
+// withUsers makes the server check sessions with v (Start shares one
+// verifier between the server and the plays service).
+func withUsers(v *identity.Verifier) Option { return func(s *Server) { s.users = v } }
+
 // MaxTokenTTL caps TokenTTL: the edges' default token_max_ttl, so a
 // manifest's URLs are never refused for living too long by an edge left at
 // its defaults.
@@ -716,8 +736,9 @@ func EdgePath(id string, kbps int, kind media.Kind) string {
 }
 
 // serveMedia serves one file. Preconditions, ranges, multipart and 416
-// are net/http's ServeContent (RFC 9110 sections 13 and 14), fed with the
-// ETag and Last-Modified of the exact version opened.
+// are httprange's (RFC 9110 sections 13 and 14), the same decision the
+// edges and shields make, fed with the ETag and Last-Modified of the exact
+// version opened.
 func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
@@ -754,144 +775,18 @@ func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request) {
 	}
 	defer f.Close()
 
-	h := rec.Header()
-	h.Set("Content-Type", kind.ContentType())
-	h.Set("ETag", obj.ETag)
-	if !obj.ModTime.IsZero() {
-		h.Set("Last-Modified", obj.ModTime.UTC().Format(http.TimeFormat))
-	}
-	if h := r.Header.Get("Range"); h != "" {
-		if fixed := CleanRange(h, obj.Size); fixed != h {
-			// Handlers must not modify the request they are given.
-			r2 := *r
-			r2.Header = r.Header.Clone()
-			if fixed == "" {
-				r2.Header.Del("Range")
-			} else {
-				r2.Header.Set("Range", fixed)
-			}
-			r = &r2
+	v := httprange.Validators{ETag: []byte(obj.ETag), LastModified: obj.ModTime}
+	committed, err := httprange.Serve(rec, r, f, obj.Size, v, kind.ContentType(), httprange.DefaultMaxRanges)
+	if err != nil {
+		if !committed {
+			s.fail(rec, r, "media read", err)
+			return
 		}
-	}
-	ra := &readErrs{r: f}
-	http.ServeContent(rec, r, "", obj.ModTime, io.NewSectionReader(ra, 0, obj.Size))
-	if err := ra.first(); err != nil {
-		// ServeContent ignores a failed copy; the status line and a
-		// Content-Length are out, so abort rather than let a short body
-		// pass for a complete one.
+		// The status line and a Content-Length are out: abort rather
+		// than let a short body pass for a complete one.
 		s.log.Error("media read", "track", id, "kbps", kbps, "kind", kind.Ext(), "err", err)
 		panic(http.ErrAbortHandler)
 	}
-}
-
-// MaxRanges is the most ranges one request may ask for; a Range header
-// with more is ignored (the whole file is sent), which RFC 9110 section
-// 14.2 allows, against requests for many tiny parts.
-const MaxRanges = 32
-
-// CleanRange rewrites a Range header so that http.ServeContent answers it
-// as RFC 9110 section 14 says, where ServeContent alone does not. It
-// returns "" when the header must be ignored (the whole representation is
-// sent with 200), else the header to pass on:
-//
-//   - An unknown range unit, invalid syntax, or an int-range whose
-//     last-pos is less than its first-pos makes the whole header invalid:
-//     ignore it (14.2: "An origin server MUST ignore a Range header field
-//     that contains a range unit it does not understand"; 14.1.1 on
-//     invalid byte-range-specs). ServeContent would answer 416.
-//   - The unit "bytes" is case-insensitive (14.1); ServeContent wants it
-//     in lower case.
-//   - A suffix-range of length zero is unsatisfiable (14.1.1); ServeContent
-//     would send an empty 206. It is dropped, and when no range is left
-//     the header becomes "bytes=<size>-", which ServeContent answers with
-//     416 and "Content-Range: bytes */<size>" (14.4).
-//   - Positions past int64 are clamped (a last-pos or suffix-length past
-//     the end means the end; a first-pos past it is unsatisfiable) rather
-//     than failing ServeContent's ParseInt.
-//   - More than MaxRanges ranges: ignore.
-//   - A zero-length representation: ignore (any range is unsatisfiable;
-//     send the empty 200, as ServeContent itself does).
-func CleanRange(h string, size int64) string {
-	unit, set, ok := strings.Cut(h, "=")
-	if !ok || !strings.EqualFold(unit, "bytes") || size == 0 {
-		return ""
-	}
-	var b strings.Builder
-	b.WriteString("bytes=")
-	specs, kept := 0, 0
-	for spec := range strings.SplitSeq(set, ",") {
-		spec = strings.Trim(spec, " \t")
-		if spec == "" {
-			continue // empty list elements are allowed (RFC 9110 5.6.1)
-		}
-		if specs++; specs > MaxRanges {
-			return ""
-		}
-		first, last, ok := strings.Cut(spec, "-")
-		if !ok {
-			return ""
-		}
-		if first == "" { // suffix-range
-			n, ok := decimal(last)
-			if !ok {
-				return ""
-			}
-			if n == "0" {
-				continue
-			}
-			if len(n) > 18 {
-				n = strconv.FormatInt(size, 10)
-			}
-			spec = "-" + n
-		} else { // int-range
-			f, ok := decimal(first)
-			if !ok {
-				return ""
-			}
-			l := ""
-			if last != "" {
-				if l, ok = decimal(last); !ok || len(f) > len(l) || len(f) == len(l) && f > l {
-					return ""
-				}
-			}
-			if len(f) > 18 {
-				continue // starts past any int64 size
-			}
-			if len(l) > 18 {
-				l = ""
-			}
-			spec = f + "-" + l
-		}
-		if kept > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(spec)
-		kept++
-	}
-	if specs == 0 {
-		return "" // "bytes=" with no range-spec is invalid
-	}
-	if kept == 0 {
-		return "bytes=" + strconv.FormatInt(size, 10) + "-"
-	}
-	return b.String()
-}
-
-// decimal checks that s is 1*DIGIT and returns it without leading zeros.
-func decimal(s string) (string, bool) {
-	if s == "" {
-		return "", false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return "", false
-		}
-	}
-	s = strings.TrimLeft(s, "0")
-	if s == "" {
-		s = "0"
-	}
-	return s, true
 }
 
 // Manifest is the playback manifest (see api.Manifest).
@@ -904,8 +799,7 @@ func (s *Server) serveManifest(w http.ResponseWriter, r *http.Request) {
 	now := s.now()
 	user, err := s.users.FromRequest(r, now)
 	if err != nil {
-		identity.Challenge(w, err)
-		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		identity.Unauthorized(w, err)
 		return
 	}
 	id := r.PathValue("track")
@@ -980,7 +874,7 @@ func (s *Server) Manifest(ctx context.Context, id, country string, now time.Time
 	// Whole seconds: the token carries unix seconds, and Expires must
 	// name exactly the instant the token stops working.
 	expiry := time.Unix(now.Add(time.Duration(s.cfg.TokenTTL)).Unix(), 0)
-	m := Manifest{TrackID: id, DurationMS: tr.DurationMS, Country: country, Expires: expiry.Unix(), Tiers: []ManifestTier{}}
+	m := Manifest{TrackID: id, DurationMS: tr.DurationMS, Samples: tr.Samples, SampleRate: tr.SampleRate, Country: country, Expires: expiry.Unix(), Tiers: []ManifestTier{}}
 	for _, kbps := range tr.Tiers {
 		obj, f, err := s.src.Open(ctx, id, kbps, media.Audio)
 		if errors.Is(err, media.ErrNotFound) {
@@ -1165,31 +1059,4 @@ func (rw *recorder) status() int {
 		return http.StatusOK
 	}
 	return rw.code
-}
-
-// readErrs remembers the first read error other than io.EOF. ServeContent
-// reads multipart bodies from another goroutine, hence the lock.
-type readErrs struct {
-	r io.ReaderAt
-
-	mu  sync.Mutex
-	err error
-}
-
-func (e *readErrs) ReadAt(p []byte, off int64) (int, error) {
-	n, err := e.r.ReadAt(p, off)
-	if err != nil && err != io.EOF {
-		e.mu.Lock()
-		if e.err == nil {
-			e.err = err
-		}
-		e.mu.Unlock()
-	}
-	return n, err
-}
-
-func (e *readErrs) first() error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.err
 }

@@ -109,9 +109,16 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus
 	if pc.DataDir == "" {
 		pc.DataDir = filepath.Join(cfg.DataDir, "plays")
 	}
-	var rightsFor Rights
-	probe, err := New(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), opts...)
-	if err != nil {
+	// The parts the services share with the server, built once: the
+	// options given, then the config's defaults for the rest.
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("origin: config: %w", err)
+	}
+	probe := &Server{cfg: cfg}
+	for _, o := range opts {
+		o(probe)
+	}
+	if err := probe.defaultParts(); err != nil {
 		return nil, err
 	}
 	// Takedowns (origin/admin): a taken-down track gets no manifest, no
@@ -129,7 +136,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus
 		return nil, fmt.Errorf("origin: %w", err)
 	}
 	shown := takedownSource{probe.Source(), svc.Admin.TakenDown}
-	rightsFor = takedownRights{probe.Rights(), svc.Admin.TakenDown}
+	rightsFor := takedownRights{probe.Rights(), svc.Admin.TakenDown}
 	trust := plays.Trust{Tickets: probe.Tickets(), Sessions: probe.Users()}
 	if svc.Plays, err = plays.New(ctx, pc, probe.Rights(), trust, logger.With("service", "plays"), reg); err != nil {
 		return nil, fmt.Errorf("origin: plays: %w", err)
@@ -141,7 +148,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus
 	if svc.Recs, err = recs.New(cfg.Recs, svc.Plays.Ledger(), probe.Source(), emb, rightsFor, logger.With("service", "recs"), reg); err != nil {
 		return nil, fmt.Errorf("origin: recs: %w", err)
 	}
-	opts = append(opts, WithSource(shown), WithRights(rightsFor), WithRecommender(svc.Recs), WithTickets(probe.Tickets()))
+	opts = append(opts, WithSource(shown), WithRights(rightsFor), WithRecommender(svc.Recs), WithTickets(probe.Tickets()), withUsers(probe.Users()))
 	if svc.Server, err = New(cfg, logger, reg, opts...); err != nil {
 		return nil, err
 	}
@@ -274,8 +281,7 @@ func (s *Services) ownUser(prefix string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, err := s.Users().FromRequest(r, s.now())
 		if err != nil {
-			identity.Challenge(w, err)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			identity.Unauthorized(w, err)
 			return
 		}
 		id, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, prefix), "/")

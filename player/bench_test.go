@@ -15,15 +15,7 @@ import (
 // first bytes, decoder start), 100 starts per run, and reports the p50 and
 // p95 in milliseconds.
 func BenchmarkFirstAudio(b *testing.B) {
-	if catalog == "" {
-		b.Skip("oggenc not installed")
-	}
-	srv := playertest.NewServer(catalog)
-	defer srv.Close()
-	p, err := New(config(srv))
-	if err != nil {
-		b.Fatal(err)
-	}
+	p := benchPlayer(b)
 	buf := make([]float32, 2*1024)
 	var all []time.Duration
 	for b.Loop() {
@@ -49,15 +41,7 @@ func BenchmarkFirstAudio(b *testing.B) {
 // 0.5 s, and reports the bytes fetched and the bytes fetched but never
 // played (skipped remainders, prefetched heads).
 func BenchmarkSkipSession(b *testing.B) {
-	if catalog == "" {
-		b.Skip("oggenc not installed")
-	}
-	srv := playertest.NewServer(catalog)
-	defer srv.Close()
-	p, err := New(config(srv))
-	if err != nil {
-		b.Fatal(err)
-	}
+	p := benchPlayer(b)
 	queue := []string{"t0", "t1", "t2", "t0", "t1", "t2"}
 	var fetched, wasted int64
 	for b.Loop() {
@@ -89,4 +73,19 @@ func BenchmarkSkipSession(b *testing.B) {
 	}
 	b.ReportMetric(float64(fetched)/float64(b.N), "fetched-B/session")
 	b.ReportMetric(float64(wasted)/float64(b.N), "unplayed-B/session")
+}
+
+// benchPlayer is a player over a local stand-in server of the test
+// catalog, closed with the benchmark.
+func benchPlayer(b *testing.B) *Player {
+	if catalog == "" {
+		b.Skip("oggenc not installed")
+	}
+	srv := playertest.NewServer(catalog)
+	b.Cleanup(srv.Close)
+	p, err := New(config(srv))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return p
 }

@@ -40,7 +40,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/musiccdn/cdn/origin/licence"
+	"github.com/musiccdn/cdn/origin/api"
 	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/player/abr"
 	"github.com/musiccdn/cdn/player/offline"
@@ -180,7 +180,7 @@ func (p *Player) EdgeRequests() int64 { return p.c.requests.Load() }
 
 // Licence fetches a licence for a track (POST /v1/licences).
 func (p *Player) Licence(ctx context.Context, track string) (string, error) {
-	body, _ := json.Marshal(licence.Request{TrackID: track, DeviceID: p.cfg.DeviceID})
+	body, _ := json.Marshal(api.LicenceRequest{TrackID: track, DeviceID: p.cfg.DeviceID})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(p.cfg.Origin, "/")+"/v1/licences", strings.NewReader(string(body)))
 	if err != nil {
 		return "", err
@@ -192,7 +192,7 @@ func (p *Player) Licence(ctx context.Context, track string) (string, error) {
 		return "", fmt.Errorf("player: licence %s: %w", track, err)
 	}
 	defer resp.Body.Close()
-	var lr licence.Response
+	var lr api.LicenceResponse
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("player: licence %s: %s", track, resp.Status)
 	}
@@ -235,7 +235,8 @@ func (p *Player) Download(ctx context.Context, store *offline.Store, track strin
 		return 0, 0, err
 	}
 	defer rc.Close()
-	if err := store.Put(track, tier.Kbps, tok, rc, tb.FileSize, seek); err != nil {
+	info := offline.Info{Kbps: tier.Kbps, Samples: m.Samples, SampleRate: m.SampleRate}
+	if err := store.Put(track, info, tok, rc, tb.FileSize, seek); err != nil {
 		return 0, 0, err
 	}
 	return tier.Kbps, fetched.Load(), nil

@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/musiccdn/cdn/player/decoder"
 	"github.com/musiccdn/cdn/player/playertest"
 	"github.com/musiccdn/cdn/player/plays"
+	"github.com/musiccdn/cdn/vorbis"
 )
 
 var (
@@ -73,11 +73,11 @@ func reference(t *testing.T, id string, kbps int) []float32 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := decoder.ReadHeaders(bytes.NewReader(b))
+	h, err := vorbis.ReadHeaders(bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, _ := decoder.NewStream(h, bytes.NewReader(b[h.AudioStart:]), h.AudioStart)
+	st, _ := vorbis.NewStream(h, bytes.NewReader(b[h.AudioStart:]), h.AudioStart)
 	var pcm []float32
 	buf := make([]float32, 8192)
 	for {
@@ -422,5 +422,56 @@ func TestUnknownTrackSkipped(t *testing.T) {
 	}
 	if len(got)/2 != lengths[1] {
 		t.Errorf("rendered %d frames, want t1's %d", len(got)/2, lengths[1])
+	}
+}
+
+// TestGaplessExactAt24kbps plays the queue from the 24 kbps tier, which
+// ingest encodes at 22050 Hz: each test track has an odd number of frames
+// at 44.1 kHz, so the tier holds half a frame more than the source, which
+// the encoder rounds up to a whole one. The player must stop at the
+// manifest's exact sample count, so the queue is exactly the sum of the
+// sources' lengths, frame for frame the tier's decoded audio.
+//
+// Mutations caught: taking the length from the tier's seek table
+// (p.table.Samples * out / rate, as before) renders 3 frames too many;
+// dropping samples/sample_rate from the manifest (origin, playertest) does
+// the same.
+func TestGaplessExactAt24kbps(t *testing.T) {
+	srv := need(t)
+	cfg := config(srv)
+	cfg.MaxKbps = 24
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := p.Start(context.Background(), ids)
+	defer s.Close()
+	got := renderAll(t, s, rand.New(rand.NewPCG(3, 4)), nil)
+	var want []float32
+	odd := 0
+	for i, ts := range s.Stats() {
+		if ts.Kbps != 24 || ts.Err != nil {
+			t.Fatalf("track %d stats %+v, want 24 kbps", i, ts)
+		}
+		ref := reference(t, ts.ID, ts.Kbps)
+		if len(ref)/2 != lengths[i] {
+			odd++ // the tier itself decodes to another length
+		}
+		want = append(want, ref[:2*min(lengths[i], len(ref)/2)]...)
+	}
+	if odd == 0 {
+		t.Fatal("no track's 24 kbps tier differs in length from its source: the test proves nothing")
+	}
+	sum := 0
+	for _, n := range lengths {
+		sum += n
+	}
+	if len(got)/2 != sum {
+		t.Fatalf("rendered %d frames, want exactly %d (the sources' lengths)", len(got)/2, sum)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("frame %d channel %d = %v, want %v", i/2, i%2, got[i], want[i])
+		}
 	}
 }

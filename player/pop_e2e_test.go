@@ -60,19 +60,9 @@ func TestE2EThroughPOP(t *testing.T) {
 
 	// the queue plays gaplessly: every frame of every track, nothing more
 	s := pl.Start(context.Background(), ids)
-	var frames int
 	buf := make([]float32, 8192)
 	rng := rand.New(rand.NewPCG(1, 1))
-	for {
-		n, err := s.Render(buf[:2*(1+rng.IntN(4000))])
-		frames += n
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	frames := renderFrames(t, s, rng)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -81,6 +71,27 @@ func TestE2EThroughPOP(t *testing.T) {
 	}
 	if want := lengths[0] + lengths[1] + lengths[2]; frames != want {
 		t.Fatalf("rendered %d frames, want %d", frames, want)
+	}
+
+	// The 24 kbps tier (22050 Hz, whose encoder rounds each odd length
+	// up a frame) plays exactly as long too: the origin's manifest
+	// carries each track's exact sample count.
+	lo := pcfg
+	lo.MaxKbps = 24
+	pl24, err := player.New(lo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = pl24.Start(context.Background(), ids)
+	frames = renderFrames(t, s, rng)
+	s.Close()
+	for _, st := range s.Stats() {
+		if st.Kbps != 24 {
+			t.Errorf("%s played at %d kbps, want 24", st.ID, st.Kbps)
+		}
+	}
+	if want := lengths[0] + lengths[1] + lengths[2]; frames != want {
+		t.Errorf("24 kbps: rendered %d frames, want %d", frames, want)
 	}
 
 	// seeks through the edges' signed URLs
@@ -96,7 +107,10 @@ func TestE2EThroughPOP(t *testing.T) {
 	}
 	s.Close()
 
-	// time to first audio from a warm edge, 100 starts
+	// Time to first audio from a warm edge, 100 starts: every start must
+	// give audio; the times are a reported figure (go test -v), not an
+	// assertion, since a machine busy with other work stretches them
+	// (issue 12: a p95 of 193 ms was seen under load).
 	var all []time.Duration
 	for i := range 100 {
 		start := time.Now()
@@ -110,9 +124,6 @@ func TestE2EThroughPOP(t *testing.T) {
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
 	t.Logf("time to first audio, warm edge, 100 starts: p50 %v p95 %v max %v", all[50], all[95], all[99])
-	if all[95] > 50*time.Millisecond {
-		t.Errorf("p95 time to first audio %v, want under 50ms", all[95])
-	}
 
 	// Offline through the real origin: a licence for the session's user,
 	// checked against the key pinned from the addr file; the offline play
@@ -159,5 +170,23 @@ func TestE2EThroughPOP(t *testing.T) {
 	}
 	if sent, err := online.Flush(context.Background()); sent != 1 || err != nil {
 		t.Fatalf("offline play sent online: %d, %v; want 1 accepted", sent, err)
+	}
+}
+
+// renderFrames renders s to its end in buffers of random sizes and
+// returns the frames rendered.
+func renderFrames(t *testing.T, s *player.Session, rng *rand.Rand) int {
+	t.Helper()
+	buf := make([]float32, 8192)
+	frames := 0
+	for {
+		n, err := s.Render(buf[:2*(1+rng.IntN(4000))])
+		frames += n
+		if err == io.EOF {
+			return frames
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -10,9 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/musiccdn/cdn/player/decoder"
 	"github.com/musiccdn/cdn/player/offline"
 	"github.com/musiccdn/cdn/seektable"
+	"github.com/musiccdn/cdn/vorbis"
 )
 
 // prepared is what is needed to start decoding a track: the tier, its seek
@@ -23,7 +23,7 @@ type prepared struct {
 	kbps  int
 	size  int64
 	table *seektable.Table
-	hdr   *decoder.Headers
+	hdr   *vorbis.Headers
 	head  []byte
 	// open returns the file from off to its end: the head from memory,
 	// the rest with one range request.
@@ -36,6 +36,22 @@ type prepared struct {
 	// carries them, and may not claim more play than time since then.
 	playID, ticket, country string
 	authorized              time.Time
+	// samples is the track's exact length in frames at sampleRate, from
+	// the manifest (or the offline store); 0 when unknown, and then the
+	// tier's own count is used, which a resampled tier may round up.
+	samples    int64
+	sampleRate int
+}
+
+// frames is the track's length in output frames at outRate: the exact
+// count of the source when known, so gapless output is exact at every
+// tier (the 24 kbps tier is encoded at 22050 Hz, and its encoder rounds
+// an odd source length up by a frame).
+func (p *prepared) frames(outRate int) int64 {
+	if p.samples > 0 && p.sampleRate > 0 {
+		return p.samples * int64(outRate) / int64(p.sampleRate)
+	}
+	return p.table.Samples * int64(outRate) / int64(p.table.SampleRate)
 }
 
 func prepareOnline(ctx context.Context, c *client, id string, maxKbps int, buffer time.Duration, head time.Duration, next string) (*prepared, error) {
@@ -45,6 +61,7 @@ func prepareOnline(ctx context.Context, c *client, id string, maxKbps int, buffe
 		return nil, err
 	}
 	p.playID, p.ticket, p.country, p.authorized = m.PlayID, m.PlayTicket, m.Country, time.Now()
+	p.samples, p.sampleRate = m.Samples, m.SampleRate
 	kbps := c.choose(buffer)
 	if maxKbps > 0 {
 		kbps = min(kbps, maxKbps)
@@ -75,7 +92,7 @@ func prepareOnline(ctx context.Context, c *client, id string, maxKbps int, buffe
 	if err != nil {
 		return nil, fmt.Errorf("player: %s: %w", id, err)
 	}
-	if p.hdr, err = decoder.ReadHeaders(bytes.NewReader(p.head)); err != nil {
+	if p.hdr, err = vorbis.ReadHeaders(bytes.NewReader(p.head)); err != nil {
 		return nil, fmt.Errorf("player: %s: %w", id, err)
 	}
 	var mu sync.Mutex
@@ -140,13 +157,13 @@ func pickTier(tiers []ManifestTier, kbps int) ManifestTier {
 }
 
 func prepareOffline(tr *offline.Track) (*prepared, error) {
-	p := &prepared{id: tr.ID, kbps: tr.Kbps, size: tr.Size(), table: tr.Table, since: time.Now()}
+	p := &prepared{id: tr.ID, kbps: tr.Kbps, size: tr.Size(), table: tr.Table, since: time.Now(), samples: tr.Samples, sampleRate: tr.SampleRate}
 	p.head = make([]byte, tr.Table.AudioStart)
 	if _, err := tr.ReadAt(p.head, 0); err != nil {
 		return nil, err
 	}
 	var err error
-	if p.hdr, err = decoder.ReadHeaders(bytes.NewReader(p.head)); err != nil {
+	if p.hdr, err = vorbis.ReadHeaders(bytes.NewReader(p.head)); err != nil {
 		return nil, fmt.Errorf("player: %s: %w", tr.ID, err)
 	}
 	p.open = func(_ context.Context, off int64) (io.ReadCloser, error) {
@@ -211,7 +228,7 @@ func newTrack(id string, outRate int, ahead int64, notify chan struct{}) *Track 
 func (t *Track) begin(ctx context.Context, p *prepared) {
 	t.mu.Lock()
 	t.prep = p
-	t.total = p.table.Samples * int64(t.outRate) / int64(p.table.SampleRate)
+	t.total = p.frames(t.outRate)
 	t.mu.Unlock()
 	t.startAt(ctx, 0)
 }
@@ -280,7 +297,7 @@ func (t *Track) decode(ctx context.Context, gen int, p *prepared, at, total int6
 		return err
 	}
 	defer rc.Close()
-	st, err := decoder.NewStream(p.hdr, rc, off)
+	st, err := vorbis.NewStream(p.hdr, rc, off)
 	if err != nil {
 		return err
 	}

@@ -32,6 +32,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/musiccdn/cdn/ident"
 )
 
 const (
@@ -101,7 +103,7 @@ func NewKeyring(keys ...Key) (*Keyring, error) {
 	}
 	kr := &Keyring{}
 	for i, k := range keys {
-		if !validID(k.ID, MaxKeyIDLen) {
+		if !ident.Valid(k.ID, MaxKeyIDLen) {
 			return nil, fmt.Errorf("playticket: key %d: id %q: want 1 to %d of [A-Za-z0-9_-]", i, k.ID, MaxKeyIDLen)
 		}
 		if len(k.Secret) < MinSecretLen {
@@ -126,8 +128,8 @@ func NewKeyring(keys ...Key) (*Keyring, error) {
 // be valid (1 to MaxIDLen of [A-Za-z0-9_-], a two-letter country); Mint
 // returns an error otherwise, never a ticket Verify would refuse.
 func (kr *Keyring) Mint(c Claims) (string, error) {
-	if !validID(c.PlayID, MaxIDLen) || !validID(c.UserID, MaxIDLen) || !validID(c.TrackID, MaxIDLen) ||
-		len(c.Country) != 2 || !validID(c.Country, 2) || c.IssuedMS <= 0 || c.DurationMS < 0 {
+	if !ident.Valid(c.PlayID, MaxIDLen) || !ident.Valid(c.UserID, MaxIDLen) || !ident.Valid(c.TrackID, MaxIDLen) ||
+		len(c.Country) != 2 || !ident.Valid(c.Country, 2) || c.IssuedMS <= 0 || c.DurationMS < 0 {
 		return "", fmt.Errorf("playticket: invalid claims %+v", c)
 	}
 	k := kr.keys[0]
@@ -170,8 +172,8 @@ func (kr *Keyring) Verify(t string) (Claims, error) {
 		}
 		f[i], rest = rest[:j], rest[j+1:]
 	}
-	if f[0] != version || !validID(f[2], MaxIDLen) || !validID(f[3], MaxIDLen) || !validID(f[4], MaxIDLen) ||
-		len(f[5]) != 2 || !validID(f[5], 2) {
+	if f[0] != version || !ident.Valid(f[2], MaxIDLen) || !ident.Valid(f[3], MaxIDLen) || !ident.Valid(f[4], MaxIDLen) ||
+		len(f[5]) != 2 || !ident.Valid(f[5], 2) {
 		return c, ErrMalformed
 	}
 	issued, ok1 := parseNonNeg(f[6])
@@ -228,19 +230,6 @@ func parseNonNeg(s string) (int64, bool) {
 		n = n*10 + int64(c-'0')
 	}
 	return n, true
-}
-
-func validID(s string, max int) bool {
-	if len(s) == 0 || len(s) > max {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // crockford is Crockford's base32 alphabet, which sorts like the values it

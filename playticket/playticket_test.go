@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/musiccdn/cdn/ident"
 )
 
 var testNow = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
@@ -149,7 +151,7 @@ func TestNewIDOrder(t *testing.T) {
 		if !ok || !at.Equal(testNow.Add(time.Duration(i)*time.Millisecond)) {
 			t.Fatalf("IDTime(%q) = %v, %v", id, at, ok)
 		}
-		if !validID(id, MaxIDLen) {
+		if !ident.Valid(id, MaxIDLen) {
 			t.Fatalf("NewID made %q, not a valid id", id)
 		}
 	}

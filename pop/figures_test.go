@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/musiccdn/cdn/config"
-	"github.com/musiccdn/cdn/loadtest"
+	"github.com/musiccdn/cdn/loadtest/workload"
 	"github.com/musiccdn/cdn/tier"
 )
 
@@ -40,7 +40,7 @@ type listeners struct {
 
 func startListeners(t testing.TB, p *POP, tracks, workers int) *listeners {
 	l := &listeners{p: p, tracks: tracks, stop: make(chan struct{}), urls: map[int]string{}}
-	z := loadtest.NewZipf(tracks, 1.0)
+	z := workload.NewZipf(tracks, 1.0)
 	client := &http.Client{Timeout: 10 * time.Second}
 	for w := range workers {
 		l.wg.Add(1)

@@ -435,7 +435,7 @@ func row8(t *testing.T, e *env) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Put(e.tracks[1], 96, forged, strings.NewReader("x"), 1, nil); err == nil {
+	if err := st.Put(e.tracks[1], offline.Info{Kbps: 96}, forged, strings.NewReader("x"), 1, nil); err == nil {
 		t.Error("the player stored a licence signed by another key")
 	}
 }

@@ -70,6 +70,7 @@ import (
 	"github.com/musiccdn/cdn/cache"
 	"github.com/musiccdn/cdn/cluster"
 	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/httprange"
 	"github.com/musiccdn/cdn/tierauth"
 	"github.com/musiccdn/cdn/urlsign"
 )
@@ -148,7 +149,8 @@ type Config struct {
 	// MaxRanges is the most ranges one request may ask for, after
 	// overlapping and adjacent ranges are coalesced; a longer set is
 	// ignored (the whole file is sent) as RFC 9110 §14.2 allows.
-	// Default 16.
+	// Default 16 (httprange.DefaultMaxRanges, the origin's fixed limit:
+	// a tier set above it can be sent a set the origin ignores).
 	MaxRanges int `yaml:"max_ranges"`
 	// MaxBufferedBody is the largest single-range body assembled in memory
 	// before it is sent; larger bodies are streamed chunk by chunk, and a
@@ -173,7 +175,8 @@ type Config struct {
 	HotWindow config.Duration `yaml:"hot_window"`
 	// LoadFactor is bounded load's c (edge, with a cluster): no edge is
 	// sent more than c times the mean in-flight peer work, beyond
-	// LoadFloor requests each. Default 1.25 and 32.
+	// LoadFloor requests each. Default 1.25 and 32; load_factor at least
+	// 1, load_floor at least 1.
 	LoadFactor float64 `yaml:"load_factor"`
 	LoadFloor  int64   `yaml:"load_floor"`
 	// Prefetch warms the next tracks (edge only).
@@ -392,7 +395,7 @@ func DefaultEdgeConfig() Config {
 		UpstreamTimeout: config.Duration(5 * time.Second),
 		PeerHedgeAfter:  config.Duration(DefaultPeerHedgeAfter),
 		WarnEvery:       config.Duration(10 * time.Second),
-		MaxRanges:       16,
+		MaxRanges:       httprange.DefaultMaxRanges,
 		MaxBufferedBody: 4 << 20,
 		Cache:           cache.DefaultConfig(),
 		HotCache:        hotDefaults(),
@@ -554,8 +557,11 @@ func (c Config) Validate() error {
 		if c.LoadFactor < 1 {
 			bad("load_factor", "must be at least 1")
 		}
-		if c.LoadFloor < 0 {
-			bad("load_floor", "must not be negative")
+		// 0 would read as "no floor", but the router has always
+		// treated it as the default; refuse it rather than change its
+		// meaning silently.
+		if c.LoadFloor < 1 {
+			bad("load_floor", "must be at least 1")
 		}
 	}
 	if c.Role == Edge {

@@ -18,6 +18,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/musiccdn/cdn/cache"
+	"github.com/musiccdn/cdn/httprange"
 	"github.com/musiccdn/cdn/tierauth"
 )
 
@@ -390,8 +391,8 @@ func (f *fetcher) fetchOne(ctx context.Context, up *upstream, path string, hdr [
 	}
 	switch code := resp.StatusCode(); code {
 	case fasthttp.StatusPartialContent:
-		start, end, size, ok := parseContentRange(resp.Header.Peek("Content-Range"))
-		if !ok || start != off || end-start+1 != int64(len(resp.Body())) || end >= size {
+		r, size, ok := httprange.ParseContentRange(resp.Header.Peek("Content-Range"))
+		if !ok || r.Start != off || r.Len() != int64(len(resp.Body())) {
 			return cache.Meta{}, nil, f.failed(up, fmt.Errorf("%s: bad Content-Range %q for %d bytes", up.base, resp.Header.Peek("Content-Range"), len(resp.Body())))
 		}
 		f.healthy(up)
@@ -407,9 +408,8 @@ func (f *fetcher) fetchOne(ctx context.Context, up *upstream, path string, hdr [
 		return metaOf(resp, size), bytes.Clone(body[off:min(off+n, size)]), nil
 	case fasthttp.StatusRequestedRangeNotSatisfiable:
 		// An offset past the end: the size is in "bytes */<size>".
-		cr := resp.Header.Peek("Content-Range")
-		size, err := strconv.ParseInt(string(bytes.TrimPrefix(cr, []byte("bytes */"))), 10, 64)
-		if !bytes.HasPrefix(cr, []byte("bytes */")) || err != nil {
+		size, ok := httprange.ParseUnsatisfied(resp.Header.Peek("Content-Range"))
+		if !ok {
 			return cache.Meta{}, nil, f.failed(up, fmt.Errorf("%s: 416 without a size", up.base))
 		}
 		f.healthy(up)
@@ -454,8 +454,29 @@ func passedOn(resp *fasthttp.Response) bool {
 
 // Revalidate implements cache.Fetcher with a conditional HEAD.
 func (f *fetcher) Revalidate(ctx context.Context, name, etag string) (cache.Meta, bool, error) {
+	return f.head(ctx, name, etag, nil)
+}
+
+// FetchMeta implements cache.MetaFetcher: a HEAD with the Range of the
+// chunk the caller wants next, so that the upstream, when it is a cache
+// that does not hold the object yet, learns the metadata with that chunk
+// (which the caller asks for at once) rather than with chunk 0.
+func (f *fetcher) FetchMeta(ctx context.Context, name string, off, n int64) (cache.Meta, error) {
+	rng := "bytes=" + strconv.FormatInt(off, 10) + "-" + strconv.FormatInt(off+n-1, 10)
+	m, _, err := f.head(ctx, name, "", []string{"Range", rng})
+	return m, err
+}
+
+var _ cache.MetaFetcher = (*fetcher)(nil)
+
+// head is a HEAD of name upstream (at the owner, for a peer fetcher, then
+// the shields in order), conditional on etag when it is not "", with
+// the extra headers extra.
+func (f *fetcher) head(ctx context.Context, name, etag string, extra []string) (cache.Meta, bool, error) {
 	head := func(up *upstream, path string, hdr []string) fill {
-		m, nm, err := f.headOne(ctx, up, path, hdr, etag)
+		// A fresh slice: hedged attempts may share hdr.
+		h := append(append(make([]string, 0, len(hdr)+len(extra)), hdr...), extra...)
+		m, nm, err := f.headOne(ctx, up, path, h, etag)
 		return fill{m: m, notModified: nm, err: err}
 	}
 	shields := func() fill {
@@ -506,6 +527,21 @@ func (f *fetcher) headOne(ctx context.Context, up *upstream, path string, hdr []
 	case fasthttp.StatusOK:
 		f.healthy(up)
 		return metaOf(resp, int64(resp.Header.ContentLength())), false, nil
+	case fasthttp.StatusPartialContent:
+		// A HEAD with a Range (FetchMeta): the size is Content-Range's.
+		_, size, ok := httprange.ParseContentRange(resp.Header.Peek("Content-Range"))
+		if !ok {
+			return cache.Meta{}, false, f.failed(up, fmt.Errorf("%s: HEAD 206 with a bad Content-Range %q", up.base, resp.Header.Peek("Content-Range")))
+		}
+		f.healthy(up)
+		return metaOf(resp, size), false, nil
+	case fasthttp.StatusRequestedRangeNotSatisfiable:
+		size, ok := httprange.ParseUnsatisfied(resp.Header.Peek("Content-Range"))
+		if !ok {
+			return cache.Meta{}, false, f.failed(up, fmt.Errorf("%s: 416 without a size", up.base))
+		}
+		f.healthy(up)
+		return metaOf(resp, size), false, nil
 	case fasthttp.StatusNotFound:
 		f.healthy(up)
 		return cache.Meta{}, false, cache.ErrNotFound
@@ -575,27 +611,6 @@ func metaOf(resp *fasthttp.Response, size int64) cache.Meta {
 		lm = time.Time{}
 	}
 	return cache.NewMeta(size, string(resp.Header.Peek("ETag")), lm, string(resp.Header.ContentType()))
-}
-
-// parseContentRange parses "bytes <start>-<end>/<size>".
-func parseContentRange(b []byte) (start, end, size int64, ok bool) {
-	rest, found := bytes.CutPrefix(b, []byte("bytes "))
-	if !found {
-		return 0, 0, 0, false
-	}
-	dash := bytes.IndexByte(rest, '-')
-	slash := bytes.IndexByte(rest, '/')
-	if dash < 0 || slash < dash {
-		return 0, 0, 0, false
-	}
-	var err1, err2, err3 error
-	start, err1 = strconv.ParseInt(string(rest[:dash]), 10, 64)
-	end, err2 = strconv.ParseInt(string(rest[dash+1:slash]), 10, 64)
-	size, err3 = strconv.ParseInt(string(rest[slash+1:]), 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil || start < 0 || end < start {
-		return 0, 0, 0, false
-	}
-	return start, end, size, true
 }
 
 // trackOf is the track id of an object name "<track>/<kbps>.<ext>".

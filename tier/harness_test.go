@@ -258,14 +258,20 @@ func (p *testPOP) get(t testing.TB, url string, hdr ...string) (*http.Response, 
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
+	return p.do(t, req)
+}
+
+// do sends req and reads the whole answer.
+func (p *testPOP) do(t testing.TB, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
 	resp, err := p.client.Do(req)
 	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("GET %s: reading body: %v", url, err)
+		t.Fatalf("%s %s: reading body: %v", req.Method, req.URL, err)
 	}
 	return resp, body
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/httprange"
+	"github.com/musiccdn/cdn/httprange/httprangetest"
 )
 
 // TestSecurityEdge runs the edge rows of issue 10's table ("Trust
@@ -303,7 +304,7 @@ func TestMultipartMemory(t *testing.T) {
 				t.Errorf("reading body: %v", err)
 				return
 			}
-			checkMultipart(t, p, f.resp, body, track, kbps, size, want)
+			httprangetest.CheckMultipart(t, f.resp, body, size, want, func(a, b int64) []byte { return p.expect(track, kbps, a, b) })
 		})
 	}
 	wg.Wait()

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -146,9 +145,9 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 		tierAuth:         auth,
 		now:              now,
 		prefix:           []byte("/media/"),
-		cacheStatusHit:   []byte(cfg.Name + "; hit"),
-		cacheStatusMiss:  []byte(cfg.Name + "; fwd=miss; stored"),
-		cacheStatusStale: []byte(cfg.Name + "; hit; detail=stale"),
+		cacheStatusHit:   []byte(httprange.CacheStatus(cfg.Name, httprange.CacheHit)),
+		cacheStatusMiss:  []byte(httprange.CacheStatus(cfg.Name, httprange.CacheMiss)),
+		cacheStatusStale: []byte(httprange.CacheStatus(cfg.Name, httprange.CacheStale)),
 		warn:             newWarnLimiter(time.Duration(cfg.WarnEvery)),
 	}
 	for _, o := range opts {
@@ -641,7 +640,9 @@ func kbpsOf(name []byte) int {
 // except large bodies and multipart ones, which stream: see stream). first is the lowest
 // offset sent, or -1 when no body is.
 func (s *Server) respond(ctx *fasthttp.RequestCtx, ref cache.Ref, store *cache.Store) (first int64, err error) {
-	m, st, err := store.Meta(ctx, ref)
+	// On a miss the metadata comes with the chunk the request wants
+	// first: a cold seek is one round trip upstream, at every tier.
+	m, st, err := store.MetaAt(ctx, ref, httprange.FirstPos(ctx.Request.Header.Peek("Range")))
 	if err != nil {
 		return -1, err
 	}
@@ -668,43 +669,34 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, ref cache.Ref, store *cache.S
 	if !m.LastModified.IsZero() {
 		h.Set("Last-Modified", m.LastModifiedHTTP)
 	}
-	v := httprange.Validators{ETag: s2b(etag), LastModified: m.LastModified}
-	switch httprange.Evaluate(httprange.Preconditions{
-		IfMatch:           nilIfAbsent(req.Peek("If-Match")),
-		IfNoneMatch:       nilIfAbsent(req.Peek("If-None-Match")),
-		IfModifiedSince:   nilIfAbsent(req.Peek("If-Modified-Since")),
-		IfUnmodifiedSince: nilIfAbsent(req.Peek("If-Unmodified-Since")),
-	}, v) {
-	case httprange.NotModified:
-		ctx.SetStatusCode(fasthttp.StatusNotModified)
+	var rbuf [4]httprange.Range
+	d := httprange.Decide(rbuf[:0], httprange.Request{
+		Preconditions: httprange.Preconditions{
+			IfMatch:           nilIfAbsent(req.Peek("If-Match")),
+			IfNoneMatch:       nilIfAbsent(req.Peek("If-None-Match")),
+			IfModifiedSince:   nilIfAbsent(req.Peek("If-Modified-Since")),
+			IfUnmodifiedSince: nilIfAbsent(req.Peek("If-Unmodified-Since")),
+		},
+		Range:   nilIfAbsent(req.Peek("Range")),
+		IfRange: nilIfAbsent(req.Peek("If-Range")),
+	}, m.Size, httprange.Validators{ETag: s2b(etag), LastModified: m.LastModified}, s.cfg.MaxRanges)
+	switch d.Status {
+	case fasthttp.StatusNotModified, fasthttp.StatusPreconditionFailed:
+		ctx.SetStatusCode(d.Status)
 		s.setCacheStatus(ctx, st, true)
 		return -1, nil
-	case httprange.PreconditionFailed:
-		ctx.SetStatusCode(fasthttp.StatusPreconditionFailed)
+	case fasthttp.StatusRequestedRangeNotSatisfiable:
+		// RFC 9110 §15.5.17.
+		var cr [32]byte
+		h.SetBytesV("Content-Range", httprange.AppendUnsatisfied(cr[:0], m.Size))
+		ctx.SetStatusCode(d.Status)
 		s.setCacheStatus(ctx, st, true)
 		return -1, nil
 	}
 	if m.ContentType != "" {
 		h.SetContentType(m.ContentType)
 	}
-
-	var rbuf [4]httprange.Range
-	ranges := rbuf[:0]
-	if rh := req.Peek("Range"); len(rh) > 0 && httprange.RangeApplies(nilIfAbsent(req.Peek("If-Range")), v) {
-		ranges, err = httprange.Parse(ranges, rh, m.Size, s.cfg.MaxRanges)
-		switch {
-		case errors.Is(err, httprange.ErrUnsatisfiable):
-			// RFC 9110 §15.5.17.
-			h.Set("Content-Range", "bytes */"+strconv.FormatInt(m.Size, 10))
-			ctx.SetStatusCode(fasthttp.StatusRequestedRangeNotSatisfiable)
-			s.setCacheStatus(ctx, st, true)
-			return -1, nil
-		case err != nil:
-			// Invalid or abusive: ignore the header, send it all
-			// (RFC 9110 §14.2).
-			ranges = ranges[:0]
-		}
-	}
+	ranges := d.Ranges
 	head := ctx.IsHead()
 	allHit := true
 	first = 0
@@ -717,7 +709,8 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, ref cache.Ref, store *cache.S
 		allHit, err = s.body(ctx, store, ref, m, httprange.Range{Start: 0, End: m.Size - 1}, head)
 	case len(ranges) == 1:
 		ctx.SetStatusCode(fasthttp.StatusPartialContent)
-		h.SetContentRange(int(ranges[0].Start), int(ranges[0].End), int(m.Size))
+		var cr [64]byte
+		h.SetBytesV("Content-Range", httprange.AppendContentRange(cr[:0], ranges[0], m.Size))
 		allHit, err = s.body(ctx, store, ref, m, ranges[0], head)
 		first = ranges[0].Start
 	default:

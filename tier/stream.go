@@ -22,27 +22,15 @@ import (
 func (s *Server) multipart(ctx *fasthttp.RequestCtx, store *cache.Store, ref cache.Ref, m *cache.Meta, ranges []httprange.Range, head bool) (allHit bool, err error) {
 	var b [32]byte
 	boundary := string(strconv.AppendUint(strconv.AppendUint(b[:0], rand.Uint64()|1<<63, 16), rand.Uint64()|1<<63, 16))
-	ctx.Response.Header.SetContentType("multipart/byteranges; boundary=" + boundary)
+	ctx.Response.Header.SetContentType(httprange.MultipartType(boundary))
 	parts := make([]streamPart, len(ranges))
 	total := int64(0)
-	size := strconv.FormatInt(m.Size, 10)
 	for i, r := range ranges {
-		h := make([]byte, 0, 64+len(boundary)+len(m.ContentType))
-		h = append(h, "\r\n--"...)
-		h = append(h, boundary...)
-		h = append(h, "\r\nContent-Type: "...)
-		h = append(h, m.ContentType...)
-		h = append(h, "\r\nContent-Range: bytes "...)
-		h = strconv.AppendInt(h, r.Start, 10)
-		h = append(h, '-')
-		h = strconv.AppendInt(h, r.End, 10)
-		h = append(h, '/')
-		h = append(h, size...)
-		h = append(h, "\r\n\r\n"...)
+		h := httprange.AppendPartHeader(make([]byte, 0, 80+len(boundary)+len(m.ContentType)), boundary, m.ContentType, r, m.Size)
 		parts[i] = streamPart{header: h, start: r.Start, end: r.End + 1}
 		total += int64(len(h)) + r.Len()
 	}
-	tail := []byte("\r\n--" + boundary + "--\r\n")
+	tail := httprange.AppendPartsEnd(nil, boundary)
 	total += int64(len(tail))
 	if head {
 		ctx.Response.Header.SetContentLength(int(total))

@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/ident"
 )
 
 // Header is the request header that carries the credential.
@@ -98,7 +99,7 @@ func New(keys []KeyConfig) (*Keyring, error) {
 	kr := &Keyring{}
 	seen := make(map[string]bool)
 	for i, k := range keys {
-		if !validKeyID(k.ID) {
+		if !ident.Valid(k.ID, MaxKeyIDLen) {
 			return nil, config.Errorf(fmt.Sprintf("[%d].id", i), "want 1 to %d characters of [A-Za-z0-9_-], got %q", MaxKeyIDLen, k.ID)
 		}
 		if seen[k.ID] {
@@ -143,7 +144,7 @@ func (kr *Keyring) Verify(credential, method, target []byte, now time.Time) erro
 	if !ok {
 		return ErrMalformed
 	}
-	sec, _ := parseUnix(ts)
+	sec, _ := ident.ParseUnix(ts)
 	var k *ringKey
 	for _, rk := range kr.keys {
 		if string(kid) == rk.id {
@@ -188,10 +189,10 @@ func Parse(credential []byte) (kid, ts, sig []byte, ok bool) {
 			start = i + 1
 		}
 	}
-	if n != len(parts) || !validKeyID(string(parts[0])) {
+	if n != len(parts) || !ident.Valid(parts[0], MaxKeyIDLen) {
 		return nil, nil, nil, false
 	}
-	if _, ok := parseUnix(parts[1]); !ok || len(parts[2]) != sigLen {
+	if _, ok := ident.ParseUnix(parts[1]); !ok || len(parts[2]) != sigLen {
 		return nil, nil, nil, false
 	}
 	return parts[0], parts[1], parts[2], true
@@ -219,32 +220,4 @@ func (st *macState) mac(kid, method, target, ts []byte) []byte {
 	h.Write(sep)
 	h.Write(ts)
 	return h.Sum(st.sum[:0])
-}
-
-// parseUnix parses 1 to 12 decimal digits, no sign.
-func parseUnix(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 12 {
-		return 0, false
-	}
-	var v int64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		v = v*10 + int64(c-'0')
-	}
-	return v, true
-}
-
-func validKeyID(id string) bool {
-	if len(id) == 0 || len(id) > MaxKeyIDLen {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/musiccdn/cdn/ident"
 )
 
 var (
@@ -141,10 +143,10 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		kid, ts, sig, ok := Parse([]byte(s))
 		if ok {
-			if len(kid)+len(ts)+len(sig)+2 != len(s) || !validKeyID(string(kid)) || len(sig) != sigLen {
+			if len(kid)+len(ts)+len(sig)+2 != len(s) || !ident.Valid(kid, MaxKeyIDLen) || len(sig) != sigLen {
 				t.Fatalf("Parse(%q) accepted %q %q %q", s, kid, ts, sig)
 			}
-			if _, ok := parseUnix(ts); !ok {
+			if _, ok := ident.ParseUnix(ts); !ok {
 				t.Fatalf("Parse(%q) accepted timestamp %q", s, ts)
 			}
 		}

@@ -33,6 +33,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/musiccdn/cdn/ident"
 )
 
 // Errors returned by Verify. All of them mean 403 to a client; they are
@@ -79,7 +81,7 @@ func NewKeyring(keys ...Key) (*Keyring, error) {
 	kr := &Keyring{}
 	seen := make(map[string]bool)
 	for _, k := range keys {
-		if !validKeyID(k.ID) {
+		if !ident.Valid(k.ID, MaxKeyIDLen) {
 			return nil, fmt.Errorf("urlsign: key id %q: want 1 to %d characters of [A-Za-z0-9_-]", k.ID, MaxKeyIDLen)
 		}
 		if len(k.Secret) < 16 {
@@ -125,7 +127,7 @@ func (kr *Keyring) Verify(token, object []byte, now time.Time) (Claims, error) {
 	if !ok {
 		return Claims{}, ErrMalformed
 	}
-	expiry, ok := parseUnix(exp)
+	expiry, ok := ident.ParseUnix(exp)
 	if !ok || len(cc) != 2 || !upper(cc[0]) || !upper(cc[1]) || base64.RawURLEncoding.DecodedLen(len(sig)) != sha256.Size {
 		return Claims{}, ErrMalformed
 	}
@@ -204,32 +206,4 @@ func split(tok []byte) (kid, exp, cc, sig []byte, ok bool) {
 	return parts[0], parts[1], parts[2], parts[3], true
 }
 
-// parseUnix parses 1 to 12 decimal digits, no sign.
-func parseUnix(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 12 {
-		return 0, false
-	}
-	var v int64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		v = v*10 + int64(c-'0')
-	}
-	return v, true
-}
-
 func upper(c byte) bool { return c >= 'A' && c <= 'Z' }
-
-func validKeyID(id string) bool {
-	if len(id) == 0 || len(id) > MaxKeyIDLen {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}

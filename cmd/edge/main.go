@@ -6,7 +6,8 @@ package main
 import (
 	"os"
 
+	"github.com/musiccdn/cdn/cmd/internal/tiermain"
 	"github.com/musiccdn/cdn/tier"
 )
 
-func main() { os.Exit(tier.Main(tier.Edge, os.Args[1:], os.Stderr)) }
+func main() { os.Exit(tiermain.Main(tier.Edge, os.Args[1:], os.Stderr)) }

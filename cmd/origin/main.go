@@ -35,7 +35,6 @@ import (
 	"github.com/musiccdn/cdn/daemon"
 	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/origin"
-	"github.com/musiccdn/cdn/origin/ingest"
 	"github.com/musiccdn/cdn/origin/recs"
 )
 
@@ -48,7 +47,7 @@ func main() {
 		return
 	}
 	if len(os.Args) > 1 && os.Args[1] == "ingest" {
-		if err := ingest.RunWith(context.Background(), os.Args[2:], os.Stdout, recs.Embed); err != nil {
+		if err := runIngest(context.Background(), os.Args[2:], os.Stdout, recs.Embed); err != nil {
 			fmt.Fprintln(os.Stderr, "origin ingest:", err)
 			os.Exit(1)
 		}

@@ -37,10 +37,6 @@ import (
 	"github.com/musiccdn/cdn/origin/recs/synth"
 )
 
-// implicitSecondsPerIteration is the implicit library's published figure
-// for Last.fm 360K with 64 factors (CPU, conjugate gradient).
-const implicitSecondsPerIteration = 1.37
-
 func main() {
 	mode := flag.String("mode", "train", "train, quality or latency")
 	users := flag.Int("users", 360_000, "generated users")
@@ -125,12 +121,11 @@ func benchTrain(users, tracks, pairs, clusters, factors, iters, workers int) err
 	perIdle := totalCPU.Seconds() / float64(iters) / float64(nw)
 	fmt.Printf("factors=%d cg_steps=%d workers=%d: %.2f s/iteration wall (%.2f s on idle cores: CPU/workers)\n",
 		factors, cfg.CGSteps, nw, per, perIdle)
-	if m.NNZ() < 15_000_000 {
-		fmt.Println("(smaller than Last.fm 360K: no comparison with implicit's published figure)")
-		return nil
-	}
-	fmt.Printf("implicit (published, Last.fm 360K, 64 factors, desktop CPU) %.2f s/iteration; ratio ours/implicit %.2fx wall, %.2fx idle-core estimate\n",
-		implicitSecondsPerIteration, per/implicitSecondsPerIteration, perIdle/implicitSecondsPerIteration)
+	// No ratio against another library's published figure: it was
+	// measured on other hardware, so dividing by it says nothing. A
+	// comparison is a side-by-side run on this machine with the same
+	// matrix and settings (issue 12: implicit 0.7.2 built from source took
+	// 7.7 s per iteration against this trainer's 8.1 s, the same P@10).
 	return nil
 }
 

@@ -23,7 +23,7 @@ import (
 	"github.com/dgraph-io/ristretto/v2"
 
 	"github.com/musiccdn/cdn/cache"
-	"github.com/musiccdn/cdn/loadtest"
+	"github.com/musiccdn/cdn/loadtest/workload"
 	"github.com/musiccdn/cdn/origin/media"
 )
 
@@ -73,7 +73,7 @@ func Replay(p Policy, stream []Access, warmup int) Stats {
 
 // StreamConfig is the request stream of a study.
 type StreamConfig struct {
-	Workload loadtest.WorkloadConfig
+	Workload workload.Config
 	// Compression places the sessions' requests on one timeline, as in a
 	// run; it only affects how sessions interleave. Default 60.
 	Compression float64
@@ -90,7 +90,7 @@ func Stream(cfg StreamConfig) ([]Access, error) {
 	if cfg.ChunkSize <= 0 || cfg.Accesses <= 0 || !(cfg.Compression > 0) {
 		return nil, fmt.Errorf("cachesim: chunk size, accesses and compression must be > 0")
 	}
-	g, err := loadtest.NewGenerator(cfg.Workload)
+	g, err := workload.NewGenerator(cfg.Workload)
 	if err != nil {
 		return nil, err
 	}
@@ -200,9 +200,11 @@ func (c *LRU) Access(_ int, a Access) bool {
 	return false
 }
 
-// Ristretto is the edge's chunk cache configured as cache.New does:
-// NumCounters ten per chunk that fits, MaxCost the byte budget, cost the
-// chunk's size. Each Set is waited for, so the replay is not at the mercy
+// Ristretto is plain ristretto, configured as cache.Memory configures its
+// main part (NumCounters ten per chunk that fits, MaxCost the byte budget,
+// cost the chunk's size), without the LRU window the edge's chunk cache
+// (cache.Memory, see Edge) keeps in front of it: the baseline the
+// window is measured against. Each Set is waited for, so the replay is not at the mercy
 // of ristretto's dropped buffered writes (the edge, under real
 // concurrency, can only do worse on that count). Close it after use.
 type Ristretto struct {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/musiccdn/cdn/cache"
 	"github.com/musiccdn/cdn/cluster/rendezvous"
-	"github.com/musiccdn/cdn/loadtest"
+	"github.com/musiccdn/cdn/loadtest/workload"
 )
 
 // POPConfig is the edge tier of a POP as the model sees it (tier and pop
@@ -48,7 +48,7 @@ type POPConfig struct {
 
 // RunConfig is a load-tool run (or a steady POP) replayed through a POP.
 type RunConfig struct {
-	Workload loadtest.WorkloadConfig
+	Workload workload.Config
 	// Compression is simulated seconds per wall-clock second.
 	Compression float64
 	// Duration is the wall-clock length: sessions arriving later are not
@@ -155,7 +155,7 @@ func ReplayRun(cfg RunConfig) (POPStats, error) {
 	case !(cfg.Compression > 0) || cfg.Duration <= 0 || cfg.Warmup < 0 || cfg.Warmup >= cfg.Duration:
 		return POPStats{}, fmt.Errorf("cachesim: run needs compression > 0 and 0 <= warmup < duration")
 	}
-	g, err := loadtest.NewGenerator(cfg.Workload)
+	g, err := workload.NewGenerator(cfg.Workload)
 	if err != nil {
 		return POPStats{}, err
 	}
@@ -165,10 +165,10 @@ func ReplayRun(cfg RunConfig) (POPStats, error) {
 		s    int32 // session index
 		p, f int16 // play and fetch index
 	}
-	var sessions []loadtest.Session
+	var sessions []workload.Session
 	var events []event
 	var st POPStats
-	wall := func(s *loadtest.Session, at time.Duration) time.Duration {
+	wall := func(s *workload.Session, at time.Duration) time.Duration {
 		return s.Start + time.Duration(float64(at)/cfg.Compression)
 	}
 	for {
@@ -473,7 +473,7 @@ func (m *popModel) shield(fill int64, key uint64) int64 {
 // prefetcher does: at an owner, metadata (with chunk 0) and Warm of the
 // next chunks, uncounted; elsewhere a range request to the owner, whose
 // chunk reads its metrics count.
-func (m *popModel) prefetch(recv int, s *loadtest.Session, pl *loadtest.Play, sizeOf func(int, int) int64) {
+func (m *popModel) prefetch(recv int, s *workload.Session, pl *workload.Play, sizeOf func(int, int) int64) {
 	n := 0
 	for _, t := range pl.Next {
 		if n == m.cfg.PrefetchTracks {

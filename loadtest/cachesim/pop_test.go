@@ -4,11 +4,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/musiccdn/cdn/loadtest"
+	"github.com/musiccdn/cdn/loadtest/workload"
 )
 
 func popRun(edges int, edgeBytes, hotBytes int64, prefetch bool) RunConfig {
-	w := loadtest.DefaultWorkloadConfig()
+	w := workload.DefaultConfig()
 	w.Tracks, w.SessionRate = 2000, 4
 	return RunConfig{Workload: w, Compression: 60, Duration: 90 * time.Second, POP: POPConfig{
 		Edges: edges, EdgeBytes: edgeBytes, EdgeWindowPercent: 25, HotBytes: hotBytes, HotWindowPercent: 25,

@@ -6,7 +6,7 @@ import (
 	"io"
 	"text/tabwriter"
 
-	"github.com/musiccdn/cdn/loadtest"
+	"github.com/musiccdn/cdn/loadtest/workload"
 )
 
 // StudyConfig is the grid of a cache policy study.
@@ -120,8 +120,8 @@ func WriteTable(w io.Writer, rows []Row) error {
 
 // DefaultWorkloadForStudy is the run's default workload on a 20 000-track
 // catalog.
-func DefaultWorkloadForStudy() loadtest.WorkloadConfig {
-	w := loadtest.DefaultWorkloadConfig()
+func DefaultWorkloadForStudy() workload.Config {
+	w := workload.DefaultConfig()
 	w.Tracks = 20000
 	return w
 }

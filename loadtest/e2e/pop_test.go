@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/musiccdn/cdn/loadtest"
+	"github.com/musiccdn/cdn/loadtest/workload"
 	"github.com/musiccdn/cdn/pop"
 )
 
@@ -31,7 +32,7 @@ func TestAgainstPOP(t *testing.T) {
 	cfg := loadtest.DefaultConfig()
 	cfg.Workload.Tracks, cfg.Workload.Seed = 500, 5
 	cfg.Workload.SessionRate = 2
-	cfg.Workload.Classes = []loadtest.BandwidthClass{{Name: "3g", Weight: 1, MaxKbps: 64}}
+	cfg.Workload.Classes = []workload.BandwidthClass{{Name: "3g", Weight: 1, MaxKbps: 64}}
 	cfg.Duration = 3 * time.Second
 	cfg.Compression = 600
 	targets := loadtest.Targets{Origin: a.Origin, Shields: a.Shields, Edges: a.Edges,

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/musiccdn/cdn/config"
-	"github.com/musiccdn/cdn/loadtest"
+	"github.com/musiccdn/cdn/loadtest/workload"
 	"github.com/musiccdn/cdn/origin/media"
 )
 
@@ -40,7 +40,7 @@ type Config struct {
 	// it and replaces Skew. Default "" (use Skew).
 	PopularityCSV string `yaml:"popularity_csv"`
 	// SkipProb, SeekProb and MeanTracks are the listeners' behaviour (see
-	// loadtest.WorkloadConfig). Defaults 0.25, 0.1 and 8.
+	// workload.Config). Defaults 0.25, 0.1 and 8.
 	SkipProb   float64 `yaml:"skip_prob"`
 	SeekProb   float64 `yaml:"seek_prob"`
 	MeanTracks float64 `yaml:"mean_tracks"`
@@ -107,7 +107,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
-	w := loadtest.DefaultWorkloadConfig()
+	w := workload.DefaultConfig()
 	return Config{
 		Tracks:                100_000_000,
 		AvgDuration:           config.Duration(210 * time.Second),

@@ -6,7 +6,7 @@
 // answer carries its formula and the inputs it used (Result.Explain).
 //
 // Hit ratios are not formulas: they come from replaying the load tool's
-// workload (loadtest.Generator) through the policy the edge really runs
+// workload (workload.Generator) through the policy the edge really runs
 // (cachesim's POP model over cache.Memory, with prefetch). A 100M-track
 // catalog cannot be replayed on one machine, so the replay runs on a
 // scaled catalog (Config.SimTracks) with each cache scaled by ScaleCache:

@@ -14,6 +14,7 @@ import (
 
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/loadtest"
+	"github.com/musiccdn/cdn/loadtest/workload"
 )
 
 // smallConfig is a plan with every input, on a tiny simulation.
@@ -171,7 +172,7 @@ func TestLikeRunParsesReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := loadtest.DefaultWorkloadConfig()
+	want := workload.DefaultConfig()
 	want.Tracks, want.SessionRate = 300, 2
 	if !reflect.DeepEqual(w, want) {
 		t.Errorf("workload round trip\n got %+v\nwant %+v", w, want)

@@ -6,8 +6,8 @@ import (
 	"math"
 	"time"
 
-	"github.com/musiccdn/cdn/loadtest"
 	"github.com/musiccdn/cdn/loadtest/cachesim"
+	"github.com/musiccdn/cdn/loadtest/workload"
 	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/tier"
 )
@@ -26,7 +26,7 @@ type SimPoint struct {
 
 // simSetup is the scaled simulation of a plan.
 type simSetup struct {
-	workload     loadtest.WorkloadConfig
+	workload     workload.Config
 	duration     time.Duration
 	warmup       time.Duration
 	simCatalog   float64 // bytes of the scaled synthetic catalog
@@ -41,13 +41,13 @@ type simSetup struct {
 // workloadFor is the load tool's workload with the plan's catalog size,
 // skew, behaviour and tier mix (one bandwidth class per tier; a tier the
 // synthetic catalog does not have is simulated at the nearest one).
-func workloadFor(cfg Config, tracks int, skew float64) loadtest.WorkloadConfig {
-	w := loadtest.DefaultWorkloadConfig()
+func workloadFor(cfg Config, tracks int, skew float64) workload.Config {
+	w := workload.DefaultConfig()
 	w.Tracks, w.Seed, w.Skew = tracks, cfg.Seed, skew
 	w.SkipProb, w.SeekProb, w.MeanTracks = cfg.SkipProb, cfg.SeekProb, cfg.MeanTracks
 	w.Classes = nil
 	for i, k := range cfg.TiersKbps {
-		w.Classes = append(w.Classes, loadtest.BandwidthClass{Name: fmt.Sprintf("%dk", k), Weight: cfg.TierMix[i], MaxKbps: nearestTier(k)})
+		w.Classes = append(w.Classes, workload.BandwidthClass{Name: fmt.Sprintf("%dk", k), Weight: cfg.TierMix[i], MaxKbps: nearestTier(k)})
 	}
 	return w
 }
@@ -86,7 +86,7 @@ func edgePOP(cfg Config, cacheBytes int64) cachesim.POPConfig {
 // them, the first fifth not counted.
 func newSim(cfg Config, skew float64) (*simSetup, error) {
 	w := workloadFor(cfg, cfg.SimTracks, skew)
-	g, err := loadtest.NewGenerator(w)
+	g, err := workload.NewGenerator(w)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,12 @@ package api
 type Manifest struct {
 	TrackID    string `json:"track_id"`
 	DurationMS int64  `json:"duration_ms"`
+	// Samples is the track's exact length in sample frames at
+	// SampleRate (the source's rate, from track.json): a player stops
+	// there, whatever tier it plays (a tier at another rate, e.g. 24 kbps
+	// at 22050 Hz, may decode to a frame more). Absent when unknown.
+	Samples    int64  `json:"samples,omitempty"`
+	SampleRate int    `json:"sample_rate,omitempty"`
 	Country    string `json:"country"`
 	// Expires is when the tokens in the URLs expire, unix seconds.
 	Expires int64  `json:"expires"`

@@ -28,7 +28,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -41,7 +40,7 @@ import (
 	"time"
 
 	"github.com/musiccdn/cdn/origin/media"
-	"github.com/musiccdn/cdn/player/decoder"
+	"github.com/musiccdn/cdn/vorbis"
 )
 
 // EmbedFunc computes a content embedding from mono PCM in [-1, 1].
@@ -56,8 +55,11 @@ type Config struct {
 	// FFmpeg converts formats oggenc cannot read. Default "ffmpeg"; when it
 	// is not installed only WAV and FLAC are accepted.
 	FFmpeg string
-	// PageSpan is the longest audio span of an Ogg page, so the seek table
-	// has an entry at least this often. Default 250ms; must be at most 1s.
+	// PageSpan bounds the audio span of an Ogg page, so the seek table has
+	// an entry at least this often, plus one packet: a page is closed at
+	// the first packet boundary past the span, so gaps reach PageSpan and
+	// a packet's audio (296 ms was measured with the default). Default
+	// 250ms; must be at most 1s.
 	PageSpan time.Duration
 	// Parallel is how many tiers are encoded at once. Default 2.
 	Parallel int
@@ -89,16 +91,9 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Meta is the content of track.json.
-type Meta struct {
-	DurationMS int64 `json:"duration_ms"`
-	Samples    int64 `json:"samples"`
-	SampleRate int   `json:"sample_rate"`
-	Tiers      []int `json:"tiers"`
-	// TierRates is each tier's sample rate, keyed by kbps.
-	TierRates map[string]int `json:"tier_rates,omitempty"`
-	Embedding []float32      `json:"embedding,omitempty"`
-}
+// Meta is the content of track.json: media's one schema, which the
+// origin reads back.
+type Meta = media.TrackInfo
 
 // Ingester adds tracks to a directory catalog.
 type Ingester struct {
@@ -315,53 +310,6 @@ func (in *Ingester) run(ctx context.Context, bin string, args ...string) error {
 	return nil
 }
 
-// Run is the command line `ingest --catalog DIR [--id ID] FILE...`: it
-// ingests each file, naming the track after the file without its extension
-// unless --id is given (only with one file), and prints each id when done.
-func Run(ctx context.Context, args []string, stdout io.Writer) error {
-	return RunWith(ctx, args, stdout, nil)
-}
-
-// RunWith is Run with an embedding function (the recommendations
-// service's), stored in each track's track.json.
-func RunWith(ctx context.Context, args []string, stdout io.Writer, embed EmbedFunc) error {
-	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
-	fs.SetOutput(stdout)
-	catalog := fs.String("catalog", "", "catalog root directory (required)")
-	id := fs.String("id", "", "track id (default: the file name without extension; one file only)")
-	oggenc := fs.String("oggenc", "oggenc", "oggenc binary")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	files := fs.Args()
-	if *catalog == "" || len(files) == 0 {
-		return errors.New("usage: ingest --catalog DIR [--id ID] FILE...")
-	}
-	if *id != "" && len(files) > 1 {
-		return errors.New("ingest: --id with more than one file")
-	}
-	cfg := DefaultConfig(*catalog)
-	cfg.OggEnc = *oggenc
-	cfg.Embed = embed
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	in, err := New(cfg)
-	if err != nil {
-		return err
-	}
-	for _, f := range files {
-		tid := *id
-		if tid == "" {
-			tid = strings.TrimSuffix(filepath.Base(f), filepath.Ext(f))
-		}
-		m, err := in.Ingest(ctx, tid, f)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%s\t%d ms\n", tid, m.DurationMS)
-	}
-	return nil
-}
-
 // sniff names the container from its first bytes, or "" when oggenc
 // cannot read it.
 func sniff(b []byte) string {
@@ -375,11 +323,11 @@ func sniff(b []byte) string {
 }
 
 func monoPCM(oggb []byte) ([]float32, int, error) {
-	h, err := decoder.ReadHeaders(bytes.NewReader(oggb))
+	h, err := vorbis.ReadHeaders(bytes.NewReader(oggb))
 	if err != nil {
 		return nil, 0, err
 	}
-	s, err := decoder.NewStream(h, bytes.NewReader(oggb[h.AudioStart:]), h.AudioStart)
+	s, err := vorbis.NewStream(h, bytes.NewReader(oggb[h.AudioStart:]), h.AudioStart)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -14,9 +14,9 @@ import (
 	"testing"
 
 	"github.com/musiccdn/cdn/origin/media"
-	"github.com/musiccdn/cdn/player/decoder"
 	"github.com/musiccdn/cdn/player/wav"
 	"github.com/musiccdn/cdn/seektable"
+	"github.com/musiccdn/cdn/vorbis"
 )
 
 func needOggenc(t *testing.T) {
@@ -119,7 +119,7 @@ func TestIngest(t *testing.T) {
 			t.Errorf("%d kbps: last entry %d samples before the end", kbps, tb.Samples-prev)
 		}
 		// decoding the whole file gives exactly the table's sample count
-		h, err := decoder.ReadHeaders(bytes.NewReader(audio))
+		h, err := vorbis.ReadHeaders(bytes.NewReader(audio))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,7 +133,7 @@ func TestIngest(t *testing.T) {
 		// decoding from every entry starts at or before its time, and ends
 		// at the same sample
 		for _, e := range tb.Entries {
-			s, err := decoder.NewStream(h, bytes.NewReader(audio[e.Offset:]), e.Offset)
+			s, err := vorbis.NewStream(h, bytes.NewReader(audio[e.Offset:]), e.Offset)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -164,9 +164,9 @@ func TestIngest(t *testing.T) {
 	}
 }
 
-func countFrom(t *testing.T, h *decoder.Headers, audio []byte, off int64) int64 {
+func countFrom(t *testing.T, h *vorbis.Headers, audio []byte, off int64) int64 {
 	t.Helper()
-	s, err := decoder.NewStream(h, bytes.NewReader(audio[off:]), off)
+	s, err := vorbis.NewStream(h, bytes.NewReader(audio[off:]), off)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,26 +217,6 @@ func TestIngestErrors(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(root); len(left) != 0 {
 		t.Errorf("failed ingests left %v in the catalog", left)
-	}
-}
-
-func TestRun(t *testing.T) {
-	needOggenc(t)
-	dir := t.TempDir()
-	src := filepath.Join(dir, "short-one.wav")
-	writeSine(t, src, 22050)
-	var out bytes.Buffer
-	if err := Run(context.Background(), []string{"--catalog", dir, src}, &out); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(out.String(), "short-one\t") {
-		t.Errorf("Run printed %q, want the track id", out.String())
-	}
-	if _, err := os.Stat(filepath.Join(dir, "short-one", "320.seek")); err != nil {
-		t.Error(err)
-	}
-	if err := Run(context.Background(), []string{src}, &out); err == nil {
-		t.Error("Run without --catalog succeeded")
 	}
 }
 

@@ -9,7 +9,7 @@ import (
 
 	"github.com/jfreymuth/vorbis"
 
-	"github.com/musiccdn/cdn/player/ogg"
+	"github.com/musiccdn/cdn/ogg"
 	"github.com/musiccdn/cdn/seektable"
 )
 
@@ -145,7 +145,7 @@ func repaginate(src []byte, span time.Duration) (*paged, error) {
 		if !last || len(t.Entries) == 0 {
 			// No entry for the end-of-stream page: a decoder starting
 			// there cannot tell end padding from position (see
-			// decoder.NewStream), so seeks into it start one page earlier.
+			// vorbis.NewStream), so seeks into it start one page earlier.
 			e := seektable.Entry{Time: max(granule(first)-timeOrigin, 0), Granule: granule(first), Offset: int64(len(out))}
 			t.Entries = append(t.Entries, e)
 		}

@@ -1,6 +1,7 @@
 // Package licence issues and checks offline-playback licences. The origin
 // mounts Handler at POST /v1/licences (and GET /v1/licences/key for the
-// public key); the player verifies licences locally with Verify, against a
+// public key); the player verifies licences locally with api.VerifyLicence
+// (the wire form and its check are in origin/api), against a
 // public key it was configured with (never one fetched and trusted on
 // first use).
 //
@@ -55,77 +56,44 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/musiccdn/cdn/identity"
+	"github.com/musiccdn/cdn/origin/api"
 	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/playticket"
 	"github.com/musiccdn/cdn/ratelimit"
 )
 
+// The licence's wire form and its check live in origin/api, so that the
+// player verifies licences without importing this server package; these
+// names are kept for the issuer's side.
+type (
+	// Licence is the signed content of a licence.
+	Licence = api.Licence
+	// OfflinePlay is one pre-issued play.
+	OfflinePlay = api.OfflinePlay
+	// Request is the body of POST /v1/licences.
+	Request = api.LicenceRequest
+	// Response is the answer to POST /v1/licences.
+	Response = api.LicenceResponse
+	// KeyResponse is the answer to GET /v1/licences/key.
+	KeyResponse = api.LicenceKeyResponse
+)
+
 // Version is the licence format version this package makes and accepts.
-const Version = 2
-
-// Licence is the signed content of a licence.
-type Licence struct {
-	Version  int    `json:"v"`
-	TrackID  string `json:"track_id"`
-	UserID   string `json:"user_id"`
-	DeviceID string `json:"device_id"`
-	// Country is the user's country when the licence was issued; the
-	// offline play tickets are bound to it.
-	Country string `json:"country"`
-	Issued  int64  `json:"issued"`  // unix seconds
-	Expires int64  `json:"expires"` // unix seconds; not valid at or after
-	// WrapKey is the AES-128 key that wraps the track's content keys,
-	// random per licence.
-	WrapKey []byte `json:"wrap_key"`
-	// Plays are pre-issued play ids and tickets for plays made offline.
-	Plays []OfflinePlay `json:"plays"`
-}
-
-// OfflinePlay is one pre-issued play: the event reporting it carries
-// PlayID and Ticket.
-type OfflinePlay struct {
-	PlayID string `json:"play_id"`
-	Ticket string `json:"ticket"`
-}
+const Version = api.LicenceVersion
 
 // Errors returned by Verify.
 var (
-	ErrMalformed = errors.New("licence: malformed")
-	ErrSignature = errors.New("licence: bad signature")
-	ErrExpired   = errors.New("licence: expired")
+	ErrMalformed = api.ErrLicenceMalformed
+	ErrSignature = api.ErrLicenceSignature
+	ErrExpired   = api.ErrLicenceExpired
 )
 
-// MaxLen bounds a licence token Verify parses.
-const MaxLen = 64 << 10
-
-// Verify checks a licence's signature with pub and its expiry against now.
-// An expired licence is returned with ErrExpired, so callers can say when
-// (and re-seal downloads under a renewed one).
+// Verify is api.VerifyLicence.
 func Verify(pub ed25519.PublicKey, token string, now time.Time) (Licence, error) {
-	payload, sig, ok := strings.Cut(token, ".")
-	if !ok || len(pub) != ed25519.PublicKeySize || len(token) > MaxLen {
-		return Licence{}, ErrMalformed
-	}
-	pb, err1 := base64.RawURLEncoding.Strict().DecodeString(payload)
-	sb, err2 := base64.RawURLEncoding.Strict().DecodeString(sig)
-	if err1 != nil || err2 != nil || len(sb) != ed25519.SignatureSize {
-		return Licence{}, ErrMalformed
-	}
-	if !ed25519.Verify(pub, pb, sb) {
-		return Licence{}, ErrSignature
-	}
-	var l Licence
-	if err := json.Unmarshal(pb, &l); err != nil || l.Version != Version || len(l.WrapKey) != 16 || !media.ValidID(l.TrackID) {
-		return Licence{}, ErrMalformed
-	}
-	if now.Unix() >= l.Expires {
-		return l, fmt.Errorf("%w on %s", ErrExpired, time.Unix(l.Expires, 0).UTC().Format(time.RFC3339))
-	}
-	return l, nil
+	return api.VerifyLicence(pub, token, now)
 }
 
 // Config configures the issuer.
@@ -201,24 +169,6 @@ func (h *Handler) PublicKey() ed25519.PublicKey {
 	return h.cfg.SigningKey.Public().(ed25519.PublicKey)
 }
 
-// Request is the body of POST /v1/licences. The user and country are the
-// bearer token's.
-type Request struct {
-	TrackID  string `json:"track_id"`
-	DeviceID string `json:"device_id"`
-}
-
-// Response is the answer to POST /v1/licences.
-type Response struct {
-	Licence string `json:"licence"`
-	Expires int64  `json:"expires"`
-}
-
-// KeyResponse is the answer to GET /v1/licences/key.
-type KeyResponse struct {
-	PublicKey []byte `json:"public_key"` // Ed25519, 32 bytes
-}
-
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == "/v1/licences/key" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
@@ -236,8 +186,7 @@ func (h *Handler) issue(w http.ResponseWriter, r *http.Request) {
 	now := h.cfg.Now()
 	user, err := h.cfg.Sessions.FromRequest(r, now)
 	if err != nil {
-		identity.Challenge(w, err)
-		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		identity.Unauthorized(w, err)
 		return
 	}
 	if ok, wait := h.limit.Allow(user.ID, 1, now); !ok {

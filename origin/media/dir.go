@@ -55,12 +55,18 @@ type dirVersion struct {
 // TrackInfoFile is the name of the optional per-track metadata file.
 const TrackInfoFile = "track.json"
 
-// TrackInfo is the content of track.json, written by ingest.
+// TrackInfo is the content of track.json: the one schema ingest writes
+// and Dir (and test stand-ins) read.
 type TrackInfo struct {
 	DurationMS int64 `json:"duration_ms"`
+	// Samples is the track's exact length in sample frames at
+	// SampleRate, the source's rate (a tier resampled to another rate may
+	// hold a frame more: encoders round up). 0 when unknown.
 	Samples    int64 `json:"samples"`
 	SampleRate int   `json:"sample_rate"`
 	Tiers      []int `json:"tiers"`
+	// TierRates is each tier's sample rate, keyed by kbps ("24": 22050).
+	TierRates map[string]int `json:"tier_rates,omitempty"`
 	// Embedding is the track's content embedding, computed from its audio
 	// at ingest (recommendations place tracks without plays by it).
 	Embedding []float32 `json:"embedding,omitempty"`
@@ -110,6 +116,9 @@ func (d *Dir) Track(ctx context.Context, id string) (Track, error) {
 		return Track{}, err
 	}
 	t := Track{ID: id, DurationMS: info.DurationMS}
+	if info.Samples > 0 && info.SampleRate > 0 {
+		t.Samples, t.SampleRate = info.Samples, info.SampleRate
+	}
 	for _, kbps := range Tiers {
 		if info.Tiers != nil && !slices.Contains(info.Tiers, kbps) {
 			continue
@@ -257,6 +266,9 @@ func (d *Dir) readInfo(dir string) (TrackInfo, error) {
 	}
 	if info.DurationMS < 0 {
 		return info, fmt.Errorf("media: track info %s: negative duration_ms", f.Name())
+	}
+	if info.Samples < 0 || info.SampleRate < 0 {
+		return info, fmt.Errorf("media: track info %s: negative samples or sample_rate", f.Name())
 	}
 	// Tiers == nil (absent from the file) means: take the files present.
 	return info, nil

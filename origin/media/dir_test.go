@@ -244,7 +244,7 @@ func TestDirTrack(t *testing.T) {
 	}{
 		{id: "a", want: Track{ID: "a", DurationMS: 0, Tiers: []int{24, 96}}},
 		// track.json lists 128 (not a tier) and omits 64: neither is served.
-		{id: "b", want: Track{ID: "b", DurationMS: 210000, Tiers: []int{24, 320}}},
+		{id: "b", want: Track{ID: "b", DurationMS: 210000, Samples: 9261000, SampleRate: 44100, Tiers: []int{24, 320}}},
 		{id: "c", wantErr: true}, // no audio
 		{id: "d", wantErr: true}, // malformed track.json
 		{id: "e", want: Track{ID: "e", DurationMS: 5000, Tiers: []int{24}}}, // no tiers key: files decide
@@ -258,7 +258,7 @@ func TestDirTrack(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || got.ID != tt.want.ID || got.DurationMS != tt.want.DurationMS || !slices.Equal(got.Tiers, tt.want.Tiers) {
+		if err != nil || got.ID != tt.want.ID || got.DurationMS != tt.want.DurationMS || got.Samples != tt.want.Samples || got.SampleRate != tt.want.SampleRate || !slices.Equal(got.Tiers, tt.want.Tiers) {
 			t.Errorf("Track(%q) = %+v, %v; want %+v", tt.id, got, err, tt.want)
 		}
 	}

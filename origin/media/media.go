@@ -9,6 +9,8 @@ import (
 	"errors"
 	"io"
 	"time"
+
+	"github.com/musiccdn/cdn/ident"
 )
 
 // Tiers are the bitrates, in kbit/s, every track is encoded at, lowest first.
@@ -30,34 +32,10 @@ const MaxIDLen = 64
 // ValidID reports whether id is a track id: 1 to 64 characters of
 // [A-Za-z0-9_-]. Ids are opaque; this check keeps them safe in paths,
 // cache keys and headers.
-func ValidID(id string) bool {
-	if len(id) == 0 || len(id) > MaxIDLen {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if !idByte(id[i]) {
-			return false
-		}
-	}
-	return true
-}
+func ValidID(id string) bool { return ident.Valid(id, MaxIDLen) }
 
 // ValidIDBytes is ValidID for a byte slice, so hot paths need not convert.
-func ValidIDBytes(id []byte) bool {
-	if len(id) == 0 || len(id) > MaxIDLen {
-		return false
-	}
-	for _, c := range id {
-		if !idByte(c) {
-			return false
-		}
-	}
-	return true
-}
-
-func idByte(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
-}
+func ValidIDBytes(id []byte) bool { return ident.Valid(id, MaxIDLen) }
 
 // Kind is what a file of a (track, tier) holds.
 type Kind int
@@ -103,6 +81,10 @@ type Object struct {
 type Track struct {
 	ID         string
 	DurationMS int64
+	// Samples is the exact length in sample frames at SampleRate (the
+	// source's rate), from track.json; 0 (and SampleRate 0) when unknown.
+	Samples    int64
+	SampleRate int
 	// Tiers lists the bitrates that exist for the track, lowest first.
 	Tiers []int
 }

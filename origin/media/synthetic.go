@@ -60,6 +60,15 @@ func (s *Synthetic) DurationMS(i int) int64 {
 	return 120_000 + int64(mix64(s.seed^0xd1b54a32d192ed03^uint64(i))%300_001)
 }
 
+// SyntheticSampleRate is the source sample rate of every synthetic track.
+const SyntheticSampleRate = 44100
+
+// Samples is the exact length of track i in sample frames at
+// SyntheticSampleRate: its duration, rounded down to a whole frame.
+func (s *Synthetic) Samples(i int) int64 {
+	return s.DurationMS(i) * SyntheticSampleRate / 1000
+}
+
 // Size is the byte size of track i at kbps: the bitrate times the duration
 // (kbps*1000/8 bytes per second).
 func (s *Synthetic) Size(i, kbps int) int64 {
@@ -134,7 +143,7 @@ func (s *Synthetic) Track(_ context.Context, id string) (Track, error) {
 	if !ok {
 		return Track{}, ErrNotFound
 	}
-	return Track{ID: id, DurationMS: s.DurationMS(i), Tiers: Tiers[:]}, nil
+	return Track{ID: id, DurationMS: s.DurationMS(i), Samples: s.Samples(i), SampleRate: SyntheticSampleRate, Tiers: Tiers[:]}, nil
 }
 
 // Open implements Source.

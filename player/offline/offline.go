@@ -42,7 +42,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/musiccdn/cdn/origin/licence"
+	"github.com/musiccdn/cdn/atomicfile"
+	"github.com/musiccdn/cdn/origin/api"
 	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/seektable"
 )
@@ -69,18 +70,26 @@ func NewStore(dir string, pub ed25519.PublicKey, now func() time.Time) (*Store, 
 	return &Store{dir: dir, pub: pub, now: now}, nil
 }
 
-type meta struct {
-	Kbps int `json:"kbps"`
+// Info is what the store keeps of a track beside its files: the tier
+// stored, and the track's exact length from its manifest (Samples frames
+// at SampleRate; 0 when unknown), which the player stops at.
+type Info struct {
+	Kbps       int   `json:"kbps"`
+	Samples    int64 `json:"samples,omitempty"`
+	SampleRate int   `json:"sample_rate,omitempty"`
 }
 
-// Put stores a track's tier: the audio (exactly size bytes from audio) and
-// its seek table, under the licence tok, which must be valid now and for
-// this track.
-func (s *Store) Put(track string, kbps int, tok string, audio io.Reader, size int64, seek []byte) error {
+type meta = Info
+
+// Put stores a track's tier (info.Kbps): the audio (exactly size bytes
+// from audio) and its seek table, under the licence tok, which must be
+// valid now and for this track.
+func (s *Store) Put(track string, info Info, tok string, audio io.Reader, size int64, seek []byte) error {
+	kbps := info.Kbps
 	if !media.ValidID(track) {
 		return fmt.Errorf("offline: bad track id %q", track)
 	}
-	l, err := licence.Verify(s.pub, tok, s.now())
+	l, err := api.VerifyLicence(s.pub, tok, s.now())
 	if err != nil {
 		return fmt.Errorf("offline: %s: %w", track, err)
 	}
@@ -96,7 +105,7 @@ func (s *Store) Put(track string, kbps int, tok string, audio io.Reader, size in
 	if err := s.writeEnc(track+".ogg.enc", audio, size, l.WrapKey, context(track, kbps, "ogg")); err != nil {
 		return err
 	}
-	mb, _ := json.Marshal(meta{Kbps: kbps})
+	mb, _ := json.Marshal(info)
 	if err := s.writeFile(track+".json", mb); err != nil {
 		return err
 	}
@@ -111,7 +120,7 @@ func (s *Store) Put(track string, kbps int, tok string, audio io.Reader, size in
 // may have expired, but it must carry a valid signature. Interrupted, it
 // is completed by calling it again with the same tok.
 func (s *Store) Renew(track, tok string) error {
-	l, err := licence.Verify(s.pub, tok, s.now())
+	l, err := api.VerifyLicence(s.pub, tok, s.now())
 	if err != nil {
 		return fmt.Errorf("offline: renew %s: %w", track, err)
 	}
@@ -174,23 +183,23 @@ func (s *Store) TakePlay(track string) (Play, error) {
 }
 
 // storedLicence reads and checks a track's stored licence, expired or not.
-func (s *Store) storedLicence(track string) (licence.Licence, error) {
+func (s *Store) storedLicence(track string) (api.Licence, error) {
 	if !media.ValidID(track) {
-		return licence.Licence{}, fmt.Errorf("offline: bad track id %q", track)
+		return api.Licence{}, fmt.Errorf("offline: bad track id %q", track)
 	}
 	tok, err := os.ReadFile(filepath.Join(s.dir, track+".lic"))
 	if errors.Is(err, os.ErrNotExist) {
-		return licence.Licence{}, fmt.Errorf("%w: %s", ErrNotDownloaded, track)
+		return api.Licence{}, fmt.Errorf("%w: %s", ErrNotDownloaded, track)
 	}
 	if err != nil {
-		return licence.Licence{}, fmt.Errorf("offline: %w", err)
+		return api.Licence{}, fmt.Errorf("offline: %w", err)
 	}
-	l, err := licence.Verify(s.pub, string(tok), s.now())
-	if err != nil && !errors.Is(err, licence.ErrExpired) {
-		return licence.Licence{}, fmt.Errorf("offline: %s: %w", track, err)
+	l, err := api.VerifyLicence(s.pub, string(tok), s.now())
+	if err != nil && !errors.Is(err, api.ErrLicenceExpired) {
+		return api.Licence{}, fmt.Errorf("offline: %s: %w", track, err)
 	}
 	if l.TrackID != track {
-		return licence.Licence{}, fmt.Errorf("offline: %s: licence is for %q", track, l.TrackID)
+		return api.Licence{}, fmt.Errorf("offline: %s: licence is for %q", track, l.TrackID)
 	}
 	return l, nil
 }
@@ -201,7 +210,7 @@ func (s *Store) meta(track string) (meta, error) {
 		return meta{}, fmt.Errorf("offline: %w", err)
 	}
 	var m meta
-	if err := json.Unmarshal(mb, &m); err != nil || !media.ValidTier(m.Kbps) {
+	if err := json.Unmarshal(mb, &m); err != nil || !media.ValidTier(m.Kbps) || m.Samples < 0 || m.SampleRate < 0 {
 		return meta{}, fmt.Errorf("%w: %s.json", ErrTampered, track)
 	}
 	return m, nil
@@ -216,18 +225,21 @@ func (s *Store) removeUsed(track string) error {
 
 // Track is an opened download.
 type Track struct {
-	ID      string
-	Kbps    int
-	Table   *seektable.Table
-	Licence licence.Licence
-	f       *encFile
+	ID   string
+	Kbps int
+	// Samples and SampleRate are the track's exact length (see Info).
+	Samples    int64
+	SampleRate int
+	Table      *seektable.Table
+	Licence    api.Licence
+	f          *encFile
 }
 
 // ErrNotDownloaded is returned by Open for a track not in the store.
 var ErrNotDownloaded = errors.New("offline: track not downloaded")
 
 // Open checks the licence and returns the track for reading. An expired
-// licence is an error wrapping licence.ErrExpired.
+// licence is an error wrapping api.ErrLicenceExpired.
 func (s *Store) Open(track string) (*Track, error) {
 	if !media.ValidID(track) {
 		return nil, fmt.Errorf("offline: bad track id %q", track)
@@ -239,8 +251,8 @@ func (s *Store) Open(track string) (*Track, error) {
 	if err != nil {
 		return nil, fmt.Errorf("offline: %w", err)
 	}
-	l, err := licence.Verify(s.pub, string(tok), s.now())
-	if errors.Is(err, licence.ErrExpired) {
+	l, err := api.VerifyLicence(s.pub, string(tok), s.now())
+	if errors.Is(err, api.ErrLicenceExpired) {
 		return nil, fmt.Errorf("offline: %s: %w; renew it online (player download) to play again", track, err)
 	}
 	if err != nil {
@@ -249,13 +261,9 @@ func (s *Store) Open(track string) (*Track, error) {
 	if l.TrackID != track {
 		return nil, fmt.Errorf("offline: %s: licence is for %q", track, l.TrackID)
 	}
-	mb, err := os.ReadFile(filepath.Join(s.dir, track+".json"))
+	m, err := s.meta(track)
 	if err != nil {
-		return nil, fmt.Errorf("offline: %w", err)
-	}
-	var m meta
-	if err := json.Unmarshal(mb, &m); err != nil || !media.ValidTier(m.Kbps) {
-		return nil, fmt.Errorf("%w: %s.json", ErrTampered, track)
+		return nil, err
 	}
 	sf, err := openEnc(filepath.Join(s.dir, track+".seek.enc"), l.WrapKey, context(track, m.Kbps, "seek"))
 	if err != nil {
@@ -279,7 +287,7 @@ func (s *Store) Open(track string) (*Track, error) {
 		af.Close()
 		return nil, fmt.Errorf("%w: audio size %d, seek table says %d", ErrTampered, af.Size(), tb.FileSize)
 	}
-	return &Track{ID: track, Kbps: m.Kbps, Table: tb, Licence: l, f: af}, nil
+	return &Track{ID: track, Kbps: m.Kbps, Samples: m.Samples, SampleRate: m.SampleRate, Table: tb, Licence: l, f: af}, nil
 }
 
 // Size is the audio file's plaintext size.
@@ -308,44 +316,17 @@ func context(track string, kbps int, kind string) string {
 }
 
 func (s *Store) writeEnc(name string, r io.Reader, size int64, wrapKey []byte, ctx string) error {
-	f, err := os.CreateTemp(s.dir, ".tmp-")
+	err := atomicfile.Write(filepath.Join(s.dir, name), func(f *os.File) error {
+		return encrypt(f, r, size, wrapKey, ctx)
+	})
 	if err != nil {
 		return fmt.Errorf("offline: %w", err)
-	}
-	err = encrypt(f, r, size, wrapKey, ctx)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(s.dir, name))
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("offline: %s: %w", name, err)
 	}
 	return nil
 }
 
 func (s *Store) writeFile(name string, b []byte) error {
-	f, err := os.CreateTemp(s.dir, ".tmp-")
-	if err != nil {
-		return fmt.Errorf("offline: %w", err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(s.dir, name))
-	}
-	if err != nil {
-		os.Remove(f.Name())
+	if err := atomicfile.WriteBytes(filepath.Join(s.dir, name), b); err != nil {
 		return fmt.Errorf("offline: %w", err)
 	}
 	return nil

@@ -52,7 +52,7 @@ func setup(t *testing.T) *fixture {
 func (f *fixture) put(t *testing.T) {
 	t.Helper()
 	tok := f.iss.issue(t, "u", "t1")
-	if err := f.store.Put("t1", 160, tok, bytes.NewReader(f.plain), int64(len(f.plain)), f.seek); err != nil {
+	if err := f.store.Put("t1", Info{Kbps: 160}, tok, bytes.NewReader(f.plain), int64(len(f.plain)), f.seek); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -161,7 +161,7 @@ func TestPinnedKey(t *testing.T) {
 	_, evil, _ := ed25519.GenerateKey(nil)
 	l.Expires = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
 	forged := licence.Sign(evil, l)
-	if err := f.store.Put("t2", 160, forged, bytes.NewReader(f.plain), int64(len(f.plain)), f.seek); !errors.Is(err, licence.ErrSignature) {
+	if err := f.store.Put("t2", Info{Kbps: 160}, forged, bytes.NewReader(f.plain), int64(len(f.plain)), f.seek); !errors.Is(err, licence.ErrSignature) {
 		t.Errorf("Put with a forged licence: %v, want ErrSignature", err)
 	}
 	if err := f.store.Renew("t1", forged); !errors.Is(err, licence.ErrSignature) {

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/musiccdn/cdn/identity"
+	"github.com/musiccdn/cdn/origin/api"
 	"github.com/musiccdn/cdn/origin/ingest"
 	"github.com/musiccdn/cdn/origin/licence"
 	"github.com/musiccdn/cdn/origin/media"
@@ -133,12 +134,12 @@ func (s *Server) NextTracks() []string {
 }
 
 // readMeta reads a catalog track's metadata; media.ErrNotFound if absent.
-func readMeta(dir, id string) (ingest.Meta, error) {
-	var m ingest.Meta
+func readMeta(dir, id string) (media.TrackInfo, error) {
+	var m media.TrackInfo
 	if !media.ValidID(id) {
 		return m, media.ErrNotFound
 	}
-	b, err := os.ReadFile(filepath.Join(dir, id, "track.json"))
+	b, err := os.ReadFile(filepath.Join(dir, id, media.TrackInfoFile))
 	if err != nil {
 		return m, media.ErrNotFound
 	}
@@ -149,8 +150,7 @@ func readMeta(dir, id string) (ingest.Meta, error) {
 func (s *Server) manifest(w http.ResponseWriter, r *http.Request) {
 	user, err := s.users.FromRequest(r, time.Now())
 	if err != nil {
-		identity.Challenge(w, err)
-		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		identity.Unauthorized(w, err)
 		return
 	}
 	id := r.PathValue("id")
@@ -163,22 +163,8 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	type tier struct {
-		Kbps    int    `json:"kbps"`
-		Bytes   int64  `json:"bytes"`
-		ETag    string `json:"etag"`
-		URL     string `json:"url"`
-		SeekURL string `json:"seek_url"`
-	}
-	out := struct {
-		TrackID    string `json:"track_id"`
-		DurationMS int64  `json:"duration_ms"`
-		Country    string `json:"country"`
-		Expires    int64  `json:"expires"`
-		Tiers      []tier `json:"tiers"`
-		PlayID     string `json:"play_id"`
-		PlayTicket string `json:"play_ticket"`
-	}{TrackID: id, DurationMS: m.DurationMS, Country: user.Country, Expires: time.Now().Add(time.Hour).Unix()}
+	out := api.Manifest{TrackID: id, DurationMS: m.DurationMS, Samples: m.Samples, SampleRate: m.SampleRate,
+		Country: user.Country, Expires: time.Now().Add(time.Hour).Unix()}
 	now := time.Now()
 	out.PlayID = playticket.NewID(now)
 	out.PlayTicket, _ = s.tickets.Mint(playticket.Claims{PlayID: out.PlayID, UserID: user.ID, TrackID: id, Country: user.Country, IssuedMS: now.UnixMilli(), DurationMS: m.DurationMS})
@@ -188,7 +174,7 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			continue
 		}
-		out.Tiers = append(out.Tiers, tier{Kbps: k, Bytes: fi.Size(), ETag: `"` + strconv.FormatInt(fi.ModTime().UnixNano(), 36) + `"`,
+		out.Tiers = append(out.Tiers, api.Tier{Kbps: k, Bytes: fi.Size(), ETag: `"` + strconv.FormatInt(fi.ModTime().UnixNano(), 36) + `"`,
 			URL: fmt.Sprintf("/a/%s/%d.ogg?t=%s", id, k, tok), SeekURL: fmt.Sprintf("/a/%s/%d.seek?t=%s", id, k, tok)})
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -257,8 +243,7 @@ func (t *throttled) Write(p []byte) (int, error) {
 
 func (s *Server) postPlays(w http.ResponseWriter, r *http.Request) {
 	if _, err := s.users.FromRequest(r, time.Now()); err != nil {
-		identity.Challenge(w, err)
-		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		identity.Unauthorized(w, err)
 		return
 	}
 	var evs []plays.Event

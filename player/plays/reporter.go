@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/musiccdn/cdn/atomicfile"
 	"github.com/musiccdn/cdn/origin/api"
 	"io"
 	"net/http"
@@ -80,22 +81,7 @@ func (r *Reporter) Enqueue(ev Event) error {
 	if err != nil {
 		return fmt.Errorf("plays: %w", err)
 	}
-	f, err := os.CreateTemp(r.cfg.Dir, ".tmp-")
-	if err != nil {
-		return fmt.Errorf("plays: %w", err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(r.cfg.Dir, ev.PlayID+".json"))
-	}
-	if err != nil {
-		os.Remove(f.Name())
+	if err := atomicfile.WriteBytes(filepath.Join(r.cfg.Dir, ev.PlayID+".json"), b); err != nil {
 		return fmt.Errorf("plays: %w", err)
 	}
 	return nil

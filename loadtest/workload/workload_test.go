@@ -1,4 +1,4 @@
-package loadtest
+package workload
 
 import (
 	"math"
@@ -10,7 +10,7 @@ import (
 )
 
 func TestGeneratorDeterministic(t *testing.T) {
-	cfg := DefaultWorkloadConfig()
+	cfg := DefaultConfig()
 	cfg.Tracks = 5000
 	draw := func(seed uint64) []Session {
 		c := cfg
@@ -100,7 +100,7 @@ func harmonic(n int, s float64) float64 {
 // TestPlayPlans checks the properties every planned play must have, over
 // many sessions.
 func TestPlayPlans(t *testing.T) {
-	cfg := DefaultWorkloadConfig()
+	cfg := DefaultConfig()
 	cfg.Tracks = 2000
 	g, err := NewGenerator(cfg)
 	if err != nil {
@@ -154,74 +154,6 @@ func TestPlayPlans(t *testing.T) {
 	}
 }
 
-func TestParseContentRange(t *testing.T) {
-	tests := []struct {
-		in         string
-		a, b, size int64
-		ok         bool
-	}{
-		{"bytes 0-99/100", 0, 99, 100, true},
-		{"bytes 5-5/6", 5, 5, 6, true},
-		{"bytes 5-4/6", 0, 0, 0, false},
-		{"bytes 0-99/99", 0, 0, 0, false},
-		{"bytes 0-99/*", 0, 0, 0, false},
-		{"bytes */100", 0, 0, 0, false},
-		{"items 0-1/2", 0, 0, 0, false},
-		{"", 0, 0, 0, false},
-		{"bytes -1-2/3", 0, 0, 0, false},
-	}
-	for _, tt := range tests {
-		a, b, size, ok := ParseContentRange(tt.in)
-		if a != tt.a || b != tt.b || size != tt.size || ok != tt.ok {
-			t.Errorf("ParseContentRange(%q) = %d, %d, %d, %v, want %d, %d, %d, %v", tt.in, a, b, size, ok, tt.a, tt.b, tt.size, tt.ok)
-		}
-	}
-}
-
-func FuzzParseContentRange(f *testing.F) {
-	f.Add("bytes 0-99/100")
-	f.Add("bytes 1-2/*")
-	f.Fuzz(func(t *testing.T, s string) {
-		a, b, size, ok := ParseContentRange(s)
-		if ok && (a < 0 || b < a || size <= b) {
-			t.Fatalf("ParseContentRange(%q) = %d, %d, %d accepted", s, a, b, size)
-		}
-	})
-}
-
-func TestParseCacheStatus(t *testing.T) {
-	tests := []struct {
-		in   string
-		want Outcome
-	}{
-		{"", OutcomeNone},
-		{"edge-1; hit", OutcomeHit},
-		{"edge-1; fwd=miss; stored", OutcomeMiss},
-		{"shield-0; hit, edge-1; fwd=miss; stored", OutcomeMiss},
-		{"shield-0; fwd=miss, edge-1; hit", OutcomeHit},
-		{"edge-1; fwd=stale", OutcomeStale},
-		{"edge-1; hit; detail=stale", OutcomeStale},
-		{`edge-1; hit; detail="stale"`, OutcomeStale},
-		{"edge-1", OutcomeNone},
-		{"edge-1; fwd=uri-miss", OutcomeMiss},
-	}
-	for _, tt := range tests {
-		if got := ParseCacheStatus(tt.in); got != tt.want {
-			t.Errorf("ParseCacheStatus(%q) = %v, want %v", tt.in, got, tt.want)
-		}
-	}
-}
-
-func FuzzParseCacheStatus(f *testing.F) {
-	f.Add("edge-1; hit")
-	f.Add("a; fwd=miss; stored, b; hit")
-	f.Fuzz(func(t *testing.T, s string) {
-		if o := ParseCacheStatus(s); o < OutcomeNone || o > OutcomeStale {
-			t.Fatalf("ParseCacheStatus(%q) = %d", s, o)
-		}
-	})
-}
-
 func BenchmarkZipfDraw(b *testing.B) {
 	for _, n := range []int{1000, 100000, 100_000_000} {
 		b.Run(strconv.Itoa(n), func(b *testing.B) {
@@ -238,7 +170,7 @@ func BenchmarkZipfDraw(b *testing.B) {
 // BenchmarkGeneratorNext is the cost of planning one session (about 60
 // requests), a small part of what a run spends per request.
 func BenchmarkGeneratorNext(b *testing.B) {
-	g, err := NewGenerator(DefaultWorkloadConfig())
+	g, err := NewGenerator(DefaultConfig())
 	if err != nil {
 		b.Fatal(err)
 	}

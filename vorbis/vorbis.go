@@ -1,6 +1,6 @@
-// Package decoder turns an Ogg Vorbis byte stream into PCM with exact
+// Package vorbis decodes an Ogg Vorbis byte stream into PCM with exact
 // sample positions. It sits on jfreymuth/vorbis (the packet decoder used by
-// github.com/jfreymuth/oggvorbis v1.0.5) and player/ogg (framing), and adds
+// github.com/jfreymuth/oggvorbis v1.0.5) and package ogg (framing), and adds
 // what a gapless player needs and the oggvorbis Reader does not give:
 //
 //   - decoding may start at any page (a seek issues one range request from
@@ -12,7 +12,7 @@
 //     rule trims the encoder's leading samples and at the end of stream it
 //     trims the padding (Vorbis I spec, A.2), so a decoded track has
 //     exactly the encoder's sample count, and joins are sample-exact.
-package decoder
+package vorbis
 
 import (
 	"errors"
@@ -21,7 +21,7 @@ import (
 
 	"github.com/jfreymuth/vorbis"
 
-	"github.com/musiccdn/cdn/player/ogg"
+	"github.com/musiccdn/cdn/ogg"
 )
 
 // Headers are the three Vorbis header packets of a stream and where its

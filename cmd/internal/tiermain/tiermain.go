@@ -1,4 +1,7 @@
-package tier
+// Package tiermain is the command line shared by cmd/edge and cmd/shield:
+// flags and YAML over a role's defaults, logging, metrics, cluster join,
+// serving until SIGTERM. It is CLI code, kept out of the tier library.
+package tiermain
 
 import (
 	"context"
@@ -20,17 +23,18 @@ import (
 	"github.com/musiccdn/cdn/cluster"
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/daemon"
+	"github.com/musiccdn/cdn/tier"
 )
 
 // Main is the whole of cmd/edge and cmd/shield: it loads the YAML file
 // named by -config over the role's defaults, applies the flags given, and
 // serves until SIGINT/SIGTERM. It returns the process exit code.
-func Main(role Role, args []string, stderr io.Writer) int {
+func Main(role tier.Role, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet(string(role), flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg := DefaultEdgeConfig()
-	if role == Shield {
-		cfg = DefaultShieldConfig()
+	cfg := tier.DefaultEdgeConfig()
+	if role == tier.Shield {
+		cfg = tier.DefaultShieldConfig()
 	}
 	path := fs.String("config", "", "YAML configuration file (see configs/"+string(role)+".yaml)")
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "public listen address, host:port")
@@ -68,7 +72,7 @@ func Main(role Role, args []string, stderr io.Writer) int {
 		limit = rdebug.SetMemoryLimit(-1)
 	}
 	logger.Info("memory limit", "bytes", limit, "cache_bytes", int64(cfg.Cache.MemoryBytes))
-	n, err := NewNode(cfg, logger, reg, nil)
+	n, err := tier.NewNode(cfg, logger, reg, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -78,10 +82,10 @@ func Main(role Role, args []string, stderr io.Writer) int {
 	if *path != "" {
 		// SIGHUP and POST /admin/reload read the file again, over the
 		// role's defaults, with the same flags on top.
-		n.ReloadFrom(func() (Config, error) {
-			next := DefaultEdgeConfig()
-			if role == Shield {
-				next = DefaultShieldConfig()
+		n.ReloadFrom(func() (tier.Config, error) {
+			next := tier.DefaultEdgeConfig()
+			if role == tier.Shield {
+				next = tier.DefaultShieldConfig()
 			}
 			if err := config.Load(*path, &next); err != nil {
 				return next, err

@@ -1,4 +1,8 @@
-package loadtest
+// Package workload generates the listening sessions a load run or a cache
+// simulation replays: Zipf track popularity, plays with skips and seeks,
+// bandwidth classes, all deterministic from a seed. It sits below loadtest
+// and loadtest/cachesim, which both replay it.
+package workload
 
 import (
 	"fmt"
@@ -10,10 +14,10 @@ import (
 	"github.com/musiccdn/cdn/origin/media"
 )
 
-// WorkloadConfig describes the listeners a run simulates. Every field is in
+// Config describes the listeners a run simulates. Every field is in
 // simulated time unless it says otherwise; the run's Compression maps it to
 // wall time.
-type WorkloadConfig struct {
+type Config struct {
 	// Tracks is the catalog size N; track popularity rank r is track "t<r>".
 	// Default 100000, cmd/pop's synthetic catalog.
 	Tracks int
@@ -70,9 +74,9 @@ type BandwidthClass struct {
 	MaxKbps int
 }
 
-// DefaultWorkloadConfig returns the defaults documented on WorkloadConfig.
-func DefaultWorkloadConfig() WorkloadConfig {
-	return WorkloadConfig{
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{
 		Tracks:         100000,
 		Seed:           1,
 		Skew:           1.0,
@@ -100,7 +104,7 @@ func DefaultWorkloadConfig() WorkloadConfig {
 }
 
 // Validate reports the first field that is out of range.
-func (c WorkloadConfig) Validate() error {
+func (c Config) Validate() error {
 	switch {
 	case c.Tracks < 1:
 		return fmt.Errorf("workload: tracks %d < 1", c.Tracks)
@@ -135,7 +139,7 @@ type Session struct {
 	ID      int64
 	User    int
 	Country string
-	Class   int           // index into WorkloadConfig.Classes
+	Class   int           // index into Config.Classes
 	Kbps    int           // tier the player picks for every track (never mid-track)
 	Pick    uint64        // a random number for the load balancer's choice of edge
 	Start   time.Duration // wall-clock, since the start of the run
@@ -168,7 +172,7 @@ type Fetch struct {
 // deterministic: the same config gives the same sessions. Not safe for
 // concurrent use.
 type Generator struct {
-	cfg      WorkloadConfig
+	cfg      Config
 	cat      *media.Synthetic
 	zipf     *Zipf
 	plZipf   *Zipf
@@ -181,7 +185,7 @@ type Generator struct {
 
 // NewGenerator returns a generator for cfg; sizes come from the synthetic
 // catalog of (cfg.Tracks, cfg.Seed).
-func NewGenerator(cfg WorkloadConfig) (*Generator, error) {
+func NewGenerator(cfg Config) (*Generator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

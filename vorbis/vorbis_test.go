@@ -1,4 +1,4 @@
-package decoder_test
+package vorbis_test
 
 import (
 	"bytes"
@@ -14,11 +14,11 @@ import (
 
 	"github.com/jfreymuth/oggvorbis"
 
+	"github.com/musiccdn/cdn/ogg"
 	"github.com/musiccdn/cdn/origin/media"
-	"github.com/musiccdn/cdn/player/decoder"
-	"github.com/musiccdn/cdn/player/ogg"
 	"github.com/musiccdn/cdn/player/playertest"
 	"github.com/musiccdn/cdn/player/wav"
+	"github.com/musiccdn/cdn/vorbis"
 )
 
 // rawTiers encodes a short signal with oggenc directly (libvorbis's own
@@ -57,13 +57,13 @@ func rawTiers(t testing.TB, frames int) map[int][]byte {
 	return out
 }
 
-func decodeAll(t testing.TB, b []byte) ([]float32, *decoder.Headers) {
+func decodeAll(t testing.TB, b []byte) ([]float32, *vorbis.Headers) {
 	t.Helper()
-	h, err := decoder.ReadHeaders(bytes.NewReader(b))
+	h, err := vorbis.ReadHeaders(bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := decoder.NewStream(h, bytes.NewReader(b[h.AudioStart:]), h.AudioStart)
+	s, err := vorbis.NewStream(h, bytes.NewReader(b[h.AudioStart:]), h.AudioStart)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func FuzzStream(f *testing.F) {
 		f.Fatalf("oggenc: %v: %s", err, out)
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, "s.ogg"))
-	h, err := decoder.ReadHeaders(bytes.NewReader(b))
+	h, err := vorbis.ReadHeaders(bytes.NewReader(b))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -176,7 +176,7 @@ func FuzzStream(f *testing.F) {
 			}
 			stream = ogg.Append(stream, &pg)
 		}
-		s, err := decoder.NewStream(h, bytes.NewReader(stream), h.AudioStart)
+		s, err := vorbis.NewStream(h, bytes.NewReader(stream), h.AudioStart)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -207,7 +207,7 @@ func BenchmarkDecode(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Run(fmt.Sprintf("kbps=%d", k), func(b *testing.B) {
-			h, err := decoder.ReadHeaders(bytes.NewReader(data))
+			h, err := vorbis.ReadHeaders(bytes.NewReader(data))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -217,7 +217,7 @@ func BenchmarkDecode(b *testing.B) {
 			b.SetBytes(int64(len(data)))
 			b.ResetTimer()
 			for b.Loop() {
-				s, _ := decoder.NewStream(h, bytes.NewReader(data[h.AudioStart:]), h.AudioStart)
+				s, _ := vorbis.NewStream(h, bytes.NewReader(data[h.AudioStart:]), h.AudioStart)
 				for {
 					n, err := s.Read(buf)
 					samples += int64(n / h.Channels)

@@ -1,6 +1,6 @@
 // Package ogg reads and writes Ogg pages (RFC 3533) and reassembles the
-// packets they carry. It is the framing layer under the player's Vorbis
-// decoder and under ingest, which re-paginates encoder output so that every
+// packets they carry. It is the framing layer under package vorbis (the
+// decoder the player and ingest use) and under ingest, which re-paginates encoder output so that every
 // tier has a page boundary, and so a seek table entry, at least every
 // quarter second.
 //
