@@ -21,6 +21,7 @@ type metrics struct {
 	deadLetters prometheus.Counter
 	ledgerLag   *prometheus.GaugeVec // records, by royalties partition
 	lsoStalled  *prometheus.GaugeVec // seconds, by topic and partition
+	ledgerErrs  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -91,13 +92,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "origin_plays_lso_stalled_seconds",
 			Help: "How long a partition's last stable offset has not moved while records sit above it: an open transaction holds every read_committed reader. Alert above 2x transaction_timeout.",
 		}, []string{"topic", "partition"}),
+		ledgerErrs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "origin_plays_ledger_errors_total",
+			Help: "Times the ledger sink failed (database or Kafka client) and restarted from the offsets stored in its database.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.accepted, m.rejected, m.produce, m.committed, m.aborted,
 		m.royalties, m.shortPlays, m.denied, m.counted, m.duplicates, m.lag, m.pruned,
-		m.fenced, m.deadLetters, m.ledgerLag, m.lsoStalled} {
+		m.fenced, m.deadLetters, m.ledgerLag, m.lsoStalled, m.ledgerErrs} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

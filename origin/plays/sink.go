@@ -79,6 +79,7 @@ func (s *sink) run(ctx context.Context) {
 			kgo.WithLogger(kgoLogger{s.log.With("component", "plays-ledger")}),
 		)...)
 		if err != nil {
+			s.m.ledgerErrs.Inc()
 			s.log.Error("plays ledger: new client", "err", err)
 			if !waitCtx(ctx, time.Second) {
 				return
@@ -90,6 +91,7 @@ func (s *sink) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		s.m.ledgerErrs.Inc()
 		s.log.Warn("plays ledger: sink failed, restarting from the ledger's offsets", "err", err)
 		if !waitCtx(ctx, 200*time.Millisecond) {
 			return
