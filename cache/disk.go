@@ -22,7 +22,9 @@ import (
 // files in LRU order within a byte budget; it is rebuilt from the directory
 // at start. Writes are asynchronous and bounded: when the disk falls
 // behind, chunks are not written (they stay in memory), never queued
-// without bound. Disk is safe for concurrent use.
+// without bound. Records that change (objects' metadata, Put) share the
+// format and the index, and have a queue of their own that is served
+// first. Disk is safe for concurrent use.
 type Disk struct {
 	dir    string
 	budget int64
@@ -32,7 +34,12 @@ type Disk struct {
 	items map[uint64]*diskEntry
 	head  diskEntry // sentinel of the LRU list; head.next is the most recent
 
-	writes  chan diskWrite
+	writes chan diskWrite
+	// records are Put writes (objects' metadata): small, one per object
+	// filled, and what a warm restart needs most, so they have their own
+	// queue, served first, and are not dropped behind a backlog of
+	// chunks.
+	records chan diskWrite
 	wg      sync.WaitGroup
 	closing sync.Once
 
@@ -47,9 +54,10 @@ type diskEntry struct {
 }
 
 type diskWrite struct {
-	key  uint64
-	data []byte
-	done chan struct{} // a barrier: closed when the writer reaches it
+	key     uint64
+	data    []byte
+	replace bool          // Put: overwrite what the key holds
+	done    chan struct{} // a barrier: closed when the writer reaches it
 }
 
 const (
@@ -66,7 +74,8 @@ func OpenDisk(dir string, budget int64) (*Disk, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cache: disk: %w", err)
 	}
-	d := &Disk{dir: dir, budget: budget, items: map[uint64]*diskEntry{}, writes: make(chan diskWrite, 256)}
+	d := &Disk{dir: dir, budget: budget, items: map[uint64]*diskEntry{},
+		writes: make(chan diskWrite, 1024), records: make(chan diskWrite, 8192)}
 	d.head.next, d.head.prev = &d.head, &d.head
 	if err := d.scan(); err != nil {
 		return nil, err
@@ -102,6 +111,19 @@ func (d *Disk) Get(key uint64) ([]byte, bool) {
 	return nil, false
 }
 
+// Touch marks key as just used, without reading it: an object's
+// metadata record is touched whenever one of its chunks is read or
+// written, so it is not evicted before them (it is read only at a
+// restart).
+func (d *Disk) Touch(key uint64) {
+	d.mu.Lock()
+	if e := d.items[key]; e != nil {
+		d.unlinkLocked(e)
+		d.pushFrontLocked(e)
+	}
+	d.mu.Unlock()
+}
+
 // Has reports whether key is indexed, without reading it.
 func (d *Disk) Has(key uint64) bool {
 	d.mu.Lock()
@@ -114,6 +136,17 @@ func (d *Disk) Has(key uint64) bool {
 func (d *Disk) Set(key uint64, data []byte) {
 	select {
 	case d.writes <- diskWrite{key: key, data: data}:
+	default:
+		d.Dropped.Add(1)
+	}
+}
+
+// Put is Set for a record that changes (an object's metadata): the
+// write replaces what key holds. The file is replaced by a rename, so a
+// reader sees the old record or the new one, never a mix.
+func (d *Disk) Put(key uint64, data []byte) {
+	select {
+	case d.records <- diskWrite{key: key, data: data, replace: true}:
 	default:
 		d.Dropped.Add(1)
 	}
@@ -157,17 +190,41 @@ func (d *Disk) Flush() {
 
 func (d *Disk) writer() {
 	defer d.wg.Done()
-	for w := range d.writes {
-		if w.done != nil {
-			close(w.done)
-			continue
+	for {
+		d.drainRecords()
+		select {
+		case w := <-d.records:
+			d.write(w.key, w.data, w.replace)
+		case w, ok := <-d.writes:
+			if !ok {
+				d.drainRecords()
+				return
+			}
+			if w.done != nil {
+				// A barrier: the records queued before it too.
+				d.drainRecords()
+				close(w.done)
+				continue
+			}
+			d.write(w.key, w.data, w.replace)
 		}
-		d.write(w.key, w.data)
 	}
 }
 
-func (d *Disk) write(key uint64, data []byte) {
-	if d.Has(key) || int64(len(data))+diskHeader > d.budget {
+// drainRecords writes the queued records.
+func (d *Disk) drainRecords() {
+	for {
+		select {
+		case w := <-d.records:
+			d.write(w.key, w.data, w.replace)
+		default:
+			return
+		}
+	}
+}
+
+func (d *Disk) write(key uint64, data []byte, replace bool) {
+	if (!replace && d.Has(key)) || int64(len(data))+diskHeader > d.budget {
 		return
 	}
 	p := d.path(key)
@@ -186,6 +243,9 @@ func (d *Disk) write(key uint64, data []byte) {
 	d.Written.Add(1)
 	var evict []uint64
 	d.mu.Lock()
+	if e := d.items[key]; e != nil && replace {
+		d.removeLocked(e)
+	}
 	d.addLocked(key, int64(len(data))+diskHeader)
 	for d.used > d.budget && d.head.prev != &d.head {
 		e := d.head.prev

@@ -23,9 +23,13 @@ import (
 // frequent ones. Memory is safe for concurrent use; Get does not allocate.
 type Memory struct {
 	main *ristretto.Cache[uint64, []byte]
+	// window: the LRU window is in use (budget > 0 at New). Fixed for
+	// the Memory's life, so Get and Set read it without the lock; a
+	// Resize changes budget, under mu, never this.
+	window bool
 
 	mu     sync.Mutex
-	budget int64 // window bytes
+	budget int64 // window bytes; guarded by mu
 	used   int64
 	items  map[uint64]*winEntry
 	head   winEntry // sentinel: head.next is the most recent
@@ -62,14 +66,14 @@ func NewMemory(total, window, chunkSize int64) (*Memory, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
-	m := &Memory{main: c, budget: window, items: make(map[uint64]*winEntry)}
+	m := &Memory{main: c, window: window > 0, budget: window, items: make(map[uint64]*winEntry)}
 	m.head.next, m.head.prev = &m.head, &m.head
 	return m, nil
 }
 
 // Get returns the chunk under key.
 func (m *Memory) Get(key uint64) ([]byte, bool) {
-	if m.budget > 0 {
+	if m.window {
 		m.mu.Lock()
 		if e := m.items[key]; e != nil {
 			m.unlinkLocked(e)
@@ -86,7 +90,7 @@ func (m *Memory) Get(key uint64) ([]byte, bool) {
 // Set stores data under key: in the window, pushing its least recent
 // chunks to ristretto's admission.
 func (m *Memory) Set(key uint64, data []byte) {
-	if m.budget == 0 {
+	if !m.window {
 		m.main.Set(key, data, int64(len(data)))
 		return
 	}
@@ -142,4 +146,33 @@ func (m *Memory) pushFrontLocked(e *winEntry) {
 	e.prev, e.next = &m.head, m.head.next
 	m.head.next.prev = e
 	m.head.next = e
+}
+
+// Resize changes the budget to total bytes, window of them in the LRU
+// window, at run time (a configuration reload). Shrinking evicts from the
+// window at once and lets ristretto evict as it admits new chunks.
+// ristretto's frequency sketch keeps the size it was built for.
+func (m *Memory) Resize(total, window int64) error {
+	if window < 0 || window >= total {
+		return fmt.Errorf("cache: window %d of %d bytes", window, total)
+	}
+	m.main.UpdateMaxCost(total - window)
+	var evicted []*winEntry
+	m.mu.Lock()
+	if m.budget > 0 {
+		// A window of zero stays zero (its Set bypasses the window).
+		m.budget = max(window, 1)
+	}
+	for m.used > m.budget && m.head.prev != &m.head {
+		e := m.head.prev
+		m.unlinkLocked(e)
+		delete(m.items, e.key)
+		m.used -= int64(len(e.data))
+		evicted = append(evicted, e)
+	}
+	m.mu.Unlock()
+	for _, e := range evicted {
+		m.main.Set(e.key, e.data, int64(len(e.data)))
+	}
+	return nil
 }

@@ -250,6 +250,9 @@ type Stats struct {
 	StaleServed   atomic.Int64 // responses served stale after a failed revalidation
 	Invalidations atomic.Int64 // versions dropped because the ETag changed
 	NegativeHits  atomic.Int64 // Meta calls answered ErrNotFound from a negative entry
+	Purged        atomic.Int64 // objects dropped by Purge
+	Discarded     atomic.Int64 // fills whose result was discarded because their object was purged meanwhile
+	WarmMetas     atomic.Int64 // metadata loaded from the disk tier instead of upstream
 }
 
 // Store is a chunk cache in front of a Fetcher. It is safe for concurrent
@@ -266,6 +269,10 @@ type Store struct {
 	Stats Stats
 
 	metas [metaShards]metaShard
+	// purges counts Purge calls; a fill records it when it starts, and
+	// before installing what it fetched, checks whether its object was
+	// purged since (metaShard.purged).
+	purges atomic.Uint64
 
 	admit Admission // nil: keep every filled chunk
 }
@@ -282,6 +289,16 @@ const metaShards = 64
 type metaShard struct {
 	mu sync.RWMutex
 	m  map[uint64]*Meta
+	// purged maps an object purged recently to the value of Store.purges
+	// its purge made, and when. An entry outlives every fill that may
+	// have started before it (2 x FillTimeout), then is pruned.
+	purged  map[uint64]purgeMark
+	pruneAt int // prune purged when it reaches this size
+}
+
+type purgeMark struct {
+	gen uint64
+	at  time.Time
 }
 
 // New returns a store over up. now is the clock (time.Now if nil).
@@ -310,6 +327,7 @@ func New(cfg Config, up Fetcher, now func() time.Time, opts ...Option) (*Store, 
 	s.flight.m = make(map[uint64]*call)
 	for i := range s.metas {
 		s.metas[i].m = make(map[uint64]*Meta)
+		s.metas[i].purged = make(map[uint64]purgeMark)
 	}
 	return s, nil
 }
@@ -340,6 +358,12 @@ func (s *Store) Meta(ctx context.Context, ref Ref) (*Meta, Status, error) {
 	sh.mu.RLock()
 	m := sh.m[ref.Key]
 	sh.mu.RUnlock()
+	if m == nil && s.disk != nil {
+		// Warm restart: what the disk tier held is served as it was,
+		// and revalidated when its TTL runs out, as if it had never
+		// left memory.
+		m = s.loadMeta(ref.Key)
+	}
 	if m != nil {
 		now := s.now()
 		if m.missing {
@@ -365,6 +389,23 @@ func (s *Store) Meta(ctx context.Context, ref Ref) (*Meta, Status, error) {
 	return s.fetchMeta(ctx, ref)
 }
 
+// CachedMeta returns the metadata of ref if the store holds it (in memory
+// or on disk), fresh or not, without asking upstream; a negative entry is
+// not held.
+func (s *Store) CachedMeta(ref Ref) (*Meta, bool) {
+	sh := &s.metas[ref.Key%metaShards]
+	sh.mu.RLock()
+	m := sh.m[ref.Key]
+	sh.mu.RUnlock()
+	if m == nil && s.disk != nil {
+		m = s.loadMeta(ref.Key)
+	}
+	if m == nil || m.missing {
+		return nil, false
+	}
+	return m, true
+}
+
 // Chunk returns chunk idx of the version m of ref. hit reports whether it
 // came from memory. The returned slice is shared: callers must not modify
 // it.
@@ -380,6 +421,7 @@ func (s *Store) Chunk(ctx context.Context, ref Ref, m *Meta, idx int64) (data []
 	if s.disk != nil {
 		if b, ok := s.disk.Get(key); ok {
 			// Back in memory: the next reads are memory hits.
+			s.disk.Touch(diskMetaKey(ref.Key))
 			s.chunks.Set(key, b)
 			s.Stats.Hits.Add(1)
 			return b, true, nil
@@ -427,15 +469,16 @@ func (s *Store) startFill(ref Ref, m *Meta, idx int64, key uint64) (c *call, joi
 		return c, true
 	}
 	name := string(ref.Name)
+	gen := s.purges.Load()
 	go func() {
-		data, err := s.fill(ref.Key, name, m, idx, key)
+		data, err := s.fill(ref.Key, gen, name, m, idx, key)
 		c.data, c.err = data, err
 		s.flight.finish(key, c)
 	}()
 	return c, false
 }
 
-func (s *Store) fill(objKey uint64, name string, m *Meta, idx int64, key uint64) ([]byte, error) {
+func (s *Store) fill(objKey, gen uint64, name string, m *Meta, idx int64, key uint64) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.FillTimeout))
 	defer cancel()
 	s.Stats.Fills.Add(1)
@@ -448,7 +491,7 @@ func (s *Store) fill(objKey uint64, name string, m *Meta, idx int64, key uint64)
 		// request's caller start again from the new metadata.
 		nm := got
 		nm.checked = s.now()
-		s.replaceMeta(objKey, &nm)
+		s.replaceMetaGen(objKey, gen, &nm)
 		err = ErrChanged
 	} else if err == nil && int64(len(data)) != min(cs, m.Size-off) {
 		err = fmt.Errorf("cache: fill of %s chunk %d: got %d bytes, want %d", name, idx, len(data), min(cs, m.Size-off))
@@ -458,11 +501,25 @@ func (s *Store) fill(objKey uint64, name string, m *Meta, idx int64, key uint64)
 		return nil, err
 	}
 	if s.admit != nil && !s.admit.Admit(key) {
+		if !s.unpurged(objKey, gen, nil) {
+			return nil, s.discarded()
+		}
 		return data, nil
 	}
 	// The chunk is in the window, visible, before the fill leaves the
 	// flight group, so a request arriving just after does not fetch it
 	// again.
+	if !s.unpurged(objKey, gen, func() { s.setChunk(key, data) }) {
+		return nil, s.discarded()
+	}
+	if s.disk != nil {
+		s.disk.Touch(diskMetaKey(objKey))
+	}
+	return data, nil
+}
+
+// setChunk stores a chunk in memory and on disk.
+func (s *Store) setChunk(key uint64, data []byte) {
 	s.chunks.Set(key, data)
 	if s.cfg.WindowPercent == 0 {
 		s.chunks.Wait()
@@ -470,7 +527,35 @@ func (s *Store) fill(objKey uint64, name string, m *Meta, idx int64, key uint64)
 	if s.disk != nil {
 		s.disk.Set(key, data)
 	}
-	return data, nil
+}
+
+// errPurged is a fill's error when its object was purged while it was in
+// flight: its bytes may be the purged version, so they are neither kept
+// nor handed to the waiters, who start again from Meta.
+var errPurged = fmt.Errorf("cache: purged during the fill: %w", ErrChanged)
+
+func (s *Store) discarded() error {
+	s.Stats.Discarded.Add(1)
+	return errPurged
+}
+
+// unpurged runs install (if not nil) and returns true unless the object
+// was purged after the fill that recorded gen started. install runs
+// under the shard's read lock, so a Purge either happens before it (and
+// the fill is discarded) or after it (and drops what it installed).
+func (s *Store) unpurged(objKey, gen uint64, install func()) bool {
+	sh := &s.metas[objKey%metaShards]
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	if s.purges.Load() != gen {
+		if p, ok := sh.purged[objKey]; ok && p.gen > gen {
+			return false
+		}
+	}
+	if install != nil {
+		install()
+	}
+	return true
 }
 
 // fetchMeta fetches an object's metadata together with its first chunk,
@@ -482,8 +567,9 @@ func (s *Store) fetchMeta(ctx context.Context, ref Ref) (*Meta, Status, error) {
 		s.Stats.Collapsed.Add(1)
 	} else {
 		name := string(ref.Name)
+		gen := s.purges.Load()
 		go func() {
-			c.meta, c.err = s.fillMeta(ref.Key, name)
+			c.meta, c.err = s.fillMeta(ref.Key, gen, name)
 			s.flight.finish(key, c)
 		}()
 	}
@@ -493,7 +579,7 @@ func (s *Store) fetchMeta(ctx context.Context, ref Ref) (*Meta, Status, error) {
 	return c.meta, Miss, nil
 }
 
-func (s *Store) fillMeta(objKey uint64, name string) (*Meta, error) {
+func (s *Store) fillMeta(objKey, gen uint64, name string) (*Meta, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.FillTimeout))
 	defer cancel()
 	s.Stats.Fills.Add(1)
@@ -504,12 +590,14 @@ func (s *Store) fillMeta(objKey uint64, name string) (*Meta, error) {
 		got, _, err := s.up.Revalidate(ctx, name, "")
 		if err != nil {
 			s.Stats.FillErrors.Add(1)
-			s.notFound(objKey, err)
+			s.notFound(objKey, gen, err)
 			return nil, err
 		}
 		m := got
 		m.checked = s.now()
-		s.replaceMeta(objKey, &m)
+		if !s.replaceMetaGen(objKey, gen, &m) {
+			return nil, s.discarded()
+		}
 		return &m, nil
 	}
 	got, data, err := s.up.Fetch(ctx, name, 0, int64(s.cfg.ChunkSize))
@@ -518,19 +606,18 @@ func (s *Store) fillMeta(objKey uint64, name string) (*Meta, error) {
 	}
 	if err != nil {
 		s.Stats.FillErrors.Add(1)
-		s.notFound(objKey, err)
+		s.notFound(objKey, gen, err)
 		return nil, err
 	}
 	m := got
 	m.checked = s.now()
-	s.replaceMeta(objKey, &m)
+	if !s.replaceMetaGen(objKey, gen, &m) {
+		return nil, s.discarded()
+	}
 	if len(data) > 0 {
-		s.chunks.Set(chunkKey(objKey, m.etagKey, 0), data)
-		if s.cfg.WindowPercent == 0 {
-			s.chunks.Wait()
-		}
-		if s.disk != nil {
-			s.disk.Set(chunkKey(objKey, m.etagKey, 0), data)
+		install := func() { s.setChunk(chunkKey(objKey, m.etagKey, 0), data) }
+		if !s.unpurged(objKey, gen, install) {
+			return nil, s.discarded()
 		}
 	}
 	return &m, nil
@@ -546,8 +633,9 @@ func (s *Store) revalidate(ctx context.Context, ref Ref, m *Meta) (*Meta, Status
 		s.Stats.Collapsed.Add(1)
 	} else {
 		name := string(ref.Name)
+		gen := s.purges.Load()
 		go func() {
-			c.meta, c.err = s.fillRevalidate(ref.Key, name, m)
+			c.meta, c.err = s.fillRevalidate(ref.Key, gen, name, m)
 			s.flight.finish(key, c)
 		}()
 	}
@@ -561,7 +649,7 @@ func (s *Store) revalidate(ctx context.Context, ref Ref, m *Meta) (*Meta, Status
 	return c.meta, Hit, nil
 }
 
-func (s *Store) fillRevalidate(objKey uint64, name string, m *Meta) (*Meta, error) {
+func (s *Store) fillRevalidate(objKey, gen uint64, name string, m *Meta) (*Meta, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.FillTimeout))
 	defer cancel()
 	s.Stats.Revalidations.Add(1)
@@ -571,31 +659,57 @@ func (s *Store) fillRevalidate(objKey uint64, name string, m *Meta) (*Meta, erro
 	case errors.Is(err, ErrNotFound):
 		// Withdrawn upstream: forget it, so it is not served any more.
 		s.dropMeta(objKey, m)
-		s.notFound(objKey, err)
+		s.notFound(objKey, gen, err)
 		return nil, err
-	case err != nil:
-		nm := *m
-		nm.stale, nm.retry = true, now.Add(time.Duration(s.cfg.StaleRetry))
-		s.replaceMeta(objKey, &nm)
-		return &nm, nil
-	case notModified || got.ETag == m.ETag:
-		nm := *m
-		nm.checked, nm.stale = now, false
-		s.replaceMeta(objKey, &nm)
-		return &nm, nil
 	}
-	nm := got
-	nm.checked = now
-	s.replaceMeta(objKey, &nm)
+	var nm Meta
+	switch {
+	case err != nil:
+		nm = *m
+		nm.stale, nm.retry = true, now.Add(time.Duration(s.cfg.StaleRetry))
+	case notModified || got.ETag == m.ETag:
+		nm = *m
+		nm.checked, nm.stale = now, false
+	default:
+		nm = got
+		nm.checked = now
+	}
+	if !s.replaceMetaGen(objKey, gen, &nm) {
+		return nil, s.discarded()
+	}
 	return &nm, nil
 }
 
+// replaceMetaGen installs nm as the current metadata of the object, as
+// replaceMeta, unless the object was purged after the fill that recorded
+// gen started; it reports whether it did.
+func (s *Store) replaceMetaGen(objKey, gen uint64, nm *Meta) bool {
+	nm.etagKey = xxhash.Sum64String(nm.ETag)
+	sh := &s.metas[objKey%metaShards]
+	sh.mu.Lock()
+	if s.purges.Load() != gen {
+		if p, ok := sh.purged[objKey]; ok && p.gen > gen {
+			sh.mu.Unlock()
+			return false
+		}
+	}
+	s.replaceMetaLocked(sh, objKey, nm)
+	return true
+}
+
 // replaceMeta installs nm as the current metadata of the object and, when
-// it replaces a different version, drops that version's chunks.
+// it replaces a different version, drops that version's chunks. With a
+// disk tier the metadata is written there too, so a restarted node
+// serves the chunks it holds without asking upstream.
 func (s *Store) replaceMeta(objKey uint64, nm *Meta) {
 	nm.etagKey = xxhash.Sum64String(nm.ETag)
 	sh := &s.metas[objKey%metaShards]
 	sh.mu.Lock()
+	s.replaceMetaLocked(sh, objKey, nm)
+}
+
+// replaceMetaLocked is replaceMeta with sh locked; it unlocks it.
+func (s *Store) replaceMetaLocked(sh *metaShard, objKey uint64, nm *Meta) {
 	old := sh.m[objKey]
 	if old == nil && len(sh.m) >= max(1, s.cfg.MaxObjects/metaShards) {
 		// Evict an arbitrary entry; its chunks age out of the memory
@@ -606,6 +720,11 @@ func (s *Store) replaceMeta(objKey uint64, nm *Meta) {
 		}
 	}
 	sh.m[objKey] = nm
+	if s.disk != nil && !nm.missing {
+		// Under the lock, so a Purge (which flushes the disk writes
+		// queued before it) always comes after this write.
+		s.disk.Put(diskMetaKey(objKey), encodeMeta(nm))
+	}
 	sh.mu.Unlock()
 	if old != nil && !old.missing && !nm.missing && old.etagKey != nm.etagKey {
 		s.Stats.Invalidations.Add(1)
@@ -616,11 +735,11 @@ func (s *Store) replaceMeta(objKey uint64, nm *Meta) {
 // notFound installs a negative entry for the object when err is
 // ErrNotFound (never for another error: a failing upstream must be asked
 // again at once) and negative caching is on.
-func (s *Store) notFound(objKey uint64, err error) {
+func (s *Store) notFound(objKey, gen uint64, err error) {
 	if s.cfg.NegativeTTL <= 0 || !errors.Is(err, ErrNotFound) {
 		return
 	}
-	s.replaceMeta(objKey, &Meta{missing: true, checked: s.now()})
+	s.replaceMetaGen(objKey, gen, &Meta{missing: true, checked: s.now()})
 }
 
 func (s *Store) dropMeta(objKey uint64, m *Meta) {
@@ -628,9 +747,114 @@ func (s *Store) dropMeta(objKey uint64, m *Meta) {
 	sh.mu.Lock()
 	if sh.m[objKey] == m {
 		delete(sh.m, objKey)
+		if s.disk != nil {
+			s.disk.Del(diskMetaKey(objKey))
+		}
 	}
 	sh.mu.Unlock()
 	s.dropChunks(objKey, m)
+}
+
+// Purge drops every version of the objects named: metadata (negative
+// entries too), chunks in memory and on disk, metadata on disk. A fill of
+// one of them in flight keeps nothing and gives its waiters ErrChanged
+// instead of its bytes, so they start again from Meta. Once Purge
+// returns, no read of the store returns a byte it held of them before:
+// the next read fills anew from upstream. It costs a disk flush (the
+// writes queued before it) and one delete per chunk held.
+func (s *Store) Purge(names ...[]byte) {
+	now := s.now()
+	var dropped []*Meta
+	keys := make([]uint64, 0, len(names))
+	for _, name := range names {
+		objKey := ObjectKey(name)
+		keys = append(keys, objKey)
+		sh := &s.metas[objKey%metaShards]
+		sh.mu.Lock()
+		sh.purged[objKey] = purgeMark{gen: s.purges.Add(1), at: now}
+		s.prunePurgedLocked(sh, now)
+		m := sh.m[objKey]
+		delete(sh.m, objKey)
+		sh.mu.Unlock()
+		if m != nil && !m.missing {
+			dropped = append(dropped, m)
+		} else {
+			dropped = append(dropped, nil)
+		}
+		s.Stats.Purged.Add(1)
+	}
+	if s.disk != nil {
+		// Writes queued before the purge marks (chunks and metadata of
+		// fills that installed just before) land first, then go.
+		s.disk.Flush()
+	}
+	for i, objKey := range keys {
+		if m := dropped[i]; m != nil {
+			s.dropChunks(objKey, m)
+		}
+		if s.disk == nil {
+			continue
+		}
+		if dm := s.diskMeta(objKey); dm != nil && (dropped[i] == nil || dm.etagKey != dropped[i].etagKey) {
+			s.dropChunks(objKey, dm)
+		}
+		s.disk.Del(diskMetaKey(objKey))
+	}
+}
+
+// prunePurgedLocked forgets purge marks older than any fill can be (two
+// fill timeouts), amortized: only when the shard's marks doubled since
+// the last pruning.
+func (s *Store) prunePurgedLocked(sh *metaShard, now time.Time) {
+	if len(sh.purged) < sh.pruneAt {
+		return
+	}
+	cutoff := now.Add(-2 * time.Duration(s.cfg.FillTimeout))
+	for k, p := range sh.purged {
+		if p.at.Before(cutoff) {
+			delete(sh.purged, k)
+		}
+	}
+	sh.pruneAt = max(256, 2*len(sh.purged))
+}
+
+// loadMeta installs the object's metadata from the disk tier, if it has
+// it and the object is not in memory (nil otherwise).
+func (s *Store) loadMeta(objKey uint64) *Meta {
+	gen := s.purges.Load()
+	m := s.diskMeta(objKey)
+	if m == nil {
+		return nil
+	}
+	sh := &s.metas[objKey%metaShards]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if p, ok := sh.purged[objKey]; ok && p.gen > gen {
+		return nil // purged while it was read
+	}
+	if cur := sh.m[objKey]; cur != nil {
+		return cur
+	}
+	if len(sh.m) >= max(1, s.cfg.MaxObjects/metaShards) {
+		return nil
+	}
+	sh.m[objKey] = m
+	s.Stats.WarmMetas.Add(1)
+	return m
+}
+
+// diskMeta reads the object's metadata from the disk tier.
+func (s *Store) diskMeta(objKey uint64) *Meta {
+	b, ok := s.disk.Get(diskMetaKey(objKey))
+	if !ok {
+		return nil
+	}
+	m, err := decodeMeta(b)
+	if err != nil {
+		s.disk.Del(diskMetaKey(objKey))
+		return nil
+	}
+	return m
 }
 
 func (s *Store) dropChunks(objKey uint64, m *Meta) {
@@ -701,4 +925,13 @@ func (c *call) wait(ctx context.Context) ([]byte, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// SetMemoryBytes changes the memory budget at run time (a configuration
+// reload), keeping the window's share.
+func (s *Store) SetMemoryBytes(n int64) error {
+	if n < int64(s.cfg.ChunkSize) {
+		return fmt.Errorf("cache: memory_bytes %d is less than one chunk", n)
+	}
+	return s.chunks.Resize(n, n*int64(s.cfg.WindowPercent)/100)
 }

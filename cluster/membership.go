@@ -63,6 +63,8 @@ type View struct {
 	// Ring maps keys to indexes into Nodes; node i of Ring is Nodes[i]
 	// with ID Name and Weight Weight.
 	Ring *rendezvous.Map
+	// Built is when this node built the View (its membership changed).
+	Built time.Time
 }
 
 // Owner returns the node that owns key (the track id's xxhash), and false
@@ -82,12 +84,13 @@ func (v *View) IsSelf(i int) bool { return i >= 0 && i == v.Self }
 // underneath, and a View per role on top, rebuilt off memberlist's
 // goroutines whenever a member joins, changes or leaves.
 type Membership struct {
-	cfg  Config
-	log  *slog.Logger
-	ml   *memberlist.Memberlist
-	meta atomic.Pointer[[]byte] // this node's encoded metadata
-	reg  prometheus.Registerer
-	coll *collector
+	keyring *memberlist.Keyring // the gossip keys; SetKeys changes them
+	cfg     Config
+	log     *slog.Logger
+	ml      *memberlist.Memberlist
+	meta    atomic.Pointer[[]byte] // this node's encoded metadata
+	reg     prometheus.Registerer
+	coll    *collector
 
 	edge, shield atomic.Pointer[View]
 
@@ -177,6 +180,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Membershi
 	}
 	mc := cfg.memberlistConfig(delegate{m}, events{m})
 	mc.Keyring = keyring
+	m.keyring = keyring
 	mc.GossipVerifyIncoming = true
 	mc.GossipVerifyOutgoing = true
 	mc.LogOutput = nil
@@ -253,6 +257,26 @@ func (m *Membership) Members(role string) []Node {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.aliveLocked(role)
+}
+
+// Departed returns the members of role that are leaving, or left
+// gracefully less than within ago: out of the Views, but perhaps still
+// draining, so their caches may be read for a handoff (see tier's
+// Routing.Handoff). Members that died are not listed.
+func (m *Membership) Departed(role string, within time.Duration) []Node {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	var out []Node
+	for _, mem := range m.members {
+		if mem.node.Role != role || mem.node.Name == m.cfg.NodeName {
+			continue
+		}
+		if (mem.alive && mem.leaving) || (!mem.alive && mem.left && now.Sub(mem.gone) < within) {
+			out = append(out, mem.node)
+		}
+	}
+	return out
 }
 
 // Self returns this node as the others see it.
@@ -503,7 +527,7 @@ func (m *Membership) buildView(role string, nodes []Node, version uint64) *View 
 		d.WriteString(strconv.Itoa(n.Weight))
 		d.WriteString("\x00")
 	}
-	return &View{Role: role, Version: version, Digest: d.Sum64(), Self: self, Nodes: nodes, Ring: rendezvous.New(rn)}
+	return &View{Role: role, Version: version, Digest: d.Sum64(), Self: self, Nodes: nodes, Ring: rendezvous.New(rn), Built: time.Now()}
 }
 
 func (m *Membership) viewPtr(role string) *atomic.Pointer[View] {
@@ -552,4 +576,44 @@ func newEvent(kind eventKind, n *memberlist.Node) event {
 		addr: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))),
 		meta: slices.Clone(n.Meta),
 	}
+}
+
+// SetKeys replaces the gossip keyring with keys (base64, as
+// Config.SecretKeys; the first becomes primary) without a restart: new
+// keys are installed, the first is used to encrypt, and keys no longer
+// listed are removed. Rotate as with the configuration: add the new key
+// second everywhere, then first, then drop the old one.
+func (m *Membership) SetKeys(keys []string) error {
+	kr := m.keyring
+	if kr == nil {
+		return errors.New("cluster: gossip without a keyring")
+	}
+	cfg := Config{SecretKeys: keys}
+	dec, err := cfg.keys()
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	if len(dec) == 0 {
+		return errors.New("cluster: secret_keys: at least one key")
+	}
+	for _, k := range dec {
+		if err := kr.AddKey(k); err != nil {
+			return fmt.Errorf("cluster: add key: %w", err)
+		}
+	}
+	if err := kr.UseKey(dec[0]); err != nil {
+		return fmt.Errorf("cluster: use key: %w", err)
+	}
+	keep := map[string]bool{}
+	for _, k := range dec {
+		keep[string(k)] = true
+	}
+	for _, k := range kr.GetKeys() {
+		if !keep[string(k)] {
+			if err := kr.RemoveKey(k); err != nil {
+				return fmt.Errorf("cluster: remove key: %w", err)
+			}
+		}
+	}
+	return nil
 }

@@ -1,5 +1,6 @@
 // Package daemon runs a node's servers until SIGINT or SIGTERM, then
-// drains them: each is asked to shut down gracefully within a deadline,
+// drains them (SIGHUP in between reloads the configuration of those that
+// are Reloaders): each is asked to shut down gracefully within a deadline,
 // so in-flight requests finish and load balancers see /readyz fail first.
 package daemon
 
@@ -25,22 +26,40 @@ type Service interface {
 	Shutdown(ctx context.Context) error
 }
 
+// Reloader is a service that can re-read its configuration without a
+// restart. ReloadConfig must leave the running configuration in force
+// when it returns an error.
+type Reloader interface {
+	ReloadConfig() error
+}
+
 // Run serves every service until one fails, ctx ends, or the process gets
 // SIGINT or SIGTERM; then it shuts them all down, giving them drain to
-// finish. It returns the first serve error, if any.
+// finish. It returns the first serve error, if any. On SIGHUP it calls
+// ReloadConfig of every service that is a Reloader, and logs the outcome.
 func Run(ctx context.Context, logger *slog.Logger, drain time.Duration, services ...Service) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	errc := make(chan error, len(services))
 	for _, s := range services {
 		go func() { errc <- s.Serve() }()
 	}
 	var first error
-	select {
-	case <-ctx.Done():
-		logger.Info("draining", "deadline", drain)
-	case first = <-errc:
-		logger.Error("server stopped", "err", first)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			logger.Info("draining", "deadline", drain)
+			break wait
+		case first = <-errc:
+			logger.Error("server stopped", "err", first)
+			break wait
+		case <-hup:
+			Reload(logger, services...)
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
@@ -52,6 +71,25 @@ func Run(ctx context.Context, logger *slog.Logger, drain time.Duration, services
 	}
 	if first != nil {
 		return first
+	}
+	return errors.Join(errs...)
+}
+
+// Reload calls ReloadConfig of every service that is a Reloader (what
+// SIGHUP does) and returns the errors joined.
+func Reload(logger *slog.Logger, services ...Service) error {
+	var errs []error
+	for _, s := range services {
+		r, ok := s.(Reloader)
+		if !ok {
+			continue
+		}
+		if err := r.ReloadConfig(); err != nil {
+			logger.Error("reload refused, running configuration kept", "err", err)
+			errs = append(errs, err)
+		} else {
+			logger.Info("configuration reloaded")
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -28,6 +28,7 @@
 //	internal  GET /v1/recs/next/<t>       edges          tier credential   n <= 10 rights look-ups
 //	internal  GET /metrics                operators      network only      one scrape
 //	internal  GET /v1/royalties/...       finance jobs   network only      one ledger query
+//	internal  POST /v1/admin/purge|restore operators     admin token       <= 1000 tracks, 3 calls per node (origin/admin)
 //	both      GET /healthz, /readyz       load balancers none              constant
 //
 // Both listeners run with the limits of Config.HTTP (header, read, write
@@ -67,6 +68,7 @@ import (
 
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/identity"
+	"github.com/musiccdn/cdn/origin/admin"
 	"github.com/musiccdn/cdn/origin/api"
 	"github.com/musiccdn/cdn/origin/artwork"
 	"github.com/musiccdn/cdn/origin/media"
@@ -138,6 +140,10 @@ type Config struct {
 	Plays plays.Config `yaml:"plays"`
 	// Recs configures recommendations (GET /v1/recs/...).
 	Recs recs.Config `yaml:"recs"`
+	// Admin configures purges and takedowns (POST /v1/admin/purge on the
+	// internal listener, package origin/admin): the admin token and the
+	// POPs' nodes. Its file defaults to DataDir/takedowns.json.
+	Admin admin.Config `yaml:"admin"`
 }
 
 // KeyConfig is one URL signing key.
@@ -238,6 +244,7 @@ func DefaultConfig() Config {
 		Licence:  LicenceConfig{TTL: config.Duration(30 * 24 * time.Hour), OfflinePlays: 20, UserRate: 0.2, UserBurst: 50},
 		Plays:    plays.DefaultConfig(),
 		Recs:     recs.DefaultConfig(),
+		Admin:    admin.DefaultConfig(),
 
 		InternalAddr: "127.0.0.1:8081",
 		HTTP:         DefaultHTTPConfig(),
@@ -309,6 +316,7 @@ func (c Config) Validate() error {
 		bad("licence.ttl", "must be at most plays.retention less a day (%s): offline play ids must stay deduplicated until reported", pc.Retention-24*time.Hour)
 	}
 	errs = append(errs, config.Prefix("recs", c.Recs.Validate()))
+	errs = append(errs, config.Prefix("admin", c.Admin.Validate()))
 	return errors.Join(errs...)
 }
 
@@ -424,10 +432,11 @@ func WithRights(r Rights) Option { return func(s *Server) { s.rights = r } }
 // Server is the origin. Its handler is safe for concurrent use.
 type Server struct {
 	cfg     Config
+	cfgMu   sync.Mutex // guards the reloadable fields of cfg (Reload)
 	log     *slog.Logger
 	src     media.Source
 	rights  Rights
-	keyring *urlsign.Keyring
+	keyring atomic.Pointer[urlsign.Keyring] // swapped by Reload
 	recs    Recommender
 	users   *identity.Verifier
 	tickets *playticket.Keyring
@@ -435,7 +444,7 @@ type Server struct {
 	mux     *http.ServeMux // public
 	imux    *http.ServeMux // internal
 	ready   atomic.Bool
-	tier    *tierauth.Keyring
+	tier    atomic.Pointer[tierauth.Keyring] // swapped by Reload
 
 	mediaRequests *prometheus.CounterVec // code
 	mediaSeconds  prometheus.Histogram
@@ -471,15 +480,15 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, opts ...Opti
 		return nil, fmt.Errorf("origin: %w", err)
 	}
 	s := &Server{
-		cfg:     cfg,
-		log:     logger.With("node", cfg.Name),
-		keyring: kr,
-		tier:    tk,
-		users:   users,
-		now:     time.Now,
-		mux:     http.NewServeMux(),
-		imux:    http.NewServeMux(),
+		cfg:   cfg,
+		log:   logger.With("node", cfg.Name),
+		users: users,
+		now:   time.Now,
+		mux:   http.NewServeMux(),
+		imux:  http.NewServeMux(),
 	}
+	s.keyring.Store(kr)
+	s.tier.Store(tk)
 	for _, o := range opts {
 		o(s)
 	}
@@ -611,7 +620,7 @@ func (s *Server) InternalHandler() http.Handler {
 // tier credential over its method and request target.
 func (s *Server) tierOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if err := s.tier.Verify([]byte(r.Header.Get(tierauth.Header)), []byte(r.Method), []byte(r.RequestURI), s.now()); err != nil {
+		if err := s.tier.Load().Verify([]byte(r.Header.Get(tierauth.Header)), []byte(r.Method), []byte(r.RequestURI), s.now()); err != nil {
 			s.tierRejected.Inc()
 			http.Error(w, "forbidden", http.StatusForbidden)
 			return
@@ -634,7 +643,7 @@ func (s *Server) MountInternal(pattern string, h http.Handler) { s.imux.Handle(p
 func (s *Server) Source() media.Source { return s.src }
 
 // Keyring is the keyring that signs manifest URLs.
-func (s *Server) Keyring() *urlsign.Keyring { return s.keyring }
+func (s *Server) Keyring() *urlsign.Keyring { return s.keyring.Load() }
 
 // Tickets is the play-ticket keyring manifests mint with; the plays
 // pipeline checks with the same one.
@@ -716,7 +725,7 @@ func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request) {
 	// Shields only: without the tier credential nothing is opened. The
 	// request target is the one on the request line, as the shield
 	// signed it.
-	if err := s.tier.Verify([]byte(r.Header.Get(tierauth.Header)), []byte(r.Method), []byte(r.RequestURI), s.now()); err != nil {
+	if err := s.tier.Load().Verify([]byte(r.Header.Get(tierauth.Header)), []byte(r.Method), []byte(r.RequestURI), s.now()); err != nil {
 		s.tierRejected.Inc()
 		http.Error(rec, "forbidden", http.StatusForbidden)
 		return
@@ -999,7 +1008,7 @@ func (s *Server) Manifest(ctx context.Context, id, country string, now time.Time
 func (s *Server) signedEdgePath(id string, kbps int, kind media.Kind, country string, expiry time.Time) string {
 	p := EdgePath(id, kbps, kind)
 	// The signed object is the path below /a/; token bytes are URL-safe.
-	return p + "?t=" + s.keyring.Sign(p[len("/a/"):], country, expiry)
+	return p + "?t=" + s.keyring.Load().Sign(p[len("/a/"):], country, expiry)
 }
 
 // Next-tracks limits.

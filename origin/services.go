@@ -17,10 +17,12 @@ import (
 
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/identity"
+	"github.com/musiccdn/cdn/origin/admin"
 	"github.com/musiccdn/cdn/origin/licence"
 	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/origin/plays"
 	"github.com/musiccdn/cdn/origin/recs"
+	"github.com/musiccdn/cdn/tierauth"
 )
 
 // LicenceConfig configures offline licences.
@@ -75,6 +77,7 @@ func (c LicenceConfig) Validate() error {
 // recommendations trained from the ledger.
 type Services struct {
 	*Server
+	Admin   *admin.API
 	Licence *licence.Handler
 	Plays   *plays.Service
 	Recs    *recs.Service
@@ -111,9 +114,26 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus
 	if err != nil {
 		return nil, err
 	}
-	rightsFor = probe.Rights()
+	// Takedowns (origin/admin): a taken-down track gets no manifest, no
+	// licence, no recommendation, no rights answer for the edges'
+	// prefetcher, no artwork or track JSON and no /media/ bytes. Plays
+	// keep the rights as they were: a play made before a takedown still
+	// counts.
+	ac := cfg.Admin
+	if ac.File == "" {
+		ac.File = filepath.Join(cfg.DataDir, "takedowns.json")
+	}
+	tk, err := tierauth.New(cfg.TierKeys)
+	if err != nil {
+		return nil, fmt.Errorf("origin: tier_keys: %w", err)
+	}
+	if svc.Admin, err = admin.New(ac, tk, logger.With("service", "admin"), reg); err != nil {
+		return nil, fmt.Errorf("origin: %w", err)
+	}
+	src := takedownSource{probe.Source(), svc.Admin.TakenDown}
+	rightsFor = takedownRights{probe.Rights(), svc.Admin.TakenDown}
 	trust := plays.Trust{Tickets: probe.Tickets(), Sessions: probe.Users()}
-	if svc.Plays, err = plays.New(ctx, pc, rightsFor, trust, logger.With("service", "plays"), reg); err != nil {
+	if svc.Plays, err = plays.New(ctx, pc, probe.Rights(), trust, logger.With("service", "plays"), reg); err != nil {
 		return nil, fmt.Errorf("origin: plays: %w", err)
 	}
 	var emb recs.EmbeddingSource = noEmbeddings{}
@@ -123,7 +143,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus
 	if svc.Recs, err = recs.New(cfg.Recs, svc.Plays.Ledger(), probe.Source(), emb, rightsFor, logger.With("service", "recs"), reg); err != nil {
 		return nil, fmt.Errorf("origin: recs: %w", err)
 	}
-	opts = append(opts, WithSource(probe.Source()), WithRights(rightsFor), WithRecommender(svc.Recs), WithTickets(probe.Tickets()))
+	opts = append(opts, WithSource(src), WithRights(rightsFor), WithRecommender(svc.Recs), WithTickets(probe.Tickets()))
 	if svc.Server, err = New(cfg, logger, reg, opts...); err != nil {
 		return nil, err
 	}
@@ -136,7 +156,6 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus
 	lc.OfflinePlays = cfg.Licence.OfflinePlays
 	lc.UserRate, lc.UserBurst = cfg.Licence.UserRate, cfg.Licence.UserBurst
 	lc.Sessions, lc.Tickets = svc.Users(), svc.Tickets()
-	src := svc.Source()
 	lc.Track = func(ctx context.Context, id string) (int64, error) {
 		tr, err := src.Track(ctx, id)
 		if err != nil {
@@ -159,6 +178,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus
 	svc.Mount("GET /v1/licences/key", svc.Licence)
 	svc.Mount("POST /v1/plays", svc.Plays.Handler())
 	svc.MountInternal("GET /v1/royalties/", svc.Plays.Handler())
+	svc.MountInternal("/v1/admin/", svc.Admin)
 	// A user's recommendations are derived from their plays: only that
 	// user's session may read them.
 	svc.Mount("GET /v1/recs/user/", svc.ownUser("/v1/recs/user/", svc.Recs.Handler()))
@@ -207,6 +227,37 @@ func (c LicenceConfig) keys() (licence.Config, error) {
 		rand.Read(seed)
 	}
 	return licence.DefaultConfig(ed25519.NewKeyFromSeed(seed)), nil
+}
+
+// takedownSource hides taken-down tracks: the origin has no bytes for
+// them any more (a shield's fill is a 404, cached briefly as one).
+type takedownSource struct {
+	media.Source
+	down func(string) bool
+}
+
+func (t takedownSource) Track(ctx context.Context, id string) (media.Track, error) {
+	if t.down(id) {
+		return media.Track{}, media.ErrNotFound
+	}
+	return t.Source.Track(ctx, id)
+}
+
+func (t takedownSource) Open(ctx context.Context, id string, kbps int, kind media.Kind) (media.Object, media.File, error) {
+	if t.down(id) {
+		return media.Object{}, nil, media.ErrNotFound
+	}
+	return t.Source.Open(ctx, id, kbps, kind)
+}
+
+// takedownRights denies taken-down tracks everywhere.
+type takedownRights struct {
+	Rights
+	down func(string) bool
+}
+
+func (t takedownRights) Allowed(id, country string, at time.Time) bool {
+	return !t.down(id) && t.Rights.Allowed(id, country, at)
 }
 
 // noEmbeddings is the embedding source of a catalog without audio (the

@@ -19,6 +19,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +32,7 @@ import (
 	"github.com/musiccdn/cdn/daemon"
 	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/origin"
+	"github.com/musiccdn/cdn/origin/admin"
 	"github.com/musiccdn/cdn/tier"
 	"github.com/musiccdn/cdn/tierauth"
 )
@@ -75,6 +79,11 @@ type Config struct {
 	// tierauth). Default none: a random key is made at start, shared by
 	// the POP's nodes.
 	TierKeys []tierauth.KeyConfig `yaml:"tier_keys"`
+	// AdminToken is the origin's admin bearer token (POST
+	// /v1/admin/purge on its internal listener), written to the addr
+	// file as "admin_token". Default none: a random one is made at
+	// start.
+	AdminToken string `yaml:"admin_token"`
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -114,6 +123,9 @@ func (c Config) Validate() error {
 			errs = append(errs, config.Prefix("tier_keys", err))
 		}
 	}
+	if c.AdminToken != "" && len(c.AdminToken) < 32 {
+		errs = append(errs, config.Errorf("admin_token", "at least 32 characters"))
+	}
 	if ip := net.ParseIP(c.Host); ip == nil || !ip.IsLoopback() {
 		errs = append(errs, config.Errorf("host", "%q is not a loopback address", c.Host))
 	}
@@ -140,6 +152,9 @@ type Addrs struct {
 	// LicenceKey is the base64 Ed25519 public key offline licences are
 	// signed with, for players to pin.
 	LicenceKey string `json:"licence_key"`
+	// AdminToken opens the origin's admin API (purges, takedowns) on its
+	// internal listener: Authorization: Bearer <admin_token>.
+	AdminToken string `json:"admin_token"`
 }
 
 // InternalAddrs are the base URLs of the nodes' internal listeners: the
@@ -184,23 +199,53 @@ type POP struct {
 	intSrv  *daemon.HTTP // origin, internal
 	shields []*tier.Node
 	edges   []*tier.Node
-	gossip  []string // seed addresses
-	tmp     string
-	addrs   Addrs
-	wg      sync.WaitGroup
-	errc    chan error
-	closed  sync.Once
+	// shieldCfg and edgeCfg are each node's configuration with the
+	// addresses it got, so a node restarts where it was (Restart).
+	shieldCfg []tier.Config
+	edgeCfg   []tier.Config
+	mu        sync.Mutex // guards shields, edges during a restart
+	originOpt []origin.Option
+	edgeEdit  func(*tier.Config)
+	gossip    []string // seed addresses
+	tmp       string
+	addrs     Addrs
+	wg        sync.WaitGroup
+	errc      chan error
+	closed    sync.Once
+}
+
+// Option changes how Start builds a POP, for tests.
+type Option func(*POP)
+
+// WithEdgeConfig lets edit change each edge's configuration before it
+// starts (tests and figures: drain delay, handoff, a disk tier).
+func WithEdgeConfig(edit func(*tier.Config)) Option {
+	return func(p *POP) { p.edgeEdit = edit }
+}
+
+// WithOriginOptions passes opts to the origin (a test's catalog, clock).
+func WithOriginOptions(opts ...origin.Option) Option {
+	return func(p *POP) { p.originOpt = append(p.originOpt, opts...) }
 }
 
 // Start builds and starts every node and returns once all are ready.
-func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*POP, error) {
+func Start(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) (*POP, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if logger == nil {
 		logger = slog.Default()
 	}
-	p := &POP{cfg: cfg, log: logger, errc: make(chan error, cfg.Edges+cfg.Shields+2)}
+	p := &POP{cfg: cfg, log: logger, errc: make(chan error, 4*(cfg.Edges+cfg.Shields)+2)}
+	for _, o := range opts {
+		o(p)
+	}
+	if p.cfg.AdminToken == "" {
+		tok := make([]byte, 24)
+		rand.Read(tok)
+		p.cfg.AdminToken = base64.RawURLEncoding.EncodeToString(tok)
+	}
+	p.addrs.AdminToken = p.cfg.AdminToken
 	ok := false
 	defer func() {
 		if !ok {
@@ -258,6 +303,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*POP, error) {
 			return nil, err
 		}
 		p.shields = append(p.shields, s)
+		p.shieldCfg = append(p.shieldCfg, pinned(sc, s))
 		p.addrs.Shields = append(p.addrs.Shields, s.URL())
 		p.addrs.Internal.Shields = append(p.addrs.Internal.Shields, s.InternalURL())
 	}
@@ -274,14 +320,19 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*POP, error) {
 		ec.Cache.MemoryBytes, ec.Cache.ChunkSize = cfg.EdgeCache, cfg.ChunkSize
 		ec.Cluster = member(cluster.RoleEdge, ec.Name)
 		ec.Prefetch.OriginURL = p.addrs.Internal.Origin
+		if p.edgeEdit != nil {
+			p.edgeEdit(&ec)
+		}
 		s, err := p.startTier(ctx, ec)
 		if err != nil {
 			return nil, err
 		}
 		p.edges = append(p.edges, s)
+		p.edgeCfg = append(p.edgeCfg, pinned(ec, s))
 		p.addrs.Edges = append(p.addrs.Edges, s.URL())
 		p.addrs.Internal.Edges = append(p.addrs.Internal.Edges, s.InternalURL())
 	}
+	p.origin.Admin.SetPOPs([]admin.POPConfig{{Name: "local", Shields: p.addrs.Internal.Shields, Edges: p.addrs.Internal.Edges}})
 	if err := p.waitReady(ctx); err != nil {
 		return nil, err
 	}
@@ -327,6 +378,7 @@ func (p *POP) startOrigin(keyID, secret string, tierKeys []tierauth.KeyConfig) e
 		p.addrs.Users = append(p.addrs.Users, User{UserID: u.ID, Country: cc, Token: tok})
 	}
 	oc.DataDir = filepath.Join(p.cfg.DataDir, "origin")
+	oc.Admin.Token = p.cfg.AdminToken
 	ln, err := net.Listen("tcp", net.JoinHostPort(p.cfg.Host, "0"))
 	if err != nil {
 		return err
@@ -338,7 +390,7 @@ func (p *POP) startOrigin(keyID, secret string, tierKeys []tierauth.KeyConfig) e
 	}
 	oc.Listen, oc.InternalAddr = ln.Addr().String(), iln.Addr().String()
 	logger := p.log.With("node", "origin")
-	o, err := origin.Start(context.Background(), oc, logger, prometheus.NewRegistry())
+	o, err := origin.Start(context.Background(), oc, logger, prometheus.NewRegistry(), p.originOpt...)
 	if err != nil {
 		ln.Close()
 		iln.Close()
@@ -432,10 +484,77 @@ func (p *POP) Addrs() Addrs { return p.addrs }
 func (p *POP) Origin() *origin.Services { return p.origin }
 
 // Edges are the edge nodes.
-func (p *POP) Edges() []*tier.Node { return p.edges }
+func (p *POP) Edges() []*tier.Node {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.edges)
+}
 
 // Shields are the shield nodes.
-func (p *POP) Shields() []*tier.Node { return p.shields }
+func (p *POP) Shields() []*tier.Node {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.shields)
+}
+
+// pinned is cfg with the addresses node got, so that a restart binds the
+// same ones (the other nodes and the addr file keep pointing at them).
+func pinned(cfg tier.Config, n *tier.Node) tier.Config {
+	cfg.Listen = n.Addr()
+	cfg.InternalAddr = strings.TrimPrefix(n.InternalURL(), "http://")
+	if n.Members != nil {
+		_, port, _ := net.SplitHostPort(n.Members.Addr())
+		cfg.Cluster.BindPort, _ = strconv.Atoi(port)
+	}
+	return cfg
+}
+
+// RestartEdge restarts edge i as an operator would: drain it (readyz
+// fails, in-flight requests finish), leave the cluster, start it again on
+// the same addresses and rejoin. The others route its tracks elsewhere
+// while it is away. It returns once the edge is ready and sees the
+// whole POP again.
+func (p *POP) RestartEdge(ctx context.Context, i int) error {
+	return p.restart(ctx, &p.edges[i], p.edgeCfg[i])
+}
+
+// RestartShield restarts shield i the same way; with a disk tier it
+// comes back with what it held (warm restart).
+func (p *POP) RestartShield(ctx context.Context, i int) error {
+	return p.restart(ctx, &p.shields[i], p.shieldCfg[i])
+}
+
+func (p *POP) restart(ctx context.Context, slot **tier.Node, cfg tier.Config) error {
+	p.mu.Lock()
+	old := *slot
+	p.mu.Unlock()
+	if err := old.Shutdown(ctx); err != nil {
+		return fmt.Errorf("pop: restart %s: %w", cfg.Name, err)
+	}
+	var seeds []string
+	for _, n := range append(p.Edges(), p.Shields()...) {
+		if n != old {
+			seeds = append(seeds, n.Members.Addr())
+		}
+	}
+	n, err := tier.NewNode(cfg, p.log, prometheus.NewRegistry(), nil)
+	if err != nil {
+		return fmt.Errorf("pop: restart %s: %w", cfg.Name, err)
+	}
+	if len(seeds) > 0 {
+		if err := n.Join(ctx, seeds[:1]); err != nil {
+			n.Kill()
+			return fmt.Errorf("pop: restart %s: %w", cfg.Name, err)
+		}
+	}
+	p.mu.Lock()
+	*slot = n
+	p.mu.Unlock()
+	p.serve(n)
+	return n.Members.WaitFor(ctx, func() bool {
+		return len(n.Members.Members(cluster.RoleEdge)) == p.cfg.Edges && len(n.Members.Members(cluster.RoleShield)) == p.cfg.Shields
+	})
+}
 
 // Err delivers a node's serve error, should one stop.
 func (p *POP) Err() <-chan error { return p.errc }
@@ -458,10 +577,10 @@ func (p *POP) WriteAddrFile(path string) error {
 func (p *POP) Shutdown(ctx context.Context) error {
 	var errs []error
 	p.closed.Do(func() {
-		for _, s := range p.edges {
+		for _, s := range p.Edges() {
 			errs = append(errs, s.Shutdown(ctx))
 		}
-		for _, s := range p.shields {
+		for _, s := range p.Shields() {
 			errs = append(errs, s.Shutdown(ctx))
 		}
 		if p.httpSrv != nil {

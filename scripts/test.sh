@@ -15,10 +15,13 @@ FUZZTIME=${FUZZTIME:-5s}
 need=()
 command -v oggenc >/dev/null || need+=(vorbis-tools)
 command -v flac >/dev/null || need+=(flac)
+# promtool (Debian's prometheus package) checks and unit-tests the alerting
+# rules in configs/prometheus.
+command -v promtool >/dev/null || need+=(prometheus)
 if ((${#need[@]})); then
 	echo "test.sh: installing ${need[*]}" >&2
 	DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
 fi
 
 # PostgreSQL for the ledger tests: installed if missing, started on a free
@@ -28,6 +31,10 @@ source scripts/pg-test.sh
 
 echo "== go vet" >&2
 go vet ./...
+
+echo "== promtool: alerting rules and their unit tests" >&2
+promtool check rules configs/prometheus/*.rules.yml
+promtool test rules configs/prometheus/*_test.yml
 
 echo "== go test -race" >&2
 go test -race -count=1 -timeout 40m ./...

@@ -273,7 +273,7 @@ func TestClusterNoLoop(t *testing.T) {
 	path := peerPrefix + tr + "/96.ogg"
 	req, _ := http.NewRequest("GET", c.edges[0].InternalURL()+path, nil)
 	req.Header.Set("Range", "bytes=0-99")
-	req.Header.Set(tierauth.Header, c.edges[1].hotFetch.auth.Sign("GET", path, c.clock()))
+	req.Header.Set(tierauth.Header, c.edges[1].hotFetch.auth.Load().Sign("GET", path, c.clock()))
 	req.Header.Set(peerHopHeader, "1")
 	resp, err := c.client.Do(req)
 	if err != nil {

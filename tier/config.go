@@ -16,9 +16,18 @@
 //	edge listen     /healthz, /readyz       load balancer     none                  constant
 //	edge internal   GET|HEAD /peer/media/.. other edges       tier credential       as /a/, never forwarded again
 //	edge internal   /metrics, /debug/pprof/ operators         network only          one scrape; a CPU profile of up to its seconds
+//	both internal   POST /admin/purge       origin, operators tier credential       <= 1000 tracks: 10 object purges each, a disk flush
+//	both internal   POST /admin/restore     origin, operators tier credential       <= 1000 map entries
+//	both internal   POST /admin/reload      operators         tier credential       one read of the configuration file
 //	shield listen   GET|HEAD /media/...     edges             tier credential       as /a/ (fills from the origin)
 //	shield listen   /healthz, /readyz       edges, LB         none                  constant
 //	shield internal /metrics, /debug/pprof/ operators         network only          as the edge's
+//
+// The admin endpoints are described in admin.go: purges (and takedowns,
+// which also revoke the track's older tokens on the hit path), and reload
+// of the fields a running node can change (Reload). A peer request with
+// X-Peer-Only-If-Cached (a handoff fill, see Routing.Handoff) is answered
+// from the store or refused with a 504; it never fetches.
 //
 // Without a valid tier credential (package tierauth) a fill path is a 403
 // before anything is read or fetched, counted in
@@ -138,6 +147,11 @@ type Config struct {
 	LoadFloor  int64   `yaml:"load_floor"`
 	// Prefetch warms the next tracks (edge only).
 	Prefetch PrefetchConfig `yaml:"prefetch"`
+	// NoHandoff turns off handoff fills (edge, with a cluster): for
+	// HandoffWindow after the edges' membership changes, an owner's miss
+	// first asks the edge that held the track before (only what it has
+	// cached), then the shields. Default false (handoff on).
+	NoHandoff bool `yaml:"no_handoff"`
 	// Cluster is the node's gossip membership in its POP. Without a role
 	// (the default) the node runs alone: an edge routes to Upstreams by
 	// hashing and owns every track. When cluster.http_addr is empty it is

@@ -38,10 +38,16 @@ var errTimeout = errors.New("upstream timeout")
 // shields when the owner fails or is this node. Every request carries the
 // tier credential for its method and path.
 type fetcher struct {
-	static  []string
-	route   Routing
-	peer    bool
-	auth    *tierauth.Keyring // signs every request: upstreams and owners check it
+	static []string
+	route  Routing
+	peer   bool
+	// noHandoff: Config.NoHandoff.
+	noHandoff bool
+	// auth signs every request: upstreams and owners check it. It is the
+	// Server's tierAuth, shared so that a reload reaches every fetcher;
+	// it holds nil on a node without tier_keys (only http routes), whose
+	// fetchers sign nothing.
+	auth    *atomic.Pointer[tierauth.Keyring]
 	timeout time.Duration
 	now     func() time.Time
 	// stream makes the upstream clients stream response bodies and bound
@@ -58,13 +64,30 @@ type fetcher struct {
 	peerFailures atomic.Int64 // of which failed (then filled from a shield)
 	peerBytes    atomic.Int64 // body bytes received from owning edges
 	skipped      atomic.Int64 // upstreams skipped as unhealthy
+	handoffs     atomic.Int64 // owner misses asked of the handoff peer first
+	handoffHits  atomic.Int64 // of which it had the bytes
+	// The handoffs of the current membership (ho.version): when most
+	// miss (a POP starting cold, a track nobody held), stop asking
+	// until the membership changes again.
+	ho struct {
+		version     atomic.Uint64
+		tried, hits atomic.Int64
+	}
 }
+
+// errNotCached is a handoff peer's answer that it does not hold the bytes.
+var errNotCached = errors.New("handoff peer: not cached")
 
 type upstream struct {
 	base      string // e.g. "http://127.0.0.1:8081"
 	hc        *fasthttp.HostClient
 	fails     atomic.Int32
 	downUntil atomic.Int64 // unix nanoseconds
+	// downView is the edges' membership (Routing.Version) when the peer
+	// was marked down: a peer edge that rejoins changes it, which clears
+	// the mark at once (a restarted edge is asked again as soon as it
+	// is back, not downFor later).
+	downView atomic.Uint64
 }
 
 const (
@@ -170,6 +193,11 @@ func (f *fetcher) Fetch(ctx context.Context, name string, off, n int64) (cache.M
 			return m, data, err
 		}
 	}
+	if !f.peer && f.route != nil && !f.noHandoff {
+		if m, data, ok := f.handoff(ctx, name, off, n); ok {
+			return m, data, nil
+		}
+	}
 	var buf [8]*upstream
 	var lastErr error = errors.New("no upstream")
 	for _, up := range f.order(name, buf[:0]) {
@@ -185,6 +213,46 @@ func (f *fetcher) Fetch(ctx context.Context, name string, off, n int64) (cache.M
 	return cache.Meta{}, nil, lastErr
 }
 
+// handoff asks the track's handoff peer (Routing.Handoff) for the bytes
+// it has cached; ok is false when there is none, it does not have them,
+// or it fails: the caller then goes to the shields. A "not cached" answer
+// does not count against the peer's health.
+func (f *fetcher) handoff(ctx context.Context, name string, off, n int64) (cache.Meta, []byte, bool) {
+	p, ok := f.route.Handoff(xxhash.Sum64String(trackOf(name)))
+	if !ok {
+		return cache.Meta{}, nil, false
+	}
+	if v := f.route.Version(); f.ho.version.Swap(v) != v {
+		f.ho.tried.Store(0)
+		f.ho.hits.Store(0)
+	}
+	if t := f.ho.tried.Load(); t >= handoffProbe && f.ho.hits.Load()*10 < t {
+		return cache.Meta{}, nil, false
+	}
+	up, err := f.upstream(p.URL)
+	if err != nil || f.peerDown(up) {
+		return cache.Meta{}, nil, false
+	}
+	f.handoffs.Add(1)
+	f.ho.tried.Add(1)
+	hdr := []string{peerHopHeader, "1", onlyIfCachedHeader, "1",
+		peerVersionHeader, strconv.FormatUint(f.route.Version(), 16)}
+	m, data, err := f.fetchOne(ctx, up, peerPrefix+name, hdr, off, n)
+	// Counted as a handoff, not as an upstream (shield) attempt.
+	f.attempts.Add(-1)
+	if err != nil {
+		return cache.Meta{}, nil, false
+	}
+	f.handoffHits.Add(1)
+	f.ho.hits.Add(1)
+	f.peerBytes.Add(int64(len(data)))
+	return m, data, true
+}
+
+// handoffProbe is how many handoffs of one membership are tried before
+// their hit ratio may switch them off (below 10 %).
+const handoffProbe = 64
+
 // fromOwner runs do against the track's owning edge. ok is false when
 // this node owns the track or the owner failed: the caller then goes to
 // the shields itself.
@@ -198,7 +266,7 @@ func (f *fetcher) fromOwner(ctx context.Context, name string, do func(up *upstre
 	if err != nil {
 		return cache.Meta{}, nil, nil, false
 	}
-	if up.downUntil.Load() > f.now().UnixNano() {
+	if f.peerDown(up) {
 		// Passive health: an owner that keeps failing is routed around
 		// at once, before gossip declares it dead.
 		f.skipped.Add(1)
@@ -226,7 +294,7 @@ func (f *fetcher) fetchOne(ctx context.Context, up *upstream, path string, hdr [
 	defer fasthttp.ReleaseResponse(resp)
 	req.SetRequestURI(up.base + path)
 	req.Header.SetMethod(fasthttp.MethodGet)
-	req.Header.Set(tierauth.Header, f.auth.Sign(fasthttp.MethodGet, path, f.now()))
+	req.Header.Set(tierauth.Header, f.auth.Load().Sign(fasthttp.MethodGet, path, f.now()))
 	req.Header.SetByteRange(int(off), int(off+n-1))
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
@@ -264,6 +332,10 @@ func (f *fetcher) fetchOne(ctx context.Context, up *upstream, path string, hdr [
 		f.healthy(up)
 		return cache.Meta{}, nil, cache.ErrNotFound
 	case fasthttp.StatusGatewayTimeout:
+		if len(resp.Header.Peek(onlyIfCachedHeader)) > 0 {
+			f.healthy(up)
+			return cache.Meta{}, nil, errNotCached
+		}
 		return cache.Meta{}, nil, f.failed(up, fmt.Errorf("%s: status 504: %w", up.base, errTimeout))
 	default:
 		return cache.Meta{}, nil, f.failed(up, fmt.Errorf("%s: status %d", up.base, code))
@@ -305,7 +377,7 @@ func (f *fetcher) headOne(ctx context.Context, up *upstream, path string, hdr []
 	defer fasthttp.ReleaseResponse(resp)
 	req.SetRequestURI(up.base + path)
 	req.Header.SetMethod(fasthttp.MethodHead)
-	req.Header.Set(tierauth.Header, f.auth.Sign(fasthttp.MethodHead, path, f.now()))
+	req.Header.Set(tierauth.Header, f.auth.Load().Sign(fasthttp.MethodHead, path, f.now()))
 	if etag != "" {
 		req.Header.Set("If-None-Match", etag)
 	}
@@ -350,9 +422,18 @@ func (f *fetcher) do(ctx context.Context, up *upstream, req *fasthttp.Request, r
 func (f *fetcher) failed(up *upstream, err error) error {
 	f.failures.Add(1)
 	if up.fails.Add(1) >= failLimit {
+		if f.route != nil {
+			up.downView.Store(f.route.Version())
+		}
 		up.downUntil.Store(f.now().Add(downFor).UnixNano())
 	}
 	return err
+}
+
+// peerDown reports whether passive health has marked a peer edge down
+// under the current membership.
+func (f *fetcher) peerDown(up *upstream) bool {
+	return up.downUntil.Load() > f.now().UnixNano() && up.downView.Load() == f.route.Version()
 }
 
 func (f *fetcher) healthy(up *upstream) {

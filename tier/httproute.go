@@ -50,7 +50,7 @@ func (s *Server) newHTTPRoutes(cfg Config, reg prometheus.Registerer) error {
 			bases = cfg.Upstreams
 		}
 		f := &fetcher{static: bases, timeout: time.Duration(cfg.UpstreamTimeout), now: s.now,
-			ups: map[string]*upstream{}, stream: true, maxHeader: int(r.MaxHeaderBytes), auth: s.tierKeys}
+			ups: map[string]*upstream{}, stream: true, maxHeader: int(r.MaxHeaderBytes), auth: s.tierAuth}
 		if len(r.Upstreams) == 0 && s.route != nil {
 			f.route = s.route // the live shields, in rendezvous order
 		}
@@ -78,7 +78,7 @@ func (s *Server) newHTTPRoutes(cfg Config, reg prometheus.Registerer) error {
 func (s *Server) serveHTTPRoute(ctx *fasthttp.RequestCtx, path []byte) bool {
 	for i := range s.httpRoutes {
 		if bytes.HasPrefix(path, s.httpRoutes[i].prefix) {
-			if s.cfg.Role == Shield && s.tierKeys != nil && !s.tierAuthorized(ctx) {
+			if s.cfg.Role == Shield && s.tierAuth.Load() != nil && !s.tierAuthorized(ctx) {
 				return true // a shield serves its edges only
 			}
 			s.httpRoutes[i].cache.Handle(ctx)
@@ -109,10 +109,10 @@ func (u httpUpstream) Do(ctx context.Context, key uint64, req *fasthttp.Request,
 		}
 		req.URI().SetScheme(bu.Scheme)
 		req.SetHost(bu.Host)
-		if u.f.auth != nil {
+		if kr := u.f.auth.Load(); kr != nil {
 			// Shields and the origin's internal listener take http
 			// route fills only with the tier credential.
-			req.Header.Set(tierauth.Header, u.f.auth.Sign(string(req.Header.Method()), string(req.URI().RequestURI()), u.f.now()))
+			req.Header.Set(tierauth.Header, kr.Sign(string(req.Header.Method()), string(req.URI().RequestURI()), u.f.now()))
 		}
 		if err = u.f.do(ctx, up, req, resp); err == nil {
 			u.f.healthy(up)

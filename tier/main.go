@@ -63,6 +63,32 @@ func Main(role Role, args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	if *path != "" {
+		// SIGHUP and POST /admin/reload read the file again, over the
+		// role's defaults, with the same flags on top.
+		n.ReloadFrom(func() (Config, error) {
+			next := DefaultEdgeConfig()
+			if role == Shield {
+				next = DefaultShieldConfig()
+			}
+			if err := config.Load(*path, &next); err != nil {
+				return next, err
+			}
+			// The flags are bound to the running configuration's
+			// fields: what they set stays as it is.
+			fs.Visit(func(f *flag.Flag) {
+				switch f.Name {
+				case "listen":
+					next.Listen = cfg.Listen
+				case "internal-addr":
+					next.InternalAddr = cfg.InternalAddr
+				case "name":
+					next.Name = cfg.Name
+				}
+			})
+			return next, nil
+		})
+	}
 	if n.Members != nil {
 		// Keep trying the seeds in the background: a node may start
 		// before them.

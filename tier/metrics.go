@@ -80,7 +80,15 @@ func (m *metrics) registerCluster(role string, reg prometheus.Registerer, s *Ser
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: role + "_" + name, Help: help},
 			func() float64 { return float64(v()) })
 	}
-	reg.MustRegister(stat("upstream_skipped_total", "Upstreams passed over because passive health marked them down.", s.fetch.skipped.Load))
+	reg.MustRegister(stat("upstream_skipped_total", "Upstreams passed over because passive health marked them down.", s.fetch.skipped.Load),
+		stat("purged_tracks_total", "Tracks purged by POST /admin/purge (every tier and seek table of each).", s.purges.Load),
+		stat("purge_discarded_fills_total", "Fills whose bytes were discarded because their object was purged while they were in flight.", s.store.Stats.Discarded.Load),
+		stat("warm_metas_total", "Object metadata loaded from the disk tier instead of upstream (warm restart).", s.store.Stats.WarmMetas.Load),
+		stat("config_reloads_total", "Configuration reloads put in force (SIGHUP or POST /admin/reload).", s.reloads.Load),
+		stat("config_reload_errors_total", "Configuration reloads refused (invalid file, or a field that needs a restart).", s.reloadErr.Load),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: role + "_revoked_tracks", Help: "Taken-down tracks whose older tokens are refused."},
+			func() float64 { return float64(s.Revoked()) }),
+	)
 	if d := s.store.Disk(); d != nil {
 		reg.MustRegister(
 			stat("disk_hits_total", "Chunk reads served from the disk tier (counted in cache_hits_total too).", d.Hits.Load),
@@ -100,6 +108,8 @@ func (m *metrics) registerCluster(role string, reg prometheus.Registerer, s *Ser
 			stat("hot_cache_hits_total", "Chunk reads of tracks other edges own, served from the hot cache.", s.hot.Stats.Hits.Load),
 			stat("hot_cache_misses_total", "Chunk reads of tracks other edges own that needed a peer fill.", s.hot.Stats.Misses.Load),
 			stat("hot_collapsed_total", "Hot-store reads that joined a peer fill in flight.", s.hot.Stats.Collapsed.Load),
+			stat("handoff_fills_total", "Owner misses asked first of the edge that held the track before a membership change (rolling restarts).", s.fetch.handoffs.Load),
+			stat("handoff_hits_total", "Handoff fills that the previous holder answered from its cache (no shield request).", s.fetch.handoffHits.Load),
 		)
 	}
 	if p := s.prefetch; p != nil {
@@ -138,11 +148,12 @@ const (
 	countryMissing   // country_header configured, not sent
 	countryDuplicate // country_header sent more than once
 	countryInvalid   // country_header not an assigned ISO 3166-1 code
+	tokenRevoked     // a token of a track taken down after it was issued
 	tokenReasons
 )
 
 var tokenReasonNames = [tokenReasons]string{"missing", "malformed", "unknown_key", "signature", "expired", "country", "tier",
-	"ttl", "country_missing", "country_duplicate", "country_invalid"}
+	"ttl", "country_missing", "country_duplicate", "country_invalid", "revoked"}
 
 func reasonOf(err error) tokenReason {
 	switch {

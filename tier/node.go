@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/musiccdn/cdn/cluster"
+	"github.com/musiccdn/cdn/config"
 )
 
 // Node is a tier server together with its cluster membership, if its
@@ -107,4 +109,31 @@ func (n *Node) Kill() {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	n.Server.Shutdown(ctx)
+}
+
+// Reload puts cfg in force without a restart, as Server.Reload, and
+// also swaps the gossip keyring (cluster.secret_keys). Nothing changes
+// unless the whole of cfg is accepted.
+func (n *Node) Reload(cfg Config) error {
+	if err := n.Server.checkReload(cfg); err != nil {
+		return err
+	}
+	if n.Members != nil && !slices.Equal(cfg.Cluster.SecretKeys, n.Config().Cluster.SecretKeys) {
+		if err := n.Members.SetKeys(cfg.Cluster.SecretKeys); err != nil {
+			return config.Prefix("cluster", config.Errorf("secret_keys", "%v", err))
+		}
+	}
+	return n.Server.applyReload(cfg)
+}
+
+// ReloadFrom makes SIGHUP and POST /admin/reload load the configuration
+// with load (the file again, flags on top) and Reload it.
+func (n *Node) ReloadFrom(load func() (Config, error)) {
+	n.OnReload(func() error {
+		cfg, err := load()
+		if err != nil {
+			return err
+		}
+		return n.Reload(cfg)
+	})
 }

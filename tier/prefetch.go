@@ -276,7 +276,7 @@ func (p *prefetcher) get(ctx context.Context, target string) (*http.Response, er
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set(tierauth.Header, p.s.tierKeys.Sign(http.MethodGet, target, p.s.now()))
+	req.Header.Set(tierauth.Header, p.s.tierAuth.Load().Sign(http.MethodGet, target, p.s.now()))
 	return p.client.Do(req)
 }
 

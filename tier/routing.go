@@ -4,8 +4,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/musiccdn/cdn/cluster"
+	"github.com/musiccdn/cdn/cluster/rendezvous"
 )
 
 // Routing is an edge's view of its POP: which edge owns a track, and which
@@ -27,7 +29,21 @@ type Routing interface {
 	// Version identifies the membership this node routes by (sent with
 	// peer requests, for logs and loop diagnosis).
 	Version() uint64
+	// Handoff returns the edge that may still hold key's bytes although
+	// this node owns it now, when the edges' membership changed within
+	// HandoffWindow: the previous owner, leaving or just left and
+	// draining; else the owner this node displaced (the next edge in
+	// key's rendezvous order), which held the track while this node was
+	// away. The owner asks it (only what it has cached) before the
+	// shields, so a rolling restart moves bytes between edges instead of
+	// sending a wave of misses upstream.
+	Handoff(key uint64) (Peer, bool)
 }
+
+// HandoffWindow is how long after a change of the edges' membership an
+// owner's misses ask the handoff peer first. Outside it a miss costs no
+// extra round trip.
+const HandoffWindow = 2 * time.Minute
 
 // Peer is another edge of the POP.
 type Peer struct {
@@ -113,6 +129,36 @@ func (r *ClusterRouting) Shields(key uint64, dst []string) []string {
 	return dst
 }
 
+// Handoff implements Routing.
+func (r *ClusterRouting) Handoff(key uint64) (Peer, bool) {
+	v := r.m.View(cluster.RoleEdge)
+	if v == nil || len(v.Nodes) == 0 || time.Since(v.Built) > HandoffWindow {
+		return Peer{}, false
+	}
+	if gone := r.m.Departed(cluster.RoleEdge, HandoffWindow); len(gone) > 0 {
+		// Rank the live edges and the departed ones together: a
+		// departed edge first means it owned key before it left.
+		nodes := make([]rendezvous.Node, 0, len(v.Nodes)+len(gone))
+		for _, n := range v.Nodes {
+			nodes = append(nodes, rendezvous.Node{ID: n.Name, Weight: float64(n.Weight)})
+		}
+		for _, n := range gone {
+			nodes = append(nodes, rendezvous.Node{ID: n.Name, Weight: float64(n.Weight)})
+		}
+		if i := rendezvous.New(nodes).Owner(key); i >= len(v.Nodes) {
+			g := gone[i-len(v.Nodes)]
+			return Peer{Name: g.Name, URL: baseURL(g.HTTPAddr)}, true
+		}
+	}
+	var buf [8]int
+	succ := v.Ring.Successors(key, buf[:0])
+	if len(succ) < 2 || !v.IsSelf(succ[0]) {
+		return Peer{}, false
+	}
+	n := v.Nodes[succ[1]]
+	return Peer{Name: n.Name, URL: baseURL(n.HTTPAddr)}, true
+}
+
 // Version implements Routing.
 func (r *ClusterRouting) Version() uint64 {
 	if v := r.m.View(cluster.RoleEdge); v != nil {
@@ -147,5 +193,9 @@ func noop() {}
 const (
 	peerHopHeader     = "X-Peer-Hop"
 	peerVersionHeader = "X-Peer-Version"
-	peerPrefix        = "/peer/media/"
+	// onlyIfCachedHeader on a peer request asks for cached bytes only
+	// (a handoff): the answer is those bytes, or a 504 carrying the
+	// header, and the peer fetches nothing (RFC 9111's only-if-cached).
+	onlyIfCachedHeader = "X-Peer-Only-If-Cached"
+	peerPrefix         = "/peer/media/"
 )

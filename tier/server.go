@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -30,25 +31,39 @@ import (
 
 // Server is one edge or shield node.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	store  *cache.Store
-	fetch  *fetcher
-	keys   *urlsign.Keyring // edge only
-	maxTTL int64            // edge only: TokenMaxTTL in seconds
-	now    func() time.Time
-	prefix []byte // "/a/" or "/media/"
-	audio  bool   // an audio route is configured
+	cfg   Config
+	log   *slog.Logger
+	store *cache.Store
+	fetch *fetcher
+	now   func() time.Time
+	// live is what a reload replaces (see Reload): read once per
+	// request with an atomic load.
+	live atomic.Pointer[live]
+	// tierAuth is the tier keyring, shared with the fetchers (the audio
+	// fills' and the http routes'), which sign with it; a reload swaps
+	// it. It holds nil on a node with only http routes and no tier_keys:
+	// such a node signs nothing and serves no tier-credential path.
+	tierAuth *atomic.Pointer[tierauth.Keyring]
+	// revoked maps a taken-down track to the expiry up to which its
+	// tokens are refused (edge): copied on write, swapped atomically, so
+	// the hit path reads it without a lock or an allocation.
+	revoked  atomic.Pointer[map[string]int64]
+	revokeMu sync.Mutex // serializes writers of revoked
+	purges   atomic.Int64
+	// reload, when set, re-reads the node's configuration (see
+	// WithReload).
+	reload    func() error
+	reloads   atomic.Int64
+	reloadErr atomic.Int64
+	prefix    []byte // "/a/" or "/media/"
+	audio     bool   // an audio route is configured
 
 	httpRoutes []httpRoute // longest prefix first
 	m          *metrics
 	srv        *fasthttp.Server // public listener
 	metrics    fasthttp.RequestHandler
 	debug      fasthttp.RequestHandler
-	// tierKeys sign this node's fills and check requests on its fill
-	// endpoints (a shield's /media/, an edge's /peer/media/).
-	tierKeys *tierauth.Keyring
-	internal *fasthttp.Server // internal listener
+	internal   *fasthttp.Server // internal listener
 
 	// With a cluster (edge): who owns what, the hot store for chunks of
 	// tracks other edges own, filled from them, and prefetch.
@@ -94,18 +109,17 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 	if now == nil {
 		now = time.Now
 	}
-	var tk *tierauth.Keyring // nil: a node with only http routes to outside upstreams
-	if len(cfg.TierKeys) > 0 {
-		var err error
-		if tk, err = tierauth.New(cfg.TierKeys); err != nil {
-			return nil, fmt.Errorf("tier: tier_keys: %w", err)
-		}
+	tk, err := newTierKeyring(cfg.TierKeys) // nil: a node with only http routes to outside upstreams
+	if err != nil {
+		return nil, fmt.Errorf("tier: tier_keys: %w", err)
 	}
 	f, err := newFetcher(cfg.Upstreams, time.Duration(cfg.UpstreamTimeout), now)
 	if err != nil {
 		return nil, err
 	}
-	f.auth = tk
+	auth := new(atomic.Pointer[tierauth.Keyring])
+	auth.Store(tk)
+	f.auth = auth
 	store, err := cache.New(cfg.Cache, f, now)
 	if err != nil {
 		return nil, err
@@ -115,7 +129,7 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 		log:              logger.With("node", cfg.Name, "role", string(cfg.Role)),
 		store:            store,
 		fetch:            f,
-		tierKeys:         tk,
+		tierAuth:         auth,
 		now:              now,
 		prefix:           []byte("/media/"),
 		cacheStatusHit:   []byte(cfg.Name + "; hit"),
@@ -126,17 +140,18 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 		o(s)
 	}
 	s.audio = cfg.hasAudio()
+	lv, err := newLive(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.live.Store(lv)
+	s.revoked.Store(&map[string]int64{})
 	if cfg.Role == Edge {
 		s.prefix = []byte("/a/")
-		if s.audio {
-			if s.keys, err = cfg.Keyring(); err != nil {
-				return nil, err
-			}
-		}
-		s.maxTTL = int64(time.Duration(cfg.TokenMaxTTL) / time.Second)
 		if s.route != nil {
 			f.route = s.route
-			s.hotFetch = &fetcher{static: cfg.Upstreams, route: s.route, peer: true, auth: tk,
+			f.noHandoff = cfg.NoHandoff
+			s.hotFetch = &fetcher{static: cfg.Upstreams, route: s.route, peer: true, auth: auth,
 				timeout: time.Duration(cfg.UpstreamTimeout), now: now, ups: map[string]*upstream{}}
 			adm := cache.NewRateAdmission(cfg.HotMinReads, time.Duration(cfg.HotWindow), now)
 			if s.hot, err = cache.New(cfg.HotCache, s.hotFetch, now, cache.WithAdmission(adm)); err != nil {
@@ -367,6 +382,13 @@ func (s *Server) HandleInternal(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		s.serveObject(ctx, path[len(peerPath):], true)
+	case bytes.HasPrefix(path, adminPath):
+		// Operators and the origin's purge fan-out; the tier credential
+		// covers the query (the request target is signed).
+		if !s.tierAuthorized(ctx) {
+			return
+		}
+		s.serveAdmin(ctx, path[len(adminPath):])
 	case string(path) == "/metrics":
 		s.metrics(ctx)
 	case bytes.HasPrefix(path, debugPath):
@@ -398,7 +420,14 @@ func (s *Server) serveHealth(ctx *fasthttp.RequestCtx, path []byte) bool {
 // tierAuthorized checks the request's tier credential over its method and
 // request target; on failure it writes a 403.
 func (s *Server) tierAuthorized(ctx *fasthttp.RequestCtx) bool {
-	err := s.tierKeys.Verify(ctx.Request.Header.Peek(tierauth.Header), ctx.Method(), ctx.Request.Header.RequestURI(), s.now())
+	kr := s.tierAuth.Load()
+	if kr == nil {
+		// A node without tier_keys serves no tier-credential path.
+		s.m.tokenRejected(tokenTier)
+		ctx.Error("forbidden\n", fasthttp.StatusForbidden)
+		return false
+	}
+	err := kr.Verify(ctx.Request.Header.Peek(tierauth.Header), ctx.Method(), ctx.Request.Header.RequestURI(), s.now())
 	if err != nil {
 		s.m.tokenRejected(tokenTier)
 		ctx.Error("forbidden\n", fasthttp.StatusForbidden)
@@ -430,9 +459,9 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, name []byte, peer bool) {
 		return
 	}
 	var claims urlsign.Claims
-	if !peer && s.keys != nil {
+	if !peer && s.cfg.Role == Edge {
 		var ok bool
-		if claims, ok = s.authorize(ctx, name); !ok {
+		if claims, ok = s.authorize(ctx, name, track); !ok {
 			return
 		}
 	}
@@ -452,8 +481,15 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, name []byte, peer bool) {
 		}
 	}
 	ref := cache.Ref{Key: cache.ObjectKey(name), Name: name}
-	// An object that changes upstream while its chunks are read is served
-	// again from the new version, once; nothing has been sent yet.
+	if peer && len(ctx.Request.Header.Peek(onlyIfCachedHeader)) > 0 && !s.holds(ctx, store, ref) {
+		// A handoff: the asking owner goes to the shields itself.
+		ctx.Response.Header.Set(onlyIfCachedHeader, "miss")
+		ctx.Error("not cached\n", fasthttp.StatusGatewayTimeout)
+		return
+	}
+	// An object that changes upstream (or is purged) while its chunks are
+	// read is served again from the new version; nothing has been sent
+	// yet.
 	for attempt := 0; ; attempt++ {
 		first, err := s.respond(ctx, ref, store)
 		if err == nil {
@@ -463,7 +499,9 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, name []byte, peer bool) {
 			}
 			return
 		}
-		if errors.Is(err, cache.ErrChanged) && attempt == 0 {
+		// Twice: a purge racing this request's fills makes them
+		// deliver ErrChanged as well (cache.Store.Purge).
+		if errors.Is(err, cache.ErrChanged) && attempt < 2 {
 			ctx.Response.Reset()
 			continue
 		}
@@ -472,30 +510,63 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, name []byte, peer bool) {
 	}
 }
 
+// holds reports whether store has the metadata of ref and every chunk
+// of the one range the request asks for (a handoff fill asks for one
+// chunk-aligned range), without fetching anything.
+func (s *Server) holds(ctx *fasthttp.RequestCtx, store *cache.Store, ref cache.Ref) bool {
+	m, ok := store.CachedMeta(ref)
+	if !ok {
+		return false
+	}
+	var rbuf [1]httprange.Range
+	first, last := int64(0), m.Chunks(store.ChunkSize())-1
+	if rh := ctx.Request.Header.Peek("Range"); len(rh) > 0 {
+		ranges, err := httprange.Parse(rbuf[:0], rh, m.Size, 1)
+		if err != nil || len(ranges) != 1 {
+			return false
+		}
+		first, last = ranges[0].Start/store.ChunkSize(), ranges[0].End/store.ChunkSize()
+	}
+	for idx := first; idx <= last; idx++ {
+		if !store.Cached(ref, m, idx) {
+			return false
+		}
+	}
+	return true
+}
+
 // authorize checks the player's token for the object name ("<track>/<kbps>.<ext>")
 // and, with CountryHeader set, the client's country; on failure it writes
 // a 403 and nothing is fetched. Every check fails closed.
-func (s *Server) authorize(ctx *fasthttp.RequestCtx, name []byte) (urlsign.Claims, bool) {
+func (s *Server) authorize(ctx *fasthttp.RequestCtx, name, track []byte) (urlsign.Claims, bool) {
 	tok := ctx.QueryArgs().Peek("t")
 	if len(tok) == 0 {
 		return s.refuse(ctx, tokenMissing)
 	}
 	now := s.now()
-	claims, err := s.keys.Verify(tok, name, now)
+	lv := s.live.Load()
+	claims, err := lv.keys.Verify(tok, name, now)
 	if err != nil {
 		return s.refuse(ctx, reasonOf(err))
 	}
 	// A token signed to outlive the edge's cap is refused even though
 	// its MAC is good: whoever holds a leaked key or token cannot mint
 	// or keep a far-future pass (issue 10, row 9).
-	if claims.Expiry > now.Unix()+s.maxTTL {
+	if claims.Expiry > now.Unix()+lv.maxTTL {
 		return s.refuse(ctx, tokenTTL)
 	}
-	if s.cfg.CountryHeader != "" {
+	// A taken-down track: tokens issued before the takedown are refused
+	// (the map lookup with string(track) does not allocate).
+	if rv := *s.revoked.Load(); len(rv) > 0 {
+		if cut, ok := rv[string(track)]; ok && claims.Expiry <= cut {
+			return s.refuse(ctx, tokenRevoked)
+		}
+	}
+	if lv.countryHeader != "" {
 		// The load balancer sets exactly one copy. None means the request
 		// did not come through it (or it was misconfigured), two mean the
 		// client smuggled its own: either way the country is unknown.
-		all := ctx.Request.Header.PeekAll(s.cfg.CountryHeader)
+		all := ctx.Request.Header.PeekAll(lv.countryHeader)
 		switch {
 		case len(all) == 0:
 			return s.refuse(ctx, countryMissing)

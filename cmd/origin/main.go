@@ -17,6 +17,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -87,18 +88,51 @@ func main() {
 	logger.Info("serving", "addr", "http://"+ln.Addr().String(), "internal", "http://"+iln.Addr().String(), "catalog", cfg.Catalog, "kafka", o.KafkaAddr())
 	pub := &daemon.HTTP{Server: cfg.HTTP.Server(o.PublicHandler(), logger), Listener: ln}
 	internal := &daemon.HTTP{Server: cfg.HTTP.Server(o.InternalHandler(), logger), Listener: iln}
-	if err := daemon.Run(context.Background(), logger, *drain, &readiness{pub, o.Server}, internal); err != nil {
+	reload := func() error {
+		if *path == "" {
+			return errors.New("origin: started without -config: nothing to reload")
+		}
+		next := origin.DefaultConfig()
+		if err := config.Load(*path, &next); err != nil {
+			return err
+		}
+		// The flags are bound to the running configuration: what they
+		// set stays as it is.
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "listen":
+				next.Listen = cfg.Listen
+			case "internal-addr":
+				next.InternalAddr = cfg.InternalAddr
+			case "catalog":
+				next.Catalog = cfg.Catalog
+			case "data":
+				next.DataDir = cfg.DataDir
+			}
+		})
+		err := o.Reload(next)
+		if err != nil {
+			logger.Warn("reload refused, running configuration kept", "err", err)
+		}
+		return err
+	}
+	o.Admin.OnReload(reload)
+	if err := daemon.Run(context.Background(), logger, *drain, &readiness{pub, o.Server, reload}, internal); err != nil {
 		logger.Error("exit", "err", err)
 		o.Close()
 		os.Exit(1)
 	}
 }
 
-// readiness fails /readyz before the listener closes.
+// readiness fails /readyz before the listener closes, and reloads the
+// configuration on SIGHUP.
 type readiness struct {
 	*daemon.HTTP
-	o *origin.Server
+	o      *origin.Server
+	reload func() error
 }
+
+func (r *readiness) ReloadConfig() error { return r.reload() }
 
 func (r *readiness) Shutdown(ctx context.Context) error {
 	r.o.SetReady(false)
