@@ -23,6 +23,12 @@ import (
 // ErrClosed is returned by Join, Leave and WaitFor after Close.
 var ErrClosed = errors.New("cluster: membership closed")
 
+// ErrDuplicateName is returned by Join when another live member already
+// has this node's name at another address: two nodes cannot share one
+// name (each would see the other's address for it, and the hash maps
+// would route to one of them only), so the second must not start.
+var ErrDuplicateName = errors.New("cluster: node_name is already used by another member")
+
 // Node is a live member as this node sees it.
 type Node struct {
 	// Name is the member's unique node name, its ID in the hash maps.
@@ -113,6 +119,10 @@ type Membership struct {
 	closed bool
 	done   chan struct{}
 	wg     sync.WaitGroup
+
+	// conflict is the address of another live member with this node's
+	// name, once memberlist has reported one.
+	conflict atomic.Pointer[string]
 }
 
 // member is one entry of the members table.
@@ -179,6 +189,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Membershi
 		}
 	}
 	mc := cfg.memberlistConfig(delegate{m}, events{m})
+	mc.Conflict = conflicts{m}
 	mc.Keyring = keyring
 	m.keyring = keyring
 	mc.GossipVerifyIncoming = true
@@ -231,6 +242,9 @@ func (m *Membership) Join(ctx context.Context, seeds []string) error {
 	}()
 	select {
 	case r := <-res:
+		if c := m.conflict.Load(); c != nil {
+			return fmt.Errorf("%w: %q is at %s", ErrDuplicateName, m.cfg.NodeName, *c)
+		}
 		if r.err != nil {
 			return fmt.Errorf("cluster: join %v: %w", seeds, r.err)
 		}
@@ -616,4 +630,26 @@ func (m *Membership) SetKeys(keys []string) error {
 		}
 	}
 	return nil
+}
+
+// conflicts records memberlist's report of a member that has this node's
+// name at another address (see ErrDuplicateName).
+type conflicts struct{ m *Membership }
+
+func (c conflicts) NotifyConflict(existing, other *memberlist.Node) {
+	if existing.Name != c.m.cfg.NodeName {
+		return
+	}
+	addr := existing.Address() + " and " + other.Address()
+	c.m.conflict.Store(&addr)
+	c.m.log.Error("cluster: another member has this node's name", "name", existing.Name, "addr", addr)
+}
+
+// Conflict returns the address of another member found with this node's
+// name, if any.
+func (m *Membership) Conflict() (string, bool) {
+	if c := m.conflict.Load(); c != nil {
+		return *c, true
+	}
+	return "", false
 }

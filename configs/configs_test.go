@@ -3,12 +3,20 @@
 package configs
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/loadtest/plan"
@@ -55,6 +63,11 @@ func TestExamplesLoad(t *testing.T) {
 // TestDeployExamplesLoad: the separate-hosts POP in deploy/ parses and
 // validates once its placeholder secrets are filled in.
 func TestDeployExamplesLoad(t *testing.T) {
+	// fill_ca is read at validation: a real CA certificate in its place.
+	ca := filepath.Join(t.TempDir(), "pop-ca.pem")
+	if err := os.WriteFile(ca, testCA(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	files, _ := filepath.Glob("deploy/*.yaml")
 	if len(files) != 6 {
 		t.Fatalf("deploy/ has %d files", len(files))
@@ -70,6 +83,7 @@ func TestDeployExamplesLoad(t *testing.T) {
 		s = strings.ReplaceAll(s, "REPLACE-WITH-BASE64-ED25519-SEED", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
 		s = strings.ReplaceAll(s, "REPLACE-WITH-64-HEX-DIGITS-TIER-KEY-2", strings.Repeat("2f", 32))
 		s = strings.ReplaceAll(s, "REPLACE-WITH-64-HEX-DIGITS-TIER-KEY-1", strings.Repeat("1f", 32))
+		s = strings.ReplaceAll(s, "/etc/musiccdn/tls/pop-ca.pem", ca)
 		var dst any
 		switch base := filepath.Base(f); {
 		case strings.HasPrefix(base, "edge"):
@@ -96,7 +110,12 @@ func TestDeployExamplesLoad(t *testing.T) {
 			if c.Role == tier.Edge && c.Cluster.HTTPAddr != c.InternalAddr {
 				t.Errorf("%s: cluster.http_addr %q, want the internal listener %q", f, c.Cluster.HTTPAddr, c.InternalAddr)
 			}
-			if c.Role == tier.Shield && (c.Cluster.HTTPAddr != c.Listen || strings.HasPrefix(c.Listen, "0.0.0.0")) {
+			if c.Role == tier.Edge && (c.FillCA == "" || !strings.HasPrefix(c.Upstreams[0], "https://")) {
+				t.Errorf("%s: fills from %v with fill_ca %q, want https verified by the POP's CA", f, c.Upstreams, c.FillCA)
+			}
+			// Shields serve fills over TLS, verified by the edges'
+			// fill_ca (issue 16): never a plain-HTTP fallback.
+			if c.Role == tier.Shield && (c.Cluster.HTTPAddr != "https://"+c.Listen || c.TLSCert == "" || strings.HasPrefix(c.Listen, "0.0.0.0")) {
 				t.Errorf("%s: a shield's fill listener %q must be private and advertised (http_addr %q)", f, c.Listen, c.Cluster.HTTPAddr)
 			}
 		case *origin.Config:
@@ -120,4 +139,22 @@ func TestBadFileNamesLine(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "edge.yaml:3") {
 		t.Fatalf("unknown field: %v", err)
 	}
+}
+
+// testCA is a self-signed CA certificate, PEM.
+func testCA(t *testing.T) []byte {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "pop CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }

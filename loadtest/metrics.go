@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -72,32 +73,6 @@ type tierSnapshots struct {
 	errs                 []string
 }
 
-func scrapeAll(ctx context.Context, c *http.Client, t Targets) tierSnapshots {
-	var ts tierSnapshots
-	sum := func(bases []string) Snapshot {
-		var out Snapshot
-		for _, b := range bases {
-			s, err := Scrape(ctx, c, b)
-			if err != nil {
-				ts.errs = append(ts.errs, err.Error())
-				continue
-			}
-			if out == nil {
-				out = make(Snapshot)
-			}
-			for k, v := range s {
-				out[k] += v
-			}
-		}
-		return out
-	}
-	origin, edges, shields := t.metricsTargets()
-	ts.edge = sum(edges)
-	ts.shield = sum(shields)
-	ts.origin = sum([]string{origin})
-	return ts
-}
-
 // delta returns after-before of a counter, and whether both scrapes had
 // the node tier (a counter absent from a successful scrape counts as 0:
 // client_golang creates labelled series lazily).
@@ -158,4 +133,100 @@ func compactStrings(s []string) []string {
 		}
 	}
 	return out
+}
+
+// nodeScrapes is one scrape of every node, by tier and base URL (nil:
+// the scrape failed).
+type nodeScrapes struct {
+	tiers map[string]map[string]Snapshot // "edge", "shield", "origin"
+	errs  []string
+}
+
+func scrapeNodes(ctx context.Context, c *http.Client, t Targets) nodeScrapes {
+	ns := nodeScrapes{tiers: map[string]map[string]Snapshot{}}
+	origin, edges, shields := t.metricsTargets()
+	for tier, bases := range map[string][]string{"edge": edges, "shield": shields, "origin": {origin}} {
+		m := map[string]Snapshot{}
+		for _, b := range bases {
+			s, err := Scrape(ctx, c, b)
+			if err != nil {
+				ns.errs = append(ns.errs, err.Error())
+			}
+			m[b] = s
+		}
+		ns.tiers[tier] = m
+	}
+	return ns
+}
+
+// counterDeltas sums, per tier, each node's counter increases between
+// successive scrapes. A counter lower than at the previous scrape was
+// reset (the process restarted): its increase is its new value, so a
+// restart loses at most what the dead process counted after its last
+// scrape, instead of subtracting the whole history. A node that does
+// not answer a scrape keeps its last values.
+type counterDeltas struct {
+	mu   sync.Mutex
+	prev map[string]Snapshot // by tier+base
+	acc  map[string]Snapshot // by tier
+	errs []string
+	// resets counts counters seen going down, for the report.
+	resets int
+}
+
+func newCounterDeltas() *counterDeltas {
+	return &counterDeltas{prev: map[string]Snapshot{}, acc: map[string]Snapshot{}}
+}
+
+func (d *counterDeltas) add(ns nodeScrapes) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.errs = append(d.errs, ns.errs...)
+	for tier, nodes := range ns.tiers {
+		for base, s := range nodes {
+			if s == nil {
+				continue
+			}
+			acc := d.acc[tier]
+			if acc == nil {
+				acc = Snapshot{}
+				d.acc[tier] = acc
+			}
+			key := tier + " " + base
+			prev, seen := d.prev[key]
+			d.prev[key] = s
+			if !seen {
+				for name := range s {
+					acc[name] += 0 // present: a later increase is a real delta
+				}
+				continue
+			}
+			for name, v := range s {
+				p := prev[name]
+				switch {
+				case v >= p:
+					acc[name] += v - p
+				default:
+					d.resets++
+					acc[name] += v
+				}
+			}
+		}
+	}
+}
+
+// snapshots returns before (zeros) and after (the summed increases) in
+// the shape applyMetrics reads.
+func (d *counterDeltas) snapshots() (before, after tierSnapshots) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	zero := func(s Snapshot) Snapshot {
+		if s == nil {
+			return nil
+		}
+		return Snapshot{}
+	}
+	after = tierSnapshots{edge: d.acc["edge"], shield: d.acc["shield"], origin: d.acc["origin"], errs: d.errs}
+	before = tierSnapshots{edge: zero(after.edge), shield: zero(after.shield), origin: zero(after.origin)}
+	return before, after
 }

@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"bufio"
 	"sort"
 	"strconv"
 	"sync"
@@ -20,6 +21,10 @@ type Observation struct {
 	// Err is the error kind ("" if none); Verify the verify failure kind
 	// ("" if every byte checked out).
 	Err, Verify string
+	// Edge is the index (in Targets.Edges) of the edge the listener was
+	// on when the request was due, -1 for none; Home the edge its
+	// session started on (its listener's edge before any failover).
+	Edge, Home int
 }
 
 // Histogram bounds: 1 µs to 5 minutes, in microseconds.
@@ -40,22 +45,30 @@ func recordHist(h *hdrhistogram.Histogram, d time.Duration) {
 type recorder struct {
 	start time.Time
 
-	mu             sync.Mutex
-	ttfb, total    *hdrhistogram.Histogram
-	byTier         map[int]*breakdownAcc
-	byOutcome      [len(outcomeNames)]*breakdownAcc
-	manifestLat    *hdrhistogram.Histogram
-	requests       int64
-	bytes          int64
-	errors         int64
-	verifyFailures int64
-	manifests      int64
-	denied         int64
-	sessions       int64
-	plays          int64
-	errKinds       map[string]int64
-	verifyKinds    map[string]int64
-	seconds        []*second
+	mu          sync.Mutex
+	ttfb, total *hdrhistogram.Histogram
+	// ttfbAll holds every range request, a failed one at its time to
+	// failure: the percentiles a listener lives with. ttfb holds the
+	// successful ones only.
+	ttfbAll          *hdrhistogram.Histogram
+	trackStarts      int64 // manifest requests (a listener starting a track)
+	trackStartErrors int64 // of which failed (not counting rights denials)
+	failovers        int64 // requests retried at another edge after an error
+	log              *requestLog
+	byTier           map[int]*breakdownAcc
+	byOutcome        [len(outcomeNames)]*breakdownAcc
+	manifestLat      *hdrhistogram.Histogram
+	requests         int64
+	bytes            int64
+	errors           int64
+	verifyFailures   int64
+	manifests        int64
+	denied           int64
+	sessions         int64
+	plays            int64
+	errKinds         map[string]int64
+	verifyKinds      map[string]int64
+	seconds          []*second
 }
 
 type breakdownAcc struct {
@@ -72,12 +85,14 @@ type second struct {
 	requests, bytes, errors int64
 	hits, lookups           int64
 	ttfb                    *hdrhistogram.Histogram
+	ttfbAll                 *hdrhistogram.Histogram // failed requests at their time to failure too
 }
 
 func newRecorder(start time.Time) *recorder {
 	r := &recorder{
 		start:       start,
 		ttfb:        newHist(3),
+		ttfbAll:     newHist(3),
 		total:       newHist(3),
 		manifestLat: newHist(3),
 		byTier:      make(map[int]*breakdownAcc),
@@ -93,7 +108,7 @@ func newRecorder(start time.Time) *recorder {
 func (r *recorder) secondLocked(now time.Time) *second {
 	i := max(int(now.Sub(r.start)/time.Second), 0)
 	for len(r.seconds) <= i {
-		r.seconds = append(r.seconds, &second{ttfb: newHist(2)})
+		r.seconds = append(r.seconds, &second{ttfb: newHist(2), ttfbAll: newHist(2)})
 	}
 	return r.seconds[i]
 }
@@ -106,6 +121,10 @@ func (r *recorder) observe(now time.Time, o Observation) {
 	sec.requests++
 	r.bytes += o.Bytes
 	sec.bytes += o.Bytes
+	recordHist(r.ttfbAll, o.TTFB)
+	recordHist(sec.ttfbAll, o.TTFB)
+	// Logged at its due time, so a window holds the requests due in it.
+	r.log.write(now.Sub(r.start)-o.Total, "range", o.Edge, o.Home, o.TTFB, o.Err == "" && o.Verify == "")
 	if o.Err != "" {
 		r.errors++
 		sec.errors++
@@ -146,6 +165,24 @@ func (r *recorder) failN(now time.Time, kind string, n int64) {
 	r.errors += n
 	r.secondLocked(now).errors += n
 	r.errKinds[kind] += n
+}
+
+// trackStart counts a listener starting a track (a manifest request) and
+// whether that failed.
+func (r *recorder) trackStart(now, due time.Time, edge, home int, failed bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.trackStarts++
+	if failed {
+		r.trackStartErrors++
+	}
+	r.log.write(due.Sub(r.start), "manifest", edge, home, now.Sub(due), !failed)
+}
+
+func (r *recorder) failover() {
+	r.mu.Lock()
+	r.failovers++
+	r.mu.Unlock()
 }
 
 func (r *recorder) manifest(now, due time.Time, denied bool) {
@@ -229,6 +266,12 @@ func (r *recorder) result(d time.Duration) *Result {
 		TTFBP99MS:        ms(r.ttfb, 99),
 		TTFBP999MS:       ms(r.ttfb, 99.9),
 		TTFBMaxMS:        float64(r.ttfb.Max()) / 1000,
+		AllTTFBP50MS:     ms(r.ttfbAll, 50),
+		AllTTFBP99MS:     ms(r.ttfbAll, 99),
+		AllTTFBP999MS:    ms(r.ttfbAll, 99.9),
+		TrackStarts:      r.trackStarts,
+		TrackStartErrors: r.trackStartErrors,
+		Failovers:        r.failovers,
 		TotalP50MS:       ms(r.total, 50),
 		TotalP99MS:       ms(r.total, 99),
 		TotalP999MS:      ms(r.total, 99.9),
@@ -270,7 +313,11 @@ func (r *recorder) result(d time.Duration) *Result {
 	}
 	for i, s := range r.seconds {
 		pt := Point{T: float64(i + 1), Requests: s.requests, Bytes: s.bytes, Errors: s.errors, HitRatio: -1,
-			TTFBP50MS: ms(s.ttfb, 50), TTFBP99MS: ms(s.ttfb, 99), TTFBP999MS: ms(s.ttfb, 99.9)}
+			TTFBP50MS: ms(s.ttfb, 50), TTFBP99MS: ms(s.ttfb, 99), TTFBP999MS: ms(s.ttfb, 99.9),
+			AllTTFBP99MS: ms(s.ttfbAll, 99)}
+		if s.requests > 0 {
+			pt.ErrorRate = float64(s.errors) / float64(s.requests)
+		}
 		if s.lookups > 0 {
 			pt.HitRatio = float64(s.hits) / float64(s.lookups)
 		}
@@ -285,4 +332,39 @@ func copyMap(m map[string]int64) map[string]int64 {
 		out[k] = v
 	}
 	return out
+}
+
+// requestLog writes one CSV line per range request and track start, for
+// tools that cut a run into windows (bench/chaos.sh):
+// "t_ms,kind,edge,ttfb_ms,ok,home" with t_ms when the request was due,
+// since the start of the run (a range request is logged as it ends), kind
+// "range" or "manifest", edge the index in Targets.Edges of the edge the
+// listener was on then (-1: none), ok 1 or 0, home the edge the session
+// started on. A nil log writes nothing. Callers hold the recorder's mutex.
+type requestLog struct {
+	w   *bufio.Writer
+	buf []byte
+}
+
+func (l *requestLog) write(at time.Duration, kind string, edge, home int, ttfb time.Duration, ok bool) {
+	if l == nil {
+		return
+	}
+	b := l.buf[:0]
+	b = strconv.AppendInt(b, at.Milliseconds(), 10)
+	b = append(b, ',')
+	b = append(b, kind...)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, int64(edge), 10)
+	b = append(b, ',')
+	b = strconv.AppendFloat(b, float64(ttfb.Microseconds())/1000, 'f', 3, 64)
+	if ok {
+		b = append(b, ",1,"...)
+	} else {
+		b = append(b, ",0,"...)
+	}
+	b = strconv.AppendInt(b, int64(home), 10)
+	b = append(b, '\n')
+	l.buf = b
+	l.w.Write(b)
 }

@@ -33,9 +33,22 @@ type Result struct {
 	TTFBP99MS      float64 `json:"ttfb_p99_ms"`
 	TTFBP999MS     float64 `json:"ttfb_p999_ms"`
 	TTFBMaxMS      float64 `json:"ttfb_max_ms"`
-	TotalP50MS     float64 `json:"total_p50_ms"`
-	TotalP99MS     float64 `json:"total_p99_ms"`
-	TotalP999MS    float64 `json:"total_p999_ms"`
+	// AllTTFB* are over every range request, a failed one at its time to
+	// failure; TTFB* above are over the successful ones only (a run in
+	// which requests fail fast can look faster there than it was).
+	AllTTFBP50MS  float64 `json:"all_ttfb_p50_ms"`
+	AllTTFBP99MS  float64 `json:"all_ttfb_p99_ms"`
+	AllTTFBP999MS float64 `json:"all_ttfb_p999_ms"`
+	// TrackStarts are manifest requests; TrackStartErrors those that
+	// failed (a rights denial is not a failure).
+	TrackStarts      int64 `json:"track_starts"`
+	TrackStartErrors int64 `json:"track_start_errors"`
+	// Failovers are range requests retried at another edge after an
+	// error (Config.Failover); the retry's outcome is what is counted.
+	Failovers   int64   `json:"failovers"`
+	TotalP50MS  float64 `json:"total_p50_ms"`
+	TotalP99MS  float64 `json:"total_p99_ms"`
+	TotalP999MS float64 `json:"total_p999_ms"`
 	// EdgeHitRatio is the share of range requests whose Cache-Status says
 	// the edge answered from its cache.
 	EdgeHitRatio float64 `json:"edge_hit_ratio"`
@@ -98,6 +111,10 @@ type Point struct {
 	TTFBP50MS  float64 `json:"ttfb_p50_ms"`
 	TTFBP99MS  float64 `json:"ttfb_p99_ms"`
 	TTFBP999MS float64 `json:"ttfb_p999_ms"`
+	// AllTTFBP99MS counts failed requests at their time to failure.
+	AllTTFBP99MS float64 `json:"all_ttfb_p99_ms"`
+	// ErrorRate is errors / requests in this second.
+	ErrorRate float64 `json:"error_rate"`
 }
 
 // Check returns an error when the run exceeded the allowed error or
@@ -124,7 +141,12 @@ func (res *Result) WriteText(w io.Writer) error {
 	f("requests\t%d\trps\t%.1f\n", res.Requests, res.RPS)
 	f("bytes\t%d\tthroughput\t%.2f MB/s (%.1f Mbit/s)\n", res.Bytes, res.MBPerS, res.Mbps)
 	f("errors\t%d\tverify failures\t%d\n", res.Errors, res.VerifyFailures)
-	f("ttfb p50/p99/p99.9/max\t%.2f / %.2f / %.2f / %.2f ms\t\t\n", res.TTFBP50MS, res.TTFBP99MS, res.TTFBP999MS, res.TTFBMaxMS)
+	f("ttfb p50/p99/p99.9/max (ok)\t%.2f / %.2f / %.2f / %.2f ms\t\t\n", res.TTFBP50MS, res.TTFBP99MS, res.TTFBP999MS, res.TTFBMaxMS)
+	f("ttfb p50/p99/p99.9 (all)\t%.2f / %.2f / %.2f ms\tfailed at time to failure\t\n", res.AllTTFBP50MS, res.AllTTFBP99MS, res.AllTTFBP999MS)
+	f("track starts\t%d\ttrack start errors\t%d\n", res.TrackStarts, res.TrackStartErrors)
+	if res.Failovers > 0 {
+		f("failovers\t%d\t\t\n", res.Failovers)
+	}
 	f("total p50/p99/p99.9\t%.2f / %.2f / %.2f ms\t\t\n", res.TotalP50MS, res.TotalP99MS, res.TotalP999MS)
 	f("edge hit ratio (requests)\t%s\tedge byte hit ratio\t%s\n", pct(res.EdgeHitRatio), pct(res.EdgeByteHitRatio))
 	f("edge chunk hit ratio\t%s\tedge offload (metrics)\t%s\n", pctp(res.EdgeChunkHitRatio), pctp(res.EdgeOffload))

@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -52,6 +53,25 @@ type Config struct {
 	// it (edges refuse tokens of other countries). Empty sends none.
 	// Default "X-Client-Country", pop's default.
 	CountryHeader string
+	// Failover retries a range request that failed (a transport error or
+	// a 5xx) once at the next edge, and keeps the session there, as a
+	// player behind a load balancer or DNS with failover would. The
+	// request is timed from when it was due to the retry's answer.
+	// Default false: every session is pinned to one edge.
+	Failover bool
+	// ManifestsFromEdges asks the session's edge for manifests (edges
+	// with manifest.enabled mint them from a snapshot) instead of the
+	// origin. With Failover, a failed manifest request is retried at the
+	// next edge. Default false: the origin.
+	ManifestsFromEdges bool
+	// RequestLog, if not nil, receives one CSV line per range request and
+	// track start ("t_ms,kind,edge,ttfb_ms,ok"), for cutting a run into
+	// windows.
+	RequestLog io.Writer
+	// ScrapeEvery is how often every node's /metrics is scraped during
+	// the run, so counter resets (a node restarted) are seen: the
+	// figures sum each node's increases between scrapes. Default 5s.
+	ScrapeEvery time.Duration
 	// Progress, if not nil, receives a status line every ProgressEvery.
 	Progress      io.Writer
 	ProgressEvery time.Duration
@@ -77,6 +97,7 @@ func DefaultConfig() Config {
 		MaxSessions:    50000,
 		CountryHeader:  "X-Client-Country",
 		ProgressEvery:  time.Second,
+		ScrapeEvery:    5 * time.Second,
 	}
 }
 
@@ -201,12 +222,41 @@ func Run(ctx context.Context, cfg Config, t Targets) (*Result, error) {
 	if r.client == nil {
 		r.client = NewClient()
 	}
-	before := scrapeAll(ctx, r.client, t)
+	counters := newCounterDeltas()
+	counters.add(scrapeNodes(ctx, r.client, t))
 
 	start := time.Now()
 	r.start = start
 	r.deadline = start.Add(cfg.Duration)
 	r.rec = newRecorder(start)
+	if cfg.RequestLog != nil {
+		bw := bufio.NewWriterSize(cfg.RequestLog, 64<<10)
+		r.rec.log = &requestLog{w: bw}
+		defer func() {
+			r.rec.mu.Lock()
+			bw.Flush()
+			r.rec.mu.Unlock()
+		}()
+	}
+	stopScrape := make(chan struct{})
+	scrapeDone := make(chan struct{})
+	go func() {
+		defer close(scrapeDone)
+		every := cfg.ScrapeEvery
+		if every <= 0 {
+			every = 5 * time.Second
+		}
+		tk := time.NewTicker(every)
+		defer tk.Stop()
+		for {
+			select {
+			case <-tk.C:
+				counters.add(scrapeNodes(ctx, r.client, t))
+			case <-stopScrape:
+				return
+			}
+		}
+	}()
 
 	progressDone := make(chan struct{})
 	stopProgress := make(chan struct{})
@@ -243,7 +293,10 @@ func Run(ctx context.Context, cfg Config, t Targets) (*Result, error) {
 	close(stopProgress)
 	<-progressDone
 
-	after := scrapeAll(ctx, r.client, t)
+	close(stopScrape)
+	<-scrapeDone
+	counters.add(scrapeNodes(ctx, r.client, t))
+	before, after := counters.snapshots()
 	res := r.rec.result(end.Sub(start))
 	res.PlaysUnsupported = r.playsUnsupported.Load()
 	res.applyMetrics(before, after)
@@ -295,7 +348,8 @@ func (r *runner) wall(s *Session, at time.Duration) time.Time {
 // request that is late because the previous one was slow is still timed
 // from when it was due.
 func (r *runner) session(ctx context.Context, s Session) {
-	edge := r.t.Edges[s.Pick%uint64(len(r.t.Edges))]
+	first := int(s.Pick % uint64(len(r.t.Edges)))
+	h := &home{first: first, cur: first}
 	user := User{UserID: "u" + strconv.Itoa(s.User)}
 	if len(r.t.Users) > 0 {
 		var ok bool
@@ -325,7 +379,7 @@ func (r *runner) session(ctx context.Context, s Session) {
 			continue
 		}
 		id := r.cat.ID(p.Track)
-		m, ok := r.manifest(ctx, due, id, s.Country, user.Token)
+		m, ok := r.trackStart(ctx, due, h, id, s.Country, user.Token)
 		if !ok {
 			continue
 		}
@@ -351,11 +405,11 @@ func (r *runner) session(ctx context.Context, s Session) {
 				r.rec.failN(time.Now(), "late", 1)
 				continue
 			}
-			h := ""
+			hh := ""
 			if k == 0 {
-				h = hints
+				hh = hints
 			}
-			r.fetch(ctx, fdue, edge+tier.URL, p.Track, tier.Kbps, f.Off, f.Len, h, s.Country)
+			r.fetchFailover(ctx, fdue, h, tier.URL, p.Track, tier.Kbps, f.Off, f.Len, hh, s.Country)
 		}
 		played := p.Played
 		end := r.wall(&s, p.Start+p.Played)
@@ -409,58 +463,134 @@ func nextHeader(cat *media.Synthetic, next []int) string {
 	return strings.Join(ids, ",")
 }
 
-// manifest fetches a track's manifest. A 403 (rights deny the country) is
-// what a player meets in normal use: it is counted as denied, not as an
-// error, and the track is skipped.
-func (r *runner) manifest(ctx context.Context, due time.Time, id, country, token string) (Manifest, bool) {
+// home is the edge a listener's session is on, and the one it was on
+// before its last failover: a request is counted against the edge the
+// listener was on when the request was due (a request due while the
+// session still waited on a hung edge is that edge's, even if it is sent
+// to the next one).
+type home struct {
+	first     int // the edge the session started on
+	cur, prev int
+	since     time.Time // when cur became the session's edge
+}
+
+func (h *home) at(due time.Time) int {
+	if due.Before(h.since) {
+		return h.prev
+	}
+	return h.cur
+}
+
+func (h *home) move(to int, now time.Time) {
+	if to != h.cur {
+		h.prev, h.cur, h.since = h.cur, to, now
+	}
+}
+
+// trackStart fetches a track's manifest from the origin, or from the
+// session's edge with ManifestsFromEdges (failing over to the next edge
+// once with Failover).
+func (r *runner) trackStart(ctx context.Context, due time.Time, h *home, id, country, token string) (Manifest, bool) {
+	if !r.cfg.ManifestsFromEdges {
+		m, ok, _ := r.manifest(ctx, due, r.t.Origin, -1, h.first, id, country, token, false)
+		return m, ok
+	}
+	attr := h.at(due)
+	retry := r.cfg.Failover && len(r.t.Edges) > 1
+	m, ok, retriable := r.manifest(ctx, due, r.t.Edges[h.cur], attr, h.first, id, country, token, retry)
+	if !ok && retriable && retry && ctx.Err() == nil {
+		r.rec.failover()
+		h.move((h.cur+1)%len(r.t.Edges), time.Now())
+		m, ok, _ = r.manifest(ctx, due, r.t.Edges[h.cur], attr, h.first, id, country, token, false)
+	}
+	return m, ok
+}
+
+// With quiet set, a transport error or a 5xx is not recorded (the caller
+// retries elsewhere) and retriable reports it.
+// A 403 (rights deny the country) is what a player meets in normal use:
+// it is counted as denied, not as an error, and the track is skipped.
+func (r *runner) manifest(ctx context.Context, due time.Time, base string, edge, home int, id, country, token string, quiet bool) (_ Manifest, ok, retriable bool) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
 	defer cancel()
-	u := r.t.Origin + "/v1/manifest/" + url.PathEscape(id) + "?country=" + url.QueryEscape(country)
+	u := base + "/v1/manifest/" + url.PathEscape(id) + "?country=" + url.QueryEscape(country)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		r.rec.fail(time.Now(), "manifest_request")
-		return Manifest{}, false
+		return Manifest{}, false, false
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := r.client.Do(req)
+	if err != nil && quiet {
+		return Manifest{}, false, true
+	}
 	if err != nil {
 		r.rec.fail(time.Now(), "manifest_"+netKind(err))
+		r.rec.trackStart(time.Now(), due, edge, home, true)
 		r.logf("manifest", "url", u, "err", err)
-		return Manifest{}, false
+		return Manifest{}, false, false
 	}
 	defer drain(resp.Body)
 	var m Manifest
 	switch {
 	case resp.StatusCode == http.StatusForbidden:
 		r.rec.manifest(time.Now(), due, true)
-		return Manifest{}, false
+		r.rec.trackStart(time.Now(), due, edge, home, false)
+		return Manifest{}, false, false
+	case resp.StatusCode >= 500 && quiet:
+		return Manifest{}, false, true
 	case resp.StatusCode != http.StatusOK:
 		r.rec.fail(time.Now(), "manifest_http_"+strconv.Itoa(resp.StatusCode))
-		return Manifest{}, false
+		r.rec.trackStart(time.Now(), due, edge, home, true)
+		return Manifest{}, false, false
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&m); err != nil {
 		r.rec.fail(time.Now(), "manifest_decode")
+		r.rec.trackStart(time.Now(), due, edge, home, true)
 		r.logf("manifest decode", "url", u, "err", err)
-		return Manifest{}, false
+		return Manifest{}, false, false
 	}
 	r.rec.manifest(time.Now(), due, false)
-	return m, true
+	r.rec.trackStart(time.Now(), due, edge, home, false)
+	return m, true, false
 }
 
 // bufPool holds pairs of 64 KiB buffers: what was read, and what it
 // should be.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
 
-// fetch makes one range request and checks every byte of the answer.
-func (r *runner) fetch(ctx context.Context, due time.Time, u string, track, kbps int, off, n int64, hints, country string) {
+// fetchFailover makes one range request at the session's edge and
+// records it; with Config.Failover, a request that failed with a
+// transport error or a 5xx is retried once at the next edge (timed from
+// the same due time), where the session then stays.
+func (r *runner) fetchFailover(ctx context.Context, due time.Time, h *home, path string, track, kbps int, off, n int64, hints, country string) {
+	attr := h.at(due)
+	o := r.fetch(ctx, due, r.t.Edges[h.cur]+path, track, kbps, off, n, hints, country)
+	if r.cfg.Failover && len(r.t.Edges) > 1 && retriable(o) && ctx.Err() == nil {
+		r.rec.failover()
+		h.move((h.cur+1)%len(r.t.Edges), time.Now())
+		o = r.fetch(ctx, due, r.t.Edges[h.cur]+path, track, kbps, off, n, hints, country)
+	}
+	o.Edge, o.Home = attr, h.first
+	r.rec.observe(time.Now(), o)
+}
+
+// retriable reports whether a load balancer would retry o elsewhere: a
+// transport failure or a 5xx, never a verify failure or a 4xx.
+func retriable(o Observation) bool {
+	return o.Err != "" && (!strings.HasPrefix(o.Err, "http_") || strings.HasPrefix(o.Err, "http_5"))
+}
+
+// fetch makes one range request and checks every byte of the answer; the
+// caller records the observation.
+func (r *runner) fetch(ctx context.Context, due time.Time, u string, track, kbps int, off, n int64, hints, country string) Observation {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		r.rec.fail(time.Now(), "request")
-		return
+		return Observation{Kbps: kbps, Err: "request", TTFB: time.Since(due), Total: time.Since(due)}
 	}
 	last := off + n - 1
 	req.Header.Set("Range", "bytes="+strconv.FormatInt(off, 10)+"-"+strconv.FormatInt(last, 10))
@@ -472,9 +602,8 @@ func (r *runner) fetch(ctx context.Context, due time.Time, u string, track, kbps
 	}
 	resp, err := r.client.Do(req)
 	if err != nil {
-		r.rec.observe(time.Now(), Observation{Kbps: kbps, Err: netKind(err), TTFB: time.Since(due), Total: time.Since(due)})
 		r.logf("fetch", "url", u, "range", req.Header.Get("Range"), "err", err)
-		return
+		return Observation{Kbps: kbps, Err: netKind(err), TTFB: time.Since(due), Total: time.Since(due)}
 	}
 	defer drain(resp.Body)
 	ttfb := time.Since(due)
@@ -496,9 +625,8 @@ func (r *runner) fetch(ctx context.Context, due time.Time, u string, track, kbps
 	default:
 		o.Err = "http_" + strconv.Itoa(resp.StatusCode)
 		o.Total = time.Since(due)
-		r.rec.observe(time.Now(), o)
 		r.logf("fetch status", "url", u, "range", req.Header.Get("Range"), "status", resp.StatusCode)
-		return
+		return o
 	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
@@ -538,7 +666,7 @@ func (r *runner) fetch(ctx context.Context, due time.Time, u string, track, kbps
 		}
 		r.logf("verify failure: body length", "url", u, "range", req.Header.Get("Range"), "got", o.Bytes, "want", n)
 	}
-	r.rec.observe(time.Now(), o)
+	return o
 }
 
 // sendPlay posts one play event, retrying with the same play id until the

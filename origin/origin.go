@@ -23,6 +23,7 @@
 //	public    GET /v1/manifest/<t>        players        user session JWT  one JWT check, one rights look-up, 10 URL signatures, 1 ticket
 //	public    GET /v1/recs/next/<t>       players        none              n <= 10 rights look-ups
 //	internal  GET|HEAD /media/<t>/<k>.ext shields        tier credential   one file (<= ~10 MB), MaxRanges ranges
+//	internal  GET /v1/snapshot            edges          tier credential   one catalog walk per 30 s for all callers; a few MB sent
 //	internal  GET /v1/rights/<t>          edges          tier credential   one rights look-up
 //	internal  GET /img/..., /v1/tracks/.. shields        tier credential   one small image or JSON (also public, for anyone)
 //	internal  GET /v1/recs/next/<t>       edges          tier credential   n <= 10 rights look-ups
@@ -100,7 +101,7 @@ type Config struct {
 	Name string `yaml:"name"`
 	// Catalog is "synthetic:N" (tracks t0 to t<N-1> generated from Seed;
 	// 1 <= N <= MaxSyntheticTracks) or the path of a catalog directory
-	// (see media.Dir). Default "synthetic:1000".
+	// (see media.Dir). Default "synthetic:100000".
 	Catalog string `yaml:"catalog"`
 	// Seed seeds the synthetic catalog and its synthetic rights; load
 	// tools that verify bytes must use the same value. Default 1.
@@ -237,7 +238,7 @@ func DefaultConfig() Config {
 	return Config{
 		Listen:   "127.0.0.1:8080",
 		Name:     "origin",
-		Catalog:  "synthetic:1000",
+		Catalog:  "synthetic:100000", // as configs/origin.yaml, cmd/pop and the load tool
 		Seed:     1,
 		TokenTTL: config.Duration(6 * time.Hour),
 		DataDir:  "data",
@@ -452,6 +453,8 @@ type Server struct {
 	apiRequests   *prometheus.CounterVec // handler, code
 	apiSeconds    *prometheus.HistogramVec
 	tierRejected  prometheus.Counter
+
+	snap snapshotCache // GET /v1/snapshot
 }
 
 // New validates cfg, opens the catalog and the rights, registers the
@@ -554,6 +557,7 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, opts ...Opti
 		m.HandleFunc("GET /readyz", readyz)
 	}
 	s.imux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	s.imux.HandleFunc("GET "+SnapshotPath, s.api("snapshot", s.serveSnapshot))
 	s.ready.Store(true)
 	return s, nil
 }

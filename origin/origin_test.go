@@ -334,7 +334,7 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("Validate() = %v, want both name and token_ttl reported", err)
 	}
 	d := DefaultConfig()
-	if d.TokenTTL != config.Duration(6*time.Hour) || d.Catalog != "synthetic:1000" {
+	if d.TokenTTL != config.Duration(6*time.Hour) || d.Catalog != "synthetic:100000" {
 		t.Errorf("DefaultConfig() = %+v", d)
 	}
 	if _, err := New(d, nil, nil); err == nil {

@@ -130,7 +130,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus
 	if svc.Admin, err = admin.New(ac, tk, logger.With("service", "admin"), reg); err != nil {
 		return nil, fmt.Errorf("origin: %w", err)
 	}
-	src := takedownSource{probe.Source(), svc.Admin.TakenDown}
+	shown := takedownSource{probe.Source(), svc.Admin.TakenDown}
 	rightsFor = takedownRights{probe.Rights(), svc.Admin.TakenDown}
 	trust := plays.Trust{Tickets: probe.Tickets(), Sessions: probe.Users()}
 	if svc.Plays, err = plays.New(ctx, pc, probe.Rights(), trust, logger.With("service", "plays"), reg); err != nil {
@@ -143,7 +143,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus
 	if svc.Recs, err = recs.New(cfg.Recs, svc.Plays.Ledger(), probe.Source(), emb, rightsFor, logger.With("service", "recs"), reg); err != nil {
 		return nil, fmt.Errorf("origin: recs: %w", err)
 	}
-	opts = append(opts, WithSource(src), WithRights(rightsFor), WithRecommender(svc.Recs), WithTickets(probe.Tickets()))
+	opts = append(opts, WithSource(shown), WithRights(rightsFor), WithRecommender(svc.Recs), WithTickets(probe.Tickets()))
 	if svc.Server, err = New(cfg, logger, reg, opts...); err != nil {
 		return nil, err
 	}
@@ -156,6 +156,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus
 	lc.OfflinePlays = cfg.Licence.OfflinePlays
 	lc.UserRate, lc.UserBurst = cfg.Licence.UserRate, cfg.Licence.UserBurst
 	lc.Sessions, lc.Tickets = svc.Users(), svc.Tickets()
+	src := svc.Source()
 	lc.Track = func(ctx context.Context, id string) (int64, error) {
 		tr, err := src.Track(ctx, id)
 		if err != nil {

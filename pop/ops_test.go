@@ -95,15 +95,12 @@ func startOpsPOP(t testing.TB, edit func(*Config)) (*POP, *gatedSource) {
 // as the POP's demo user of SE.
 func manifestURL(t testing.TB, p *POP, track string, kbps int) (string, int) {
 	t.Helper()
-	se, ok := p.Addrs().UserFor("SE")
+	u, ok := p.Addrs().UserFor("SE")
 	if !ok {
-		t.Fatal("no demo user for SE")
+		t.Fatal("no SE user in the addr file")
 	}
-	req, err := http.NewRequest(http.MethodGet, p.Addrs().Origin+"/v1/manifest/"+track, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+se.Token)
+	req, _ := http.NewRequest("GET", p.Addrs().Origin+"/v1/manifest/"+track, nil)
+	req.Header.Set("Authorization", "Bearer "+u.Token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -277,7 +274,8 @@ func TestPurgeRacingFill(t *testing.T) {
 // every edge (even for cached bytes), new manifests, and the origin's
 // bytes, rights answers, artwork and track metadata; restore lifts it.
 // Mutations caught: the revocation check removed from the hit path (206
-// for the old token), the origin still issuing manifests, the origin's
+// for the old token), the origin still issuing manifests, an edge minting
+// from its pre-takedown snapshot without the revocation check (200), the origin's
 // rights or track metadata built on the unwrapped rights and source
 // (200/204 for the taken-down track).
 func TestTakedown(t *testing.T) {
@@ -296,6 +294,21 @@ func TestTakedown(t *testing.T) {
 	}
 	if _, code := manifestURL(t, p, "t9", 64); code == 200 {
 		t.Error("a manifest was issued for a taken-down track")
+	}
+	// Nor by an edge minting from the snapshot it pulled before the
+	// takedown.
+	se, _ := a.UserFor("SE")
+	for _, e := range a.Edges {
+		req, _ := http.NewRequest("GET", e+"/v1/manifest/t9", nil)
+		req.Header.Set("Authorization", "Bearer "+se.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%s minted a manifest of a taken-down track: %d, want 403", e, resp.StatusCode)
+		}
 	}
 	// The edges' prefetcher hears "denied" for it, and its metadata is
 	// not served (it was not cached before the takedown: a purge drops

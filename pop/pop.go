@@ -146,15 +146,15 @@ type Addrs struct {
 	// Internal are the internal listeners, where /metrics and the other
 	// internal paths are served.
 	Internal InternalAddrs `json:"internal"`
+	// AdminToken opens the origin's admin API (purges, takedowns) on its
+	// internal listener: Authorization: Bearer <admin_token>.
+	AdminToken string `json:"admin_token"`
 	// Users are demo users of the POP's demo identity provider, one per
 	// DemoCountries entry, with bearer tokens valid for DemoTokenTTL.
 	Users []User `json:"users"`
 	// LicenceKey is the base64 Ed25519 public key offline licences are
 	// signed with, for players to pin.
 	LicenceKey string `json:"licence_key"`
-	// AdminToken opens the origin's admin API (purges, takedowns) on its
-	// internal listener: Authorization: Bearer <admin_token>.
-	AdminToken string `json:"admin_token"`
 }
 
 // InternalAddrs are the base URLs of the nodes' internal listeners: the
@@ -207,6 +207,10 @@ type POP struct {
 	originOpt []origin.Option
 	edgeEdit  func(*tier.Config)
 	gossip    []string // seed addresses
+	// popTicket is the POP's play ticket key (edges mint with it) and
+	// idpPublic the demo identity provider's public key.
+	popTicket tier.Key
+	idpPublic string
 	tmp       string
 	addrs     Addrs
 	wg        sync.WaitGroup
@@ -320,6 +324,12 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option)
 		ec.Cache.MemoryBytes, ec.Cache.ChunkSize = cfg.EdgeCache, cfg.ChunkSize
 		ec.Cluster = member(cluster.RoleEdge, ec.Name)
 		ec.Prefetch.OriginURL = p.addrs.Internal.Origin
+		// Edges mint manifests from the origin's snapshot: track
+		// starts survive the origin.
+		ec.Manifest.Enabled = true
+		ec.Manifest.OriginURL = p.addrs.Internal.Origin
+		ec.Manifest.Identity.PublicKeys = []string{p.idpPublic}
+		ec.Manifest.TicketKeys = []tier.Key{p.popTicket}
 		if p.edgeEdit != nil {
 			p.edgeEdit(&ec)
 		}
@@ -364,7 +374,13 @@ func (p *POP) startOrigin(keyID, secret string, tierKeys []tierauth.KeyConfig) e
 	oc.Identity.PublicKeys = []string{idp.PublicKey()}
 	ticketSecret := make([]byte, 32)
 	rand.Read(ticketSecret)
-	oc.TicketKeys = []origin.KeyConfig{{ID: keyID, Secret: hex.EncodeToString(ticketSecret)}}
+	// The POP's own ticket key: the edges mint manifests' play tickets
+	// with it (issue 16), the origin accepts it after its own.
+	popSecret := make([]byte, 32)
+	rand.Read(popSecret)
+	p.popTicket = tier.Key{ID: "pop-" + keyID, Secret: hex.EncodeToString(popSecret)}
+	p.idpPublic = idp.PublicKey()
+	oc.TicketKeys = []origin.KeyConfig{{ID: keyID, Secret: hex.EncodeToString(ticketSecret)}, {ID: p.popTicket.ID, Secret: p.popTicket.Secret}}
 	// The demo users stand for whole populations of the load tool's
 	// simulated listeners (one user per country), so the per-user limits
 	// meant for one person's player are raised here.
@@ -426,11 +442,11 @@ func (p *POP) startTier(ctx context.Context, cfg tier.Config) (*tier.Node, error
 	if err != nil {
 		return nil, err
 	}
-	if len(p.gossip) > 0 {
-		if err := n.Join(ctx, p.gossip[:1]); err != nil {
-			n.Kill()
-			return nil, err
-		}
+	// The first node joins no one (no seeds): that still counts as
+	// joined for its /readyz.
+	if err := n.Join(ctx, p.gossip[:min(1, len(p.gossip))]); err != nil {
+		n.Kill()
+		return nil, err
 	}
 	p.gossip = append(p.gossip, n.Members.Addr())
 	p.serve(n)

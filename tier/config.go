@@ -13,6 +13,7 @@
 //
 //	listener        path                    caller            credential            cost of one request
 //	edge listen     GET|HEAD /a/...         players           signed URL token      max_ranges ranges of one file; fills at most the chunks asked for
+//	edge listen     GET /v1/manifest/<t>    players           user session (JWT)    manifest.enabled: one JWT check, one look-up in the snapshot, ~10 URL signatures, one play ticket (see manifests.go)
 //	edge listen     /healthz, /readyz       load balancer     none                  constant
 //	edge internal   GET|HEAD /peer/media/.. other edges       tier credential       as /a/, never forwarded again
 //	edge internal   /metrics, /debug/pprof/ operators         network only          one scrape; a CPU profile of up to its seconds
@@ -60,10 +61,13 @@
 package tier
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -118,6 +122,33 @@ type Config struct {
 	// UpstreamTimeout bounds one attempt at one upstream, connect to last
 	// byte. Default 5 s.
 	UpstreamTimeout config.Duration `yaml:"upstream_timeout"`
+	// PeerHedgeAfter is how long an edge waits for the owning edge's
+	// answer to a peer fill before it sends the same fill to the shields
+	// too and takes the first good answer (edge, with a cluster only):
+	// a hung owner then costs a listener at most this much per fill. A
+	// few times the LAN's round trip plus an owner's cache hit; too low
+	// and cold fills are sent twice (counted in
+	// edge_peer_hedged_total). 0 disables hedging (the owner gets the
+	// whole upstream_timeout). Default 50ms.
+	PeerHedgeAfter config.Duration `yaml:"peer_hedge_after"`
+	// FillCA is a PEM file of the CA certificates that verify https
+	// upstreams (shields' fill listeners for an edge, the origin for a
+	// shield) and https owners. Empty: the system's roots. A file that
+	// does not load, or a configured https upstream whose certificate it
+	// does not verify at start-up, stops start-up: fills never fall back
+	// to plain HTTP or to skipping verification. Default "".
+	FillCA string `yaml:"fill_ca"`
+	// MemoryLimit is the Go runtime's soft memory limit for the process
+	// (debug.SetMemoryLimit, as GOMEMLIMIT), applied by cmd/edge and
+	// cmd/shield. 0 (the default) derives it from the budgets:
+	// MemoryOverhead times cache.memory_bytes + hot_cache.memory_bytes,
+	// plus 64 MiB, plus ManifestMemory on an edge minting manifests (see
+	// MemoryBudget); the GOMEMLIMIT environment variable wins when set.
+	MemoryLimit config.Size `yaml:"memory_limit"`
+	// WarnEvery is the least time between two "upstream failure"
+	// warnings for one upstream; the warnings held back are counted in
+	// the next. Default 10s.
+	WarnEvery config.Duration `yaml:"warn_every"`
 	// MaxRanges is the most ranges one request may ask for, after
 	// overlapping and adjacent ranges are coalesced; a longer set is
 	// ignored (the whole file is sent) as RFC 9110 §14.2 allows.
@@ -156,6 +187,10 @@ type Config struct {
 	// first asks the edge that held the track before (only what it has
 	// cached), then the shields. Default false (handoff on).
 	NoHandoff bool `yaml:"no_handoff"`
+	// Manifest makes the edge mint playback manifests from a snapshot of
+	// the origin's catalog and rights (edge only), so track starts
+	// survive the origin.
+	Manifest ManifestConfig `yaml:"manifest"`
 	// Cluster is the node's gossip membership in its POP. Without a role
 	// (the default) the node runs alone: an edge routes to Upstreams by
 	// hashing and owns every track. When cluster.http_addr is empty it is
@@ -180,8 +215,9 @@ type Config struct {
 	// far-future token is useless. The origin's token_ttl must not exceed
 	// it. Default 24h.
 	TokenMaxTTL config.Duration `yaml:"token_max_ttl"`
-	// TLSCert and TLSKey are PEM files; when both are set the edge's
-	// player-facing listener serves HTTPS.
+	// TLSCert and TLSKey are PEM files; when both are set the public
+	// listener serves HTTPS: an edge's player-facing one, a shield's fill
+	// listener (edges then verify it with their fill_ca).
 	TLSCert string `yaml:"tls_cert"`
 	TLSKey  string `yaml:"tls_key"`
 }
@@ -342,6 +378,10 @@ type Key struct {
 	Secret string `yaml:"secret"` // hex, at least 16 bytes
 }
 
+// DefaultPeerHedgeAfter is PeerHedgeAfter's default: tens of LAN round
+// trips, and well above an owner's cache hit.
+const DefaultPeerHedgeAfter = 50 * time.Millisecond
+
 // DefaultTokenMaxTTL is TokenMaxTTL's default: a day, four times the
 // origin's default token_ttl.
 const DefaultTokenMaxTTL = 24 * time.Hour
@@ -354,6 +394,8 @@ func DefaultEdgeConfig() Config {
 		Listen:          "127.0.0.1:0",
 		InternalAddr:    "127.0.0.1:0",
 		UpstreamTimeout: config.Duration(5 * time.Second),
+		PeerHedgeAfter:  config.Duration(DefaultPeerHedgeAfter),
+		WarnEvery:       config.Duration(10 * time.Second),
 		MaxRanges:       16,
 		MaxBufferedBody: 4 << 20,
 		Cache:           cache.DefaultConfig(),
@@ -363,6 +405,7 @@ func DefaultEdgeConfig() Config {
 		LoadFactor:      1.25,
 		LoadFloor:       32,
 		Prefetch:        DefaultPrefetchConfig(),
+		Manifest:        DefaultManifestConfig(),
 		Cluster:         clusterDefaults(),
 		TokenMaxTTL:     config.Duration(DefaultTokenMaxTTL),
 	}
@@ -370,9 +413,12 @@ func DefaultEdgeConfig() Config {
 
 // clusterDefaults are cluster.DefaultConfig without a role: no cluster
 // unless the file or flags give one.
+// Its node_name is empty: the node's name is used, so that nodes on one
+// host do not all take the host name (and refuse each other).
 func clusterDefaults() cluster.Config {
 	c := cluster.DefaultConfig()
 	c.Role = ""
+	c.NodeName = ""
 	return c
 }
 
@@ -433,6 +479,45 @@ func (c Config) Validate() error {
 	if c.UpstreamTimeout <= 0 {
 		bad("upstream_timeout", "must be positive")
 	}
+	if c.PeerHedgeAfter < 0 {
+		bad("peer_hedge_after", "must not be negative")
+	} else if c.PeerHedgeAfter >= c.UpstreamTimeout && c.UpstreamTimeout > 0 {
+		bad("peer_hedge_after", "must be shorter than upstream_timeout")
+	}
+	if c.WarnEvery <= 0 {
+		bad("warn_every", "must be positive")
+	}
+	if c.MemoryLimit < 0 {
+		bad("memory_limit", "must not be negative")
+	}
+	if c.FillCA != "" {
+		if _, err := loadCA(c.FillCA); err != nil {
+			bad("fill_ca", "%v", err)
+		}
+	}
+	if c.Role == Edge && c.Cluster.Role != "" {
+		// Peers fill from an edge's internal listener, which is plain
+		// HTTP: an advertised https address, or the public (TLS) port,
+		// would make every peer fill fail.
+		ha := c.Cluster.HTTPAddr
+		switch {
+		case strings.HasPrefix(ha, "https://"):
+			bad("cluster.http_addr", "%q: peers fill from the internal listener, which serves plain HTTP; advertise internal_addr", ha)
+		case ha != "" && strings.TrimPrefix(ha, "http://") == c.Listen && c.Listen != c.InternalAddr:
+			bad("cluster.http_addr", "%q is the public listener; peers fill from internal_addr %q", ha, c.InternalAddr)
+		}
+	}
+	if c.Role == Shield && c.Cluster.Role != "" && c.Cluster.HTTPAddr != "" {
+		// Edges fill from the advertised address: its scheme must be
+		// what the fill listener serves.
+		tlsOn, https := c.TLSCert != "", strings.HasPrefix(c.Cluster.HTTPAddr, "https://")
+		switch {
+		case tlsOn && !https:
+			bad("cluster.http_addr", "%q: the fill listener serves TLS (tls_cert), advertise https://", c.Cluster.HTTPAddr)
+		case !tlsOn && https:
+			bad("cluster.http_addr", "%q: https, but tls_cert is not set", c.Cluster.HTTPAddr)
+		}
+	}
 	if c.MaxRanges < 1 || c.MaxRanges > 1000 {
 		bad("max_ranges", "must be from 1 to 1000")
 	}
@@ -448,6 +533,9 @@ func (c Config) Validate() error {
 			bad("cluster.role", "must match role %q", c.Role)
 		}
 		cc := c.Cluster
+		if cc.NodeName == "" {
+			cc.NodeName = c.Name // filled in at start (NewNode)
+		}
 		if cc.HTTPAddr == "" {
 			// Filled in at start (NewNode): where peers fill from.
 			cc.HTTPAddr = c.InternalAddr
@@ -460,6 +548,7 @@ func (c Config) Validate() error {
 	if c.Role == Edge {
 		errs = append(errs, config.Prefix("hot_cache", c.HotCache.Validate()))
 		errs = append(errs, config.Prefix("prefetch", c.Prefetch.Validate()))
+		errs = append(errs, config.Prefix("manifest", c.Manifest.Validate(c.TokenMaxTTL)))
 		if c.HotMinReads < 1 {
 			bad("hot_min_reads", "must be positive")
 		}
@@ -507,6 +596,65 @@ func (c Config) Keyring() (*urlsign.Keyring, error) {
 	}
 	return urlsign.NewKeyring(keys...)
 }
+
+// FillTLS is the TLS configuration of https fills: FillCA's roots, or
+// nil (the system's) when FillCA is empty.
+func (c Config) FillTLS() (*tls.Config, error) {
+	if c.FillCA == "" {
+		return nil, nil
+	}
+	pool, err := loadCA(c.FillCA)
+	if err != nil {
+		return nil, config.Errorf("fill_ca", "%v", err)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}
+
+// loadCA reads a PEM file holding at least one certificate.
+func loadCA(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s: no PEM certificate", path)
+	}
+	return pool, nil
+}
+
+// MemoryOverhead is the factor between a node's configured cache budgets
+// and the memory it may use in all, when memory_limit is 0: the chunk
+// bytes themselves, plus ristretto's and the window's metadata, fill
+// buffers (a chunk per fill in flight), response buffers, connection
+// buffers (fasthttp: read and write buffers per connection, 256 KiB
+// socket send buffers are the kernel's) and the Go heap's headroom
+// between collections.
+const MemoryOverhead = 1.5
+
+// MemoryBudget is the soft memory limit for the process: MemoryLimit, or
+// MemoryOverhead times the cache budgets plus 64 MiB for the runtime,
+// gossip and the binaries' fixed costs.
+func (c Config) MemoryBudget() int64 {
+	if c.MemoryLimit > 0 {
+		return int64(c.MemoryLimit)
+	}
+	b := int64(c.Cache.MemoryBytes)
+	if c.Role == Edge && c.Cluster.Role != "" {
+		b += int64(c.HotCache.MemoryBytes)
+	}
+	limit := int64(float64(b)*MemoryOverhead) + 64<<20
+	if c.Role == Edge && c.Manifest.Enabled {
+		limit += ManifestMemory
+	}
+	return limit
+}
+
+// ManifestMemory is what an edge minting manifests budgets for its
+// snapshot: two snapshots (the one in use and the one being decoded) of
+// about 250 bytes per track, so up to about 130 000 tracks; a larger
+// catalog needs memory_limit set.
+const ManifestMemory = 64 << 20
 
 // validHeaderName reports whether h is an RFC 9110 token.
 func validHeaderName(h string) bool {

@@ -3,6 +3,7 @@ package tier
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -33,23 +34,37 @@ var errTimeout = errors.New("upstream timeout")
 // Passive health: an upstream that fails failLimit times in a row is
 // skipped for downFor, unless every upstream is down.
 //
+// Blame: an upstream is marked failing only for its own failures (no
+// answer, a broken answer, a 5xx of its own). A 502 or 504 carrying
+// HeaderUpstreamError was passed on from the tier above it: the request
+// goes on to the next upstream, but the one that passed it on keeps its
+// health, so an origin outage does not make edges route around owners
+// that are fine.
+//
 // A peer fetcher (an edge's hot store) first asks the track's owning edge
 // over the peer endpoint of its internal listener, and falls back to the
-// shields when the owner fails or is this node. Every request carries the
-// tier credential for its method and path.
+// shields when the owner fails or is this node. When the owner has not
+// answered within hedgeAfter, the same fill is sent to the shields too
+// and the first good answer wins (a hedged request): a hung owner costs
+// other edges' listeners at most hedgeAfter per fill, not the upstream
+// timeout, and passive health routes around it once failLimit fills in a
+// row were won by the shields while it had not answered (a late answer
+// clears that). Every request carries the tier credential for
+// its method and path.
 type fetcher struct {
-	static []string
-	route  Routing
-	peer   bool
-	// noHandoff: Config.NoHandoff.
-	noHandoff bool
+	static    []string
+	route     Routing
+	peer      bool
+	noHandoff bool // Config.NoHandoff
 	// auth signs every request: upstreams and owners check it. It is the
 	// Server's tierAuth, shared so that a reload reaches every fetcher;
 	// it holds nil on a node without tier_keys (only http routes), whose
 	// fetchers sign nothing.
-	auth    *atomic.Pointer[tierauth.Keyring]
-	timeout time.Duration
-	now     func() time.Time
+	auth       *atomic.Pointer[tierauth.Keyring]
+	timeout    time.Duration
+	hedgeAfter time.Duration // peer fetcher: hedge to the shields after this; 0 never
+	tls        *tls.Config   // for https upstreams and owners; nil: system roots
+	now        func() time.Time
 	// stream makes the upstream clients stream response bodies and bound
 	// response headers to maxHeader bytes (an http route's fetcher).
 	stream    bool
@@ -64,6 +79,10 @@ type fetcher struct {
 	peerFailures atomic.Int64 // of which failed (then filled from a shield)
 	peerBytes    atomic.Int64 // body bytes received from owning edges
 	skipped      atomic.Int64 // upstreams skipped as unhealthy
+	peerSkipped  atomic.Int64 // owners skipped as unhealthy (filled from a shield)
+	hedged       atomic.Int64 // peer fills also sent to the shields after hedgeAfter
+	hedgeWins    atomic.Int64 // of which the shields answered first
+	passedOn     atomic.Int64 // 502/504 passed on from further up: nobody blamed
 	handoffs     atomic.Int64 // owner misses asked of the handoff peer first
 	handoffHits  atomic.Int64 // of which it had the bytes
 	// The handoffs of the current membership (ho.version): when most
@@ -97,8 +116,8 @@ const (
 
 var _ cache.Fetcher = (*fetcher)(nil)
 
-func newFetcher(static []string, timeout time.Duration, now func() time.Time) (*fetcher, error) {
-	f := &fetcher{static: static, timeout: timeout, now: now, ups: map[string]*upstream{}}
+func newFetcher(static []string, timeout time.Duration, tc *tls.Config, now func() time.Time) (*fetcher, error) {
+	f := &fetcher{static: static, timeout: timeout, tls: tc, now: now, ups: map[string]*upstream{}}
 	for _, b := range static {
 		if _, err := f.upstream(b); err != nil {
 			return nil, err
@@ -122,6 +141,7 @@ func (f *fetcher) upstream(base string) (*upstream, error) {
 		hc: &fasthttp.HostClient{
 			Addr:                u.Host,
 			IsTLS:               u.Scheme == "https",
+			TLSConfig:           f.tls,
 			MaxConns:            512,
 			ReadTimeout:         f.timeout,
 			WriteTimeout:        f.timeout,
@@ -186,11 +206,28 @@ func (f *fetcher) orderKey(key uint64, dst []*upstream) []*upstream {
 
 // Fetch implements cache.Fetcher.
 func (f *fetcher) Fetch(ctx context.Context, name string, off, n int64) (cache.Meta, []byte, error) {
+	shields := func() fill {
+		var buf [8]*upstream
+		var lastErr error = errors.New("no upstream")
+		for _, up := range f.order(name, buf[:0]) {
+			m, data, err := f.fetchOne(ctx, up, "/media/"+name, nil, off, n)
+			if err == nil || errors.Is(err, cache.ErrNotFound) {
+				return fill{m, data, false, err}
+			}
+			lastErr = err
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		return fill{err: lastErr}
+	}
 	if f.peer {
-		if m, data, err, ok := f.fromOwner(ctx, name, func(up *upstream, path string, hdr []string) (cache.Meta, []byte, error) {
-			return f.fetchOne(ctx, up, path, hdr, off, n)
-		}); ok {
-			return m, data, err
+		r, ok := f.fromOwner(ctx, name, func(up *upstream, path string, hdr []string) fill {
+			m, data, err := f.fetchOne(ctx, up, path, hdr, off, n)
+			return fill{m, data, false, err}
+		}, shields)
+		if ok {
+			return r.m, r.data, r.err
 		}
 	}
 	if !f.peer && f.route != nil && !f.noHandoff {
@@ -198,19 +235,8 @@ func (f *fetcher) Fetch(ctx context.Context, name string, off, n int64) (cache.M
 			return m, data, nil
 		}
 	}
-	var buf [8]*upstream
-	var lastErr error = errors.New("no upstream")
-	for _, up := range f.order(name, buf[:0]) {
-		m, data, err := f.fetchOne(ctx, up, "/media/"+name, nil, off, n)
-		if err == nil || errors.Is(err, cache.ErrNotFound) {
-			return m, data, err
-		}
-		lastErr = err
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return cache.Meta{}, nil, lastErr
+	r := shields()
+	return r.m, r.data, r.err
 }
 
 // handoff asks the track's handoff peer (Routing.Handoff) for the bytes
@@ -253,24 +279,38 @@ func (f *fetcher) handoff(ctx context.Context, name string, off, n int64) (cache
 // their hit ratio may switch them off (below 10 %).
 const handoffProbe = 64
 
-// fromOwner runs do against the track's owning edge. ok is false when
-// this node owns the track or the owner failed: the caller then goes to
-// the shields itself.
-func (f *fetcher) fromOwner(ctx context.Context, name string, do func(up *upstream, path string, hdr []string) (cache.Meta, []byte, error)) (cache.Meta, []byte, error, bool) {
+// fill is the outcome of one fill attempt.
+type fill struct {
+	m           cache.Meta
+	data        []byte
+	notModified bool // Revalidate only
+	err         error
+}
+
+// good reports whether the attempt gave an answer (ErrNotFound is one).
+func (r fill) good() bool { return r.err == nil || errors.Is(r.err, cache.ErrNotFound) }
+
+// fromOwner runs do against the track's owning edge, hedged to shields
+// after hedgeAfter (never when shields is nil). ok is false when this node owns the track, or the
+// owner is marked down, or it failed before the hedge: the caller then
+// goes to the shields itself.
+func (f *fetcher) fromOwner(ctx context.Context, name string, do func(up *upstream, path string, hdr []string) fill, shields func() fill) (fill, bool) {
 	owner, self, done := f.route.Owner(xxhash.Sum64String(trackOf(name)))
-	defer done()
 	if self {
-		return cache.Meta{}, nil, nil, false
+		done()
+		return fill{}, false
 	}
 	up, err := f.upstream(owner.URL)
 	if err != nil {
-		return cache.Meta{}, nil, nil, false
+		done()
+		return fill{}, false
 	}
 	if f.peerDown(up) {
 		// Passive health: an owner that keeps failing is routed around
 		// at once, before gossip declares it dead.
-		f.skipped.Add(1)
-		return cache.Meta{}, nil, nil, false
+		done()
+		f.peerSkipped.Add(1)
+		return fill{}, false
 	}
 	f.peerAttempts.Add(1)
 	path := peerPrefix + name
@@ -278,13 +318,63 @@ func (f *fetcher) fromOwner(ctx context.Context, name string, do func(up *upstre
 		peerHopHeader, "1",
 		peerVersionHeader, strconv.FormatUint(f.route.Version(), 16),
 	}
-	m, data, err := do(up, path, hdr)
-	if err == nil || errors.Is(err, cache.ErrNotFound) {
-		f.peerBytes.Add(int64(len(data)))
-		return m, data, err, true
+	ownerDone := make(chan fill, 1)
+	go func() {
+		defer done()
+		r := do(up, path, hdr)
+		if r.good() {
+			f.peerBytes.Add(int64(len(r.data)))
+		} else {
+			f.peerFailures.Add(1)
+		}
+		ownerDone <- r
+	}()
+	var hedge <-chan time.Time
+	if f.hedgeAfter > 0 && shields != nil {
+		t := time.NewTimer(f.hedgeAfter)
+		defer t.Stop()
+		hedge = t.C
 	}
-	f.peerFailures.Add(1)
-	return cache.Meta{}, nil, nil, false
+	select {
+	case r := <-ownerDone:
+		return r, r.good()
+	case <-ctx.Done():
+		return fill{err: ctx.Err()}, true
+	case <-hedge:
+	}
+	// The owner is late: ask the shields too and take the first good
+	// answer. The owner's attempt runs on to its own deadline; if it
+	// ends unanswered it counts against the owner's health.
+	f.hedged.Add(1)
+	shieldDone := make(chan fill, 1)
+	go func() { shieldDone <- shields() }()
+	var last fill
+	for pending := 2; pending > 0; pending-- {
+		select {
+		case r := <-ownerDone:
+			if r.good() {
+				return r, true
+			}
+			ownerDone, last = nil, r
+		case r := <-shieldDone:
+			if r.good() {
+				f.hedgeWins.Add(1)
+				if ownerDone != nil {
+					// The owner has still not answered: a strike
+					// against it, so that failLimit such fills in
+					// a row route around a hung owner at once,
+					// not after its upstream_timeout. Any answer
+					// from it (healthy) clears them.
+					f.late(up)
+				}
+				return r, true
+			}
+			shieldDone, last = nil, r
+		case <-ctx.Done():
+			return fill{err: ctx.Err()}, true
+		}
+	}
+	return last, true
 }
 
 func (f *fetcher) fetchOne(ctx context.Context, up *upstream, path string, hdr []string, off, n int64) (cache.Meta, []byte, error) {
@@ -336,38 +426,64 @@ func (f *fetcher) fetchOne(ctx context.Context, up *upstream, path string, hdr [
 			f.healthy(up)
 			return cache.Meta{}, nil, errNotCached
 		}
-		return cache.Meta{}, nil, f.failed(up, fmt.Errorf("%s: status 504: %w", up.base, errTimeout))
+		return cache.Meta{}, nil, f.statusError(up, resp)
 	default:
-		return cache.Meta{}, nil, f.failed(up, fmt.Errorf("%s: status %d", up.base, code))
+		return cache.Meta{}, nil, f.statusError(up, resp)
 	}
+}
+
+// statusError is the error of an unexpected status: a failure of up, or,
+// for a 502 or 504 marked with HeaderUpstreamError, one up passed on from
+// further upstream, which does not count against up's health.
+func (f *fetcher) statusError(up *upstream, resp *fasthttp.Response) error {
+	code := resp.StatusCode()
+	var err error = fmt.Errorf("%s: status %d", up.base, code)
+	if code == fasthttp.StatusGatewayTimeout {
+		err = fmt.Errorf("%s: status 504: %w", up.base, errTimeout)
+	}
+	if passedOn(resp) {
+		f.passedOn.Add(1)
+		return err
+	}
+	return f.failed(up, err)
+}
+
+// passedOn reports whether resp is a 502 or 504 its sender passed on from
+// its own upstream (HeaderUpstreamError), rather than a failure of its own.
+func passedOn(resp *fasthttp.Response) bool {
+	code := resp.StatusCode()
+	return (code == fasthttp.StatusBadGateway || code == fasthttp.StatusGatewayTimeout) &&
+		len(resp.Header.Peek(HeaderUpstreamError)) > 0
 }
 
 // Revalidate implements cache.Fetcher with a conditional HEAD.
 func (f *fetcher) Revalidate(ctx context.Context, name, etag string) (cache.Meta, bool, error) {
-	notModified := false
-	head := func(up *upstream, path string, hdr []string) (cache.Meta, []byte, error) {
+	head := func(up *upstream, path string, hdr []string) fill {
 		m, nm, err := f.headOne(ctx, up, path, hdr, etag)
-		notModified = nm
-		return m, nil, err
+		return fill{m: m, notModified: nm, err: err}
+	}
+	shields := func() fill {
+		var buf [8]*upstream
+		var lastErr error = errors.New("no upstream")
+		for _, up := range f.order(name, buf[:0]) {
+			if r := head(up, "/media/"+name, nil); r.good() {
+				return r
+			} else {
+				lastErr = r.err
+			}
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		return fill{err: lastErr}
 	}
 	if f.peer {
-		if m, _, err, ok := f.fromOwner(ctx, name, head); ok {
-			return m, notModified, err
+		if r, ok := f.fromOwner(ctx, name, head, shields); ok {
+			return r.m, r.notModified, r.err
 		}
 	}
-	var buf [8]*upstream
-	var lastErr error = errors.New("no upstream")
-	for _, up := range f.order(name, buf[:0]) {
-		m, _, err := head(up, "/media/"+name, nil)
-		if err == nil || errors.Is(err, cache.ErrNotFound) {
-			return m, notModified, err
-		}
-		lastErr = err
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return cache.Meta{}, false, lastErr
+	r := shields()
+	return r.m, r.notModified, r.err
 }
 
 func (f *fetcher) headOne(ctx context.Context, up *upstream, path string, hdr []string, etag string) (cache.Meta, bool, error) {
@@ -398,7 +514,7 @@ func (f *fetcher) headOne(ctx context.Context, up *upstream, path string, hdr []
 		f.healthy(up)
 		return cache.Meta{}, false, cache.ErrNotFound
 	}
-	return cache.Meta{}, false, f.failed(up, fmt.Errorf("%s: status %d", up.base, resp.StatusCode()))
+	return cache.Meta{}, false, f.statusError(up, resp)
 }
 
 // do runs one attempt with a deadline of the upstream timeout or ctx's,
@@ -422,18 +538,32 @@ func (f *fetcher) do(ctx context.Context, up *upstream, req *fasthttp.Request, r
 func (f *fetcher) failed(up *upstream, err error) error {
 	f.failures.Add(1)
 	if up.fails.Add(1) >= failLimit {
-		if f.route != nil {
-			up.downView.Store(f.route.Version())
-		}
-		up.downUntil.Store(f.now().Add(downFor).UnixNano())
+		f.markDown(up)
 	}
 	return err
+}
+
+// markDown makes passive health skip up for downFor (a peer edge: under
+// the current membership only).
+func (f *fetcher) markDown(up *upstream) {
+	if f.route != nil {
+		up.downView.Store(f.route.Version())
+	}
+	up.downUntil.Store(f.now().Add(downFor).UnixNano())
 }
 
 // peerDown reports whether passive health has marked a peer edge down
 // under the current membership.
 func (f *fetcher) peerDown(up *upstream) bool {
 	return up.downUntil.Load() > f.now().UnixNano() && up.downView.Load() == f.route.Version()
+}
+
+// late counts against up an answer that took longer than a hedge: like
+// a failure for passive health, without being one (nothing failed yet).
+func (f *fetcher) late(up *upstream) {
+	if up.fails.Add(1) >= failLimit {
+		f.markDown(up)
+	}
 }
 
 func (f *fetcher) healthy(up *upstream) {

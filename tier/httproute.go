@@ -49,7 +49,7 @@ func (s *Server) newHTTPRoutes(cfg Config, reg prometheus.Registerer) error {
 		if len(bases) == 0 {
 			bases = cfg.Upstreams
 		}
-		f := &fetcher{static: bases, timeout: time.Duration(cfg.UpstreamTimeout), now: s.now,
+		f := &fetcher{static: bases, timeout: time.Duration(cfg.UpstreamTimeout), now: s.now, tls: s.fetch.tls,
 			ups: map[string]*upstream{}, stream: true, maxHeader: int(r.MaxHeaderBytes), auth: s.tierAuth}
 		if len(r.Upstreams) == 0 && s.route != nil {
 			f.route = s.route // the live shields, in rendezvous order

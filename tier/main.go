@@ -10,11 +10,13 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	rdebug "runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/musiccdn/cdn/addrfile"
 	"github.com/musiccdn/cdn/cluster"
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/daemon"
@@ -37,6 +39,7 @@ func Main(role Role, args []string, stderr io.Writer) int {
 	drain := fs.Duration("drain-timeout", 30*time.Second, "how long in-flight requests get to finish on SIGTERM")
 	debug := fs.Bool("debug", false, "log at debug level")
 	debugAddr := fs.String("debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default")
+	addrFile := fs.String("addr-file", "", "add this node's public and internal URLs to this POP address file (created if missing; shared safely by the POP's processes)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -58,11 +61,20 @@ func Main(role Role, args []string, stderr io.Writer) int {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		go func() { logger.Warn("debug listener", "err", http.ListenAndServe(*debugAddr, mux)) }()
 	}
+	limit := cfg.MemoryBudget()
+	if os.Getenv("GOMEMLIMIT") == "" {
+		rdebug.SetMemoryLimit(limit)
+	} else {
+		limit = rdebug.SetMemoryLimit(-1)
+	}
+	logger.Info("memory limit", "bytes", limit, "cache_bytes", int64(cfg.Cache.MemoryBytes))
 	n, err := NewNode(cfg, logger, reg, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	ctx, stop := context.WithCancelCause(context.Background())
+	defer stop(nil)
 	if *path != "" {
 		// SIGHUP and POST /admin/reload read the file again, over the
 		// role's defaults, with the same flags on top.
@@ -91,21 +103,46 @@ func Main(role Role, args []string, stderr io.Writer) int {
 	}
 	if n.Members != nil {
 		// Keep trying the seeds in the background: a node may start
-		// before them.
+		// before them. A node whose name another member has stops.
 		go func() {
 			for {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				err := n.Join(ctx, nil)
+				jctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				err := n.Join(jctx, nil)
 				cancel()
-				if err == nil || errors.Is(err, cluster.ErrClosed) {
+				if err == nil || errors.Is(err, cluster.ErrClosed) || ctx.Err() != nil {
+					return
+				}
+				if errors.Is(err, cluster.ErrDuplicateName) {
+					stop(err)
 					return
 				}
 				logger.Warn("joining the cluster", "err", err)
-				time.Sleep(5 * time.Second)
+				select {
+				case <-time.After(5 * time.Second):
+				case <-ctx.Done():
+					return
+				}
 			}
 		}()
 	}
-	if err := daemon.Run(context.Background(), logger, *drain, n); err != nil {
+	if err := n.CheckFills(ctx); err != nil {
+		fmt.Fprintln(stderr, err)
+		n.Kill()
+		return 1
+	}
+	if *addrFile != "" {
+		if err := addrfile.Add(*addrFile, addrfile.Entry{Role: string(role), Public: n.URL(), Internal: n.InternalURL()}); err != nil {
+			fmt.Fprintln(stderr, err)
+			n.Kill()
+			return 1
+		}
+	}
+	err = daemon.Run(ctx, logger, *drain, n)
+	if cause := context.Cause(ctx); errors.Is(cause, cluster.ErrDuplicateName) {
+		fmt.Fprintln(stderr, cause)
+		return 1
+	}
+	if err != nil {
 		logger.Error("exit", "err", err)
 		return 1
 	}

@@ -81,6 +81,14 @@ func (m *metrics) registerCluster(role string, reg prometheus.Registerer, s *Ser
 			func() float64 { return float64(v()) })
 	}
 	reg.MustRegister(stat("upstream_skipped_total", "Upstreams passed over because passive health marked them down.", s.fetch.skipped.Load),
+		stat("upstream_passed_on_total", "502 and 504 answers an upstream passed on from further up (HeaderUpstreamError): not held against its health.",
+			func() int64 {
+				n := s.fetch.passedOn.Load()
+				if s.hotFetch != nil {
+					n += s.hotFetch.passedOn.Load()
+				}
+				return n
+			}),
 		stat("purged_tracks_total", "Tracks purged by POST /admin/purge (every tier and seek table of each).", s.purges.Load),
 		stat("purge_discarded_fills_total", "Fills whose bytes were discarded because their object was purged while they were in flight.", s.store.Stats.Discarded.Load),
 		stat("warm_metas_total", "Object metadata loaded from the disk tier instead of upstream (warm restart).", s.store.Stats.WarmMetas.Load),
@@ -105,12 +113,40 @@ func (m *metrics) registerCluster(role string, reg prometheus.Registerer, s *Ser
 			stat("peer_fills_total", "Hot-store fills sent to the owning edge.", s.hotFetch.peerAttempts.Load),
 			stat("peer_fill_failures_total", "Peer fills that failed and went to a shield instead.", s.hotFetch.peerFailures.Load),
 			stat("peer_fill_bytes_total", "Bytes received from owning edges.", s.hotFetch.peerBytes.Load),
+			stat("peer_skipped_total", "Peer fills not sent to the owning edge because passive health marked it down (filled from a shield).", s.hotFetch.peerSkipped.Load),
+			stat("peer_hedged_total", "Peer fills also sent to the shields because the owner had not answered within peer_hedge_after.", s.hotFetch.hedged.Load),
+			stat("peer_hedge_wins_total", "Hedged peer fills the shields answered first.", s.hotFetch.hedgeWins.Load),
 			stat("hot_cache_hits_total", "Chunk reads of tracks other edges own, served from the hot cache.", s.hot.Stats.Hits.Load),
 			stat("hot_cache_misses_total", "Chunk reads of tracks other edges own that needed a peer fill.", s.hot.Stats.Misses.Load),
 			stat("hot_collapsed_total", "Hot-store reads that joined a peer fill in flight.", s.hot.Stats.Collapsed.Load),
 			stat("handoff_fills_total", "Owner misses asked first of the edge that held the track before a membership change (rolling restarts).", s.fetch.handoffs.Load),
 			stat("handoff_hits_total", "Handoff fills that the previous holder answered from its cache (no shield request).", s.fetch.handoffHits.Load),
 		)
+	}
+	if mf := s.manifests; mf != nil {
+		reg.MustRegister(
+			stat("manifest_snapshot_pulls_total", "Snapshot pulls from the origin.", mf.pulls.Load),
+			stat("manifest_snapshot_failures_total", "Snapshot pulls that failed (the last snapshot stays in use up to manifest.max_age).", mf.pullFailures.Load),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: role + "_manifest_snapshot_age_seconds", Help: "Time since the origin last gave or confirmed the snapshot manifests are minted from (-1: none)."},
+				func() float64 {
+					if mf.snap.Load() != nil {
+						return mf.age().Seconds()
+					}
+					return -1
+				}),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: role + "_manifest_snapshot_tracks", Help: "Tracks in the snapshot."},
+				func() float64 {
+					if snap := mf.snap.Load(); snap != nil {
+						return float64(snap.Len())
+					}
+					return 0
+				}),
+		)
+		for i, code := range []string{"200", "403", "404", "503", "401"} {
+			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: role + "_manifests_total",
+				Help: "Manifests minted from the snapshot, by status code.", ConstLabels: prometheus.Labels{"code": code}},
+				func() float64 { return float64(mf.served[i].Load()) }))
+		}
 	}
 	if p := s.prefetch; p != nil {
 		reg.MustRegister(

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,8 @@ type Node struct {
 	*Server
 	// Members is the node's gossip membership, or nil when it runs alone.
 	Members *cluster.Membership
+
+	joined atomic.Bool // Join succeeded (or had no seeds)
 }
 
 // NewNode opens both listeners, starts gossip and builds the server; an
@@ -56,7 +59,7 @@ func NewNode(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func
 			}
 		}
 		if cc.NodeName == "" {
-			cc.NodeName = cfg.Name
+			cc.NodeName = cfg.Name // the default: one name per node
 		}
 		if n.Members, err = cluster.New(cc, logger, reg); err != nil {
 			closeAll()
@@ -75,16 +78,36 @@ func NewNode(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func
 	}
 	n.UseListener(ln)
 	n.UseInternalListener(iln)
+	if n.Members != nil {
+		n.Server.ready = n.ready
+	}
 	return n, nil
 }
 
+// ready is /readyz's condition for a node in a cluster: it has joined
+// (a first node with no seeds has nothing to join) and, for an edge, it
+// sees at least one live shield to fill from. Before, a load balancer
+// would send players to an edge that can only answer 502.
+func (n *Node) ready() bool {
+	if !n.joined.Load() {
+		return false
+	}
+	return n.cfg.Role != Edge || len(n.Members.Members(cluster.RoleShield)) > 0
+}
+
 // Join joins the cluster through seeds (nil: the configured ones). A node
-// without a cluster has nothing to join.
+// without a cluster has nothing to join. It fails with
+// cluster.ErrDuplicateName when another member has this node's name: the
+// caller must then stop. /readyz answers 200 only after a Join succeeded.
 func (n *Node) Join(ctx context.Context, seeds []string) error {
 	if n.Members == nil {
 		return nil
 	}
-	return n.Members.Join(ctx, seeds)
+	if err := n.Members.Join(ctx, seeds); err != nil {
+		return err
+	}
+	n.joined.Store(true)
+	return nil
 }
 
 // Shutdown leaves the cluster (so the others stop routing here at once),

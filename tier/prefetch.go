@@ -352,11 +352,14 @@ func (p *prefetcher) warm(ctx context.Context, id, name string, kbps int) error 
 		}
 		return nil
 	}
-	_, _, err, ok := p.s.hotFetch.fromOwner(ctx, name, func(up *upstream, path string, hdr []string) (cache.Meta, []byte, error) {
-		return p.s.hotFetch.fetchOne(ctx, up, path, append(hdr, "X-Prefetch", "1"), 0, n*cs)
-	})
+	// Not hedged (shields nil): a warm is background work, and sending
+	// it to the shields as well would fill the POP twice.
+	r, ok := p.s.hotFetch.fromOwner(ctx, name, func(up *upstream, path string, hdr []string) fill {
+		m, data, err := p.s.hotFetch.fetchOne(ctx, up, path, append(hdr, "X-Prefetch", "1"), 0, n*cs)
+		return fill{m, data, false, err}
+	}, nil)
 	if !ok {
 		return errors.New("owner unavailable")
 	}
-	return err
+	return r.err
 }

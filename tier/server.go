@@ -40,9 +40,11 @@ type Server struct {
 	// request with an atomic load.
 	live atomic.Pointer[live]
 	// tierAuth is the tier keyring, shared with the fetchers (the audio
-	// fills' and the http routes'), which sign with it; a reload swaps
-	// it. It holds nil on a node with only http routes and no tier_keys:
-	// such a node signs nothing and serves no tier-credential path.
+	// fills' and the http routes'), which sign with it, and the fill and
+	// admin endpoints (a shield's /media/, an edge's /peer/media/,
+	// /admin/), which check with it; a reload swaps it. It holds nil on a
+	// node with only http routes and no tier_keys: such a node signs
+	// nothing and serves no tier-credential path.
 	tierAuth *atomic.Pointer[tierauth.Keyring]
 	// revoked maps a taken-down track to the expiry up to which its
 	// tokens are refused (edge): copied on write, swapped atomically, so
@@ -51,7 +53,7 @@ type Server struct {
 	revokeMu sync.Mutex // serializes writers of revoked
 	purges   atomic.Int64
 	// reload, when set, re-reads the node's configuration (see
-	// WithReload).
+	// OnReload).
 	reload    func() error
 	reloads   atomic.Int64
 	reloadErr atomic.Int64
@@ -71,14 +73,22 @@ type Server struct {
 	hot      *cache.Store
 	hotFetch *fetcher
 	prefetch *prefetcher
-	peerHits atomic.Int64 // peer requests served as owner
-	misroute atomic.Int64 // peer requests for tracks this node does not own
+	// manifests mints playback manifests from a snapshot (edge, when
+	// manifest.enabled).
+	manifests *manifests
+	peerHits  atomic.Int64 // peer requests served as owner
+	misroute  atomic.Int64 // peer requests for tracks this node does not own
 
 	cacheStatusHit   []byte
 	cacheStatusMiss  []byte
 	cacheStatusStale []byte
 
 	comp compressor
+
+	warn *warnLimiter // "upstream failure" warnings: one per upstream per WarnEvery
+	// ready, when set, must also hold for /readyz to answer 200 (a
+	// node in a cluster: joined, and an edge sees a shield).
+	ready func() bool
 
 	draining atomic.Bool
 	ln       net.Listener // public
@@ -113,7 +123,11 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 	if err != nil {
 		return nil, fmt.Errorf("tier: tier_keys: %w", err)
 	}
-	f, err := newFetcher(cfg.Upstreams, time.Duration(cfg.UpstreamTimeout), now)
+	fillTLS, err := cfg.FillTLS()
+	if err != nil {
+		return nil, err
+	}
+	f, err := newFetcher(cfg.Upstreams, time.Duration(cfg.UpstreamTimeout), fillTLS, now)
 	if err != nil {
 		return nil, err
 	}
@@ -135,6 +149,7 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 		cacheStatusHit:   []byte(cfg.Name + "; hit"),
 		cacheStatusMiss:  []byte(cfg.Name + "; fwd=miss; stored"),
 		cacheStatusStale: []byte(cfg.Name + "; hit; detail=stale"),
+		warn:             newWarnLimiter(time.Duration(cfg.WarnEvery)),
 	}
 	for _, o := range opts {
 		o(s)
@@ -152,7 +167,8 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 			f.route = s.route
 			f.noHandoff = cfg.NoHandoff
 			s.hotFetch = &fetcher{static: cfg.Upstreams, route: s.route, peer: true, auth: auth,
-				timeout: time.Duration(cfg.UpstreamTimeout), now: now, ups: map[string]*upstream{}}
+				timeout: time.Duration(cfg.UpstreamTimeout), hedgeAfter: time.Duration(cfg.PeerHedgeAfter),
+				tls: f.tls, now: now, ups: map[string]*upstream{}}
 			adm := cache.NewRateAdmission(cfg.HotMinReads, time.Duration(cfg.HotWindow), now)
 			if s.hot, err = cache.New(cfg.HotCache, s.hotFetch, now, cache.WithAdmission(adm)); err != nil {
 				return nil, err
@@ -160,6 +176,12 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 		}
 		if cfg.Prefetch.Enabled && cfg.Prefetch.Tracks > 0 {
 			s.prefetch = newPrefetcher(s, cfg.Prefetch)
+		}
+		if cfg.Manifest.Enabled {
+			if s.manifests, err = newManifests(s, cfg.Manifest); err != nil {
+				return nil, err
+			}
+			go s.manifests.run()
 		}
 	}
 	s.m = newMetrics(string(cfg.Role), reg, store, f)
@@ -334,6 +356,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.prefetch != nil {
 		s.prefetch.close()
 	}
+	if s.manifests != nil {
+		s.manifests.close()
+	}
 	for _, r := range s.httpRoutes {
 		r.cache.Close()
 	}
@@ -361,6 +386,8 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 		}
 		s.serveObject(ctx, path[len(s.prefix):], false)
 		s.m.observe(ctx.Response.StatusCode(), s.now().Sub(start))
+	case s.manifests != nil && bytes.HasPrefix(path, manifestPath):
+		s.manifests.serve(ctx, path[len(manifestPath):])
 	case s.serveHealth(ctx, path):
 	case s.serveHTTPRoute(ctx, path):
 	default:
@@ -406,9 +433,14 @@ func (s *Server) serveHealth(ctx *fasthttp.RequestCtx, path []byte) bool {
 	case "/healthz":
 		ctx.SetBodyString("ok\n")
 	case "/readyz":
-		if s.draining.Load() {
+		switch {
+		case s.draining.Load():
 			ctx.Error("draining\n", fasthttp.StatusServiceUnavailable)
-		} else {
+		case s.ready != nil && !s.ready():
+			ctx.Error("not joined\n", fasthttp.StatusServiceUnavailable)
+		case s.manifests != nil && !s.manifests.loaded():
+			ctx.Error("no manifest snapshot\n", fasthttp.StatusServiceUnavailable)
+		default:
 			ctx.SetBodyString("ready\n")
 		}
 	default:
@@ -421,13 +453,10 @@ func (s *Server) serveHealth(ctx *fasthttp.RequestCtx, path []byte) bool {
 // request target; on failure it writes a 403.
 func (s *Server) tierAuthorized(ctx *fasthttp.RequestCtx) bool {
 	kr := s.tierAuth.Load()
-	if kr == nil {
-		// A node without tier_keys serves no tier-credential path.
-		s.m.tokenRejected(tokenTier)
-		ctx.Error("forbidden\n", fasthttp.StatusForbidden)
-		return false
+	var err error = tierauth.ErrMissing // no tier keys: nobody is a node of this POP
+	if kr != nil {
+		err = kr.Verify(ctx.Request.Header.Peek(tierauth.Header), ctx.Method(), ctx.Request.Header.RequestURI(), s.now())
 	}
-	err := kr.Verify(ctx.Request.Header.Peek(tierauth.Header), ctx.Method(), ctx.Request.Header.RequestURI(), s.now())
 	if err != nil {
 		s.m.tokenRejected(tokenTier)
 		ctx.Error("forbidden\n", fasthttp.StatusForbidden)
@@ -437,8 +466,9 @@ func (s *Server) tierAuthorized(ctx *fasthttp.RequestCtx) bool {
 }
 
 var (
-	peerPath  = []byte(peerPrefix)
-	debugPath = []byte("/debug/pprof/")
+	manifestPath = []byte("/v1/manifest/")
+	peerPath     = []byte(peerPrefix)
+	debugPath    = []byte("/debug/pprof/")
 )
 
 // serveObject answers GET or HEAD of "<track>/<kbps>.<ext>", for a player
@@ -818,8 +848,16 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, err error) {
 	default:
 		ctx.Error("bad gateway\n", fasthttp.StatusBadGateway)
 	}
-	s.log.Warn("upstream failure", "path", string(ctx.Path()), "err", err)
+	// The failure is this node's upstream's, not this node's: the edge
+	// that asked (a peer) must not mark this node down for it.
+	ctx.Response.Header.Set(HeaderUpstreamError, "1")
+	s.warn.log(s.log, s.now(), upstreamOf(err), "upstream failure", "path", string(ctx.Path()), "err", err)
 }
+
+// HeaderUpstreamError marks a 502 or 504 that a node passed on from its
+// upstream (its own fill failed), so that the node that asked does not
+// blame the one that answered (see fetcher).
+const HeaderUpstreamError = "X-Upstream-Error"
 
 // parseName checks "<track>/<kbps>.<ogg|seek>" and returns the track id.
 func parseName(name []byte) (track []byte, ok bool) {

@@ -80,6 +80,9 @@ func runMain(ctx context.Context, args []string) error {
 		quiet     = fs.Bool("quiet", false, "no progress line")
 		verbose   = fs.Bool("v", false, "log every problem (the first 100) to stderr")
 		cpuProf   = fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+		manifests = fs.String("manifests", "origin", "where listeners get manifests: origin, or edge (edges with manifest.enabled mint them)")
+		failover  = fs.Bool("failover", false, "retry a range request that failed (transport error or 5xx) once at the next edge, and keep the session there, as a player behind a load balancer would")
+		reqLog    = fs.String("requests-log", "", "write one CSV line per range request and track start to this file (t_ms,kind,edge,ttfb_ms,ok,home)")
 		popConfig = fs.String("pop-config", "", "the POP's YAML config (configs/pop.yaml): --spawn starts that POP; with --addr-file it describes the target in the JSON report's params, for plan --like-run")
 		edgeCache = fs.String("edge-cache", "", "each edge's memory cache for --spawn, e.g. 64MiB (default: pop's 256MiB or --pop-config's)")
 	)
@@ -102,6 +105,23 @@ func runMain(ctx context.Context, args []string) error {
 	cfg.MaxSessions = *maxSess
 	cfg.NoVerify = *noVerify
 	cfg.CountryHeader = *country
+	cfg.Failover = *failover
+	switch *manifests {
+	case "origin":
+	case "edge":
+		cfg.ManifestsFromEdges = true
+	default:
+		return fmt.Errorf("%w: --manifests %q: origin or edge", errUsage, *manifests)
+	}
+	if *reqLog != "" {
+		f, err := os.Create(*reqLog)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		fmt.Fprintln(f, "t_ms,kind,edge,ttfb_ms,ok,home")
+		cfg.RequestLog = f
+	}
 	if !*quiet {
 		cfg.Progress = os.Stderr
 	}

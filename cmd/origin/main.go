@@ -30,6 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/musiccdn/cdn/addrfile"
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/daemon"
 	"github.com/musiccdn/cdn/identity"
@@ -59,7 +60,9 @@ func main() {
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "public listen address (player API), host:port")
 	fs.StringVar(&cfg.InternalAddr, "internal-addr", cfg.InternalAddr, "internal listen address (/media for shields, /metrics, /v1/royalties), host:port on the private network")
 	fs.StringVar(&cfg.Catalog, "catalog", cfg.Catalog, `catalog: "synthetic:N" or a catalog directory`)
+	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the synthetic catalog (the load tool must use the same)")
 	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (embedded Kafka log, SQLite ledger)")
+	addrFile := fs.String("addr-file", "", "add the origin's URLs to this POP address file (created if missing; shared safely with the edges and shields)")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "how long in-flight requests get to finish on SIGTERM")
 	fs.Parse(os.Args[1:])
 	if err := config.LoadWithFlags(*path, &cfg, fs); err != nil {
@@ -86,6 +89,12 @@ func main() {
 		os.Exit(1)
 	}
 	logger.Info("serving", "addr", "http://"+ln.Addr().String(), "internal", "http://"+iln.Addr().String(), "catalog", cfg.Catalog, "kafka", o.KafkaAddr())
+	if *addrFile != "" {
+		if err := addrfile.Add(*addrFile, addrfile.Entry{Role: "origin", Public: "http://" + ln.Addr().String(), Internal: "http://" + iln.Addr().String(), Kafka: o.KafkaAddr()}); err != nil {
+			fmt.Fprintln(os.Stderr, "origin:", err)
+			os.Exit(1)
+		}
+	}
 	pub := &daemon.HTTP{Server: cfg.HTTP.Server(o.PublicHandler(), logger), Listener: ln}
 	internal := &daemon.HTTP{Server: cfg.HTTP.Server(o.InternalHandler(), logger), Listener: iln}
 	reload := func() error {
