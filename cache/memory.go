@@ -23,13 +23,12 @@ import (
 // frequent ones. Memory is safe for concurrent use; Get does not allocate.
 type Memory struct {
 	main *ristretto.Cache[uint64, []byte]
-	// window: the LRU window is in use (budget > 0 at New). Fixed for
-	// the Memory's life, so Get and Set read it without the lock; a
-	// Resize changes budget, under mu, never this.
-	window bool
+	// windowed is whether there is an LRU window at all (fixed at
+	// construction, read without the lock).
+	windowed bool
 
 	mu     sync.Mutex
-	budget int64 // window bytes; guarded by mu
+	budget int64 // window bytes (Resize changes it)
 	used   int64
 	items  map[uint64]*winEntry
 	head   winEntry // sentinel: head.next is the most recent
@@ -66,14 +65,14 @@ func NewMemory(total, window, chunkSize int64) (*Memory, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
-	m := &Memory{main: c, window: window > 0, budget: window, items: make(map[uint64]*winEntry)}
+	m := &Memory{main: c, windowed: window > 0, budget: window, items: make(map[uint64]*winEntry)}
 	m.head.next, m.head.prev = &m.head, &m.head
 	return m, nil
 }
 
 // Get returns the chunk under key.
 func (m *Memory) Get(key uint64) ([]byte, bool) {
-	if m.window {
+	if m.windowed {
 		m.mu.Lock()
 		if e := m.items[key]; e != nil {
 			m.unlinkLocked(e)
@@ -90,7 +89,7 @@ func (m *Memory) Get(key uint64) ([]byte, bool) {
 // Set stores data under key: in the window, pushing its least recent
 // chunks to ristretto's admission.
 func (m *Memory) Set(key uint64, data []byte) {
-	if !m.window {
+	if !m.windowed {
 		m.main.Set(key, data, int64(len(data)))
 		return
 	}
@@ -159,8 +158,8 @@ func (m *Memory) Resize(total, window int64) error {
 	m.main.UpdateMaxCost(total - window)
 	var evicted []*winEntry
 	m.mu.Lock()
-	if m.budget > 0 {
-		// A window of zero stays zero (its Set bypasses the window).
+	if m.windowed {
+		// A memory without a window keeps none (its Set bypasses it).
 		m.budget = max(window, 1)
 	}
 	for m.used > m.budget && m.head.prev != &m.head {

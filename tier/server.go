@@ -513,8 +513,8 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, name []byte, peer bool) {
 	ref := cache.Ref{Key: cache.ObjectKey(name), Name: name}
 	if peer && len(ctx.Request.Header.Peek(onlyIfCachedHeader)) > 0 && !s.holds(ctx, store, ref) {
 		// A handoff: the asking owner goes to the shields itself.
+		ctx.Error("not cached\n", fasthttp.StatusGatewayTimeout) // resets the headers: set ours after
 		ctx.Response.Header.Set(onlyIfCachedHeader, "miss")
-		ctx.Error("not cached\n", fasthttp.StatusGatewayTimeout)
 		return
 	}
 	// An object that changes upstream (or is purged) while its chunks are
