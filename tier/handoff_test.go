@@ -18,11 +18,11 @@ type handoffRouting struct {
 }
 
 func (r handoffRouting) Owner(uint64) (Peer, bool, func()) { return Peer{}, true, noop }
-func (r handoffRouting) Self(uint64) bool                   { return true }
+func (r handoffRouting) Self(uint64) bool                  { return true }
 func (r handoffRouting) Shields(_ uint64, dst []string) []string {
 	return append(dst, r.shields...)
 }
-func (r handoffRouting) Version() uint64                { return 1 }
+func (r handoffRouting) Version() uint64             { return 1 }
 func (r handoffRouting) Handoff(uint64) (Peer, bool) { return r.peer, true }
 
 // TestHandoffFill: an owner's miss is answered by the handoff peer when

@@ -503,7 +503,9 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, name []byte, peer bool) {
 			// Never forwarded again: a node asked to fill a track it
 			// does not believe it owns fills it from upstream itself.
 			s.peerHits.Add(1)
-			if !owned {
+			// A handoff asks the previous holder, which by then does
+			// not own the track: not a misroute.
+			if !owned && len(ctx.Request.Header.Peek(onlyIfCachedHeader)) == 0 {
 				s.misroute.Add(1)
 			}
 		case !owned:
