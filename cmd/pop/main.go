@@ -54,7 +54,7 @@ func main() {
 	if u, ok := a.UserFor("SE"); ok {
 		fmt.Printf("try:     curl -s -H 'Authorization: Bearer %s' '%s/v1/manifest/t1'\n", u.Token, a.Origin)
 	}
-	fmt.Printf("purge:   curl -s -XPOST -H 'Authorization: Bearer %s' -d '{\"tracks\":[\"t1\"]}' %s/v1/admin/purge\n", a.AdminToken, a.Internal.Origin)
+	fmt.Printf("purge:   curl -s -XPOST -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"tracks\":[\"t1\"]}' %s/v1/admin/purge\n", a.AdminToken, a.Internal.Origin)
 	if *addrFile != "" {
 		if err := p.WriteAddrFile(*addrFile); err != nil {
 			fmt.Fprintln(os.Stderr, "pop:", err)
