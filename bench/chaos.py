@@ -173,7 +173,10 @@ class POP:
             with urllib.request.urlopen(url, timeout=3) as r:
                 total = 0.0
                 for line in r.read().decode().splitlines():
-                    if line.startswith(metric + " ") or line.startswith(metric + "{"):
+                    if "{" in metric:
+                        if line.startswith(metric + " "):
+                            total += float(line.rsplit(" ", 1)[1])
+                    elif line.startswith(metric + " ") or line.startswith(metric + "{"):
                         total += float(line.rsplit(" ", 1)[1])
                 return total
         except Exception:
@@ -275,6 +278,21 @@ def run_scenario(args, name, base_port):
     t_start = time.time()
     probe.start()
     events = []
+    # Every second: what the edges that stay up see (misses, fetches to
+    # shields, peer skips, live edges), to line up with the latencies.
+    timeline, stop_tl = [], threading.Event()
+
+    def sample():
+        keep = [f"edge-{i+1}" for i in range(EDGES) if f"edge-{i+1}" != victim]
+        while not stop_tl.is_set():
+            row = {"t": round(time.time() - t_start, 1)}
+            for m in ("edge_cache_misses_total", "edge_upstream_fetches_total", "edge_peer_skipped_total", "edge_peer_hedged_total"):
+                row[m] = sum(pop.metric(n, m) or 0 for n in keep)
+            row["alive_edges_seen"] = pop.metric(keep[0], 'cluster_members{role="edge",state="alive"}')
+            timeline.append(row)
+            stop_tl.wait(1)
+    tl = threading.Thread(target=sample, daemon=True)
+    tl.start()
 
     def at(t):
         d = t_start + t - time.time()
@@ -300,6 +318,8 @@ def run_scenario(args, name, base_port):
         events.append(("restore", time.time() - t_start))
     lt.wait()
     probe.finish()
+    stop_tl.set()
+    tl.join(10)
     peer_bytes1 = sum(pop.metric(f"edge-{i+1}", "edge_peer_fill_bytes_total") or 0 for i in range(EDGES))
     hedged = sum(pop.metric(f"edge-{i+1}", "edge_peer_hedged_total") or 0 for i in range(EDGES))
     skipped = sum(pop.metric(f"edge-{i+1}", "edge_peer_skipped_total") or 0 for i in range(EDGES))
@@ -369,6 +389,7 @@ def run_scenario(args, name, base_port):
         "fault_at_s": fault_at if victim else None,
         "fault_s": fault_len if victim else None,
         "dir": pop.dir,
+        "timeline": timeline,
     }
     return out
 

@@ -23,7 +23,7 @@
 //	public    GET /v1/manifest/<t>        players        user session JWT  one JWT check, one rights look-up, 10 URL signatures, 1 ticket
 //	public    GET /v1/recs/next/<t>       players        none              n <= 10 rights look-ups
 //	internal  GET|HEAD /media/<t>/<k>.ext shields        tier credential   one file (<= ~10 MB), MaxRanges ranges
-//	internal  GET /v1/snapshot            edges          tier credential   one catalog walk per 30 s for all callers; a few MB sent
+//	internal  GET /v1/snapshot            edges          tier credential   one catalog walk per 5 min for all callers; a few MB sent
 //	internal  GET /v1/rights/<t>          edges          tier credential   one rights look-up
 //	internal  GET /img/..., /v1/tracks/.. shields        tier credential   one small image or JSON (also public, for anyone)
 //	internal  GET /v1/recs/next/<t>       edges          tier credential   n <= 10 rights look-ups
