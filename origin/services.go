@@ -175,8 +175,8 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus
 	if svc.Licence, err = licence.New(lc); err != nil {
 		return nil, fmt.Errorf("origin: %w", err)
 	}
-	svc.Mount("POST /v1/licences", svc.Licence)
-	svc.Mount("GET /v1/licences/key", svc.Licence)
+	svc.Mount("POST /v1/licences", svc.api("licence", svc.Licence.ServeHTTP))
+	svc.Mount("GET /v1/licences/key", svc.api("licence_key", svc.Licence.ServeHTTP))
 	svc.Mount("POST /v1/plays", svc.Plays.Handler())
 	svc.MountInternal("GET /v1/royalties/", svc.Plays.Handler())
 	svc.MountInternal("/v1/admin/", svc.Admin)
