@@ -550,7 +550,7 @@ func (s *Server) registerMetrics(reg prometheus.Registerer) error {
 	})
 	s.apiRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "origin_api_requests_total",
-		Help: "API requests (manifest, recs_next, image, track), by handler and status code.",
+		Help: "API requests (manifest, recs_next, image, track, licence, licence_key, ...), by handler and status code.",
 	}, []string{"handler", "code"})
 	s.apiSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "origin_api_request_duration_seconds",

@@ -122,8 +122,10 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus
 		return nil, err
 	}
 	// Takedowns (origin/admin): a taken-down track gets no manifest, no
-	// licence, no recommendation and no /media/ bytes. Plays keep the
-	// rights as they were: a play made before a takedown still counts.
+	// licence, no recommendation, no rights answer for the edges'
+	// prefetcher, no artwork or track JSON and no /media/ bytes. Plays
+	// keep the rights as they were: a play made before a takedown still
+	// counts.
 	ac := cfg.Admin
 	if ac.File == "" {
 		ac.File = filepath.Join(cfg.DataDir, "takedowns.json")
@@ -180,8 +182,8 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus
 	if svc.Licence, err = licence.New(lc); err != nil {
 		return nil, fmt.Errorf("origin: %w", err)
 	}
-	svc.Mount("POST /v1/licences", svc.Licence)
-	svc.Mount("GET /v1/licences/key", svc.Licence)
+	svc.Mount("POST /v1/licences", svc.api("licence", svc.Licence.ServeHTTP))
+	svc.Mount("GET /v1/licences/key", svc.api("licence_key", svc.Licence.ServeHTTP))
 	svc.Mount("POST /v1/plays", svc.Plays.Handler())
 	svc.MountInternal("GET /v1/royalties/", svc.Plays.Handler())
 	svc.MountInternal("/v1/admin/", svc.Admin)

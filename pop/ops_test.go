@@ -91,7 +91,8 @@ func startOpsPOP(t testing.TB, edit func(*Config)) (*POP, *gatedSource) {
 	return p, src
 }
 
-// manifestURL returns the signed edge path of track's kbps tier.
+// manifestURL returns the signed edge path of track's kbps tier, asked
+// as the POP's demo user of SE.
 func manifestURL(t testing.TB, p *POP, track string, kbps int) (string, int) {
 	t.Helper()
 	u, ok := p.Addrs().UserFor("SE")
@@ -271,9 +272,12 @@ func TestPurgeRacingFill(t *testing.T) {
 
 // TestTakedown: a takedown stops the track's already-issued tokens at
 // every edge (even for cached bytes), new manifests, and the origin's
-// bytes; restore lifts it. Mutations caught: the revocation check removed
-// from the hit path (206 for the old token), the origin still issuing
-// manifests.
+// bytes, rights answers, artwork and track metadata; restore lifts it.
+// Mutations caught: the revocation check removed from the hit path (206
+// for the old token), the origin still issuing manifests, an edge minting
+// from its pre-takedown snapshot without the revocation check (200), the origin's
+// rights or track metadata built on the unwrapped rights and source
+// (200/204 for the taken-down track).
 func TestTakedown(t *testing.T) {
 	p, src := startOpsPOP(t, nil)
 	a := p.Addrs()
@@ -290,6 +294,45 @@ func TestTakedown(t *testing.T) {
 	}
 	if _, code := manifestURL(t, p, "t9", 64); code == 200 {
 		t.Error("a manifest was issued for a taken-down track")
+	}
+	// Nor by an edge minting from the snapshot it pulled before the
+	// takedown.
+	se, _ := a.UserFor("SE")
+	for _, e := range a.Edges {
+		req, _ := http.NewRequest("GET", e+"/v1/manifest/t9", nil)
+		req.Header.Set("Authorization", "Bearer "+se.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%s minted a manifest of a taken-down track: %d, want 403", e, resp.StatusCode)
+		}
+	}
+	// The edges' prefetcher hears "denied" for it, and its metadata is
+	// not served (it was not cached before the takedown: a purge drops
+	// audio objects, not http route entries). Covers are per album, not
+	// per track, and stay.
+	tk, _ := tierauth.New([]tierauth.KeyConfig{{ID: "tier1", Secret: testTierSecret}})
+	for _, target := range []string{"/v1/rights/t9?country=SE", "/v1/tracks/t9"} {
+		req, _ := http.NewRequest("GET", a.Internal.Origin+target, nil)
+		req.Header.Set(tierauth.Header, tk.Sign("GET", target, time.Now()))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 200 || resp.StatusCode == 204 {
+			t.Errorf("origin internal %s of a taken-down track: %d", target, resp.StatusCode)
+		}
+	}
+	for _, target := range []string{"/v1/tracks/t9"} {
+		if resp, err := http.Get(a.Edges[0] + target); err != nil {
+			t.Fatal(err)
+		} else if resp.Body.Close(); resp.StatusCode == 200 {
+			t.Errorf("edge %s of a taken-down track: 200", target)
+		}
 	}
 	// Another track is untouched.
 	other, _ := manifestURL(t, p, "t10", 64)

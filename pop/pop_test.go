@@ -207,6 +207,20 @@ func TestPOP(t *testing.T) {
 			t.Errorf("POST /v1/licences %s (auth %v) = %d, want %d", c.track, c.auth != "", resp.StatusCode, c.code)
 		}
 	}
+	// The licence requests are counted where the LicenceRejectionSpike
+	// alert (configs/prometheus) looks: 2 of the 3 refused. Mutation
+	// caught: /v1/licences mounted without the api() instrumentation.
+	lic := scrape(t, []string{a.Internal.Origin},
+		`origin_api_requests_total{code="200",handler="licence"}`, `origin_api_requests_total{code="401",handler="licence"}`,
+		`origin_api_requests_total{code="404",handler="licence"}`)
+	for k, v := range lic {
+		if v != 1 {
+			t.Errorf("%s = %v, want 1", k, v)
+		}
+	}
+	if len(lic) != 3 {
+		t.Errorf("licence requests by code: %v, want 3 series", lic)
+	}
 	if err := p.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}

@@ -100,6 +100,7 @@ func TestTrustBoundaries(t *testing.T) {
 		{"row 10: internal data on public listeners", row10},
 		{"row 11: missing seek table asked 20 times", row11},
 		{"row 12: the deployable example's listeners", row12},
+		{"row 13: purges and takedowns without the admin token", row13},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, e) })
 	}
@@ -493,6 +494,51 @@ func row10(t *testing.T, e *env) {
 	}
 	if got := e.status(t, "GET", e.a.Internal.Origin+"/v1/royalties/tracks/t5", nil); got != 200 {
 		t.Errorf("royalties on the internal listener = %d, want 200", got)
+	}
+}
+
+// row13: the admin API (origin/admin) and the nodes' /admin/ endpoints.
+// The origin's purge is on its internal listener only (404 on the public
+// one), needs the admin token (401 without, 403 with another, the tier
+// credential of a node included), and the nodes' /admin/ need the tier
+// credential and are on internal listeners only. Nothing refused is
+// purged: the track stays served from the edge's cache without a new
+// fill. Mutations caught: /v1/admin/ mounted on the public mux (a 401
+// instead of 404), the admin check skipped (200), /admin/ served on a
+// public listener or without the credential (200).
+func row13(t *testing.T, e *env) {
+	body := []byte(`{"tracks":["` + e.tracks[0] + `"],"takedown":true}`)
+	ct := "application/json"
+	for _, tc := range []struct {
+		url  string
+		hdr  []string
+		want int
+	}{
+		{e.a.Origin + "/v1/admin/purge", []string{"Content-Type", ct, "Authorization", "Bearer " + e.a.AdminToken}, 404},
+		{e.a.Internal.Origin + "/v1/admin/purge", []string{"Content-Type", ct}, 401},
+		{e.a.Internal.Origin + "/v1/admin/purge", []string{"Content-Type", ct, "Authorization", "Bearer " + e.se.Token}, 403},
+		{e.a.Internal.Origin + "/v1/admin/reload", []string{"Authorization", "Bearer not-the-token"}, 403},
+		{e.a.Edges[0] + "/admin/purge?tracks=" + e.tracks[0], nil, 404},
+		{e.a.Shields[0] + "/admin/purge?tracks=" + e.tracks[0], nil, 404},
+		{e.a.Internal.Edges[0] + "/admin/purge?tracks=" + e.tracks[0] + "&takedown=9999999999", nil, 403},
+		{e.a.Internal.Shields[0] + "/admin/reload", nil, 403},
+		{e.a.Internal.Edges[0] + "/admin/restore?tracks=" + e.tracks[0], []string{"Authorization", "Bearer " + e.a.AdminToken}, 403},
+	} {
+		b := body
+		if !strings.Contains(tc.url, "/v1/admin/") {
+			b = nil // the nodes' /admin/ take no body (413)
+		}
+		if got := e.status(t, "POST", tc.url, b, tc.hdr...); got != tc.want {
+			t.Errorf("POST %s %v = %d, want %d", tc.url, tc.hdr[:min(len(tc.hdr), 2)], got, tc.want)
+		}
+	}
+	if n := e.p.Origin().Admin.TakenDown(e.tracks[0]); n {
+		t.Errorf("%s was taken down by a refused call", e.tracks[0])
+	}
+	for _, ed := range e.p.Edges() {
+		if ed.Revoked() != 0 {
+			t.Errorf("an edge revoked tokens on a refused call: %d tracks", ed.Revoked())
+		}
 	}
 }
 

@@ -56,6 +56,16 @@ func newLive(cfg Config) (*live, error) {
 	return lv, nil
 }
 
+// newTierKeyring is the keyring of keys, nil without keys (a node with
+// only http routes to outside upstreams: Validate requires tier_keys
+// everywhere else).
+func newTierKeyring(keys []tierauth.KeyConfig) (*tierauth.Keyring, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	return tierauth.New(keys)
+}
+
 // Config is the configuration in force (the last one reloaded).
 func (s *Server) Config() Config { return s.live.Load().cfg }
 
@@ -121,11 +131,9 @@ func (s *Server) applyReload(cfg Config) error {
 	if err != nil {
 		return err
 	}
-	var tk *tierauth.Keyring // none: a node with only http routes to outside upstreams
-	if len(cfg.TierKeys) > 0 {
-		if tk, err = tierauth.New(cfg.TierKeys); err != nil {
-			return config.Prefix("tier_keys", err)
-		}
+	tk, err := newTierKeyring(cfg.TierKeys)
+	if err != nil {
+		return config.Prefix("tier_keys", err)
 	}
 	old := s.Config()
 	if cfg.Cache.MemoryBytes != old.Cache.MemoryBytes {

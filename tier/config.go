@@ -33,8 +33,10 @@
 // Without a valid tier credential (package tierauth) a fill path is a 403
 // before anything is read or fetched, counted in
 // <role>_token_rejections_total{reason="tier"}. Anything else on a
-// listener is a 404. No endpoint takes a request body: a body is refused
-// (413) and the server never buffers more than maxRequestBody of one.
+// listener is a 404. No audio, peer or admin endpoint takes a request
+// body: a body is refused (413) and the server never buffers more than
+// maxRequestBody of one (the public listener of a node with http routes
+// takes up to maxRouteBody, for those routes' unsafe methods).
 //
 // The player's endpoint, GET or HEAD /a/<track>/<kbps>.<ogg|seek>?t=<token>
 // at an edge: any player may call it, with a urlsign token minted by the
@@ -53,7 +55,9 @@
 // served by a shared RFC 9111 cache (package httpcache) in front of its
 // upstreams, for cover art and API responses (see httpRoute for who may
 // call them and what a request may cost). An edge whose routes are all
-// http needs no token keys, shields or cluster.
+// http needs no token keys, shields or cluster, nor tier_keys: without
+// them it signs nothing and serves no tier-credential path (its /admin/
+// endpoints are a 403; SIGHUP still reloads it).
 package tier
 
 import (

@@ -53,11 +53,15 @@ var errTimeout = errors.New("upstream timeout")
 // clears that). Every request carries the tier credential for
 // its method and path.
 type fetcher struct {
-	static     []string
-	route      Routing
-	peer       bool
-	noHandoff  bool                              // Config.NoHandoff
-	auth       *atomic.Pointer[tierauth.Keyring] // signs every request: upstreams and owners check it; a reload swaps it
+	static    []string
+	route     Routing
+	peer      bool
+	noHandoff bool // Config.NoHandoff
+	// auth signs every request: upstreams and owners check it. It is the
+	// Server's tierAuth, shared so that a reload reaches every fetcher;
+	// it holds nil on a node without tier_keys (only http routes), whose
+	// fetchers sign nothing.
+	auth       *atomic.Pointer[tierauth.Keyring]
 	timeout    time.Duration
 	hedgeAfter time.Duration // peer fetcher: hedge to the shields after this; 0 never
 	tls        *tls.Config   // for https upstreams and owners; nil: system roots

@@ -537,4 +537,29 @@ func TestStandaloneHTTPEdge(t *testing.T) {
 	if resp.StatusCode != 200 || o.count("/healthz") != 0 {
 		t.Errorf("/healthz: %d, origin %d", resp.StatusCode, o.count("/healthz"))
 	}
+	// Without tier_keys the node serves no tier-credential path: its
+	// admin endpoints are a 403 whatever credential comes (there is no
+	// keyring to check one with). Mutations caught: tierAuthorized
+	// verifying with the nil keyring (the request with a credential
+	// panics the node), serving /admin/ without a check (200).
+	other, err := tierauth.New([]tierauth.KeyConfig{{ID: "k", Secret: strings.Repeat("ab", 32)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{"/admin/purge?tracks=t1", "/admin/reload"} {
+		for _, cred := range []string{"", other.Sign("POST", target, time.Now())} {
+			req, _ := http.NewRequest("POST", e.InternalURL()+target, nil)
+			if cred != "" {
+				req.Header.Set(tierauth.Header, cred)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusForbidden {
+				t.Errorf("%s (credential %t) on a node without tier_keys: %d, want 403", target, cred != "", resp.StatusCode)
+			}
+		}
+	}
 }

@@ -300,6 +300,14 @@ func (m *manifests) mint(ctx *fasthttp.RequestCtx, id string) int {
 		return fasthttp.StatusBadRequest
 	}
 	cc := user.Country
+	// A track taken down here (POST /admin/purge with takedown) gets no
+	// manifest even from a snapshot pulled before the takedown: the
+	// origin's next snapshot denies it everywhere, and until then the
+	// revocation map, which outlives the snapshot's refresh, says so.
+	if cut, ok := (*m.s.revoked.Load())[id]; ok && now.Unix() <= cut {
+		ctx.Error("not licensed in this country\n", fasthttp.StatusForbidden)
+		return fasthttp.StatusForbidden
+	}
 	snap := m.snap.Load()
 	if snap == nil || !m.loaded() {
 		ctx.Error("manifests unavailable\n", fasthttp.StatusServiceUnavailable)

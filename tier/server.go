@@ -38,9 +38,12 @@ type Server struct {
 	// live is what a reload replaces (see Reload): read once per
 	// request with an atomic load.
 	live atomic.Pointer[live]
-	// tierAuth is the tier keyring, shared with the fetchers, which sign
-	// with it and the fill endpoints (a shield's /media/, an edge's
-	// /peer/media/), which check with it; a reload swaps it.
+	// tierAuth is the tier keyring, shared with the fetchers (the audio
+	// fills' and the http routes'), which sign with it, and the fill and
+	// admin endpoints (a shield's /media/, an edge's /peer/media/,
+	// /admin/), which check with it; a reload swaps it. It holds nil on a
+	// node with only http routes and no tier_keys: such a node signs
+	// nothing and serves no tier-credential path.
 	tierAuth *atomic.Pointer[tierauth.Keyring]
 	// revoked maps a taken-down track to the expiry up to which its
 	// tokens are refused (edge): copied on write, swapped atomically, so
@@ -115,12 +118,9 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 	if now == nil {
 		now = time.Now
 	}
-	var tk *tierauth.Keyring // nil: a node with only http routes to outside upstreams
-	if len(cfg.TierKeys) > 0 {
-		var err error
-		if tk, err = tierauth.New(cfg.TierKeys); err != nil {
-			return nil, fmt.Errorf("tier: tier_keys: %w", err)
-		}
+	tk, err := newTierKeyring(cfg.TierKeys) // nil: a node with only http routes to outside upstreams
+	if err != nil {
+		return nil, fmt.Errorf("tier: tier_keys: %w", err)
 	}
 	fillTLS, err := cfg.FillTLS()
 	if err != nil {
