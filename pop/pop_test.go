@@ -210,9 +210,18 @@ func TestPOP(t *testing.T) {
 	// The licence requests are counted where the LicenceRejectionSpike
 	// alert (configs/prometheus) looks: 2 of the 3 refused. Mutation
 	// caught: /v1/licences mounted without the api() instrumentation.
-	lic := scrape(t, []string{a.Internal.Origin},
-		`origin_api_requests_total{code="200",handler="licence"}`, `origin_api_requests_total{code="401",handler="licence"}`,
-		`origin_api_requests_total{code="404",handler="licence"}`)
+	// The counter is incremented once the handler has returned, which
+	// may be just after the client read the response: wait for it.
+	var lic map[string]float64
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		lic = scrape(t, []string{a.Internal.Origin},
+			`origin_api_requests_total{code="200",handler="licence"}`, `origin_api_requests_total{code="401",handler="licence"}`,
+			`origin_api_requests_total{code="404",handler="licence"}`)
+		if len(lic) == 3 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	for k, v := range lic {
 		if v != 1 {
 			t.Errorf("%s = %v, want 1", k, v)
