@@ -58,6 +58,7 @@ type Server struct {
 	token     string // the only token edges accept; RotateToken changes it
 	nextSeen  []string
 	plays     []plays.Event
+	seenPlay  map[string]bool // play ids in plays
 	playPosts int
 }
 
@@ -90,7 +91,7 @@ func NewServer(dir string) *Server {
 	if err != nil {
 		panic(err)
 	}
-	s := &Server{dir: dir, Licence: lh, token: "tok0", Token: tok, UserID: "listener", users: users, tickets: tickets}
+	s := &Server{dir: dir, Licence: lh, token: "tok0", Token: tok, UserID: "listener", users: users, tickets: tickets, seenPlay: map[string]bool{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/manifest/{id}", s.manifest)
 	mux.HandleFunc("GET /a/{id}/{file}", s.edge)
@@ -119,7 +120,9 @@ func (s *Server) currentToken() string {
 	return s.token
 }
 
-// Plays returns the acknowledged play events.
+// Plays returns the acknowledged play events, each play id once: a retry
+// of a report whose answer was lost (the player cancelled the POST after
+// the server took it) is counted once, as the origin's pipeline counts it.
 func (s *Server) Plays() []plays.Event {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -256,7 +259,12 @@ func (s *Server) postPlays(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	s.plays = append(s.plays, evs...)
+	for _, e := range evs {
+		if !s.seenPlay[e.PlayID] {
+			s.seenPlay[e.PlayID] = true
+			s.plays = append(s.plays, e)
+		}
+	}
 	s.mu.Unlock()
 	w.WriteHeader(http.StatusAccepted)
 }
