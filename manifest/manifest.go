@@ -344,7 +344,9 @@ func Decode(r io.Reader) (*Snapshot, error) {
 		return nil, fmt.Errorf("manifest: snapshot: %d countries, header says %d", len(s.Countries), n)
 	}
 	for i, cc := range s.Countries {
-		if len(cc) != 2 || slices.Contains(s.Countries[:i], cc) {
+		// Two upper-case letters, so the line encodes back as it came
+		// (a stray byte such as a \r would not survive a round trip).
+		if len(cc) != 2 || cc[0] < 'A' || cc[0] > 'Z' || cc[1] < 'A' || cc[1] > 'Z' || slices.Contains(s.Countries[:i], cc) {
 			return nil, fmt.Errorf("manifest: snapshot: bad country %q", cc)
 		}
 	}
