@@ -800,7 +800,12 @@ func (l *Ledger) dayTables(ctx context.Context) ([]string, error) {
 }
 
 func (l *Ledger) count(ctx context.Context, db dbConn, table string) (int64, error) {
-	rows, err := db.query(ctx, `SELECT COUNT(*) FROM `+table)
+	return queryInt64(ctx, db, `SELECT COUNT(*) FROM `+table)
+}
+
+// queryInt64 runs a query whose answer is one integer.
+func queryInt64(ctx context.Context, db dbConn, q string, args ...any) (int64, error) {
+	rows, err := db.query(ctx, q, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -817,19 +822,7 @@ func (l *Ledger) count(ctx context.Context, db dbConn, table string) (int64, err
 
 // consumed returns the records of topic the sink has applied, in all.
 func (l *Ledger) consumed(ctx context.Context, topic string) (int64, error) {
-	rows, err := l.r.query(ctx, l.rebind(`SELECT CAST(COALESCE(SUM(records), 0) AS BIGINT) FROM plays_consumed WHERE topic = ?`), topic)
-	if err != nil {
-		return 0, err
-	}
-	defer rows.Close()
-	var n int64
-	if rows.Next() {
-		err = rows.Scan(&n)
-	}
-	if err == nil {
-		err = rows.Err()
-	}
-	return n, err
+	return queryInt64(ctx, l.r, l.rebind(`SELECT CAST(COALESCE(SUM(records), 0) AS BIGINT) FROM plays_consumed WHERE topic = ?`), topic)
 }
 
 // PlayIDs is the number of play ids kept for deduplication; tests and
