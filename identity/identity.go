@@ -31,9 +31,9 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/country"
-	"github.com/musiccdn/cdn/ident"
 )
 
 // Leeway is the clock skew allowed between the identity provider and the
@@ -43,9 +43,6 @@ const Leeway = 30 * time.Second
 // MaxTokenBytes bounds the bearer token a request may carry; a larger one
 // is refused without being parsed.
 const MaxTokenBytes = 4096
-
-// MaxUserIDLen is the longest user id (sub) accepted.
-const MaxUserIDLen = 64
 
 // Config configures a Verifier. It maps onto the origin's `identity`
 // YAML section.
@@ -105,7 +102,7 @@ func ParsePublicKey(s string) (ed25519.PublicKey, error) {
 
 // User is who a verified token names.
 type User struct {
-	// ID is the token's sub: 1 to MaxUserIDLen of [A-Za-z0-9_-].
+	// ID is the token's sub: a user id by catalog.ValidUserID.
 	ID string
 	// Country is the token's country claim, an assigned ISO 3166-1
 	// alpha-2 code: where the user is entitled to play from.
@@ -181,7 +178,7 @@ func (v *Verifier) Verify(token string, now time.Time) (User, error) {
 	if err != nil {
 		return User{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
-	if !ValidUserID(c.Subject) {
+	if !catalog.ValidUserID(c.Subject) {
 		return User{}, fmt.Errorf("%w: bad or missing sub", ErrInvalidToken)
 	}
 	if !country.Valid(c.Country) {
@@ -236,11 +233,6 @@ func Unauthorized(w http.ResponseWriter, err error) {
 	Challenge(w, err)
 	http.Error(w, "unauthorized", http.StatusUnauthorized)
 }
-
-// ValidUserID reports whether id is a usable user id: 1 to MaxUserIDLen
-// bytes of [A-Za-z0-9_-], the project's id rules, so it needs no escaping
-// in JSON, logs, SQL, tickets or file names.
-func ValidUserID(id string) bool { return ident.Valid(id, MaxUserIDLen) }
 
 // Issuer signs tokens the way the identity provider does. cmd/pop runs one
 // as its demo provider; tests use it. It is safe for concurrent use.
@@ -304,7 +296,7 @@ func Peek(token string) (User, error) {
 	if _, _, err := jwt.NewParser().ParseUnverified(token, &c); err != nil {
 		return User{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
-	if !ValidUserID(c.Subject) || !country.Valid(c.Country) {
+	if !catalog.ValidUserID(c.Subject) || !country.Valid(c.Country) {
 		return User{}, fmt.Errorf("%w: bad sub or country", ErrInvalidToken)
 	}
 	return User{ID: c.Subject, Country: c.Country}, nil

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/musiccdn/cdn/catalog"
+	"github.com/musiccdn/cdn/country"
 )
 
 var testNow = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
@@ -242,7 +244,7 @@ func FuzzVerify(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !ValidUserID(u.ID) || len(u.Country) != 2 {
+		if !catalog.ValidUserID(u.ID) || !country.Valid(u.Country) {
 			t.Fatalf("accepted %q as %+v", h, u)
 		}
 	})

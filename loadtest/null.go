@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/httprange"
 	"github.com/musiccdn/cdn/origin/media"
 )
@@ -57,7 +58,7 @@ func (p *NullPOP) manifest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m := Manifest{TrackID: id, DurationMS: p.cat.DurationMS(i), Country: r.URL.Query().Get("country")}
-	for _, k := range media.Tiers {
+	for _, k := range catalog.Tiers {
 		m.Tiers = append(m.Tiers, ManifestTier{
 			Kbps: k, Bytes: p.cat.Size(i, k), ETag: p.cat.ETag(i, k, 0),
 			URL: "/a/" + id + "/" + strconv.Itoa(k) + ".ogg?t=null",
@@ -79,7 +80,7 @@ func (p *NullPOP) media(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	obj, f, err := p.cat.Open(r.Context(), parts[0], kbps, media.Audio)
+	obj, f, err := p.cat.Open(r.Context(), parts[0], kbps, catalog.Audio)
 	if err != nil {
 		http.NotFound(w, r)
 		return

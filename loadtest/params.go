@@ -2,8 +2,9 @@ package loadtest
 
 import (
 	"fmt"
-	"github.com/musiccdn/cdn/loadtest/workload"
 	"time"
+
+	"github.com/musiccdn/cdn/loadtest/workload"
 )
 
 // RunParams is what a run's JSON report records about its workload and its

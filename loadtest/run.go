@@ -9,9 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/musiccdn/cdn/httprange"
-	"github.com/musiccdn/cdn/loadtest/workload"
-	"github.com/musiccdn/cdn/origin/api"
 	"io"
 	"log/slog"
 	"net"
@@ -23,6 +20,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/musiccdn/cdn/httprange"
+	"github.com/musiccdn/cdn/loadtest/workload"
+	"github.com/musiccdn/cdn/origin/api"
 
 	"github.com/musiccdn/cdn/origin/media"
 )

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/musiccdn/cdn/httprange"
-	"github.com/musiccdn/cdn/loadtest/workload"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +13,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/musiccdn/cdn/httprange"
+	"github.com/musiccdn/cdn/loadtest/workload"
 )
 
 // testConfig is a short run of small requests (24 kbps only, ~100 req/s)

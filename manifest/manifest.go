@@ -44,6 +44,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/musiccdn/cdn/catalog"
+	"github.com/musiccdn/cdn/country"
 	"github.com/musiccdn/cdn/origin/api"
 	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/urlsign"
@@ -179,7 +181,7 @@ func buildTrack(ctx context.Context, src media.Source, rights Rights, countries 
 		}
 	}
 	for _, kbps := range tr.Tiers {
-		obj, f, err := src.Open(ctx, id, kbps, media.Audio)
+		obj, f, err := src.Open(ctx, id, kbps, catalog.Audio)
 		if errors.Is(err, media.ErrNotFound) {
 			continue
 		}
@@ -188,7 +190,7 @@ func buildTrack(ctx context.Context, src media.Source, rights Rights, countries 
 		}
 		f.Close()
 		tier := Tier{Kbps: kbps, Bytes: obj.Size, ETag: obj.ETag}
-		_, sf, err := src.Open(ctx, id, kbps, media.SeekTable)
+		_, sf, err := src.Open(ctx, id, kbps, catalog.SeekTable)
 		switch {
 		case err == nil:
 			sf.Close()
@@ -250,9 +252,9 @@ func (s *Snapshot) Manifest(id, country string, now time.Time, kr *urlsign.Keyri
 	expiry := time.Unix(now.Add(ttl).Unix(), 0)
 	m := api.Manifest{TrackID: id, DurationMS: t.DurationMS, Samples: t.Samples, SampleRate: t.SampleRate, Country: country, Expires: expiry.Unix(), Tiers: make([]api.Tier, 0, len(t.Tiers))}
 	for _, tier := range t.Tiers {
-		mt := api.Tier{Kbps: tier.Kbps, Bytes: tier.Bytes, ETag: tier.ETag, URL: signed(kr, id, tier.Kbps, media.Audio, country, expiry)}
+		mt := api.Tier{Kbps: tier.Kbps, Bytes: tier.Bytes, ETag: tier.ETag, URL: signed(kr, id, tier.Kbps, catalog.Audio, country, expiry)}
 		if tier.Seek {
-			mt.SeekURL = signed(kr, id, tier.Kbps, media.SeekTable, country, expiry)
+			mt.SeekURL = signed(kr, id, tier.Kbps, catalog.SeekTable, country, expiry)
 		}
 		m.Tiers = append(m.Tiers, mt)
 	}
@@ -261,7 +263,7 @@ func (s *Snapshot) Manifest(id, country string, now time.Time, kr *urlsign.Keyri
 
 // signed is "/a/<id>/<kbps>.<ext>?t=<token>", the token bound to the
 // path below /a/.
-func signed(kr *urlsign.Keyring, id string, kbps int, kind media.Kind, country string, expiry time.Time) string {
+func signed(kr *urlsign.Keyring, id string, kbps int, kind catalog.Kind, country string, expiry time.Time) string {
 	obj := id + "/" + strconv.Itoa(kbps) + "." + kind.Ext()
 	return "/a/" + obj + "?t=" + kr.Sign(obj, country, expiry)
 }
@@ -344,9 +346,9 @@ func Decode(r io.Reader) (*Snapshot, error) {
 		return nil, fmt.Errorf("manifest: snapshot: %d countries, header says %d", len(s.Countries), n)
 	}
 	for i, cc := range s.Countries {
-		// Two upper-case letters, so the line encodes back as it came
-		// (a stray byte such as a \r would not survive a round trip).
-		if len(cc) != 2 || cc[0] < 'A' || cc[0] > 'Z' || cc[1] < 'A' || cc[1] > 'Z' || slices.Contains(s.Countries[:i], cc) {
+		// An assigned code, so the line encodes back as it came (a stray
+		// byte such as a \r would not survive a round trip).
+		if !country.Valid(cc) || slices.Contains(s.Countries[:i], cc) {
 			return nil, fmt.Errorf("manifest: snapshot: bad country %q", cc)
 		}
 	}
@@ -392,7 +394,7 @@ func parseTrack(lb []byte, bitmap int) (Track, error) {
 	if len(f) < 4 || len(f) > 3+maxTiers {
 		return Track{}, fmt.Errorf("%d fields", len(f))
 	}
-	if !media.ValidID(f[0]) {
+	if !catalog.ValidID(f[0]) {
 		return Track{}, fmt.Errorf("bad track id %q", f[0])
 	}
 	t := Track{ID: f[0]}
@@ -421,7 +423,7 @@ func parseTrack(lb []byte, bitmap int) (Track, error) {
 		}
 		kbps, err1 := strconv.Atoi(p[0])
 		size, err2 := strconv.ParseInt(p[1], 10, 64)
-		if err1 != nil || err2 != nil || !media.ValidTier(kbps) || size < 0 || (p[2] != "0" && p[2] != "1") || p[3] == "" || strings.ContainsAny(p[3], " \t") {
+		if err1 != nil || err2 != nil || !catalog.ValidTier(kbps) || size < 0 || (p[2] != "0" && p[2] != "1") || p[3] == "" || strings.ContainsAny(p[3], " \t") {
 			return Track{}, fmt.Errorf("bad tier %q", tf)
 		}
 		if k := len(t.Tiers); k > 0 && t.Tiers[k-1].Kbps >= kbps {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/manifest"
 	"github.com/musiccdn/cdn/origin"
@@ -150,7 +151,7 @@ func FuzzDecode(f *testing.F) {
 		}
 		for i := range s.Len() {
 			tr := s.At(i)
-			if got, ok := s2.Track(tr.ID); !ok || len(got.Tiers) != len(tr.Tiers) || !media.ValidID(tr.ID) {
+			if got, ok := s2.Track(tr.ID); !ok || len(got.Tiers) != len(tr.Tiers) || !catalog.ValidID(tr.ID) {
 				t.Fatalf("track %q lost", tr.ID)
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/tierauth"
@@ -21,7 +22,7 @@ type countingSource struct {
 	opens atomic.Int64
 }
 
-func (c *countingSource) Open(ctx context.Context, id string, kbps int, kind media.Kind) (media.Object, media.File, error) {
+func (c *countingSource) Open(ctx context.Context, id string, kbps int, kind catalog.Kind) (media.Object, media.File, error) {
 	c.opens.Add(1)
 	return c.Source.Open(ctx, id, kbps, kind)
 }

@@ -69,6 +69,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/httprange"
 	"github.com/musiccdn/cdn/identity"
@@ -584,7 +585,7 @@ func (s *Server) Handler() http.Handler { return s.PublicHandler() }
 // everything else goes through the internal mux.
 func (s *Server) InternalHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, mediaPrefix) {
+		if strings.HasPrefix(r.URL.Path, catalog.MediaPrefix) {
 			s.serveMedia(w, r)
 			return
 		}
@@ -634,42 +635,6 @@ func (s *Server) Rights() Rights { return s.rights }
 // SetReady sets what /readyz answers: 200 when true (the state after New),
 // 503 when false, e.g. while draining before shutdown.
 func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }
-
-const mediaPrefix = "/media/"
-
-// ParseMediaPath parses "/media/<track>/<kbps>.ogg" or ".seek". It checks
-// the syntax only: the id is a valid id and kbps a canonical decimal
-// number (no sign, no leading zero, at most 4 digits), not necessarily a
-// tier. ok is false for anything else.
-func ParseMediaPath(p string) (id string, kbps int, kind media.Kind, ok bool) {
-	rest, found := strings.CutPrefix(p, mediaPrefix)
-	if !found {
-		return "", 0, 0, false
-	}
-	id, file, found := strings.Cut(rest, "/")
-	if !found || !media.ValidID(id) {
-		return "", 0, 0, false
-	}
-	num, ext, found := strings.Cut(file, ".")
-	if !found || len(num) == 0 || len(num) > 4 || num[0] == '0' {
-		return "", 0, 0, false
-	}
-	for i := 0; i < len(num); i++ {
-		if num[i] < '0' || num[i] > '9' {
-			return "", 0, 0, false
-		}
-		kbps = kbps*10 + int(num[i]-'0')
-	}
-	switch ext {
-	case "ogg":
-		kind = media.Audio
-	case "seek":
-		kind = media.SeekTable
-	default:
-		return "", 0, 0, false
-	}
-	return id, kbps, kind, true
-}
 
 // defaultParts fills in the parts no Option gave: the session verifier,
 // the ticket keyring, the catalog and the rights, from the config. Start
@@ -724,17 +689,6 @@ func withUsers(v *identity.Verifier) Option { return func(s *Server) { s.users =
 // its defaults.
 const MaxTokenTTL = 24 * time.Hour
 
-// MediaPath is the origin path of a file: "/media/<id>/<kbps>.<ext>".
-func MediaPath(id string, kbps int, kind media.Kind) string {
-	return mediaPrefix + id + "/" + strconv.Itoa(kbps) + "." + kind.Ext()
-}
-
-// EdgePath is the player-facing edge path of a file, without its token:
-// "/a/<id>/<kbps>.<ext>".
-func EdgePath(id string, kbps int, kind media.Kind) string {
-	return "/a/" + id + "/" + strconv.Itoa(kbps) + "." + kind.Ext()
-}
-
 // serveMedia serves one file. Preconditions, ranges, multipart and 416
 // are httprange's (RFC 9110 sections 13 and 14), the same decision the
 // edges and shields make, fed with the ETag and Last-Modified of the exact
@@ -763,7 +717,7 @@ func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request) {
 		http.Error(rec, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	id, kbps, kind, ok := ParseMediaPath(r.URL.Path)
+	id, kbps, kind, ok := catalog.ParseMediaPath(r.URL.Path)
 	if !ok {
 		http.Error(rec, "bad media path", http.StatusBadRequest)
 		return
@@ -803,7 +757,7 @@ func (s *Server) serveManifest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("track")
-	if !media.ValidID(id) {
+	if !catalog.ValidID(id) {
 		http.Error(w, "bad track id", http.StatusBadRequest)
 		return
 	}
@@ -840,7 +794,7 @@ func (s *Server) serveManifest(w http.ResponseWriter, r *http.Request) {
 // lookup and one rights check.
 func (s *Server) serveRights(w http.ResponseWriter, r *http.Request) {
 	id, cc := r.PathValue("track"), r.URL.Query().Get("country")
-	if !media.ValidID(id) || !rights.ValidCountry(cc) {
+	if !catalog.ValidID(id) || !rights.ValidCountry(cc) {
 		http.Error(w, "bad track id or country", http.StatusBadRequest)
 		return
 	}
@@ -876,7 +830,7 @@ func (s *Server) Manifest(ctx context.Context, id, country string, now time.Time
 	expiry := time.Unix(now.Add(time.Duration(s.cfg.TokenTTL)).Unix(), 0)
 	m := Manifest{TrackID: id, DurationMS: tr.DurationMS, Samples: tr.Samples, SampleRate: tr.SampleRate, Country: country, Expires: expiry.Unix(), Tiers: []ManifestTier{}}
 	for _, kbps := range tr.Tiers {
-		obj, f, err := s.src.Open(ctx, id, kbps, media.Audio)
+		obj, f, err := s.src.Open(ctx, id, kbps, catalog.Audio)
 		if errors.Is(err, media.ErrNotFound) {
 			continue // removed since Track listed it
 		}
@@ -884,12 +838,12 @@ func (s *Server) Manifest(ctx context.Context, id, country string, now time.Time
 			return Manifest{}, err
 		}
 		f.Close()
-		t := ManifestTier{Kbps: kbps, Bytes: obj.Size, ETag: obj.ETag, URL: s.signedEdgePath(id, kbps, media.Audio, country, expiry)}
-		_, sf, err := s.src.Open(ctx, id, kbps, media.SeekTable)
+		t := ManifestTier{Kbps: kbps, Bytes: obj.Size, ETag: obj.ETag, URL: s.signedEdgePath(id, kbps, catalog.Audio, country, expiry)}
+		_, sf, err := s.src.Open(ctx, id, kbps, catalog.SeekTable)
 		switch {
 		case err == nil:
 			sf.Close()
-			t.SeekURL = s.signedEdgePath(id, kbps, media.SeekTable, country, expiry)
+			t.SeekURL = s.signedEdgePath(id, kbps, catalog.SeekTable, country, expiry)
 		case !errors.Is(err, media.ErrNotFound):
 			return Manifest{}, err
 		}
@@ -903,8 +857,8 @@ func (s *Server) Manifest(ctx context.Context, id, country string, now time.Time
 
 // signedEdgePath is EdgePath with a token bound to that one file (track,
 // tier and kind), for country until expiry.
-func (s *Server) signedEdgePath(id string, kbps int, kind media.Kind, country string, expiry time.Time) string {
-	p := EdgePath(id, kbps, kind)
+func (s *Server) signedEdgePath(id string, kbps int, kind catalog.Kind, country string, expiry time.Time) string {
+	p := catalog.EdgePath(id, kbps, kind)
 	// The signed object is the path below /a/; token bytes are URL-safe.
 	return p + "?t=" + s.keyring.Load().Sign(p[len("/a/"):], country, expiry)
 }
@@ -924,7 +878,7 @@ type NextTracks = api.NextTracks
 
 func (s *Server) serveNext(w http.ResponseWriter, r *http.Request) {
 	id, q := r.PathValue("track"), r.URL.Query()
-	if !media.ValidID(id) {
+	if !catalog.ValidID(id) {
 		http.Error(w, "bad track id", http.StatusBadRequest)
 		return
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/origin/admin"
@@ -251,7 +252,7 @@ func (t takedownSource) Track(ctx context.Context, id string) (media.Track, erro
 	return t.Source.Track(ctx, id)
 }
 
-func (t takedownSource) Open(ctx context.Context, id string, kbps int, kind media.Kind) (media.Object, media.File, error) {
+func (t takedownSource) Open(ctx context.Context, id string, kbps int, kind catalog.Kind) (media.Object, media.File, error) {
 	if t.down(id) {
 		return media.Object{}, nil, media.ErrNotFound
 	}

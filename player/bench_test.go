@@ -78,10 +78,10 @@ func BenchmarkSkipSession(b *testing.B) {
 // benchPlayer is a player over a local stand-in server of the test
 // catalog, closed with the benchmark.
 func benchPlayer(b *testing.B) *Player {
-	if catalog == "" {
+	if catalogDir == "" {
 		b.Skip("oggenc not installed")
 	}
-	srv := playertest.NewServer(catalog)
+	srv := playertest.NewServer(catalogDir)
 	b.Cleanup(srv.Close)
 	p, err := New(config(srv))
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/musiccdn/cdn/origin/api"
 	"hash/fnv"
 	"io"
 	"net/http"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/musiccdn/cdn/origin/api"
 
 	"github.com/musiccdn/cdn/player/abr"
 	"github.com/musiccdn/cdn/seektable"

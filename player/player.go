@@ -40,8 +40,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/musiccdn/cdn/catalog"
+	"github.com/musiccdn/cdn/country"
 	"github.com/musiccdn/cdn/origin/api"
-	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/player/abr"
 	"github.com/musiccdn/cdn/player/offline"
 	"github.com/musiccdn/cdn/player/plays"
@@ -122,8 +123,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Offline == nil && (c.Origin == "" || len(c.Edges) == 0):
 		return errors.New("player: need an origin and at least one edge, or an offline store")
-	case len(c.Country) != 2 || strings.ToUpper(c.Country) != c.Country:
-		return fmt.Errorf("player: country %q: want two upper-case letters", c.Country)
+	case !country.Valid(c.Country):
+		return fmt.Errorf("player: country %q: want an ISO 3166-1 alpha-2 code in upper case", c.Country)
 	case c.OutputRate < 8000 || c.OutputRate > 192000:
 		return fmt.Errorf("player: output rate %d", c.OutputRate)
 	case c.Crossfade < 0 || c.Crossfade > 12*time.Second:
@@ -154,7 +155,7 @@ func New(cfg Config) (*Player, error) {
 		return nil, err
 	}
 	if cfg.ABR.Tiers == nil {
-		ac := abr.DefaultConfig(media.Tiers[:])
+		ac := abr.DefaultConfig(catalog.Tiers[:])
 		ac.MaxKbps = cfg.MaxKbps
 		cfg.ABR = ac
 	}
@@ -216,7 +217,7 @@ func (p *Player) Download(ctx context.Context, store *offline.Store, track strin
 	if err != nil {
 		return 0, 0, err
 	}
-	kbps := media.Tiers[len(media.Tiers)-1]
+	kbps := catalog.Tiers[len(catalog.Tiers)-1]
 	if p.cfg.MaxKbps > 0 {
 		kbps = p.cfg.MaxKbps
 	}

@@ -20,7 +20,7 @@ import (
 )
 
 var (
-	catalog string // "" when oggenc is missing
+	catalogDir string // "" when oggenc is missing
 	ids     = []string{"t0", "t1", "t2"}
 	// split at points that are not packet-aligned
 	lengths = []int{2*44100 + 123, 44100 + 31337, 2*44100 + 777}
@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 				fmt.Fprintln(os.Stderr, "building the test catalog:", err)
 				return 1
 			}
-			catalog = dir
+			catalogDir = dir
 		}
 		return m.Run()
 	}()
@@ -47,13 +47,13 @@ func TestMain(m *testing.M) {
 
 func need(t *testing.T) *playertest.Server {
 	t.Helper()
-	if catalog == "" {
+	if catalogDir == "" {
 		if os.Getenv("CI") != "" {
 			t.Fatal("oggenc not installed (Debian package vorbis-tools): scripts/test.sh installs it")
 		}
 		t.Skip("oggenc not installed (Debian package vorbis-tools)")
 	}
-	srv := playertest.NewServer(catalog)
+	srv := playertest.NewServer(catalogDir)
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -69,7 +69,7 @@ func config(srv *playertest.Server) Config {
 // the player must.
 func reference(t *testing.T, id string, kbps int) []float32 {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(catalog, id, fmt.Sprintf("%d.ogg", kbps)))
+	b, err := os.ReadFile(filepath.Join(catalogDir, id, fmt.Sprintf("%d.ogg", kbps)))
 	if err != nil {
 		t.Fatal(err)
 	}

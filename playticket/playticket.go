@@ -33,6 +33,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/musiccdn/cdn/catalog"
+	"github.com/musiccdn/cdn/country"
 	"github.com/musiccdn/cdn/ident"
 )
 
@@ -45,8 +47,9 @@ const (
 	MinSecretLen = 32
 	// MaxKeyIDLen bounds a key id; ids are [A-Za-z0-9_-].
 	MaxKeyIDLen = 16
-	// MaxIDLen bounds the play, user and track ids a ticket carries.
-	MaxIDLen = 64
+	// MaxIDLen bounds the play, user and track ids a ticket carries (the
+	// catalog's id rule).
+	MaxIDLen = catalog.MaxIDLen
 )
 
 // Claims is what a ticket binds.
@@ -128,8 +131,8 @@ func NewKeyring(keys ...Key) (*Keyring, error) {
 // be valid (1 to MaxIDLen of [A-Za-z0-9_-], a two-letter country); Mint
 // returns an error otherwise, never a ticket Verify would refuse.
 func (kr *Keyring) Mint(c Claims) (string, error) {
-	if !ident.Valid(c.PlayID, MaxIDLen) || !ident.Valid(c.UserID, MaxIDLen) || !ident.Valid(c.TrackID, MaxIDLen) ||
-		len(c.Country) != 2 || !ident.Valid(c.Country, 2) || c.IssuedMS <= 0 || c.DurationMS < 0 {
+	if !catalog.ValidPlayID(c.PlayID) || !catalog.ValidUserID(c.UserID) || !catalog.ValidID(c.TrackID) ||
+		!country.Valid(c.Country) || c.IssuedMS <= 0 || c.DurationMS < 0 {
 		return "", fmt.Errorf("playticket: invalid claims %+v", c)
 	}
 	k := kr.keys[0]
@@ -172,8 +175,8 @@ func (kr *Keyring) Verify(t string) (Claims, error) {
 		}
 		f[i], rest = rest[:j], rest[j+1:]
 	}
-	if f[0] != version || !ident.Valid(f[2], MaxIDLen) || !ident.Valid(f[3], MaxIDLen) || !ident.Valid(f[4], MaxIDLen) ||
-		len(f[5]) != 2 || !ident.Valid(f[5], 2) {
+	if f[0] != version || !catalog.ValidPlayID(f[2]) || !catalog.ValidUserID(f[3]) || !catalog.ValidID(f[4]) ||
+		!country.Valid(f[5]) {
 		return c, ErrMalformed
 	}
 	issued, ok1 := parseNonNeg(f[6])

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/cluster"
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/origin"
@@ -41,12 +42,12 @@ type gatedSource struct {
 	opened chan struct{}
 }
 
-func (g *gatedSource) Open(ctx context.Context, id string, kbps int, kind media.Kind) (media.Object, media.File, error) {
+func (g *gatedSource) Open(ctx context.Context, id string, kbps int, kind catalog.Kind) (media.Object, media.File, error) {
 	g.opens.Add(1)
 	obj, f, err := g.Synthetic.Open(ctx, id, kbps, kind)
 	g.mu.Lock()
 	var gate chan struct{}
-	if g.armed == id && kind == media.Audio {
+	if g.armed == id && kind == catalog.Audio {
 		gate, g.armed = g.gate, ""
 		close(g.opened)
 	}

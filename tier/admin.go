@@ -11,8 +11,8 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/config"
-	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/tierauth"
 	"github.com/musiccdn/cdn/urlsign"
 )
@@ -204,9 +204,9 @@ func diffFields(a, b reflect.Value, prefix string) []string {
 // an edge also refuses from then on every token of those tracks issued
 // before it (see the admin endpoints above).
 func (s *Server) Purge(tracks []string, takedown time.Time) int {
-	names := make([][]byte, 0, len(tracks)*len(media.Tiers)*2)
+	names := make([][]byte, 0, len(tracks)*len(catalog.Tiers)*2)
 	for _, t := range tracks {
-		for _, kbps := range media.Tiers {
+		for _, kbps := range catalog.Tiers {
 			names = append(names, []byte(t+"/"+strconv.Itoa(kbps)+".ogg"), []byte(t+"/"+strconv.Itoa(kbps)+".seek"))
 		}
 	}
@@ -327,7 +327,7 @@ func parseTracks(b []byte) ([]string, error) {
 	seen := map[string]bool{}
 	for part := range bytes.SplitSeq(b, []byte{','}) {
 		id := string(part)
-		if !media.ValidID(id) {
+		if !catalog.ValidID(id) {
 			return nil, fmt.Errorf("tracks: %q is not a track id", id)
 		}
 		if !seen[id] {

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/musiccdn/cdn/origin/media"
+	"github.com/musiccdn/cdn/catalog"
 )
 
 // FuzzParseTracks: the tracks of an admin call are 1 to maxAdminTracks
@@ -23,7 +23,7 @@ func FuzzParseTracks(f *testing.F) {
 		}
 		seen := map[string]bool{}
 		for _, id := range tracks {
-			if !media.ValidID(id) || seen[id] || strings.Contains(id, ",") {
+			if !catalog.ValidID(id) || seen[id] || strings.Contains(id, ",") {
 				t.Fatalf("bad id %q", id)
 			}
 			seen[id] = true

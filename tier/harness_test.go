@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/tierauth"
@@ -124,11 +125,11 @@ func (o *testOrigin) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func kindOf(ext string) media.Kind {
+func kindOf(ext string) catalog.Kind {
 	if ext == "seek" {
-		return media.SeekTable
+		return catalog.SeekTable
 	}
-	return media.Audio
+	return catalog.Audio
 }
 
 type cutReader struct {

@@ -2,7 +2,6 @@ package tier
 
 import (
 	"fmt"
-	"github.com/musiccdn/cdn/tierauth"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/musiccdn/cdn/tierauth"
 
 	"github.com/musiccdn/cdn/config"
 )

@@ -17,10 +17,10 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/manifest"
-	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/playticket"
 	"github.com/musiccdn/cdn/tierauth"
 )
@@ -291,7 +291,7 @@ func (m *manifests) mint(ctx *fasthttp.RequestCtx, id string) int {
 		ctx.Error("unauthorized\n", fasthttp.StatusUnauthorized)
 		return fasthttp.StatusUnauthorized
 	}
-	if !media.ValidID(id) {
+	if !catalog.ValidID(id) {
 		ctx.Error("bad track id\n", fasthttp.StatusBadRequest)
 		return fasthttp.StatusBadRequest
 	}

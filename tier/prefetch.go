@@ -17,8 +17,8 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/musiccdn/cdn/cache"
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/config"
-	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/tierauth"
 )
 
@@ -230,7 +230,7 @@ func (p *prefetcher) hinted(ctx context.Context, job prefetchJob) []string {
 		var id string
 		id, rest, _ = strings.Cut(rest, ",")
 		id = strings.TrimSpace(id)
-		if id == job.track || !media.ValidID(id) || slices.Contains(out, id) {
+		if id == job.track || !catalog.ValidID(id) || slices.Contains(out, id) {
 			continue
 		}
 		if p.cfg.OriginURL != "" && !p.allowedIn(ctx, id, job.country) {
@@ -302,7 +302,7 @@ func (p *prefetcher) recommended(ctx context.Context, track, country string) []s
 	}
 	var ids []string
 	for _, id := range body.Tracks {
-		if media.ValidID(id) && id != track && len(ids) < p.cfg.Tracks {
+		if catalog.ValidID(id) && id != track && len(ids) < p.cfg.Tracks {
 			ids = append(ids, id)
 		}
 	}

@@ -21,9 +21,9 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/musiccdn/cdn/cache"
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/country"
 	"github.com/musiccdn/cdn/httprange"
-	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/tierauth"
 	"github.com/musiccdn/cdn/urlsign"
 )
@@ -862,7 +862,7 @@ func parseName(name []byte) (track []byte, ok bool) {
 	}
 	track, file := name[:slash], name[slash+1:]
 	dot := bytes.IndexByte(file, '.')
-	if dot < 0 || !media.ValidIDBytes(track) {
+	if dot < 0 || !catalog.ValidIDBytes(track) {
 		return nil, false
 	}
 	kbps, ext := file[:dot], file[dot+1:]
@@ -879,7 +879,7 @@ func parseName(name []byte) (track []byte, ok bool) {
 		}
 		n = n*10 + int(c-'0')
 	}
-	return track, media.ValidTier(n)
+	return track, catalog.ValidTier(n)
 }
 
 // s2b views a string's bytes without copying; the result must not be

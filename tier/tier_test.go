@@ -26,8 +26,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/config"
-	"github.com/musiccdn/cdn/origin/media"
 )
 
 // TestByteExact fetches random ranges of every tier through the edge,
@@ -37,7 +37,7 @@ func TestByteExact(t *testing.T) {
 	p := newTestPOP(t, nil)
 	rng := mrand.New(mrand.NewPCG(1, 2))
 	cs := p.edge.Store().ChunkSize()
-	for _, kbps := range media.Tiers {
+	for _, kbps := range catalog.Tiers {
 		for n := 0; n < 12; n++ {
 			i := rng.IntN(5)
 			size := p.origin.cat.Size(i, kbps)

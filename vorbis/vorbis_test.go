@@ -14,8 +14,8 @@ import (
 
 	"github.com/jfreymuth/oggvorbis"
 
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/ogg"
-	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/player/playertest"
 	"github.com/musiccdn/cdn/player/wav"
 	"github.com/musiccdn/cdn/vorbis"
@@ -43,7 +43,7 @@ func rawTiers(t testing.TB, frames int) map[int][]byte {
 	w.Close()
 	f.Close()
 	out := map[int][]byte{}
-	for _, k := range media.Tiers {
+	for _, k := range catalog.Tiers {
 		dst := filepath.Join(dir, fmt.Sprintf("%d.ogg", k))
 		args := []string{"-Q", "-b", fmt.Sprint(k), "-o", dst, src}
 		if k == 24 {
@@ -201,7 +201,7 @@ func BenchmarkDecode(b *testing.B) {
 	if err := playertest.Catalog(context.Background(), benchDir, []string{"bench"}, []int{10 * 44100}); err != nil {
 		b.Fatal(err)
 	}
-	for _, k := range media.Tiers {
+	for _, k := range catalog.Tiers {
 		data, err := os.ReadFile(filepath.Join(benchDir, "bench", fmt.Sprintf("%d.ogg", k)))
 		if err != nil {
 			b.Fatal(err)

@@ -23,6 +23,7 @@ import (
 	"github.com/dgraph-io/ristretto/v2"
 
 	"github.com/musiccdn/cdn/cache"
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/loadtest/workload"
 	"github.com/musiccdn/cdn/origin/media"
 )
@@ -152,7 +153,7 @@ func CatalogBytes(n int, seed uint64) int64 {
 	cat := media.NewSynthetic(n, seed)
 	var sum int64
 	for i := range n {
-		for _, k := range media.Tiers {
+		for _, k := range catalog.Tiers {
 			sum += cat.Size(i, k)
 		}
 	}

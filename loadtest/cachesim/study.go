@@ -2,9 +2,10 @@ package cachesim
 
 import (
 	"fmt"
-	"github.com/musiccdn/cdn/cache"
 	"io"
 	"text/tabwriter"
+
+	"github.com/musiccdn/cdn/cache"
 
 	"github.com/musiccdn/cdn/loadtest/workload"
 )

@@ -6,9 +6,9 @@ import (
 	"math"
 	"time"
 
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/loadtest/workload"
-	"github.com/musiccdn/cdn/origin/media"
 )
 
 // Config is the planner's input; configs/plan.yaml maps onto it one to
@@ -111,7 +111,7 @@ func DefaultConfig() Config {
 	return Config{
 		Tracks:                100_000_000,
 		AvgDuration:           config.Duration(210 * time.Second),
-		TiersKbps:             append([]int(nil), media.Tiers[:]...),
+		TiersKbps:             append([]int(nil), catalog.Tiers[:]...),
 		TierMix:               []float64{5, 15, 30, 35, 15},
 		POPsPerRegion:         1,
 		Skew:                  w.Skew,

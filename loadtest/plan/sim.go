@@ -6,9 +6,9 @@ import (
 	"math"
 	"time"
 
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/loadtest/cachesim"
 	"github.com/musiccdn/cdn/loadtest/workload"
-	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/tier"
 )
 
@@ -53,8 +53,8 @@ func workloadFor(cfg Config, tracks int, skew float64) workload.Config {
 }
 
 func nearestTier(k int) int {
-	best := media.Tiers[0]
-	for _, t := range media.Tiers {
+	best := catalog.Tiers[0]
+	for _, t := range catalog.Tiers {
 		if math.Abs(float64(t-k)) < math.Abs(float64(best-k)) {
 			best = t
 		}

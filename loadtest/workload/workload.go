@@ -11,6 +11,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/origin/media"
 )
 
@@ -90,7 +91,7 @@ func DefaultConfig() Config {
 		FirstFetch:     10 * time.Second,
 		FetchAhead:     30 * time.Second,
 		LowWater:       20 * time.Second,
-		PlayThreshold:  30 * time.Second,
+		PlayThreshold:  catalog.PlayThreshold,
 		Countries:      []string{"US", "BR", "GB", "DE", "MX", "SE", "FR", "JP", "IN", "ES"},
 		CountryWeights: []float64{30, 12, 10, 9, 8, 7, 7, 6, 6, 5},
 		Classes: []BandwidthClass{
@@ -126,7 +127,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("workload: no bandwidth classes")
 	}
 	for _, cl := range c.Classes {
-		if !media.ValidTier(cl.MaxKbps) {
+		if !catalog.ValidTier(cl.MaxKbps) {
 			return fmt.Errorf("workload: class %q: %d is not a tier", cl.Name, cl.MaxKbps)
 		}
 	}

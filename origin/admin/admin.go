@@ -63,8 +63,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/config"
-	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/tierauth"
 )
 
@@ -318,7 +318,7 @@ func decode(w http.ResponseWriter, r *http.Request) (Request, error) {
 		return Request{}, fmt.Errorf("tracks: want 1 to %d", MaxTracks)
 	}
 	for _, t := range req.Tracks {
-		if !media.ValidID(t) {
+		if !catalog.ValidID(t) {
 			return Request{}, fmt.Errorf("tracks: %q is not a track id", t)
 		}
 	}

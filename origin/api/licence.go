@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/musiccdn/cdn/origin/media"
+	"github.com/musiccdn/cdn/catalog"
 )
 
 // Offline-playback licences (origin/licence issues them): the wire form,
@@ -73,7 +73,7 @@ func VerifyLicence(pub ed25519.PublicKey, token string, now time.Time) (Licence,
 		return Licence{}, ErrLicenceSignature
 	}
 	var l Licence
-	if err := json.Unmarshal(pb, &l); err != nil || l.Version != LicenceVersion || len(l.WrapKey) != 16 || !media.ValidID(l.TrackID) {
+	if err := json.Unmarshal(pb, &l); err != nil || l.Version != LicenceVersion || len(l.WrapKey) != 16 || !catalog.ValidID(l.TrackID) {
 		return Licence{}, ErrLicenceMalformed
 	}
 	if now.Unix() >= l.Expires {

@@ -32,6 +32,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/origin/media"
 )
 
@@ -90,7 +91,7 @@ func ParseImagePath(p string) (album string, size int, ok bool) {
 		return "", 0, false
 	}
 	album, file, found := strings.Cut(rest, "/")
-	if !found || !media.ValidID(album) {
+	if !found || !catalog.ValidID(album) {
 		return "", 0, false
 	}
 	num, found := strings.CutSuffix(file, ".jpg")
@@ -167,7 +168,7 @@ type Metadata struct {
 // ServeTrack answers /v1/tracks/<id>.
 func (s *Service) ServeTrack(w http.ResponseWriter, r *http.Request) {
 	id := strings.TrimPrefix(r.URL.Path, "/v1/tracks/")
-	if !media.ValidID(id) {
+	if !catalog.ValidID(id) {
 		notFound(w)
 		return
 	}

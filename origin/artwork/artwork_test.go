@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/origin/media"
 )
 
@@ -97,7 +98,7 @@ func FuzzImagePath(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, p string) {
 		album, size, ok := ParseImagePath(p)
-		if ok && (!media.ValidID(album) || (size != 64 && size != 300 && size != 640)) {
+		if ok && (!catalog.ValidID(album) || (size != 64 && size != 300 && size != 640)) {
 			t.Fatalf("%q: %q %d", p, album, size)
 		}
 	})

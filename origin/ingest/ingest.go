@@ -39,7 +39,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/musiccdn/cdn/origin/media"
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/vorbis"
 )
 
@@ -93,7 +93,7 @@ func (c *Config) Validate() error {
 
 // Meta is the content of track.json: media's one schema, which the
 // origin reads back.
-type Meta = media.TrackInfo
+type Meta = catalog.TrackInfo
 
 // Ingester adds tracks to a directory catalog.
 type Ingester struct {
@@ -129,8 +129,8 @@ func New(cfg Config) (*Ingester, error) {
 // Ingest encodes the source file into the catalog as track id and returns
 // its metadata.
 func (in *Ingester) Ingest(ctx context.Context, id, src string) (Meta, error) {
-	if !media.ValidID(id) {
-		return Meta{}, fmt.Errorf("ingest: track id %q: want 1 to %d characters of [A-Za-z0-9_-]", id, media.MaxIDLen)
+	if !catalog.ValidID(id) {
+		return Meta{}, fmt.Errorf("ingest: track id %q: want 1 to %d characters of [A-Za-z0-9_-]", id, catalog.MaxIDLen)
 	}
 	f, err := os.Open(src)
 	if err != nil {
@@ -162,9 +162,9 @@ func (in *Ingester) Ingest(ctx context.Context, id, src string) (Meta, error) {
 	tables := make(map[int]*paged)
 	var mu sync.Mutex
 	sem := make(chan struct{}, in.cfg.Parallel)
-	errs := make(chan error, len(media.Tiers))
+	errs := make(chan error, len(catalog.Tiers))
 	var wg sync.WaitGroup
-	for _, kbps := range media.Tiers {
+	for _, kbps := range catalog.Tiers {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
@@ -192,7 +192,7 @@ func (in *Ingester) Ingest(ctx context.Context, id, src string) (Meta, error) {
 		DurationMS: ref.DurationMS(),
 		Samples:    ref.Samples,
 		SampleRate: ref.SampleRate,
-		Tiers:      media.Tiers[:],
+		Tiers:      catalog.Tiers[:],
 		TierRates:  make(map[string]int),
 	}
 	for kbps, p := range tables {

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/musiccdn/cdn/origin/media"
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/player/wav"
 	"github.com/musiccdn/cdn/seektable"
 	"github.com/musiccdn/cdn/vorbis"
@@ -91,7 +91,7 @@ func TestIngest(t *testing.T) {
 	if err := json.Unmarshal(js, &onDisk); err != nil || onDisk.Samples != frames || len(onDisk.Tiers) != 5 {
 		t.Errorf("track.json = %s (%v)", js, err)
 	}
-	for _, kbps := range media.Tiers {
+	for _, kbps := range catalog.Tiers {
 		audio, err := os.ReadFile(filepath.Join(root, "song", itoa(kbps)+".ogg"))
 		if err != nil {
 			t.Fatal(err)

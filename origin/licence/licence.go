@@ -58,6 +58,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/origin/api"
 	"github.com/musiccdn/cdn/origin/media"
@@ -201,7 +202,7 @@ func (h *Handler) issue(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad request body", http.StatusBadRequest)
 		return
 	}
-	if !media.ValidID(req.TrackID) || !media.ValidID(req.DeviceID) {
+	if !catalog.ValidID(req.TrackID) || !catalog.ValidID(req.DeviceID) {
 		http.Error(w, "bad track or device", http.StatusBadRequest)
 		return
 	}

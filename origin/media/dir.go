@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/musiccdn/cdn/catalog"
 )
 
 // Dir is a catalog kept in a directory tree:
@@ -52,26 +53,6 @@ type dirVersion struct {
 	err   error
 }
 
-// TrackInfoFile is the name of the optional per-track metadata file.
-const TrackInfoFile = "track.json"
-
-// TrackInfo is the content of track.json: the one schema ingest writes
-// and Dir (and test stand-ins) read.
-type TrackInfo struct {
-	DurationMS int64 `json:"duration_ms"`
-	// Samples is the track's exact length in sample frames at
-	// SampleRate, the source's rate (a tier resampled to another rate may
-	// hold a frame more: encoders round up). 0 when unknown.
-	Samples    int64 `json:"samples"`
-	SampleRate int   `json:"sample_rate"`
-	Tiers      []int `json:"tiers"`
-	// TierRates is each tier's sample rate, keyed by kbps ("24": 22050).
-	TierRates map[string]int `json:"tier_rates,omitempty"`
-	// Embedding is the track's content embedding, computed from its audio
-	// at ingest (recommendations place tracks without plays by it).
-	Embedding []float32 `json:"embedding,omitempty"`
-}
-
 // maxTrackInfo bounds the size of track.json read into memory.
 const maxTrackInfo = 64 << 10
 
@@ -104,7 +85,7 @@ func (d *Dir) Hashes() int64 { return d.hashes.Load() }
 // (keeping only valid tiers whose audio file exists), otherwise those whose
 // audio file exists.
 func (d *Dir) Track(ctx context.Context, id string) (Track, error) {
-	if !ValidID(id) {
+	if !catalog.ValidID(id) {
 		return Track{}, ErrNotFound
 	}
 	if err := ctx.Err(); err != nil {
@@ -119,11 +100,11 @@ func (d *Dir) Track(ctx context.Context, id string) (Track, error) {
 	if info.Samples > 0 && info.SampleRate > 0 {
 		t.Samples, t.SampleRate = info.Samples, info.SampleRate
 	}
-	for _, kbps := range Tiers {
+	for _, kbps := range catalog.Tiers {
 		if info.Tiers != nil && !slices.Contains(info.Tiers, kbps) {
 			continue
 		}
-		fi, err := os.Stat(filepath.Join(dir, fileName(kbps, Audio)))
+		fi, err := os.Stat(filepath.Join(dir, fileName(kbps, catalog.Audio)))
 		if err == nil && fi.Mode().IsRegular() {
 			t.Tiers = append(t.Tiers, kbps)
 		}
@@ -137,7 +118,7 @@ func (d *Dir) Track(ctx context.Context, id string) (Track, error) {
 // Embedding returns the content embedding ingest stored for id, or
 // ErrNotFound when there is none.
 func (d *Dir) Embedding(ctx context.Context, id string) ([]float32, error) {
-	if !ValidID(id) {
+	if !catalog.ValidID(id) {
 		return nil, ErrNotFound
 	}
 	if err := ctx.Err(); err != nil {
@@ -156,8 +137,8 @@ func (d *Dir) Embedding(ctx context.Context, id string) ([]float32, error) {
 // Open implements Source. The returned File is the *os.File itself: its
 // ReadAt (pread) is safe for concurrent use and keeps reading the opened
 // version after a rename replaces it.
-func (d *Dir) Open(ctx context.Context, id string, kbps int, kind Kind) (Object, File, error) {
-	if !ValidID(id) || !ValidTier(kbps) || (kind != Audio && kind != SeekTable) {
+func (d *Dir) Open(ctx context.Context, id string, kbps int, kind catalog.Kind) (Object, File, error) {
+	if !catalog.ValidID(id) || !catalog.ValidTier(kbps) || (kind != catalog.Audio && kind != catalog.SeekTable) {
 		return Object{}, nil, ErrNotFound
 	}
 	path := filepath.Join(d.root, id, fileName(kbps, kind))
@@ -209,7 +190,7 @@ func (d *Dir) List(ctx context.Context, after string, limit int) ([]string, erro
 	var ids []string
 	for _, e := range entries {
 		name := e.Name()
-		if name <= after || !ValidID(name) {
+		if name <= after || !catalog.ValidID(name) {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
@@ -230,8 +211,8 @@ func (d *Dir) List(ctx context.Context, after string, limit int) ([]string, erro
 }
 
 func (d *Dir) hasAudio(id string) bool {
-	for _, kbps := range Tiers {
-		fi, err := os.Stat(filepath.Join(d.root, id, fileName(kbps, Audio)))
+	for _, kbps := range catalog.Tiers {
+		fi, err := os.Stat(filepath.Join(d.root, id, fileName(kbps, catalog.Audio)))
 		if err == nil && fi.Mode().IsRegular() {
 			return true
 		}
@@ -241,9 +222,9 @@ func (d *Dir) hasAudio(id string) bool {
 
 // readInfo reads dir/track.json. A missing file is an empty TrackInfo with
 // nil Tiers; a missing directory is ErrNotFound.
-func (d *Dir) readInfo(dir string) (TrackInfo, error) {
-	var info TrackInfo
-	f, err := os.Open(filepath.Join(dir, TrackInfoFile))
+func (d *Dir) readInfo(dir string) (catalog.TrackInfo, error) {
+	var info catalog.TrackInfo
+	f, err := os.Open(filepath.Join(dir, catalog.TrackInfoFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 			return info, ErrNotFound
@@ -341,6 +322,6 @@ func hashFile(ctx context.Context, f io.ReaderAt, size int64) (uint64, error) {
 	return h.Sum64(), nil
 }
 
-func fileName(kbps int, kind Kind) string {
+func fileName(kbps int, kind catalog.Kind) string {
 	return strconv.Itoa(kbps) + "." + kind.Ext()
 }

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/musiccdn/cdn/catalog"
 )
 
 // writeFile writes data to root/rel atomically, the way ingest does: a
@@ -70,12 +72,12 @@ func TestDirOpen(t *testing.T) {
 	mtime := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	os.Chtimes(filepath.Join(root, "t1/24.ogg"), mtime, mtime)
 
-	obj, f, err := d.Open(ctx, "t1", 24, Audio)
+	obj, f, err := d.Open(ctx, "t1", 24, catalog.Audio)
 	if err != nil {
 		t.Fatalf("Open = %v", err)
 	}
 	defer f.Close()
-	if obj.Size != int64(len(audio)) || !obj.ModTime.Equal(mtime) || obj.Kind != Audio || obj.Track != "t1" || obj.Kbps != 24 {
+	if obj.Size != int64(len(audio)) || !obj.ModTime.Equal(mtime) || obj.Kind != catalog.Audio || obj.Track != "t1" || obj.Kbps != 24 {
 		t.Errorf("Open = %+v, want size %d, mtime %v", obj, len(audio), mtime)
 	}
 	if len(obj.ETag) < 3 || obj.ETag[0] != '"' || obj.ETag[len(obj.ETag)-1] != '"' || obj.ETag[1] == 'W' {
@@ -84,7 +86,7 @@ func TestDirOpen(t *testing.T) {
 	if got := readAll(t, f, obj.Size); !bytes.Equal(got, audio) {
 		t.Errorf("read %q, want %q", got, audio)
 	}
-	sobj, sf, err := d.Open(ctx, "t1", 24, SeekTable)
+	sobj, sf, err := d.Open(ctx, "t1", 24, catalog.SeekTable)
 	if err != nil {
 		t.Fatalf("Open seek = %v", err)
 	}
@@ -104,25 +106,25 @@ func TestDirRejectsBeforeFilesystem(t *testing.T) {
 	tests := []struct {
 		id   string
 		kbps int
-		kind Kind
+		kind catalog.Kind
 	}{
-		{"..", 24, Audio},
-		{".", 24, Audio},
-		{"../t1", 24, Audio},
-		{"t1/..", 24, Audio},
-		{"t1/../..", 24, Audio},
-		{"/etc", 24, Audio},
-		{"", 24, Audio},
-		{"t1\x00", 24, Audio},
-		{"t 1", 24, Audio},
-		{string(bytes.Repeat([]byte("a"), 65)), 24, Audio},
-		{"t1", 0, Audio},
-		{"t1", 25, Audio},
-		{"t1", -24, Audio},
-		{"t1", 24, Kind(7)},
-		{"t2", 24, Audio},     // valid but absent
-		{"t1", 64, Audio},     // valid tier, absent file
-		{"t1", 24, SeekTable}, // no seek table
+		{"..", 24, catalog.Audio},
+		{".", 24, catalog.Audio},
+		{"../t1", 24, catalog.Audio},
+		{"t1/..", 24, catalog.Audio},
+		{"t1/../..", 24, catalog.Audio},
+		{"/etc", 24, catalog.Audio},
+		{"", 24, catalog.Audio},
+		{"t1\x00", 24, catalog.Audio},
+		{"t 1", 24, catalog.Audio},
+		{string(bytes.Repeat([]byte("a"), 65)), 24, catalog.Audio},
+		{"t1", 0, catalog.Audio},
+		{"t1", 25, catalog.Audio},
+		{"t1", -24, catalog.Audio},
+		{"t1", 24, catalog.Kind(7)},
+		{"t2", 24, catalog.Audio},     // valid but absent
+		{"t1", 64, catalog.Audio},     // valid tier, absent file
+		{"t1", 24, catalog.SeekTable}, // no seek table
 	}
 	for _, tt := range tests {
 		_, f, err := d.Open(ctx, tt.id, tt.kbps, tt.kind)
@@ -138,7 +140,7 @@ func TestDirRejectsBeforeFilesystem(t *testing.T) {
 	}
 	// A directory where a file should be is not a file.
 	os.MkdirAll(filepath.Join(root, "t3", "96.ogg"), 0o755)
-	if _, _, err := d.Open(ctx, "t3", 96, Audio); !errors.Is(err, ErrNotFound) {
+	if _, _, err := d.Open(ctx, "t3", 96, catalog.Audio); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Open(directory) = %v, want ErrNotFound", err)
 	}
 }
@@ -150,13 +152,13 @@ func TestDirVersions(t *testing.T) {
 	v2 := bytes.Repeat([]byte("2"), 1000) // same size
 	writeFile(t, root, "t1/160.ogg", v1)
 
-	obj1, f1, err := d.Open(ctx, "t1", 160, Audio)
+	obj1, f1, err := d.Open(ctx, "t1", 160, catalog.Audio)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f1.Close()
 	// Re-opening an unchanged file gives the same ETag (from the cache).
-	obj1b, f, err := d.Open(ctx, "t1", 160, Audio)
+	obj1b, f, err := d.Open(ctx, "t1", 160, catalog.Audio)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +172,7 @@ func TestDirVersions(t *testing.T) {
 	writeFile(t, root, "t1/160.ogg", v2)
 	later := obj1.ModTime.Add(2 * time.Second)
 	os.Chtimes(filepath.Join(root, "t1/160.ogg"), later, later)
-	obj2, f2, err := d.Open(ctx, "t1", 160, Audio)
+	obj2, f2, err := d.Open(ctx, "t1", 160, catalog.Audio)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +194,7 @@ func TestDirVersions(t *testing.T) {
 	// Same bytes again, new mtime: a new version with the first ETag, as
 	// a strong validator should be (same bytes, same tag).
 	writeFile(t, root, "t1/160.ogg", v1)
-	obj3, f3, err := d.Open(ctx, "t1", 160, Audio)
+	obj3, f3, err := d.Open(ctx, "t1", 160, catalog.Audio)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,11 +209,11 @@ func TestDirETagCancelled(t *testing.T) {
 	writeFile(t, root, "t1/24.ogg", []byte("abc"))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, _, err := d.Open(ctx, "t1", 24, Audio); !errors.Is(err, context.Canceled) {
+	if _, _, err := d.Open(ctx, "t1", 24, catalog.Audio); !errors.Is(err, context.Canceled) {
 		t.Errorf("Open(cancelled) = %v, want context.Canceled", err)
 	}
 	// The failed hash is not remembered: the next Open hashes again.
-	obj, f, err := d.Open(context.Background(), "t1", 24, Audio)
+	obj, f, err := d.Open(context.Background(), "t1", 24, catalog.Audio)
 	if err != nil || obj.ETag == "" {
 		t.Fatalf("Open after a cancelled one = %+v, %v", obj, err)
 	}
@@ -311,7 +313,7 @@ func TestDirConcurrentOpen(t *testing.T) {
 	done := make(chan string)
 	for range 8 {
 		go func() {
-			obj, f, err := d.Open(ctx, "t1", 320, Audio)
+			obj, f, err := d.Open(ctx, "t1", 320, catalog.Audio)
 			if err != nil {
 				done <- "error: " + err.Error()
 				return
@@ -348,7 +350,7 @@ func BenchmarkDirOpen(b *testing.B) {
 	ctx := context.Background()
 	for _, kbps := range []int{24, 320} {
 		size := 210 * kbps * 1000 / 8
-		p := filepath.Join(root, "t1", fileName(kbps, Audio))
+		p := filepath.Join(root, "t1", fileName(kbps, catalog.Audio))
 		os.MkdirAll(filepath.Dir(p), 0o755)
 		if err := os.WriteFile(p, bytes.Repeat([]byte{byte(kbps)}, size), 0o644); err != nil {
 			b.Fatal(err)
@@ -369,7 +371,7 @@ func BenchmarkDirOpen(b *testing.B) {
 						clear(d.etags)
 						d.mu.Unlock()
 					}
-					_, f, err := d.Open(ctx, "t1", kbps, Audio)
+					_, f, err := d.Open(ctx, "t1", kbps, catalog.Audio)
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/musiccdn/cdn/catalog"
 )
 
 // Synthetic is a generated catalog for load tests: tracks t0 to t<N-1>,
@@ -143,20 +145,20 @@ func (s *Synthetic) Track(_ context.Context, id string) (Track, error) {
 	if !ok {
 		return Track{}, ErrNotFound
 	}
-	return Track{ID: id, DurationMS: s.DurationMS(i), Samples: s.Samples(i), SampleRate: SyntheticSampleRate, Tiers: Tiers[:]}, nil
+	return Track{ID: id, DurationMS: s.DurationMS(i), Samples: s.Samples(i), SampleRate: SyntheticSampleRate, Tiers: catalog.Tiers[:]}, nil
 }
 
 // Open implements Source.
-func (s *Synthetic) Open(_ context.Context, id string, kbps int, kind Kind) (Object, File, error) {
+func (s *Synthetic) Open(_ context.Context, id string, kbps int, kind catalog.Kind) (Object, File, error) {
 	i, ok := s.Index(id)
-	if !ok || !ValidTier(kbps) || kind != Audio {
+	if !ok || !catalog.ValidTier(kbps) || kind != catalog.Audio {
 		return Object{}, nil, ErrNotFound
 	}
 	gen := s.Generation(i)
 	obj := Object{
 		Track:   id,
 		Kbps:    kbps,
-		Kind:    Audio,
+		Kind:    catalog.Audio,
 		Size:    s.Size(i, kbps),
 		ETag:    s.ETag(i, kbps, gen),
 		ModTime: SyntheticEpoch.Add(time.Duration(gen) * time.Second),

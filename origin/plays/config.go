@@ -216,7 +216,7 @@ func (c Config) Validate() error {
 		return bad("transactional_id_prefix", "required")
 	case c.InstanceID == "" && len(c.Brokers) > 0:
 		return bad("instance_id", "required with brokers: a stable id, different for every origin instance")
-	case c.InstanceID != "" && !validKey(c.InstanceID):
+	case c.InstanceID != "" && !safeKey(c.InstanceID):
 		return bad("instance_id", "must be printable ASCII without spaces or quotes")
 	case c.TransactionTimeout < time.Second || c.TransactionTimeout > 15*time.Minute:
 		return bad("transaction_timeout", "must be 1s..15m, got %s", c.TransactionTimeout)

@@ -8,19 +8,19 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/country"
-	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/playticket"
 )
 
 // QualifyingMS is the least audio, in milliseconds, a play must have
-// actually played to earn a royalty.
-const QualifyingMS = 30_000
+// actually played to earn a royalty: the 30-second rule,
+// catalog.PlayThreshold.
+const QualifyingMS = catalog.QualifyingMS
 
 // Limits on what an event may carry. They bound memory per event and keep
 // ids safe as database keys and log fields.
 const (
-	MaxIDLen      = 128              // play_id and user_id, bytes
 	MaxEventBytes = 2048             // one event's JSON
 	MaxPlayMS     = 24 * 3600 * 1000 // longer than any track; a larger value is a client bug
 	// ClockSkew is how far a client's clock may be off the origin's: an
@@ -150,15 +150,15 @@ func ParseEvent(raw []byte, now time.Time, maxAge time.Duration, tickets *playti
 	switch {
 	case w.PlayID == nil || *w.PlayID == "":
 		return e, reject(ReasonMissingPlayID)
-	case !validKey(*w.PlayID):
+	case !catalog.ValidPlayID(*w.PlayID):
 		return e, reject(ReasonBadPlayID)
 	case w.UserID == nil || *w.UserID == "":
 		return e, reject(ReasonMissingUserID)
-	case !validKey(*w.UserID):
+	case !catalog.ValidUserID(*w.UserID):
 		return e, reject(ReasonBadUserID)
 	case w.TrackID == nil || *w.TrackID == "":
 		return e, reject(ReasonMissingTrackID)
-	case !media.ValidID(*w.TrackID):
+	case !catalog.ValidID(*w.TrackID):
 		return e, reject(ReasonBadTrackID)
 	case w.Country == nil || *w.Country == "":
 		return e, reject(ReasonMissingCountry)
@@ -172,7 +172,7 @@ func ParseEvent(raw []byte, now time.Time, maxAge time.Duration, tickets *playti
 		return e, reject(ReasonMissingTS)
 	}
 	tier, err := strconv.Atoi(string(*w.TierKbps))
-	if err != nil || !media.ValidTier(tier) {
+	if err != nil || !catalog.ValidTier(tier) {
 		return e, reject(ReasonBadTier)
 	}
 	ms, err := strconv.ParseInt(string(*w.MSPlayed), 10, 64)
@@ -251,11 +251,19 @@ func checkTicket(kr *playticket.Keyring, e *Event, now time.Time) error {
 	return nil
 }
 
-// validKey reports whether s is a usable play or user id: 1 to MaxIDLen
-// bytes of printable ASCII other than space, quote and backslash, so the id
-// needs no escaping in JSON, logs or SQL literals.
-func validKey(s string) bool {
-	if len(s) == 0 || len(s) > MaxIDLen {
+// storedKeyLen bounds the ids of records already on the royalties topic
+// (see safeKey).
+const storedKeyLen = 128
+
+// safeKey reports whether s can be stored and split safely: 1 to
+// storedKeyLen bytes of printable ASCII other than space, quote and
+// backslash, so it needs no escaping in JSON, logs, SQL literals or the
+// tab-separated royalty record. New events are held to the stricter id
+// rules of package catalog; the sink checks records with this looser one,
+// because records written before those rules (ids of up to 128 such bytes)
+// still count.
+func safeKey(s string) bool {
+	if len(s) == 0 || len(s) > storedKeyLen {
 		return false
 	}
 	for i := 0; i < len(s); i++ {

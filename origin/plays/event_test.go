@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/playticket"
 )
 
@@ -47,7 +48,7 @@ func TestParseEvent(t *testing.T) {
 		{withField("play_id", ""), ReasonMissingPlayID},
 		{withField("play_id", `""`), ReasonMissingPlayID},
 		{withField("play_id", `"has space"`), ReasonBadPlayID},
-		{withField("play_id", `"`+strings.Repeat("x", MaxIDLen+1)+`"`), ReasonBadPlayID},
+		{withField("play_id", `"`+strings.Repeat("x", catalog.MaxIDLen+1)+`"`), ReasonBadPlayID},
 		{withField("user_id", ""), ReasonMissingUserID},
 		{withField("user_id", `"tab\there"`), ReasonBadUserID},
 		{withField("track_id", ""), ReasonMissingTrackID},

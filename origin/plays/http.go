@@ -12,8 +12,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/identity"
-	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/ratelimit"
 )
 
@@ -163,7 +163,7 @@ func (s *Service) serveRoyalties(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := strings.TrimPrefix(r.URL.Path, "/v1/royalties/tracks/")
-	if !media.ValidID(id) {
+	if !catalog.ValidID(id) {
 		writeJSON(w, http.StatusBadRequest, errorResponse{Error: "bad_track_id"})
 		return
 	}

@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/country"
-	"github.com/musiccdn/cdn/origin/media"
 )
 
 // royalty is what the stage emits for a qualifying, licensed play and what
@@ -19,7 +19,7 @@ import (
 //	r2 \t play_id \t user_id \t track_id \t country \t ts_ms
 //
 // None of the fields can hold a tab (ids are printable ASCII without
-// spaces, see validKey and media.ValidID). Version 1, a JSON object with
+// spaces, see safeKey and catalog.ValidID). Version 1, a JSON object with
 // "v":1, is still read, so records written before an upgrade count.
 type royalty struct {
 	V       int    `json:"v"`
@@ -82,11 +82,11 @@ func parseRoyalty(raw []byte) (royalty, error) {
 		r = royalty{V: 2, PlayID: string(f[0]), UserID: string(f[1]), TrackID: string(f[2]), Country: string(f[3]), TSMS: ts}
 	}
 	switch {
-	case !validKey(r.PlayID):
+	case !safeKey(r.PlayID):
 		return r, reject(ReasonBadPlayID)
-	case !validKey(r.UserID):
+	case !safeKey(r.UserID):
 		return r, reject(ReasonBadUserID)
-	case !media.ValidID(r.TrackID):
+	case !catalog.ValidID(r.TrackID):
 		return r, reject(ReasonBadTrackID)
 	case !country.Valid(r.Country):
 		return r, reject(ReasonBadCountry)

@@ -12,8 +12,8 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
-
-	"github.com/musiccdn/cdn/origin/media"
+	"github.com/musiccdn/cdn/catalog"
+	"github.com/musiccdn/cdn/country"
 )
 
 // Handler serves
@@ -76,7 +76,7 @@ func parseRequest(e endpoint, id, rawQuery string, maxN int) (request, error) {
 		if !validUserID(id) {
 			return req, errors.New("bad user id")
 		}
-	} else if !media.ValidID(id) {
+	} else if !catalog.ValidID(id) {
 		return req, errors.New("bad track id")
 	}
 	for rawQuery != "" {
@@ -91,18 +91,13 @@ func parseRequest(e endpoint, id, rawQuery string, maxN int) (request, error) {
 			}
 			req.n = n
 		case "country":
-			if !validCountry(v) {
+			if !country.Valid(v) {
 				return req, errors.New("bad country")
 			}
 			req.country = v
 		}
 	}
 	return req, nil
-}
-
-// validCountry accepts an ISO 3166-1 alpha-2 code in upper case.
-func validCountry(c string) bool {
-	return len(c) == 2 && c[0] >= 'A' && c[0] <= 'Z' && c[1] >= 'A' && c[1] <= 'Z'
 }
 
 // validUserID accepts 1 to 128 printable ASCII characters other than

@@ -16,6 +16,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/musiccdn/cdn/country"
 )
 
 func newLoopbackServer(t *testing.T, h http.Handler) *httptest.Server {
@@ -216,7 +217,7 @@ func FuzzParseRequest(f *testing.F) {
 		if req.n < 1 || req.n > 100 || req.id != id {
 			t.Errorf("parseRequest(%q, %q) = %+v: accepted out of range", id, query, req)
 		}
-		if req.country != "" && !validCountry(req.country) {
+		if req.country != "" && !country.Valid(req.country) {
 			t.Errorf("parseRequest(%q, %q) = %+v: accepted a bad country", id, query, req)
 		}
 	})

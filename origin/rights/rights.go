@@ -25,7 +25,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/musiccdn/cdn/origin/media"
+	"github.com/musiccdn/cdn/catalog"
 )
 
 // Errors returned by Table.Check. Both mean "may not play".
@@ -52,7 +52,7 @@ func (r Row) Covers(at time.Time) bool {
 
 // Validate checks the row's track id, country and window.
 func (r Row) Validate() error {
-	if !media.ValidID(r.TrackID) {
+	if !catalog.ValidID(r.TrackID) {
 		return fmt.Errorf("rights: invalid track id %q", r.TrackID)
 	}
 	if !ValidCountry(r.Country) {
@@ -137,5 +137,5 @@ type Worldwide struct{}
 
 // Allowed reports whether trackID is a valid id and country a valid code.
 func (Worldwide) Allowed(trackID, country string, _ time.Time) bool {
-	return media.ValidID(trackID) && ValidCountry(country)
+	return catalog.ValidID(trackID) && ValidCountry(country)
 }

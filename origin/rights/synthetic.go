@@ -1,14 +1,13 @@
 package rights
 
 import (
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/country"
 
 	"encoding/binary"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
-
-	"github.com/musiccdn/cdn/origin/media"
 )
 
 // Synthetic is the rights policy of the synthetic catalog: nothing is
@@ -30,7 +29,7 @@ const DenyOneIn = 10
 // Allowed reports whether trackID may be played in country; at is ignored.
 // It does not allocate.
 func (s Synthetic) Allowed(trackID, country string, _ time.Time) bool {
-	if !media.ValidID(trackID) || !ValidCountry(country) {
+	if !catalog.ValidID(trackID) || !ValidCountry(country) {
 		return false
 	}
 	return !s.denied(trackID, country)
@@ -49,7 +48,7 @@ func (s Synthetic) FindAllowed(trackID string) string {
 }
 
 func (s Synthetic) find(trackID string, denied bool) string {
-	if !media.ValidID(trackID) {
+	if !catalog.ValidID(trackID) {
 		return ""
 	}
 	for i := range NumCountries {

@@ -43,8 +43,8 @@ import (
 	"time"
 
 	"github.com/musiccdn/cdn/atomicfile"
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/origin/api"
-	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/seektable"
 )
 
@@ -86,7 +86,7 @@ type meta = Info
 // valid now and for this track.
 func (s *Store) Put(track string, info Info, tok string, audio io.Reader, size int64, seek []byte) error {
 	kbps := info.Kbps
-	if !media.ValidID(track) {
+	if !catalog.ValidID(track) {
 		return fmt.Errorf("offline: bad track id %q", track)
 	}
 	l, err := api.VerifyLicence(s.pub, tok, s.now())
@@ -184,7 +184,7 @@ func (s *Store) TakePlay(track string) (Play, error) {
 
 // storedLicence reads and checks a track's stored licence, expired or not.
 func (s *Store) storedLicence(track string) (api.Licence, error) {
-	if !media.ValidID(track) {
+	if !catalog.ValidID(track) {
 		return api.Licence{}, fmt.Errorf("offline: bad track id %q", track)
 	}
 	tok, err := os.ReadFile(filepath.Join(s.dir, track+".lic"))
@@ -210,7 +210,7 @@ func (s *Store) meta(track string) (meta, error) {
 		return meta{}, fmt.Errorf("offline: %w", err)
 	}
 	var m meta
-	if err := json.Unmarshal(mb, &m); err != nil || !media.ValidTier(m.Kbps) || m.Samples < 0 || m.SampleRate < 0 {
+	if err := json.Unmarshal(mb, &m); err != nil || !catalog.ValidTier(m.Kbps) || m.Samples < 0 || m.SampleRate < 0 {
 		return meta{}, fmt.Errorf("%w: %s.json", ErrTampered, track)
 	}
 	return m, nil
@@ -241,7 +241,7 @@ var ErrNotDownloaded = errors.New("offline: track not downloaded")
 // Open checks the licence and returns the track for reading. An expired
 // licence is an error wrapping api.ErrLicenceExpired.
 func (s *Store) Open(track string) (*Track, error) {
-	if !media.ValidID(track) {
+	if !catalog.ValidID(track) {
 		return nil, fmt.Errorf("offline: bad track id %q", track)
 	}
 	tok, err := os.ReadFile(filepath.Join(s.dir, track+".lic"))

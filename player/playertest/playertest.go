@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/origin/api"
 	"github.com/musiccdn/cdn/origin/ingest"
@@ -137,12 +138,12 @@ func (s *Server) NextTracks() []string {
 }
 
 // readMeta reads a catalog track's metadata; media.ErrNotFound if absent.
-func readMeta(dir, id string) (media.TrackInfo, error) {
-	var m media.TrackInfo
-	if !media.ValidID(id) {
+func readMeta(dir, id string) (catalog.TrackInfo, error) {
+	var m catalog.TrackInfo
+	if !catalog.ValidID(id) {
 		return m, media.ErrNotFound
 	}
-	b, err := os.ReadFile(filepath.Join(dir, id, media.TrackInfoFile))
+	b, err := os.ReadFile(filepath.Join(dir, id, catalog.TrackInfoFile))
 	if err != nil {
 		return m, media.ErrNotFound
 	}
@@ -157,7 +158,7 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	if !media.ValidID(id) {
+	if !catalog.ValidID(id) {
 		http.Error(w, "bad id", http.StatusBadRequest)
 		return
 	}
@@ -195,7 +196,7 @@ func (s *Server) edge(w http.ResponseWriter, r *http.Request) {
 		s.nextSeen = append(s.nextSeen, id+">"+nt)
 		s.mu.Unlock()
 	}
-	if !media.ValidID(id) || r.URL.Query().Get("t") != s.currentToken() || strings.Contains(file, "/") {
+	if !catalog.ValidID(id) || r.URL.Query().Get("t") != s.currentToken() || strings.Contains(file, "/") {
 		http.Error(w, "forbidden", http.StatusForbidden)
 		return
 	}

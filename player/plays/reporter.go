@@ -8,8 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/musiccdn/cdn/atomicfile"
-	"github.com/musiccdn/cdn/origin/api"
 	"io"
 	"net/http"
 	"os"
@@ -17,6 +15,9 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/musiccdn/cdn/atomicfile"
+	"github.com/musiccdn/cdn/origin/api"
 )
 
 // Event is one play, as POST /v1/plays takes it (a JSON array of these);

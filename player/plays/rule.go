@@ -4,10 +4,15 @@
 // with the same play id, so the royalty pipeline can drop duplicates.
 package plays
 
-import "time"
+import (
+	"time"
 
-// Threshold is how much audio must actually be rendered for a play.
-const Threshold = 30 * time.Second
+	"github.com/musiccdn/cdn/catalog"
+)
+
+// Threshold is how much audio must actually be rendered for a play: the
+// 30-second rule, catalog.PlayThreshold.
+const Threshold = catalog.PlayThreshold
 
 // Counter applies the 30-second rule to one play of one track: only frames
 // actually rendered count, so pauses (nothing rendered) and seeks (the
