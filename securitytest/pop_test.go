@@ -25,12 +25,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/cluster"
 	"github.com/musiccdn/cdn/origin/api"
 	"github.com/musiccdn/cdn/origin/licence"
 	"github.com/musiccdn/cdn/player/offline"
 	"github.com/musiccdn/cdn/pop"
-	"github.com/musiccdn/cdn/tier"
 )
 
 // countryHeader is what the POP's load balancer would set. The suite's
@@ -162,7 +162,7 @@ func row2(t *testing.T, e *env) {
 	}
 	m := e.manifest(t, e.se, e.tracks[0])
 	code := e.status(t, "GET", e.a.Edges[0]+m.Tiers[0].URL, nil, countryHeader, "SE",
-		"Range", "bytes=0-1023", tier.HeaderNextTracks, strings.Join(ids, ","))
+		"Range", "bytes=0-1023", catalog.HeaderNextTracks, strings.Join(ids, ","))
 	if code != 206 {
 		t.Fatalf("track start = %d", code)
 	}
@@ -178,7 +178,7 @@ func row2(t *testing.T, e *env) {
 	issued := e.metric(t, e.a.Internal.Edges[0], "edge_prefetch_issued_total", "")
 	m = e.manifest(t, e.se, e.tracks[6])
 	if code := e.status(t, "GET", e.a.Edges[0]+m.Tiers[0].URL, nil, countryHeader, "SE",
-		"Range", "bytes=0-1023", tier.HeaderNextTracks, strings.Join(e.tracks[7:10], ",")); code != 206 {
+		"Range", "bytes=0-1023", catalog.HeaderNextTracks, strings.Join(e.tracks[7:10], ",")); code != 206 {
 		t.Fatalf("track start = %d", code)
 	}
 	waitFor(t, "prefetch of the hinted tracks", func() bool {

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/musiccdn/cdn/cache"
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/cluster"
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/tierauth"
@@ -327,7 +328,7 @@ func TestClusterPrefetch(t *testing.T) {
 			y = fmt.Sprintf("t%d", i)
 		}
 	}
-	resp, _ := c.get(t, c.urlAt(0, x, 160), "Range", "bytes=0-65535", HeaderNextTracks, y+",t%2F,"+x)
+	resp, _ := c.get(t, c.urlAt(0, x, 160), "Range", "bytes=0-65535", catalog.HeaderNextTracks, y+",t%2F,"+x)
 	if resp.StatusCode != 206 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}

@@ -72,6 +72,7 @@ import (
 	"time"
 
 	"github.com/musiccdn/cdn/cache"
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/cluster"
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/httprange"
@@ -308,9 +309,9 @@ func (c Config) routes() []Route {
 
 func (c Config) audioPrefix() string {
 	if c.Role == Edge {
-		return "/a/"
+		return catalog.EdgePrefix
 	}
-	return "/media/"
+	return catalog.MediaPrefix
 }
 
 // hasAudio reports whether a route is in audio mode.

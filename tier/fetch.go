@@ -9,15 +9,14 @@ import (
 	"io"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/valyala/fasthttp"
 
 	"github.com/musiccdn/cdn/cache"
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/httprange"
 	"github.com/musiccdn/cdn/tierauth"
 )
@@ -171,7 +170,7 @@ func (f *fetcher) upstream(base string) (*upstream, error) {
 // order returns the upstreams to try for name, first choice first,
 // healthy ones before those passive health marks down.
 func (f *fetcher) order(name string, dst []*upstream) []*upstream {
-	return f.orderKey(xxhash.Sum64String(trackOf(name)), dst)
+	return f.orderKey(catalog.KeyOfName(name), dst)
 }
 
 // orderKey is order for a hashed key.
@@ -211,7 +210,7 @@ func (f *fetcher) Fetch(ctx context.Context, name string, off, n int64) (cache.M
 		var buf [8]*upstream
 		var lastErr error = errors.New("no upstream")
 		for _, up := range f.order(name, buf[:0]) {
-			m, data, err := f.fetchOne(ctx, up, "/media/"+name, nil, off, n)
+			m, data, err := f.fetchOne(ctx, up, catalog.MediaPrefix+name, nil, off, n)
 			if err == nil || errors.Is(err, cache.ErrNotFound) {
 				return fill{m, data, false, err}
 			}
@@ -245,7 +244,7 @@ func (f *fetcher) Fetch(ctx context.Context, name string, off, n int64) (cache.M
 // or it fails: the caller then goes to the shields. A "not cached" answer
 // does not count against the peer's health.
 func (f *fetcher) handoff(ctx context.Context, name string, off, n int64) (cache.Meta, []byte, bool) {
-	p, ok := f.route.Handoff(xxhash.Sum64String(trackOf(name)))
+	p, ok := f.route.Handoff(catalog.KeyOfName(name))
 	if !ok {
 		return cache.Meta{}, nil, false
 	}
@@ -296,7 +295,7 @@ func (r fill) good() bool { return r.err == nil || errors.Is(r.err, cache.ErrNot
 // owner is marked down, or it failed before the hedge: the caller then
 // goes to the shields itself.
 func (f *fetcher) fromOwner(ctx context.Context, name string, do func(up *upstream, path string, hdr []string) fill, shields func() fill) (fill, bool) {
-	owner, self, done := f.route.Owner(xxhash.Sum64String(trackOf(name)))
+	owner, self, done := f.route.Owner(catalog.KeyOfName(name))
 	if self {
 		done()
 		return fill{}, false
@@ -487,7 +486,7 @@ func (f *fetcher) head(ctx context.Context, name, etag string, extra []string) (
 		var buf [8]*upstream
 		var lastErr error = errors.New("no upstream")
 		for _, up := range f.order(name, buf[:0]) {
-			if r := head(up, "/media/"+name, nil); r.good() {
+			if r := head(up, catalog.MediaPrefix+name, nil); r.good() {
 				return r
 			} else {
 				lastErr = r.err
@@ -615,10 +614,4 @@ func metaOf(resp *fasthttp.Response, size int64) cache.Meta {
 		lm = time.Time{}
 	}
 	return cache.NewMeta(size, string(resp.Header.Peek("ETag")), lm, string(resp.Header.ContentType()))
-}
-
-// trackOf is the track id of an object name "<track>/<kbps>.<ext>".
-func trackOf(name string) string {
-	track, _, _ := strings.Cut(name, "/")
-	return track
 }

@@ -7,14 +7,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/cespare/xxhash/v2"
 
 	"github.com/musiccdn/cdn/cache"
 	"github.com/musiccdn/cdn/catalog"
@@ -73,18 +69,6 @@ func (c PrefetchConfig) Validate() error {
 	}
 	return errors.Join(errs...)
 }
-
-// HeaderNextTracks is the player's hint of the tracks that follow: track
-// ids separated by commas. It is untrusted: only its first MaxHintBytes
-// bytes are read and only its first Tracks ids are examined (an id that is
-// invalid, repeated or the current track is skipped, not replaced), so one
-// player request costs at most Tracks rights look-ups at the origin and
-// Tracks warms, whatever the header holds.
-const HeaderNextTracks = "X-Next-Tracks"
-
-// MaxHintBytes caps the X-Next-Tracks header read: ten ids of the longest
-// kind fit, the rest is ignored.
-const MaxHintBytes = 1 << 10
 
 // prefetcher warms the first chunks of the tracks likely to follow the one
 // a player starts, at their owning edges, so the next track starts from
@@ -153,8 +137,8 @@ func (p *prefetcher) close() {
 // started is called when a player's request covers the first chunk of
 // track at kbps. It must not block.
 func (p *prefetcher) started(track []byte, kbps int, country [2]byte, hints []byte) {
-	if len(hints) > MaxHintBytes {
-		hints = hints[:MaxHintBytes]
+	if len(hints) > catalog.MaxHintBytes {
+		hints = hints[:catalog.MaxHintBytes]
 	}
 	job := prefetchJob{track: string(track), kbps: kbps, country: string(country[:]), hints: string(hints)}
 	select {
@@ -192,7 +176,7 @@ func (p *prefetcher) run(job prefetchJob) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, id := range p.nextTracks(ctx, job) {
-		name := id + "/" + strconv.Itoa(job.kbps) + ".ogg"
+		name := catalog.Name(id, job.kbps, catalog.Audio)
 		if !p.claim(name) {
 			continue
 		}
@@ -225,19 +209,12 @@ func (p *prefetcher) nextTracks(ctx context.Context, job prefetchJob) []string {
 
 func (p *prefetcher) hinted(ctx context.Context, job prefetchJob) []string {
 	out := make([]string, 0, p.cfg.Tracks)
-	rest := job.hints
-	for examined := 0; examined < p.cfg.Tracks && rest != ""; examined++ {
-		var id string
-		id, rest, _ = strings.Cut(rest, ",")
-		id = strings.TrimSpace(id)
-		if id == job.track || !catalog.ValidID(id) || slices.Contains(out, id) {
-			continue
+	catalog.NextTracks(job.hints, job.track, p.cfg.Tracks, func(id string) bool {
+		if p.cfg.OriginURL == "" || p.allowedIn(ctx, id, job.country) {
+			out = append(out, id)
 		}
-		if p.cfg.OriginURL != "" && !p.allowedIn(ctx, id, job.country) {
-			continue
-		}
-		out = append(out, id)
-	}
+		return true
+	})
 	return out
 }
 
@@ -340,7 +317,7 @@ func (p *prefetcher) claim(name string) bool {
 func (p *prefetcher) warm(ctx context.Context, id, name string, kbps int) error {
 	cs := p.s.store.ChunkSize()
 	n := max(1, (int64(p.cfg.Seconds)*int64(kbps)*125+cs-1)/cs)
-	key := xxhash.Sum64String(id)
+	key := catalog.Key(id)
 	if p.s.route == nil || p.s.route.Self(key) {
 		ref := cache.Ref{Key: cache.ObjectKey([]byte(name)), Name: []byte(name)}
 		m, _, err := p.s.store.Meta(ctx, ref)

@@ -15,6 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/valyala/fasthttp"
 
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/httprange"
 	"github.com/musiccdn/cdn/httprange/httprangetest"
@@ -127,7 +128,7 @@ func TestCountryHeaderOff(t *testing.T) {
 //
 // Mutations caught: dropping the examined bound (counting accepted ids
 // only, as before) makes case "1,300 unknown ids" cost 362 look-ups (every
-// id in the first KiB); dropping MaxHintBytes makes case "id past 1 KiB"
+// id in the first KiB); dropping catalog.MaxHintBytes makes case "id past 1 KiB"
 // look the id up.
 func TestHintAmplification(t *testing.T) {
 	p := newTestPOP(t, func(e, _ *Config) { e.Prefetch.OriginURL = testOriginURL })
@@ -162,7 +163,7 @@ func TestHintAmplification(t *testing.T) {
 		{"row 2: 1,300 copies of one id", ids(1300, func(int) string { return "t9" }), 1, 1},
 		{"row 2: 1,300 invalid ids", ids(1300, func(int) string { return "." }), 0, 0},
 		// Without the cap, t91 would be the second id examined.
-		{"row 2: id past 1 KiB", strings.Repeat(".", MaxHintBytes) + ",t91", 0, 0},
+		{"row 2: id past 1 KiB", strings.Repeat(".", catalog.MaxHintBytes) + ",t91", 0, 0},
 	}
 	for i, tc := range cases {
 		jobs := p.edge.prefetch.jobs.Load()
@@ -170,7 +171,7 @@ func TestHintAmplification(t *testing.T) {
 		media := p.origin.reqs.Load()
 		// A track start (first chunk) of a track not used elsewhere.
 		track := fmt.Sprintf("t%d", 10+i)
-		resp, _ := p.get(t, p.url(track, 24, "SE"), "Range", "bytes=0-99", HeaderNextTracks, tc.hint)
+		resp, _ := p.get(t, p.url(track, 24, "SE"), "Range", "bytes=0-99", catalog.HeaderNextTracks, tc.hint)
 		if resp.StatusCode != 206 {
 			t.Fatalf("%s: status %d", tc.name, resp.StatusCode)
 		}

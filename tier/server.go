@@ -14,7 +14,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp"
@@ -144,7 +143,7 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 		fetch:            f,
 		tierAuth:         auth,
 		now:              now,
-		prefix:           []byte("/media/"),
+		prefix:           []byte(catalog.MediaPrefix),
 		cacheStatusHit:   []byte(httprange.CacheStatus(cfg.Name, httprange.CacheHit)),
 		cacheStatusMiss:  []byte(httprange.CacheStatus(cfg.Name, httprange.CacheMiss)),
 		cacheStatusStale: []byte(httprange.CacheStatus(cfg.Name, httprange.CacheStale)),
@@ -161,7 +160,7 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 	s.live.Store(lv)
 	s.revoked.Store(&map[string]int64{})
 	if cfg.Role == Edge {
-		s.prefix = []byte("/a/")
+		s.prefix = []byte(catalog.EdgePrefix)
 		if s.route != nil {
 			f.route = s.route
 			f.noHandoff = cfg.NoHandoff
@@ -482,7 +481,7 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, name []byte, peer bool) {
 		ctx.Error("request body not allowed\n", fasthttp.StatusRequestEntityTooLarge)
 		return
 	}
-	track, ok := parseName(name)
+	track, kbps, kind, ok := catalog.ParseName(name)
 	if !ok {
 		ctx.Error("bad path\n", fasthttp.StatusBadRequest)
 		return
@@ -496,7 +495,7 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, name []byte, peer bool) {
 	}
 	store := s.store
 	if s.route != nil {
-		owned := s.route.Self(xxhash.Sum64(track))
+		owned := s.route.Self(catalog.KeyBytes(track))
 		switch {
 		case peer:
 			// Never forwarded again: a node asked to fill a track it
@@ -524,9 +523,9 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, name []byte, peer bool) {
 	for attempt := 0; ; attempt++ {
 		first, err := s.respond(ctx, ref, store)
 		if err == nil {
-			if first == 0 && s.prefetch != nil && !peer && bytes.HasSuffix(name, oggExt) {
+			if first == 0 && s.prefetch != nil && !peer && kind == catalog.Audio {
 				s.prefetch.requested(name)
-				s.prefetch.started(track, kbpsOf(name), claims.Country, ctx.Request.Header.Peek(HeaderNextTracks))
+				s.prefetch.started(track, kbps, claims.Country, ctx.Request.Header.Peek(catalog.HeaderNextTracks))
 			}
 			return
 		}
@@ -619,21 +618,8 @@ func (s *Server) refuse(ctx *fasthttp.RequestCtx, r tokenReason) (urlsign.Claims
 }
 
 var (
-	oggExt  = []byte(".ogg")
 	seekExt = []byte(".seek")
 )
-
-// kbpsOf returns the tier of a name parseName accepted.
-func kbpsOf(name []byte) int {
-	n := 0
-	for _, c := range name[bytes.IndexByte(name, '/')+1:] {
-		if c == '.' {
-			break
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n
-}
 
 // respond writes the whole response for ref from store, or returns an
 // error before anything is committed (the response is built in memory,
@@ -853,34 +839,6 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, err error) {
 // upstream (its own fill failed), so that the node that asked does not
 // blame the one that answered (see fetcher).
 const HeaderUpstreamError = "X-Upstream-Error"
-
-// parseName checks "<track>/<kbps>.<ogg|seek>" and returns the track id.
-func parseName(name []byte) (track []byte, ok bool) {
-	slash := bytes.IndexByte(name, '/')
-	if slash < 0 {
-		return nil, false
-	}
-	track, file := name[:slash], name[slash+1:]
-	dot := bytes.IndexByte(file, '.')
-	if dot < 0 || !catalog.ValidIDBytes(track) {
-		return nil, false
-	}
-	kbps, ext := file[:dot], file[dot+1:]
-	if string(ext) != "ogg" && string(ext) != "seek" {
-		return nil, false
-	}
-	n := 0
-	if len(kbps) == 0 || len(kbps) > 3 || kbps[0] == '0' {
-		return nil, false
-	}
-	for _, c := range kbps {
-		if c < '0' || c > '9' {
-			return nil, false
-		}
-		n = n*10 + int(c-'0')
-	}
-	return track, catalog.ValidTier(n)
-}
 
 // s2b views a string's bytes without copying; the result must not be
 // modified.
