@@ -875,8 +875,8 @@ func (c *Cache) store1(key uint64, req Header, status int, rh Header, body []byt
 		return nil
 	}
 	if status == 206 {
-		first, last, size, ok := ParseContentRange(rh.Get("Content-Range"))
-		if !ok || size < 0 || int64(len(body)) != last-first+1 {
+		cr, size, ok := httprange.ParseContentRange([]byte(rh.Get("Content-Range")))
+		if !ok || int64(len(body)) != cr.Len() {
 			return nil
 		}
 		e.size = size
@@ -888,9 +888,9 @@ func (c *Cache) store1(key uint64, req Header, status int, rh Header, body []byt
 				return ne
 			}
 		}
-		k := blobKey(e.id, first)
-		e.pieces = []piece{{start: first, n: int64(len(body)), blob: k}}
-		e.complete = first == 0 && last == size-1
+		k := blobKey(e.id, cr.Start)
+		e.pieces = []piece{{start: cr.Start, n: int64(len(body)), blob: k}}
+		e.complete = cr.Start == 0 && cr.End == size-1
 		if e.complete {
 			e.status = 200
 			e.header = e.header.Without(func(l string) bool { return l == "content-range" })
@@ -925,8 +925,8 @@ func sameRepresentation(a, b Header) bool {
 // representation (RFC 9111 §3.4); the header fields of the newer response
 // are used.
 func (c *Cache) combine(key uint64, old *entry, rh Header, body []byte, t0, t1 time.Time) (*entry, bool) {
-	first, last, size, ok := ParseContentRange(rh.Get("Content-Range"))
-	if !ok || size != old.size || int64(len(body)) != last-first+1 || !sameRepresentation(old.header, rh) {
+	cr, size, ok := httprange.ParseContentRange([]byte(rh.Get("Content-Range")))
+	if !ok || size != old.size || int64(len(body)) != cr.Len() || !sameRepresentation(old.header, rh) {
 		return nil, false
 	}
 	ne := c.newEntry(nil, 206, rh, t0, t1)
@@ -935,8 +935,8 @@ func (c *Cache) combine(key uint64, old *entry, rh Header, body []byte, t0, t1 t
 		b, ok := c.store.Blob(p.blob)
 		return b, ok && int64(len(b)) == p.n
 	}
-	k := blobKey(old.id^rand.Uint64(), first)
-	pieces, merged, drop, ok := mergePieces(old.pieces, read, first, body, k)
+	k := blobKey(old.id^rand.Uint64(), cr.Start)
+	pieces, merged, drop, ok := mergePieces(old.pieces, read, cr.Start, body, k)
 	if !ok {
 		return nil, false
 	}

@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/musiccdn/cdn/httprange"
 )
 
 // heuristicStatus reports whether status is heuristically cacheable
@@ -84,8 +86,8 @@ func Storable(method string, req Header, status int, resp Header, surrogate stri
 }
 
 func validContentRange(v string) bool {
-	_, _, size, ok := ParseContentRange(v)
-	return ok && size >= 0
+	_, _, ok := httprange.ParseContentRange([]byte(v))
+	return ok
 }
 
 // RequestDirectives parses a request's Cache-Control. Pragma is ignored:
@@ -186,36 +188,4 @@ func (a Age) Current(now time.Time) time.Duration {
 // AgeHeader formats an age as delta-seconds, rounded down and capped.
 func AgeHeader(d time.Duration) string {
 	return strconv.FormatInt(min(int64(max(d, 0)/time.Second), maxDelta), 10)
-}
-
-// ParseContentRange parses "bytes first-last/complete" of a 206
-// (RFC 9110 §14.4); size is -1 for "*".
-func ParseContentRange(v string) (first, last, size int64, ok bool) {
-	v = strings.TrimSpace(v)
-	unit, rest, found := strings.Cut(v, " ")
-	if !found || !strings.EqualFold(unit, "bytes") {
-		return 0, 0, 0, false
-	}
-	rng, total, found := strings.Cut(strings.TrimSpace(rest), "/")
-	if !found {
-		return 0, 0, 0, false
-	}
-	a, b, found := strings.Cut(rng, "-")
-	if !found {
-		return 0, 0, 0, false
-	}
-	var okA, okB bool
-	first, okA = parseDelta(a)
-	last, okB = parseDelta(b)
-	if !okA || !okB || last < first {
-		return 0, 0, 0, false
-	}
-	if total == "*" {
-		return first, last, -1, true
-	}
-	size, okA = parseDelta(total)
-	if !okA || last >= size {
-		return 0, 0, 0, false
-	}
-	return first, last, size, true
 }

@@ -326,29 +326,6 @@ func TestDecide(t *testing.T) {
 	}
 }
 
-// TestParseContentRange: RFC 9110 §14.4.
-func TestParseContentRange(t *testing.T) {
-	cases := []struct {
-		in                string
-		first, last, size int64
-		ok                bool
-	}{
-		{"bytes 0-4/10", 0, 4, 10, true},
-		{"bytes 4-9/10", 4, 9, 10, true},
-		{"bytes 0-4/*", 0, 4, -1, true},
-		{"bytes 5-4/10", 0, 0, 0, false},
-		{"bytes 0-10/10", 0, 0, 0, false},
-		{"items 0-4/10", 0, 0, 0, false},
-		{"bytes */10", 0, 0, 0, false},
-	}
-	for _, c := range cases {
-		f, l, s, ok := ParseContentRange(c.in)
-		if ok != c.ok || ok && (f != c.first || l != c.last || s != c.size) {
-			t.Errorf("%q: %d %d %d %v", c.in, f, l, s, ok)
-		}
-	}
-}
-
 // TestParseDateLenient: RFC 9110 §5.6.7 and the malformations browsers
 // accept in Expires.
 func TestParseDateLenient(t *testing.T) {

@@ -79,12 +79,19 @@ func AppendUnsatisfied(dst []byte, size int64) []byte {
 }
 
 // ParseContentRange parses a Content-Range value "bytes first-last/size"
-// (RFC 9110 §14.4) as a fill or a load tool reads it from an upstream:
-// ok only for a satisfied range inside a known size (first <= last < size).
+// (RFC 9110 §14.4) as a fill, the HTTP cache or a load tool reads it from
+// an upstream: ok only for a satisfied range inside a known size (first <=
+// last < size). The unit is matched case-insensitively (§14.1) and
+// surrounding whitespace is ignored; a complete length of "*" is refused,
+// since every reader here needs the size.
 func ParseContentRange(h []byte) (r Range, size int64, ok bool) {
-	h, found := bytes.CutPrefix(h, []byte("bytes "))
+	h = bytes.Trim(h, " \t")
+	if len(h) < 6 || !bytes.EqualFold(h[:6], []byte("bytes ")) {
+		return Range{}, 0, false
+	}
+	h = h[6:]
 	dash, slash := bytes.IndexByte(h, '-'), bytes.IndexByte(h, '/')
-	if !found || dash < 0 || slash < dash {
+	if dash < 0 || slash < dash {
 		return Range{}, 0, false
 	}
 	var okA, okB, okC bool

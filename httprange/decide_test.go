@@ -117,6 +117,15 @@ func TestParseContentRange(t *testing.T) {
 		{"bytes -1-2/3", 0, 0, 0, false},
 		{"bytes +1-2/3", 0, 0, 0, false},
 		{"bytes 0-1/99999999999999999999", 0, 0, 0, false},
+		// The unit is case-insensitive (RFC 9110 §14.1) and the field
+		// value's surrounding whitespace is not part of it.
+		{"Bytes 0-4/10", 0, 4, 10, true},
+		{" BYTES 4-9/10\t", 4, 9, 10, true},
+		// A size past 2^31 is a size (the HTTP cache's parser once
+		// clamped it there).
+		{"bytes 0-0/4294967296", 0, 0, 4294967296, true},
+		{"bytes 0-10/10", 0, 0, 0, false},
+		{"bytes0-1/2", 0, 0, 0, false},
 	}
 	for _, tt := range tests {
 		r, size, ok := ParseContentRange([]byte(tt.in))
