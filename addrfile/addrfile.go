@@ -20,24 +20,100 @@ import (
 	"syscall"
 )
 
-// File is the address file's shape (the same as pop.Addrs).
+// File is the address file: where a POP's nodes are, and the demo
+// credentials to use it. It is the one definition of the file's JSON:
+// cmd/pop writes it (pop.Addrs is this type), separate nodes add their
+// entries with Add, and the load tool and the player read it with Read.
 type File struct {
-	Origin   string   `json:"origin"`
-	Shields  []string `json:"shields"`
-	Edges    []string `json:"edges"`
-	Kafka    string   `json:"kafka,omitempty"`
+	// Origin is the origin's public API base URL (players).
+	Origin string `json:"origin"`
+	// Shields are the shields' fill listeners (/media/, tier credential
+	// required).
+	Shields []string `json:"shields"`
+	// Edges are the edges' public base URLs (players' /a/ paths).
+	Edges []string `json:"edges"`
+	// Kafka is the broker of the plays pipeline, host:port.
+	Kafka string `json:"kafka,omitempty"`
+	// Internal are the internal listeners, where /metrics and the other
+	// internal paths are served. Empty: a POP without the split (the load
+	// tool's null POP), whose public URLs serve /metrics.
 	Internal Internal `json:"internal"`
-	// Users are the demo users with their bearer tokens (written by
-	// whoever made the identity, e.g. bench/chaos.sh from `origin
-	// demo-identity`): kept as they are.
-	Users json.RawMessage `json:"users,omitempty"`
+	// AdminToken opens the origin's admin API (purges, takedowns) on its
+	// internal listener: Authorization: Bearer <admin_token>.
+	AdminToken string `json:"admin_token,omitempty"`
+	// Users are demo users of the POP's demo identity provider with their
+	// bearer tokens (cmd/pop's, or those `origin demo-identity` printed,
+	// as bench/chaos.sh writes them).
+	Users []User `json:"users,omitempty"`
+	// LicenceKey is the base64 Ed25519 public key offline licences are
+	// signed with, for players to pin.
+	LicenceKey string `json:"licence_key,omitempty"`
 }
 
-// Internal are the internal listeners' base URLs.
+// Internal are the base URLs of the nodes' internal listeners: the
+// origin's /media/, /metrics and /v1/royalties/; the edges' /peer/media/,
+// /metrics and /debug/pprof/; the shields' /media/ fills, /metrics and
+// /debug/pprof/.
 type Internal struct {
 	Origin  string   `json:"origin"`
 	Edges   []string `json:"edges"`
 	Shields []string `json:"shields"`
+}
+
+// User is a demo user and its bearer token.
+type User struct {
+	UserID  string `json:"user_id"`
+	Country string `json:"country"`
+	Token   string `json:"token"`
+}
+
+// Read parses the address file at path. It checks only that it is JSON of
+// the file's shape; Check says whether it names a POP to play from.
+func Read(path string) (File, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return File{}, fmt.Errorf("addrfile: %w", err)
+	}
+	var f File
+	if err := json.Unmarshal(b, &f); err != nil {
+		return File{}, fmt.Errorf("addrfile: %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// Check reports an error unless the file names an origin and at least one
+// edge.
+func (f File) Check() error {
+	if f.Origin == "" || len(f.Edges) == 0 {
+		return errors.New("addrfile: need an origin and at least one edge")
+	}
+	return nil
+}
+
+// UserIn returns the first user of country cc.
+func (f File) UserIn(cc string) (User, bool) {
+	for _, u := range f.Users {
+		if u.Country == cc {
+			return u, true
+		}
+	}
+	return User{}, false
+}
+
+// MetricsURLs are the base URLs whose /metrics to scrape: the internal
+// listeners where the file names them, else the public ones.
+func (f File) MetricsURLs() (origin string, edges, shields []string) {
+	origin, edges, shields = f.Origin, f.Edges, f.Shields
+	if f.Internal.Origin != "" {
+		origin = f.Internal.Origin
+	}
+	if len(f.Internal.Edges) > 0 {
+		edges = f.Internal.Edges
+	}
+	if len(f.Internal.Shields) > 0 {
+		shields = f.Internal.Shields
+	}
+	return origin, edges, shields
 }
 
 // Entry is one node's addresses.

@@ -1,7 +1,6 @@
 package addrfile
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -36,14 +35,12 @@ func TestAddConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(path)
-	var f File
-	if err := json.Unmarshal(b, &f); err != nil {
+	f, err := Read(path)
+	if err != nil {
 		t.Fatal(err)
 	}
-	var compact bytes.Buffer
-	json.Compact(&compact, f.Users)
-	f.Users = compact.Bytes()
-	if len(f.Edges) != 8 || len(f.Internal.Edges) != 8 || f.Origin != "http://o" || f.Internal.Origin != "http://oi" || string(f.Users) != users {
+	gotUsers, _ := json.Marshal(f.Users)
+	if len(f.Edges) != 8 || len(f.Internal.Edges) != 8 || f.Origin != "http://o" || f.Internal.Origin != "http://oi" || string(gotUsers) != users {
 		t.Fatalf("file %s", b)
 	}
 	for i, e := range f.Edges {

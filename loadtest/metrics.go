@@ -144,7 +144,7 @@ type nodeScrapes struct {
 
 func scrapeNodes(ctx context.Context, c *http.Client, t Targets) nodeScrapes {
 	ns := nodeScrapes{tiers: map[string]map[string]Snapshot{}}
-	origin, edges, shields := t.metricsTargets()
+	origin, edges, shields := t.MetricsURLs()
 	for tier, bases := range map[string][]string{"edge": edges, "shield": shields, "origin": {origin}} {
 		m := map[string]Snapshot{}
 		for _, b := range bases {

@@ -14,13 +14,13 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/musiccdn/cdn/addrfile"
 	"github.com/musiccdn/cdn/httprange"
 	"github.com/musiccdn/cdn/loadtest/workload"
 	"github.com/musiccdn/cdn/origin/api"
@@ -122,75 +122,27 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Targets are the POP's base URLs, in the JSON shape cmd/pop writes to its
-// address file: the public ones players use, and the internal listeners
-// whose /metrics the tool scrapes before and after a run.
-type Targets struct {
-	Origin  string   `json:"origin"`
-	Shields []string `json:"shields"`
-	Edges   []string `json:"edges"`
-	// Internal are the internal listeners (where /metrics is served).
-	// Empty: metrics are scraped from the public URLs (a POP without
-	// the split, such as the null POP).
-	Internal InternalTargets `json:"internal"`
-	// Users are the POP's demo users with their bearer tokens; each
-	// listener acts as the first user of its country. Empty (a null
-	// target): requests carry no token.
-	Users []User `json:"users"`
-}
+// Targets are the POP's base URLs and demo users: the address file
+// cmd/pop writes (package addrfile). Internal names the listeners whose
+// /metrics the tool scrapes before and after a run (empty: the public
+// ones, as for the null POP); each listener acts as the first user of its
+// country (no users: requests carry no token).
+type Targets = addrfile.File
 
 // InternalTargets are the base URLs of the nodes' internal listeners.
-type InternalTargets struct {
-	Origin  string   `json:"origin"`
-	Edges   []string `json:"edges"`
-	Shields []string `json:"shields"`
-}
-
-// metricsTargets are the URLs to scrape: the internal listeners when
-// known.
-func (t Targets) metricsTargets() (origin string, edges, shields []string) {
-	origin, edges, shields = t.Origin, t.Edges, t.Shields
-	if t.Internal.Origin != "" {
-		origin = t.Internal.Origin
-	}
-	if len(t.Internal.Edges) > 0 {
-		edges = t.Internal.Edges
-	}
-	if len(t.Internal.Shields) > 0 {
-		shields = t.Internal.Shields
-	}
-	return origin, edges, shields
-}
+type InternalTargets = addrfile.Internal
 
 // User is a user the load tool may act as (the addr file's "users").
-type User struct {
-	UserID  string `json:"user_id"`
-	Country string `json:"country"`
-	Token   string `json:"token"`
-}
-
-// userFor returns the first user of country cc.
-func (t *Targets) userFor(cc string) (User, bool) {
-	for _, u := range t.Users {
-		if u.Country == cc {
-			return u, true
-		}
-	}
-	return User{}, false
-}
+type User = addrfile.User
 
 // LoadTargets reads an address file written by cmd/pop --addr-file.
 func LoadTargets(path string) (Targets, error) {
-	b, err := os.ReadFile(path)
+	t, err := addrfile.Read(path)
 	if err != nil {
-		return Targets{}, fmt.Errorf("loadtest: read addr file: %w", err)
+		return Targets{}, fmt.Errorf("loadtest: %w", err)
 	}
-	var t Targets
-	if err := json.Unmarshal(b, &t); err != nil {
-		return Targets{}, fmt.Errorf("loadtest: parse addr file %s: %w", path, err)
-	}
-	if t.Origin == "" || len(t.Edges) == 0 {
-		return Targets{}, fmt.Errorf("loadtest: addr file %s: need an origin and at least one edge", path)
+	if err := t.Check(); err != nil {
+		return Targets{}, fmt.Errorf("loadtest: %s: %w", path, err)
 	}
 	return t, nil
 }
@@ -356,7 +308,7 @@ func (r *runner) session(ctx context.Context, s workload.Session) {
 	user := User{UserID: "u" + strconv.Itoa(s.User)}
 	if len(r.t.Users) > 0 {
 		var ok bool
-		if user, ok = r.t.userFor(s.Country); !ok {
+		if user, ok = r.t.UserIn(s.Country); !ok {
 			// The POP has no user in this country: its listeners
 			// cannot get a manifest at all.
 			r.rec.failN(time.Now(), "no_user_for_country", int64(len(s.Plays)))

@@ -323,10 +323,11 @@ func TestLoadTargets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o, e, s := tg.metricsTargets(); o != "http://oi" || e[0] != "http://ei" || s[0] != "http://si" {
+	if o, e, s := tg.MetricsURLs(); o != "http://oi" || e[0] != "http://ei" || s[0] != "http://si" {
 		t.Errorf("metrics targets %s %v %v, want the internal listeners", o, e, s)
 	}
-	if o, e, s := (Targets{Origin: "http://o", Edges: []string{"http://e"}, Shields: []string{"http://s"}}).metricsTargets(); o != "http://o" || e[0] != "http://e" || s[0] != "http://s" {
+	plain := Targets{Origin: "http://o", Edges: []string{"http://e"}, Shields: []string{"http://s"}}
+	if o, e, s := plain.MetricsURLs(); o != "http://o" || e[0] != "http://e" || s[0] != "http://s" {
 		t.Errorf("metrics targets without internal: %s %v %v", o, e, s)
 	}
 }

@@ -47,7 +47,7 @@ func TestE2EThroughPOP(t *testing.T) {
 	}
 	defer p.Close()
 	a := p.Addrs()
-	se, ok := a.UserFor("SE")
+	se, ok := a.UserIn("SE")
 	if !ok {
 		t.Fatal("no SE user in the addr file")
 	}

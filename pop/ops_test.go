@@ -96,7 +96,7 @@ func startOpsPOP(t testing.TB, edit func(*Config)) (*POP, *gatedSource) {
 // as the POP's demo user of SE.
 func manifestURL(t testing.TB, p *POP, track string, kbps int) (string, int) {
 	t.Helper()
-	u, ok := p.Addrs().UserFor("SE")
+	u, ok := p.Addrs().UserIn("SE")
 	if !ok {
 		t.Fatal("no SE user in the addr file")
 	}
@@ -298,7 +298,7 @@ func TestTakedown(t *testing.T) {
 	}
 	// Nor by an edge minting from the snapshot it pulled before the
 	// takedown.
-	se, _ := a.UserFor("SE")
+	se, _ := a.UserIn("SE")
 	for _, e := range a.Edges {
 		req, _ := http.NewRequest("GET", e+"/v1/manifest/t9", nil)
 		req.Header.Set("Authorization", "Bearer "+se.Token)

@@ -84,7 +84,7 @@ func TestPOP(t *testing.T) {
 			t.Errorf("GET %s = %d, want %d", tc.url, resp.StatusCode, tc.want)
 		}
 	}
-	se, ok := back.UserFor("SE")
+	se, ok := back.UserIn("SE")
 	if !ok || len(back.Users) < 7 || back.LicenceKey == "" {
 		t.Fatalf("addr file users %+v licence key %q", back.Users, back.LicenceKey)
 	}

@@ -51,7 +51,7 @@ func main() {
 		fmt.Printf("edge     %s\n", u)
 	}
 	fmt.Printf("internal (private: /metrics, fills, royalties) origin %s, shields %v, edges %v\n", a.Internal.Origin, a.Internal.Shields, a.Internal.Edges)
-	if u, ok := a.UserFor("SE"); ok {
+	if u, ok := a.UserIn("SE"); ok {
 		fmt.Printf("try:     curl -s -H 'Authorization: Bearer %s' '%s/v1/manifest/t1'\n", u.Token, a.Origin)
 	}
 	fmt.Printf("purge:   curl -s -XPOST -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"tracks\":[\"t1\"]}' %s/v1/admin/purge\n", a.AdminToken, a.Internal.Origin)

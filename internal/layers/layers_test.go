@@ -19,7 +19,7 @@ const module = "github.com/musiccdn/cdn/"
 var leaves = []string{
 	"config", "country", "daemon", "httprange", "identity", "ogg",
 	"playticket", "ratelimit", "seektable", "tierauth", "urlsign", "vorbis",
-	"cluster/rendezvous", "origin/api", "origin/media", "catalog", "manifest", "atomicfile", "ident",
+	"cluster/rendezvous", "origin/api", "origin/media", "catalog", "addrfile", "manifest", "atomicfile", "ident",
 }
 
 // parentOK are the sub-packages allowed to import their parent: none
