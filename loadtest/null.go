@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/musiccdn/cdn/catalog"
@@ -36,7 +35,7 @@ func (p *NullPOP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case strings.HasPrefix(r.URL.Path, "/v1/manifest/"):
 		p.manifest(w, r)
-	case strings.HasPrefix(r.URL.Path, "/a/"):
+	case strings.HasPrefix(r.URL.Path, catalog.EdgePrefix):
 		p.media(w, r)
 	case r.URL.Path == "/v1/plays" && r.Method == http.MethodPost:
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -61,7 +60,7 @@ func (p *NullPOP) manifest(w http.ResponseWriter, r *http.Request) {
 	for _, k := range catalog.Tiers {
 		m.Tiers = append(m.Tiers, ManifestTier{
 			Kbps: k, Bytes: p.cat.Size(i, k), ETag: p.cat.ETag(i, k, 0),
-			URL: "/a/" + id + "/" + strconv.Itoa(k) + ".ogg?t=null",
+			URL: catalog.EdgePath(id, k, catalog.Audio) + "?t=null",
 		})
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -69,18 +68,12 @@ func (p *NullPOP) manifest(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *NullPOP) media(w http.ResponseWriter, r *http.Request) {
-	// /a/<track>/<kbps>.ogg
-	parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/a/"), "/")
-	if len(parts) != 2 || !strings.HasSuffix(parts[1], ".ogg") {
+	id, kbps, kind, ok := catalog.ParseEdgePath(r.URL.Path)
+	if !ok || kind != catalog.Audio {
 		http.NotFound(w, r)
 		return
 	}
-	kbps, err := strconv.Atoi(strings.TrimSuffix(parts[1], ".ogg"))
-	if err != nil {
-		http.NotFound(w, r)
-		return
-	}
-	obj, f, err := p.cat.Open(r.Context(), parts[0], kbps, catalog.Audio)
+	obj, f, err := p.cat.Open(r.Context(), id, kbps, catalog.Audio)
 	if err != nil {
 		http.NotFound(w, r)
 		return

@@ -8,8 +8,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/musiccdn/cdn/loadtest"
 	"github.com/musiccdn/cdn/loadtest/cachesim"
+	"github.com/musiccdn/cdn/loadtest/runparams"
 	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/origin/rights"
 )
@@ -17,15 +17,15 @@ import (
 // RunReport is the part of a load-tool JSON report LikeRun reads: the
 // run's parameters and what it measured.
 type RunReport struct {
-	Requests          int64               `json:"requests"`
-	Bytes             int64               `json:"bytes"`
-	DurationS         float64             `json:"duration_s"`
-	EdgeHitRatio      float64             `json:"edge_hit_ratio"`
-	EdgeByteHitRatio  float64             `json:"edge_byte_hit_ratio"`
-	EdgeChunkHitRatio *float64            `json:"edge_chunk_hit_ratio"`
-	EdgeOffload       *float64            `json:"edge_offload"`
-	Errors            int64               `json:"errors"`
-	Params            *loadtest.RunParams `json:"params"`
+	Requests          int64          `json:"requests"`
+	Bytes             int64          `json:"bytes"`
+	DurationS         float64        `json:"duration_s"`
+	EdgeHitRatio      float64        `json:"edge_hit_ratio"`
+	EdgeByteHitRatio  float64        `json:"edge_byte_hit_ratio"`
+	EdgeChunkHitRatio *float64       `json:"edge_chunk_hit_ratio"`
+	EdgeOffload       *float64       `json:"edge_offload"`
+	Errors            int64          `json:"errors"`
+	Params            *runparams.Run `json:"params"`
 }
 
 // ParseRunReport decodes a report and checks it carries what LikeRun
@@ -153,7 +153,7 @@ func LikeRun(path string, replays int) (*LikeRunResult, error) {
 }
 
 // RunConfigOf is the replay of a run with parameters p (p.POP not nil).
-func RunConfigOf(p *loadtest.RunParams) cachesim.RunConfig {
+func RunConfigOf(p *runparams.Run) cachesim.RunConfig {
 	w, _ := p.Workload.Config()
 	pp := p.POP
 	pc := cachesim.POPConfig{
