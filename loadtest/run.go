@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/musiccdn/cdn/addrfile"
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/httprange"
 	"github.com/musiccdn/cdn/loadtest/workload"
 	"github.com/musiccdn/cdn/origin/api"
@@ -415,7 +416,7 @@ func nextHeader(cat *media.Synthetic, next []int) string {
 	for i, t := range next {
 		ids[i] = cat.ID(t)
 	}
-	return strings.Join(ids, ",")
+	return catalog.FormatNextTracks(ids)
 }
 
 // home is the edge a listener's session is on, and the one it was on
@@ -550,7 +551,7 @@ func (r *runner) fetch(ctx context.Context, due time.Time, u string, track, kbps
 	last := off + n - 1
 	req.Header.Set("Range", "bytes="+strconv.FormatInt(off, 10)+"-"+strconv.FormatInt(last, 10))
 	if hints != "" {
-		req.Header.Set("X-Next-Tracks", hints)
+		req.Header.Set(catalog.HeaderNextTracks, hints)
 	}
 	if r.cfg.CountryHeader != "" {
 		req.Header.Set(r.cfg.CountryHeader, country)

@@ -252,20 +252,13 @@ func (s *Snapshot) Manifest(id, country string, now time.Time, kr *urlsign.Keyri
 	expiry := time.Unix(now.Add(ttl).Unix(), 0)
 	m := api.Manifest{TrackID: id, DurationMS: t.DurationMS, Samples: t.Samples, SampleRate: t.SampleRate, Country: country, Expires: expiry.Unix(), Tiers: make([]api.Tier, 0, len(t.Tiers))}
 	for _, tier := range t.Tiers {
-		mt := api.Tier{Kbps: tier.Kbps, Bytes: tier.Bytes, ETag: tier.ETag, URL: signed(kr, id, tier.Kbps, catalog.Audio, country, expiry)}
+		mt := api.Tier{Kbps: tier.Kbps, Bytes: tier.Bytes, ETag: tier.ETag, URL: kr.EdgePath(id, tier.Kbps, catalog.Audio, country, expiry)}
 		if tier.Seek {
-			mt.SeekURL = signed(kr, id, tier.Kbps, catalog.SeekTable, country, expiry)
+			mt.SeekURL = kr.EdgePath(id, tier.Kbps, catalog.SeekTable, country, expiry)
 		}
 		m.Tiers = append(m.Tiers, mt)
 	}
 	return m, nil
-}
-
-// signed is "/a/<id>/<kbps>.<ext>?t=<token>", the token bound to the
-// path below /a/.
-func signed(kr *urlsign.Keyring, id string, kbps int, kind catalog.Kind, country string, expiry time.Time) string {
-	obj := id + "/" + strconv.Itoa(kbps) + "." + kind.Ext()
-	return "/a/" + obj + "?t=" + kr.Sign(obj, country, expiry)
 }
 
 const magic = "musiccdn-snapshot 1 "

@@ -829,6 +829,7 @@ func (s *Server) Manifest(ctx context.Context, id, country string, now time.Time
 	// name exactly the instant the token stops working.
 	expiry := time.Unix(now.Add(time.Duration(s.cfg.TokenTTL)).Unix(), 0)
 	m := Manifest{TrackID: id, DurationMS: tr.DurationMS, Samples: tr.Samples, SampleRate: tr.SampleRate, Country: country, Expires: expiry.Unix(), Tiers: []ManifestTier{}}
+	kr := s.keyring.Load()
 	for _, kbps := range tr.Tiers {
 		obj, f, err := s.src.Open(ctx, id, kbps, catalog.Audio)
 		if errors.Is(err, media.ErrNotFound) {
@@ -838,12 +839,12 @@ func (s *Server) Manifest(ctx context.Context, id, country string, now time.Time
 			return Manifest{}, err
 		}
 		f.Close()
-		t := ManifestTier{Kbps: kbps, Bytes: obj.Size, ETag: obj.ETag, URL: s.signedEdgePath(id, kbps, catalog.Audio, country, expiry)}
+		t := ManifestTier{Kbps: kbps, Bytes: obj.Size, ETag: obj.ETag, URL: kr.EdgePath(id, kbps, catalog.Audio, country, expiry)}
 		_, sf, err := s.src.Open(ctx, id, kbps, catalog.SeekTable)
 		switch {
 		case err == nil:
 			sf.Close()
-			t.SeekURL = s.signedEdgePath(id, kbps, catalog.SeekTable, country, expiry)
+			t.SeekURL = kr.EdgePath(id, kbps, catalog.SeekTable, country, expiry)
 		case !errors.Is(err, media.ErrNotFound):
 			return Manifest{}, err
 		}
@@ -853,14 +854,6 @@ func (s *Server) Manifest(ctx context.Context, id, country string, now time.Time
 		return Manifest{}, media.ErrNotFound
 	}
 	return m, nil
-}
-
-// signedEdgePath is EdgePath with a token bound to that one file (track,
-// tier and kind), for country until expiry.
-func (s *Server) signedEdgePath(id string, kbps int, kind catalog.Kind, country string, expiry time.Time) string {
-	p := catalog.EdgePath(id, kbps, kind)
-	// The signed object is the path below /a/; token bytes are URL-safe.
-	return p + "?t=" + s.keyring.Load().Sign(p[len("/a/"):], country, expiry)
 }
 
 // Next-tracks limits.

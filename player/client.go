@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/origin/api"
 
 	"github.com/musiccdn/cdn/player/abr"
@@ -127,7 +128,7 @@ func (c *client) get(ctx context.Context, id, path string, from, to int64, next 
 			}
 		}
 		if next != "" {
-			req.Header.Set("X-Next-Tracks", next)
+			req.Header.Set(catalog.HeaderNextTracks, next)
 		}
 		c.requests.Add(1)
 		start := time.Now()

@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/player/mix"
 	"github.com/musiccdn/cdn/player/plays"
 )
@@ -330,7 +330,7 @@ func (s *Session) prefetch(i int, buffer time.Duration) *prepJob {
 	j := &prepJob{done: make(chan struct{})}
 	s.prepping[i] = j
 	id := s.queue[i]
-	next := strings.Join(s.queue[i+1:min(len(s.queue), i+1+3)], ",")
+	next := catalog.FormatNextTracks(s.queue[i+1 : min(len(s.queue), i+1+3)])
 	go func() {
 		defer close(j.done)
 		if st := s.p.cfg.Offline; st != nil {

@@ -55,7 +55,7 @@ type Server struct {
 	reload    func() error
 	reloads   atomic.Int64
 	reloadErr atomic.Int64
-	prefix    []byte // "/a/" or "/media/"
+	prefix    []byte // catalog.EdgePrefix or catalog.MediaPrefix
 	audio     bool   // an audio route is configured
 
 	httpRoutes []httpRoute // longest prefix first

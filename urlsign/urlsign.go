@@ -34,6 +34,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/ident"
 )
 
@@ -117,6 +118,14 @@ type Claims struct {
 	// Expiry is unix seconds, as signed: up to year 33658. A verifier
 	// that must bound a token's lifetime compares it with its own cap.
 	Expiry int64
+}
+
+// EdgePath is a player's URL path for one file at the edges: the file's
+// catalog.EdgePath with a token bound to that one file (track, tier and
+// kind), for country until expiry.
+func (kr *Keyring) EdgePath(id string, kbps int, kind catalog.Kind, country string, expiry time.Time) string {
+	obj := catalog.Name(id, kbps, kind)
+	return catalog.EdgePrefix + obj + "?t=" + kr.Sign(obj, country, expiry)
 }
 
 // Verify checks token for object ("<track>/<kbps>.<ext>") at time now and

@@ -209,7 +209,7 @@ func (in *Ingester) Ingest(ctx context.Context, id, src string) (Meta, error) {
 	if err != nil {
 		return Meta{}, fmt.Errorf("ingest: %w", err)
 	}
-	if err := writeFile(filepath.Join(stage, "track.json"), js); err != nil {
+	if err := writeFile(filepath.Join(stage, catalog.TrackInfoFile), js); err != nil {
 		return Meta{}, fmt.Errorf("ingest: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
