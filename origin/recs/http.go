@@ -73,7 +73,7 @@ func parseRequest(e endpoint, id, rawQuery string, maxN int) (request, error) {
 	req := request{endpoint: e, id: id, n: defaultNextN}
 	if e == endpointUser {
 		req.n = defaultUserN
-		if !validUserID(id) {
+		if !catalog.ValidUserID(id) {
 			return req, errors.New("bad user id")
 		}
 	} else if !catalog.ValidID(id) {
@@ -98,20 +98,6 @@ func parseRequest(e endpoint, id, rawQuery string, maxN int) (request, error) {
 		}
 	}
 	return req, nil
-}
-
-// validUserID accepts 1 to 128 printable ASCII characters other than
-// space and '/'.
-func validUserID(id string) bool {
-	if len(id) == 0 || len(id) > 128 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; c <= ' ' || c >= 0x7f || c == '/' {
-			return false
-		}
-	}
-	return true
 }
 
 func (r request) cacheKey(gen uint64) string {

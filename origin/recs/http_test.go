@@ -190,7 +190,8 @@ func TestParseRequest(t *testing.T) {
 		{endpointNext, "t1", "country=SWE", request{}, true},
 		{endpointNext, "t1", "country=SE&n=-1", request{}, true},
 		{endpointUser, "u1", "", request{endpointUser, "u1", "", 10}, false},
-		{endpointUser, "user@example", "n=7&x=y", request{endpointUser, "user@example", "", 7}, false},
+		{endpointUser, "user-example_1", "n=7&x=y", request{endpointUser, "user-example_1", "", 7}, false},
+		{endpointUser, "user@example", "", request{}, true}, // not a user id (catalog.ValidUserID)
 		{endpointUser, "a/b", "", request{}, true},
 	}
 	for _, tt := range tests {
