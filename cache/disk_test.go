@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/internal/wait"
 )
 
 func chunkOf(i int, n int) []byte { return bytes.Repeat([]byte{byte(i)}, n) }
@@ -235,7 +236,7 @@ func TestStorePurgeRacingFill(t *testing.T) {
 		d, _, err := s.Chunk(context.Background(), r, m, 1)
 		done <- res{d, err}
 	}()
-	waitFor(t, func() bool { return f.fetches.Load() == 2 })
+	wait.For(t, 10*time.Second, "the second fetch", func() bool { return f.fetches.Load() == 2 })
 	f.put("t1/96.ogg", bytes.Repeat([]byte("bbbb"), 3000), `"same"`)
 	s.Purge([]byte("t1/96.ogg"))
 	close(gate) // the old fill returns old bytes... too late
@@ -271,22 +272,11 @@ func TestStorePurgeOtherObject(t *testing.T) {
 		_, _, err := s.Chunk(context.Background(), r, m, 1)
 		done <- err
 	}()
-	waitFor(t, func() bool { return f.fetches.Load() == 2 })
+	wait.For(t, 10*time.Second, "the second fetch", func() bool { return f.fetches.Load() == 2 })
 	s.Purge([]byte("t2/96.ogg"))
 	close(gate)
 	if err := <-done; err != nil {
 		t.Fatalf("a purge of t2 failed a fill of t1: %v", err)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in 10s")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/internal/wait"
 )
 
 // memFetcher is a Fetcher over in-memory objects, counting fetches; a
@@ -403,7 +404,7 @@ func TestNegative(t *testing.T) {
 			}
 		})
 	}
-	waitUntil(t, func() bool { return s.Stats.Collapsed.Load() >= 19 })
+	wait.For(t, 10*time.Second, "19 collapsed requests", func() bool { return s.Stats.Collapsed.Load() >= 19 })
 	f.mu.Lock()
 	close(f.gate)
 	f.gate = nil
@@ -453,16 +454,5 @@ func TestNegative(t *testing.T) {
 	}
 	if n := f0.fetches.Load(); n != 3 {
 		t.Errorf("negative_ttl 0: %d fetches, want 3", n)
-	}
-}
-
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }

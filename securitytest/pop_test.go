@@ -26,6 +26,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/musiccdn/cdn/cluster"
+	"github.com/musiccdn/cdn/internal/wait"
 	"github.com/musiccdn/cdn/origin/api"
 	"github.com/musiccdn/cdn/origin/licence"
 	"github.com/musiccdn/cdn/player/offline"
@@ -166,7 +167,7 @@ func row2(t *testing.T, e *env) {
 	if code != 206 {
 		t.Fatalf("track start = %d", code)
 	}
-	waitFor(t, "the prefetch job of the track start", func() bool {
+	wait.For(t, 30*time.Second, "the prefetch job of the track start", func() bool {
 		return e.metric(t, e.a.Internal.Edges[0], "edge_prefetch_jobs_total", "") > jobs
 	})
 	if d := e.originAPI(t, "rights") + e.originAPI(t, "recs_next") - before; d > 3 {
@@ -181,7 +182,7 @@ func row2(t *testing.T, e *env) {
 		"Range", "bytes=0-1023", tier.HeaderNextTracks, strings.Join(e.tracks[7:10], ",")); code != 206 {
 		t.Fatalf("track start = %d", code)
 	}
-	waitFor(t, "prefetch of the hinted tracks", func() bool {
+	wait.For(t, 30*time.Second, "prefetch of the hinted tracks", func() bool {
 		return e.metric(t, e.a.Internal.Edges[0], "edge_prefetch_issued_total", "") >= issued+3
 	})
 }
@@ -243,7 +244,7 @@ func row3(t *testing.T, e *env) {
 	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "plays", Key: []byte("fake"), Value: raw}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the stage to reject the ticketless record", func() bool {
+	wait.For(t, 30*time.Second, "the stage to reject the ticketless record", func() bool {
 		return e.metric(t, e.a.Internal.Origin, "origin_plays_events_rejected_total", `reason="stage_ticket`) > stageRejected
 	})
 	if d := e.metric(t, e.a.Internal.Origin, "origin_plays_ledger_counted_total", "") - counted; d != 0 {
@@ -720,17 +721,4 @@ func heapInuse() uint64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.HeapInuse
-}
-
-// waitFor polls cond until it holds, failing the test after a generous
-// bound: it waits on a condition, it does not sleep to synchronize.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/musiccdn/cdn/cache"
 	"github.com/musiccdn/cdn/cluster"
 	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/internal/wait"
 	"github.com/musiccdn/cdn/tierauth"
 )
 
@@ -33,9 +34,10 @@ type testCluster struct {
 
 func newTestCluster(t *testing.T, nEdges, nShields int, tweak func(*Config)) *testCluster {
 	t.Helper()
-	c := &testCluster{testPOP: &testPOP{origin: newTestOrigin(t, 200)}}
-	start := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	c := &testCluster{testPOP: &testPOP{}}
+	start := testEpoch
 	c.now.Store(&start)
+	c.origin = newTestOrigin(t, 200, c.clock)
 	key, err := cluster.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +49,7 @@ func newTestCluster(t *testing.T, nEdges, nShields int, tweak func(*Config)) *te
 		cfg := DefaultShieldConfig()
 		role := cluster.RoleShield
 		cfg.Name = fmt.Sprintf("shield-%d", i+1)
-		cfg.Upstreams = []string{c.origin.srv.URL}
+		cfg.Upstreams = []string{c.origin.URL}
 		if i >= nShields {
 			cfg = DefaultEdgeConfig()
 			role = cluster.RoleEdge
@@ -206,9 +208,7 @@ func TestClusterFetchesOnce(t *testing.T) {
 	if toShields-failed != int64(len(want)) || peerFallbacks != 0 {
 		t.Errorf("edges sent %d chunk requests to the shields (%d failed) for %d distinct chunks (peer fallbacks %d): want one each", toShields, failed, len(want), peerFallbacks)
 	}
-	c.origin.mu.Lock()
-	defer c.origin.mu.Unlock()
-	for k, n := range c.origin.perRange {
+	for k, n := range c.origin.Requests() {
 		if n > 1 {
 			t.Errorf("origin got %s %d times", k, n)
 		}
@@ -332,7 +332,7 @@ func TestClusterPrefetch(t *testing.T) {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
 	p := c.edges[0].prefetch
-	waitFor(t, 10*time.Second, func() bool {
+	wait.For(t, 10*time.Second, "the hinted track to be warmed", func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		return p.warmed[y+"/160.ogg"]

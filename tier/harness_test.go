@@ -2,16 +2,11 @@ package tier
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"strconv"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,135 +15,26 @@ import (
 
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/origin/media"
+	"github.com/musiccdn/cdn/origin/origintest"
 	"github.com/musiccdn/cdn/tierauth"
 	"github.com/musiccdn/cdn/urlsign"
 )
 
-// testOrigin is a real HTTP origin over a synthetic catalog, with fault
-// knobs: it stands in for the origin service at the edge of these tests so
-// that failures can be injected precisely.
+// testOrigin is the real origin (package origintest) over a synthetic
+// catalog of n tracks (seed 42), accepting testTierKey, with its catalog
+// at hand to compute the bytes a test expects.
 type testOrigin struct {
-	cat  *media.Synthetic
-	srv  *httptest.Server
-	reqs atomic.Int64 // /media requests received
-	// rights counts /v1/rights requests (the prefetcher's rights
-	// look-ups): 204 for a track of the catalog, 404 otherwise.
-	rights atomic.Int64
-
-	mu       sync.Mutex
-	fault    string        // "", "500", "stall", "cut"
-	release  chan struct{} // closed to end a stall
-	perPath  map[string]int
-	perRange map[string]int // "path range" -> requests
+	*origintest.Origin
+	cat *media.Synthetic
 }
 
-func newTestOrigin(t testing.TB, n int) *testOrigin {
-	o := &testOrigin{cat: media.NewSynthetic(n, 42), perPath: map[string]int{}, perRange: map[string]int{}, release: make(chan struct{})}
-	o.srv = httptest.NewServer(http.HandlerFunc(o.serve))
-	t.Cleanup(func() {
-		o.setFault("")
-		o.srv.Close()
-	})
-	return o
+// newTestOrigin starts it on the POP's clock (the tier credential is
+// judged by the origin's clock).
+func newTestOrigin(t testing.TB, n int, clock func() time.Time) *testOrigin {
+	cat := media.NewSynthetic(n, 42)
+	o := origintest.Start(t, origintest.Config{Source: cat, TierKeys: []tierauth.KeyConfig{testTierKey}, Clock: clock})
+	return &testOrigin{Origin: o, cat: cat}
 }
-
-func (o *testOrigin) setFault(f string) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.fault == "stall" && f != "stall" {
-		close(o.release)
-		o.release = make(chan struct{})
-	}
-	o.fault = f
-}
-
-func (o *testOrigin) count(path string) int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.perPath[path]
-}
-
-func (o *testOrigin) serve(w http.ResponseWriter, r *http.Request) {
-	if id, ok := strings.CutPrefix(r.URL.Path, "/v1/rights/"); ok {
-		o.rights.Add(1)
-		if _, ok := o.cat.Index(id); !ok {
-			http.NotFound(w, r)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	name, ok := strings.CutPrefix(r.URL.Path, "/media/")
-	if !ok {
-		http.NotFound(w, r)
-		return
-	}
-	o.reqs.Add(1)
-	o.mu.Lock()
-	o.perPath[r.URL.Path]++
-	o.perRange[r.Method+" "+r.URL.Path+" "+r.Header.Get("Range")]++
-	fault, release := o.fault, o.release
-	o.mu.Unlock()
-	switch fault {
-	case "500":
-		http.Error(w, "boom", http.StatusInternalServerError)
-		return
-	case "stall":
-		// Hold the request until the fault is cleared, then answer
-		// normally (or give up if the client went away).
-		select {
-		case <-release:
-		case <-r.Context().Done():
-			return
-		}
-	}
-	track, file, _ := strings.Cut(name, "/")
-	kbpsStr, ext, _ := strings.Cut(file, ".")
-	kbps, _ := strconv.Atoi(kbpsStr)
-	obj, f, err := o.cat.Open(r.Context(), track, kbps, kindOf(ext))
-	if err != nil {
-		http.NotFound(w, r)
-		return
-	}
-	defer f.Close()
-	w.Header().Set("ETag", obj.ETag)
-	w.Header().Set("Content-Type", obj.Kind.ContentType())
-	var rs io.ReadSeeker = io.NewSectionReader(f, 0, obj.Size)
-	if fault == "cut" {
-		// Announce the full length, send half, then drop the connection.
-		rs = &cutReader{rs: rs, left: 1000}
-	}
-	http.ServeContent(w, r, "", obj.ModTime, rs)
-	if fault == "cut" {
-		panic(http.ErrAbortHandler)
-	}
-}
-
-func kindOf(ext string) media.Kind {
-	if ext == "seek" {
-		return media.SeekTable
-	}
-	return media.Audio
-}
-
-type cutReader struct {
-	rs   io.ReadSeeker
-	left int64
-}
-
-func (c *cutReader) Read(p []byte) (int, error) {
-	if c.left <= 0 {
-		return 0, errors.New("cut")
-	}
-	if int64(len(p)) > c.left {
-		p = p[:c.left]
-	}
-	n, err := c.rs.Read(p)
-	c.left -= int64(n)
-	return n, err
-}
-
-func (c *cutReader) Seek(off int64, whence int) (int64, error) { return c.rs.Seek(off, whence) }
 
 // testPOP is an origin, one shield and one edge on loopback.
 type testPOP struct {
@@ -160,6 +46,9 @@ type testPOP struct {
 	now    atomic.Pointer[time.Time]
 }
 
+// testEpoch is the time every test POP's clock starts at.
+var testEpoch = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+
 // testOriginURL, as a tweak's prefetch.origin_url, stands for the test
 // origin's URL (not known when the tweak is written).
 const testOriginURL = "http://test-origin"
@@ -170,13 +59,14 @@ var (
 )
 
 func newTestPOP(t testing.TB, tweak func(edge, shield *Config)) *testPOP {
-	p := &testPOP{origin: newTestOrigin(t, 100)}
-	start := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	p := &testPOP{}
+	start := testEpoch
 	p.now.Store(&start)
 	clock := func() time.Time { return *p.now.Load() }
+	p.origin = newTestOrigin(t, 100, clock)
 	sc := DefaultShieldConfig()
 	sc.Name = "shield-1"
-	sc.Upstreams = []string{p.origin.srv.URL}
+	sc.Upstreams = []string{p.origin.URL}
 	sc.Cache.MemoryBytes = 256 << 20
 	sc.UpstreamTimeout = config.Duration(2 * time.Second)
 	sc.TierKeys = []tierauth.KeyConfig{testTierKey}
@@ -197,7 +87,7 @@ func newTestPOP(t testing.TB, tweak func(edge, shield *Config)) *testPOP {
 		tweak(&ec, &sc)
 	}
 	if ec.Prefetch.OriginURL == testOriginURL {
-		ec.Prefetch.OriginURL = p.origin.srv.URL
+		ec.Prefetch.OriginURL = p.origin.URL
 	}
 	p.edge = startServer(t, ec, clock)
 	var err error

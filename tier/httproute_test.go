@@ -2,6 +2,7 @@ package tier
 
 import (
 	"fmt"
+	"github.com/musiccdn/cdn/internal/wait"
 	"github.com/musiccdn/cdn/tierauth"
 	"io"
 	"net/http"
@@ -114,7 +115,7 @@ type httpPOP struct {
 
 func newHTTPPOP(t testing.TB, tweak func(edge, shield *Config)) *httpPOP {
 	p := &httpPOP{}
-	start := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	start := testEpoch
 	p.now.Store(&start)
 	clock := func() time.Time { return *p.now.Load() }
 	p.origin = newScriptOrigin(t, clock)
@@ -392,7 +393,7 @@ func TestRFC9111(t *testing.T) {
 	// RFC 5861 §3: the background revalidation lands; the next request
 	// sees the refreshed response without waiting for the origin.
 	swr := "/t/" + strconv.Itoa(indexOf(cases, "RFC 5861 §3"))
-	waitFor(t, 20*time.Second, func() bool { _, b := p.do(t, "GET", swr, nil, ""); return b == "fresh" })
+	wait.For(t, 20*time.Second, "the background revalidation", func() bool { _, b := p.do(t, "GET", swr, nil, ""); return b == "fresh" })
 }
 
 func indexOf[T any](cases []struct {
@@ -433,7 +434,7 @@ func TestHTTPRouteCollapsing(t *testing.T) {
 			_, bodies[i] = p.do(t, "GET", path, nil, "")
 		}()
 	}
-	waitFor(t, 20*time.Second, func() bool { return st.Collapsed.Load() == n-1 })
+	wait.For(t, 20*time.Second, "19 collapsed requests", func() bool { return st.Collapsed.Load() == n-1 })
 	release()
 	wg.Wait()
 	for i, b := range bodies {

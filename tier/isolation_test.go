@@ -119,14 +119,14 @@ func TestPeerBlamePassedOn(t *testing.T) {
 			tracks = append(tracks, i)
 		}
 	}
-	c.origin.setFault("500")
+	c.origin.FailNext(-1, 500, false)
 	for _, i := range tracks[:failLimit+1] {
 		resp, _ := c.get(t, c.urlAt(0, fmt.Sprintf("t%d", i), 64), "Range", "bytes=0-999")
 		if resp.StatusCode != 502 {
 			t.Fatalf("t%d with the origin failing: status %d, want 502", i, resp.StatusCode)
 		}
 	}
-	c.origin.setFault("")
+	c.origin.Heal()
 	f := c.edges[0].hotFetch
 	attempts := f.peerAttempts.Load()
 	i := tracks[failLimit+1]

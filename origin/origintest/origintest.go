@@ -93,6 +93,8 @@ type Origin struct {
 	t     testing.TB
 	tier  *tierauth.Keyring
 	clock func() time.Time
+	close sync.Once
+	srvs  [2]*httptest.Server
 
 	media  atomic.Int64 // /media/ requests received
 	rights atomic.Int64 // /v1/rights/ requests received
@@ -150,12 +152,21 @@ func Start(t testing.TB, cfg Config) *Origin {
 	internal := httptest.NewServer(o.faults(srv.InternalHandler()))
 	public := httptest.NewServer(srv.PublicHandler())
 	o.URL, o.PublicURL = internal.URL, public.URL
-	t.Cleanup(func() {
-		o.Heal() // a held request must not keep Close waiting
-		internal.Close()
-		public.Close()
-	})
+	o.srvs = [2]*httptest.Server{internal, public}
+	t.Cleanup(o.Close)
 	return o
+}
+
+// Close stops both listeners before the test ends (an origin gone: its
+// callers then get connection errors), releasing any held request first.
+// Safe to call twice; the test's cleanup calls it anyway.
+func (o *Origin) Close() {
+	o.close.Do(func() {
+		o.Heal() // a held request must not keep Close waiting
+		for _, s := range o.srvs {
+			s.Close()
+		}
+	})
 }
 
 // Synthetic is the catalog when it is a *media.Synthetic (to compute the

@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/musiccdn/cdn/internal/wait"
 )
 
 // TestDeadLetters writes what any Kafka client could to the plays topic
@@ -99,7 +101,7 @@ func TestDeadLetters(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(where) {
 		t.Errorf("dead letters by partition/offset = %v, want %v", got, where)
 	}
-	waitFor(t, time.Minute, "valid play counted", func() (bool, string) {
+	wait.ForState(t, time.Minute, "valid play counted", func() (bool, string) {
 		n, _, err := svc.Ledger().TrackPlays(ctx, "t1")
 		return err == nil && n == 1, fmt.Sprint(n, err)
 	})

@@ -2,7 +2,6 @@ package plays
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,28 +50,6 @@ func post(t testing.TB, client *http.Client, url string, body []byte) (int, map[
 	var out map[string]any
 	json.NewDecoder(resp.Body).Decode(&out)
 	return resp.StatusCode, out
-}
-
-// waitFor polls cond until it holds or the deadline passes; it waits on a
-// condition, never a fixed sleep, and backs off so as not to burn the CPU
-// the pipeline needs.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	d := 5 * time.Millisecond
-	var last string
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s; last state: %s", timeout, what, last)
-		}
-		waitCtx(context.Background(), d)
-		d = min(2*d, 200*time.Millisecond)
-	}
 }
 
 func mustJSON(v any) []byte {

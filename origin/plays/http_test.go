@@ -13,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/musiccdn/cdn/internal/wait"
 )
 
 // TestIngestMalformed posts batches mixing good and bad events and checks
@@ -98,7 +100,7 @@ func TestIngestMalformed(t *testing.T) {
 		})
 	}
 	// g1, g2, g3 and g4 were accepted, all qualifying plays of t1.
-	waitFor(t, time.Minute, "the accepted plays in the ledger", func() (bool, string) {
+	wait.ForState(t, time.Minute, "the accepted plays in the ledger", func() (bool, string) {
 		n, _, err := svc.Ledger().TrackPlays(ctx, "t1")
 		if err != nil {
 			return false, err.Error()
@@ -118,7 +120,7 @@ func TestIngestMalformed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, time.Minute, "the directly produced play", func() (bool, string) {
+	wait.ForState(t, time.Minute, "the directly produced play", func() (bool, string) {
 		n, _, _ := svc.Ledger().TrackPlays(ctx, "t1")
 		forged := testutil.ToFloat64(svc.m.rejected.WithLabelValues("stage_" + ReasonTicketForged))
 		missing := testutil.ToFloat64(svc.m.rejected.WithLabelValues("stage_" + ReasonTicketMissing))

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/musiccdn/cdn/internal/wait"
 )
 
 func TestServiceEndToEnd(t *testing.T) {
@@ -50,7 +52,7 @@ func TestServiceEndToEnd(t *testing.T) {
 			want[fmt.Sprintf("t%d", i%5)]++
 		}
 	}
-	waitFor(t, 60*time.Second, "ledger counts", func() (bool, string) {
+	wait.ForState(t, 60*time.Second, "ledger counts", func() (bool, string) {
 		got, err := svc.Ledger().TotalPlays(ctx)
 		if err != nil {
 			return false, err.Error()

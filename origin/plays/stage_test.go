@@ -10,6 +10,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/musiccdn/cdn/internal/wait"
 )
 
 // openTxns reports the royalties partitions whose last stable offset is
@@ -71,7 +73,7 @@ func TestStageFencesAtStart(t *testing.T) {
 	kopts, _ := cfg.kafkaOpts([]string{b.Addr()})
 	st := startStage(cfg, kopts, denyRights{}, testKeyring(t), m, testLogger(t))
 	defer st.close()
-	waitFor(t, 30*time.Second, "the dead transaction to be aborted", func() (bool, string) {
+	wait.ForState(t, 30*time.Second, "the dead transaction to be aborted", func() (bool, string) {
 		n, err := openTxns(ctx, adm)
 		return err == nil && n == 0, fmt.Sprint(n, err)
 	})
@@ -240,12 +242,12 @@ func TestDuplicateInstanceDetected(t *testing.T) {
 		}
 	}
 	send(20)
-	waitFor(t, time.Minute, "first stage to commit", func() (bool, string) {
+	wait.ForState(t, time.Minute, "first stage to commit", func() (bool, string) {
 		return counterValue(m.committed) > 0, ""
 	})
 	s2 := startStage(cfg, kopts, denyRights{}, testKeyring(t), m, testLogger(t))
 	defer s2.close()
-	waitFor(t, 2*time.Minute, "a live stage to be fenced and say so", func() (bool, string) {
+	wait.ForState(t, 2*time.Minute, "a live stage to be fenced and say so", func() (bool, string) {
 		send(5)
 		return counterValue(m.fenced) > 0, fmt.Sprint(counterValue(m.fenced))
 	})

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/musiccdn/cdn/internal/wait"
 	"github.com/musiccdn/cdn/playticket"
 )
 
@@ -128,7 +129,7 @@ func TestIngestTrust(t *testing.T) {
 	}
 
 	// Only P1 is counted, once.
-	waitFor(t, time.Minute, "the genuine play in the ledger", func() (bool, string) {
+	wait.ForState(t, time.Minute, "the genuine play in the ledger", func() (bool, string) {
 		n, _, err := svc.Ledger().TrackPlays(ctx, "t1")
 		ids, _ := svc.Ledger().playIDCount(ctx)
 		return err == nil && n == 1 && ids == 1, fmt.Sprintf("t1=%d ids=%d err=%v", n, ids, err)
@@ -196,7 +197,7 @@ func TestIngestBounds(t *testing.T) {
 	}()
 	pw.Write([]byte("["))
 	var busy bool
-	waitFor(t, 10*time.Second, "a 503 while the slot is held", func() (bool, string) {
+	wait.ForState(t, 10*time.Second, "a 503 while the slot is held", func() (bool, string) {
 		select {
 		case code := <-stalled:
 			stalled <- code
