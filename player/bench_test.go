@@ -81,7 +81,7 @@ func benchPlayer(b *testing.B) *Player {
 	if catalog == "" {
 		b.Skip("oggenc not installed")
 	}
-	srv := playertest.NewServer(catalog)
+	srv := playertest.NewServer(b, catalog)
 	b.Cleanup(srv.Close)
 	p, err := New(config(srv))
 	if err != nil {

@@ -53,7 +53,7 @@ func need(t *testing.T) *playertest.Server {
 		}
 		t.Skip("oggenc not installed (Debian package vorbis-tools)")
 	}
-	srv := playertest.NewServer(catalog)
+	srv := playertest.NewServer(t, catalog)
 	t.Cleanup(srv.Close)
 	return srv
 }

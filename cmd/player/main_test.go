@@ -29,7 +29,7 @@ func TestPlayDownloadOffline(t *testing.T) {
 	if err := playertest.Catalog(context.Background(), cat, []string{"a", "b"}, lengths); err != nil {
 		t.Fatal(err)
 	}
-	srv := playertest.NewServer(cat)
+	srv := playertest.NewServer(t, cat)
 	defer srv.Close()
 	addr := filepath.Join(dir, "addr.json")
 	b, _ := json.Marshal(map[string]any{"origin": srv.URL, "edges": []string{srv.URL}, "shields": []string{},
