@@ -20,7 +20,7 @@ var leaves = []string{
 	"config", "country", "daemon", "httprange", "identity", "ogg",
 	"playticket", "ratelimit", "seektable", "tierauth", "urlsign", "vorbis",
 	"cluster/rendezvous", "origin/api", "origin/media", "manifest", "atomicfile", "ident",
-	"internal/wait",
+	"internal/wait", "zipf",
 }
 
 // parentOK are the sub-packages allowed to import their parent: none
