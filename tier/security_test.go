@@ -198,7 +198,7 @@ func TestHintAmplification(t *testing.T) {
 // Mutations caught: building the body in memory again (as before: a
 // bytes.Buffer then SetBody) grows the heap by about 2 x 16 x 4 MB and
 // fails the bound; the IsBodyStream assertion fails too. Reading the bytes
-// wrong fails checkMultipart.
+// wrong fails httprangetest.CheckMultipart.
 func TestMultipartMemory(t *testing.T) {
 	p := newTestPOP(t, func(e, _ *Config) { e.MaxBufferedBody = 64 << 10 })
 	const track, kbps = 3, 320
