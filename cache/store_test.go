@@ -105,6 +105,25 @@ func read(t testing.TB, s *Store, name string, start, end int64) []byte {
 	return out
 }
 
+// hold makes f's fetches wait until the returned channel is closed.
+func (f *memFetcher) hold() chan struct{} {
+	gate := make(chan struct{})
+	f.mu.Lock()
+	f.gate = gate
+	f.mu.Unlock()
+	return gate
+}
+
+// meta is s.Meta of r, or the test fails.
+func meta(t testing.TB, s *Store, r Ref) *Meta {
+	t.Helper()
+	m, _, err := s.Meta(context.Background(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 func newStore(t testing.TB, f Fetcher, now func() time.Time) *Store {
 	s, err := New(Config{ChunkSize: 4096, MemoryBytes: 1 << 20, MetaTTL: config.Duration(time.Minute)}, f, now)
 	if err != nil {
@@ -153,10 +172,7 @@ func TestCollapse(t *testing.T) {
 		f.put("t1/96.ogg", make([]byte, 50_000), `"a"`)
 		s := newStore(t, f, nil)
 		r := ref("t1/96.ogg")
-		m, _, err := s.Meta(context.Background(), r)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := meta(t, s, r)
 		gate := make(chan struct{})
 		f.mu.Lock()
 		f.gate, f.fail = gate, fail
@@ -195,9 +211,8 @@ func TestWaiterCancel(t *testing.T) {
 	f.put("t1/96.ogg", make([]byte, 50_000), `"a"`)
 	s := newStore(t, f, nil)
 	r := ref("t1/96.ogg")
-	m, _, _ := s.Meta(context.Background(), r)
-	gate := make(chan struct{})
-	f.gate = gate
+	m := meta(t, s, r)
+	gate := f.hold()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() {

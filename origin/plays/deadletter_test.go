@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/musiccdn/cdn/internal/wait"
@@ -25,15 +24,8 @@ import (
 // ticket records are counted, not dead letters).
 func TestDeadLetters(t *testing.T) {
 	ctx := context.Background()
-	cfg := DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.Partitions = 2
-	trust, _ := testTrust(t)
-	svc, err := New(ctx, cfg, denyRights{}, trust, testLogger(t), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
+	cfg := testConfig(t, 2)
+	svc, trust, _ := startService(t, cfg, denyRights{})
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(svc.BrokerAddr()), kgo.ProducerBatchMaxBytes(4<<20))
 	if err != nil {

@@ -2,15 +2,18 @@ package plays
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/musiccdn/cdn/identity"
@@ -93,6 +96,48 @@ func testTrust(t testing.TB) (Trust, *identity.Issuer) {
 		t.Fatal(err)
 	}
 	return Trust{Tickets: testKeyring(t), Sessions: v}, iss
+}
+
+// testConfig is the pipeline's defaults with its state in a fresh
+// directory and the given number of partitions.
+func testConfig(t testing.TB, partitions int) Config {
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.Partitions = partitions
+	return cfg
+}
+
+// startBroker starts the embedded broker with n partitions, closed when
+// the test ends.
+func startBroker(t testing.TB, n int) *Broker {
+	t.Helper()
+	b, err := StartBroker(context.Background(), t.TempDir(), n, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// startService starts the real pipeline (embedded broker, stage, SQLite
+// ledger) on cfg with rights, a fresh trust (testTrust) and a fresh
+// registry, closed when the test ends (a test may Close it first).
+func startService(t testing.TB, cfg Config, rights Rights) (*Service, Trust, *identity.Issuer) {
+	t.Helper()
+	trust, iss := testTrust(t)
+	svc, err := New(context.Background(), cfg, rights, trust, testLogger(t), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Close() })
+	return svc, trust, iss
+}
+
+// serveHTTP serves svc's handler on loopback until the test ends.
+func serveHTTP(t testing.TB, svc *Service) *httptest.Server {
+	srv := httptest.NewServer(svc.Handler())
+	t.Cleanup(srv.Close)
+	return srv
 }
 
 // ticketed adds a ticket for ev (a testEvent) to ev, issued at issued

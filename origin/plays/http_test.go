@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/musiccdn/cdn/internal/wait"
@@ -22,20 +21,12 @@ import (
 // good one, and nothing else, reaches the ledger.
 func TestIngestMalformed(t *testing.T) {
 	ctx := context.Background()
-	cfg := DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.Partitions = 2
+	cfg := testConfig(t, 2)
 	cfg.MaxBatchEvents = 10
 	cfg.MaxBodyBytes = 8 << 10
 	cfg.UserRate = 0
-	trust, iss := testTrust(t)
-	svc, err := New(ctx, cfg, denyRights{}, trust, testLogger(t), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
-	srv := httptest.NewServer(svc.Handler())
-	defer srv.Close()
+	svc, trust, iss := startService(t, cfg, denyRights{})
+	srv := serveHTTP(t, svc)
 	client := authClient(t, iss, "u", srv.Client())
 	ts := time.Now().UTC().Add(-time.Minute).Format(time.RFC3339)
 	ev := func(play, extra string) string {
@@ -130,15 +121,8 @@ func TestIngestMalformed(t *testing.T) {
 
 func TestRoyaltiesQuery(t *testing.T) {
 	ctx := context.Background()
-	cfg := DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.Partitions = 1
-	trust, _ := testTrust(t)
-	svc, err := New(ctx, cfg, denyRights{}, trust, testLogger(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
+	cfg := testConfig(t, 1)
+	svc, _, _ := startService(t, cfg, denyRights{})
 	d1 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	d2 := d1.Add(24 * time.Hour)
 	if _, err := svc.ledger.apply(ctx, RoyaltiesTopic, []royalty{

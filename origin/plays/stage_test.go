@@ -43,13 +43,8 @@ func openTxns(ctx context.Context, adm *kadm.Client) (int, error) {
 // stays held for the minute and the wait below times out.
 func TestStageFencesAtStart(t *testing.T) {
 	ctx := context.Background()
-	b, err := StartBroker(ctx, t.TempDir(), 2, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	cfg := DefaultConfig()
-	cfg.DataDir, cfg.Partitions = t.TempDir(), 2
+	b := startBroker(t, 2)
+	cfg := testConfig(t, 2)
 	cfg = cfg.withDefaults()
 
 	dead, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.TransactionalID(cfg.transactionalID()),
@@ -86,13 +81,8 @@ func TestStageFencesAtStart(t *testing.T) {
 // with a cancelled context returns without aborting).
 func TestStageCloseEndsTransaction(t *testing.T) {
 	ctx := context.Background()
-	b, err := StartBroker(ctx, t.TempDir(), 2, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	cfg := DefaultConfig()
-	cfg.DataDir, cfg.Partitions = t.TempDir(), 2
+	b := startBroker(t, 2)
+	cfg := testConfig(t, 2)
 	cfg.TransactionTimeout = time.Minute
 	cfg = cfg.withDefaults()
 	m, _ := newMetrics(nil)
@@ -143,11 +133,7 @@ func TestStageCloseEndsTransaction(t *testing.T) {
 // not requiring records above the LSO (an idle partition alarms).
 func TestMonitorStallAndLag(t *testing.T) {
 	ctx := context.Background()
-	b, err := StartBroker(ctx, t.TempDir(), 1, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := startBroker(t, 1)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.TransactionalID("stray"), kgo.DefaultProduceTopic(RoyaltiesTopic))
 	if err != nil {
 		t.Fatal(err)
@@ -213,13 +199,8 @@ func gaugeValue(t *testing.T, g prometheus.Gauge) float64 {
 // count, no explanation).
 func TestDuplicateInstanceDetected(t *testing.T) {
 	ctx := context.Background()
-	b, err := StartBroker(ctx, t.TempDir(), 2, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	cfg := DefaultConfig()
-	cfg.DataDir, cfg.Partitions = t.TempDir(), 2
+	b := startBroker(t, 2)
+	cfg := testConfig(t, 2)
 	cfg = cfg.withDefaults()
 	kopts, _ := cfg.kafkaOpts([]string{b.Addr()})
 	m, _ := newMetrics(nil)

@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/musiccdn/cdn/internal/wait"
@@ -31,18 +29,10 @@ import (
 // the Content-Type check (415 row); no rate limit (429 row).
 func TestIngestTrust(t *testing.T) {
 	ctx := context.Background()
-	cfg := DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.Partitions = 1
+	cfg := testConfig(t, 1)
 	cfg.UserRate, cfg.UserBurst = 0.001, 40
-	trust, iss := testTrust(t)
-	svc, err := New(ctx, cfg, denyRights{}, trust, testLogger(t), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
-	srv := httptest.NewServer(svc.Handler())
-	defer srv.Close()
+	svc, trust, iss := startService(t, cfg, denyRights{})
+	srv := serveHTTP(t, svc)
 
 	now := time.Now()
 	issued := now.Add(-5 * time.Minute)
@@ -163,22 +153,13 @@ func TestIngestTrust(t *testing.T) {
 // wait times out), no read deadline (the stalled POST never answers: the
 // client timeout fails the test).
 func TestIngestBounds(t *testing.T) {
-	ctx := context.Background()
-	cfg := DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.Partitions = 1
+	cfg := testConfig(t, 1)
 	cfg.MaxConcurrentBodies = 1
 	cfg.BodyReadTimeout = 300 * time.Millisecond
 	cfg.MaxBatchEvents = 3
 	cfg.UserRate = 0
-	trust, iss := testTrust(t)
-	svc, err := New(ctx, cfg, denyRights{}, trust, testLogger(t), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
-	srv := httptest.NewServer(svc.Handler())
-	defer srv.Close()
+	svc, trust, iss := startService(t, cfg, denyRights{})
+	srv := serveHTTP(t, svc)
 	client := authClient(t, iss, "alice", &http.Client{Timeout: 30 * time.Second})
 
 	// A body that stalls after "[": it holds the one slot until the read
