@@ -35,8 +35,7 @@ type testCluster struct {
 func newTestCluster(t *testing.T, nEdges, nShields int, tweak func(*Config)) *testCluster {
 	t.Helper()
 	c := &testCluster{testPOP: &testPOP{}}
-	start := testEpoch
-	c.now.Store(&start)
+	c.start()
 	c.origin = newTestOrigin(t, 200, c.clock)
 	key, err := cluster.GenerateKey()
 	if err != nil {
@@ -79,14 +78,7 @@ func newTestCluster(t *testing.T, nEdges, nShields int, tweak func(*Config)) *te
 			}
 		}
 		seeds = append(seeds, n.Members.Addr())
-		done := make(chan error, 1)
-		go func() { done <- n.Serve() }()
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			n.Shutdown(ctx)
-			<-done
-		})
+		serveNode(t, n)
 		if role == cluster.RoleShield {
 			c.shields = append(c.shields, n)
 			shieldURLs = append(shieldURLs, n.URL())

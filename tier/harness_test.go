@@ -43,7 +43,23 @@ type testPOP struct {
 	edge   *Server
 	keys   *urlsign.Keyring
 	client *http.Client
-	now    atomic.Pointer[time.Time]
+	testClock
+}
+
+// testClock is a test POP's clock, moved by hand (advance). It starts at
+// testEpoch once started.
+type testClock struct{ now atomic.Pointer[time.Time] }
+
+func (c *testClock) start() {
+	t := testEpoch
+	c.now.Store(&t)
+}
+
+func (c *testClock) clock() time.Time { return *c.now.Load() }
+
+func (c *testClock) advance(d time.Duration) {
+	t := c.clock().Add(d)
+	c.now.Store(&t)
 }
 
 // testEpoch is the time every test POP's clock starts at.
@@ -60,9 +76,8 @@ var (
 
 func newTestPOP(t testing.TB, tweak func(edge, shield *Config)) *testPOP {
 	p := &testPOP{}
-	start := testEpoch
-	p.now.Store(&start)
-	clock := func() time.Time { return *p.now.Load() }
+	p.start()
+	clock := p.clock
 	p.origin = newTestOrigin(t, 100, clock)
 	sc := DefaultShieldConfig()
 	sc.Name = "shield-1"
@@ -135,13 +150,6 @@ func (p *testPOP) signed(object, country string) string {
 	return p.edge.URL() + "/a/" + object + "?t=" + p.keys.Sign(object, country, p.clock().Add(time.Hour))
 }
 
-func (p *testPOP) clock() time.Time { return *p.now.Load() }
-
-func (p *testPOP) advance(d time.Duration) {
-	t := p.clock().Add(d)
-	p.now.Store(&t)
-}
-
 func (p *testPOP) get(t testing.TB, url string, hdr ...string) (*http.Response, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
@@ -154,7 +162,14 @@ func (p *testPOP) get(t testing.TB, url string, hdr ...string) (*http.Response, 
 // do sends req and reads the whole answer.
 func (p *testPOP) do(t testing.TB, req *http.Request) (*http.Response, []byte) {
 	t.Helper()
-	resp, err := p.client.Do(req)
+	return roundTrip(t, p.client, req)
+}
+
+// roundTrip sends req with client and reads the whole answer, or fails
+// the test.
+func roundTrip(t testing.TB, client *http.Client, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -110,14 +109,13 @@ type httpPOP struct {
 	shield *Server
 	edge   *Server
 	client *http.Client
-	now    atomic.Pointer[time.Time]
+	testClock
 }
 
 func newHTTPPOP(t testing.TB, tweak func(edge, shield *Config)) *httpPOP {
 	p := &httpPOP{}
-	start := testEpoch
-	p.now.Store(&start)
-	clock := func() time.Time { return *p.now.Load() }
+	p.start()
+	clock := p.clock
 	p.origin = newScriptOrigin(t, clock)
 	routes := []Route{{Mode: ModeAudio}, {Prefix: "/t/", Mode: ModeHTTP, MaxObjectSize: 64 << 10}}
 	sc := DefaultShieldConfig()
@@ -145,26 +143,13 @@ func newHTTPPOP(t testing.TB, tweak func(edge, shield *Config)) *httpPOP {
 	return p
 }
 
-func (p *httpPOP) advance(d time.Duration) {
-	t := p.now.Load().Add(d)
-	p.now.Store(&t)
-}
-
 func (p *httpPOP) do(t testing.TB, method, path string, hdr []string, body string) (*http.Response, string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, p.edge.URL()+path, strings.NewReader(body))
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Add(hdr[i], hdr[i+1])
 	}
-	resp, err := p.client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: body: %v", method, path, err)
-	}
+	resp, b := roundTrip(t, p.client, req)
 	return resp, string(b)
 }
 

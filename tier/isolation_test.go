@@ -224,6 +224,12 @@ func newClusterNode(t *testing.T, name string, role Role, key string, upstreams 
 	if n.Members.Self().Name != name {
 		t.Errorf("node_name defaulted to %q, want the node's name %q", n.Members.Self().Name, name)
 	}
+	serveNode(t, n)
+	return n
+}
+
+// serveNode serves n until the test ends, then shuts it down.
+func serveNode(t testing.TB, n *Node) {
 	done := make(chan error, 1)
 	go func() { done <- n.Serve() }()
 	t.Cleanup(func() {
@@ -232,7 +238,6 @@ func newClusterNode(t *testing.T, name string, role Role, key string, upstreams 
 		n.Shutdown(ctx)
 		<-done
 	})
-	return n
 }
 
 // TestReadyzAfterJoin: /readyz is 200 only once the node has joined and,
