@@ -187,9 +187,7 @@ func TestCollapse(t *testing.T) {
 				errs <- err
 			})
 		}
-		for s.Stats.Collapsed.Load() < n-1 {
-			time.Sleep(time.Millisecond) // wait for every reader to join
-		}
+		wait.For(t, 10*time.Second, "every reader to join the fill", func() bool { return s.Stats.Collapsed.Load() >= n-1 })
 		close(gate)
 		wg.Wait()
 		close(errs)
@@ -219,9 +217,7 @@ func TestWaiterCancel(t *testing.T) {
 		_, _, err := s.Chunk(ctx, r, m, 3)
 		done <- err
 	}()
-	for s.Stats.Misses.Load() < 1 {
-		time.Sleep(time.Millisecond)
-	}
+	wait.For(t, 10*time.Second, "the waiter's miss", func() bool { return s.Stats.Misses.Load() >= 1 })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled waiter: %v", err)

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,12 +16,7 @@ import (
 )
 
 func TestPlayDownloadOffline(t *testing.T) {
-	if _, err := exec.LookPath("oggenc"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("oggenc not installed (Debian package vorbis-tools): scripts/test.sh installs it")
-		}
-		t.Skip("oggenc not installed (Debian package vorbis-tools)")
-	}
+	playertest.RequireOggenc(t)
 	dir := t.TempDir()
 	cat := filepath.Join(dir, "catalog")
 	lengths := []int{44100 + 500, 30000}

@@ -22,6 +22,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -302,22 +303,51 @@ func Catalog(ctx context.Context, dir string, ids []string, lengths []int) error
 	at := 0
 	for k, id := range ids {
 		path := filepath.Join(src, id+".wav")
-		f, err := os.Create(path)
-		if err != nil {
+		if err := WriteSignal(path, at, lengths[k]); err != nil {
 			return err
 		}
-		w, _ := wav.NewWriter(f, 44100, 2)
-		p := make([]float32, 2*lengths[k])
-		for i := range lengths[k] {
-			p[2*i], p[2*i+1] = Signal(at + i)
-		}
 		at += lengths[k]
-		w.Write(p)
-		w.Close()
-		f.Close()
 		if _, err := in.Ingest(ctx, id, path); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// WriteSignal writes frames [from, from+n) of Signal to path as a 44.1
+// kHz stereo WAV file.
+func WriteSignal(path string, from, n int) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w, err := wav.NewWriter(f, 44100, 2)
+	if err != nil {
+		return err
+	}
+	p := make([]float32, 2*n)
+	for i := range n {
+		p[2*i], p[2*i+1] = Signal(from + i)
+	}
+	if err := w.Write(p); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// RequireOggenc skips t when oggenc (Debian package vorbis-tools, which
+// ingest runs) is missing, except under CI (CI set), where
+// scripts/test.sh installs it and its absence fails t.
+func RequireOggenc(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("oggenc"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("oggenc not installed (Debian package vorbis-tools): scripts/test.sh installs it")
+		}
+		t.Skip("oggenc not installed (Debian package vorbis-tools)")
+	}
 }
