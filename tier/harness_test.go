@@ -79,19 +79,8 @@ func newTestPOP(t testing.TB, tweak func(edge, shield *Config)) *testPOP {
 	p.start()
 	clock := p.clock
 	p.origin = newTestOrigin(t, 100, clock)
-	sc := DefaultShieldConfig()
-	sc.Name = "shield-1"
-	sc.Upstreams = []string{p.origin.URL}
-	sc.Cache.MemoryBytes = 256 << 20
+	ec, sc := popConfigs(p.origin.URL, 256<<20)
 	sc.UpstreamTimeout = config.Duration(2 * time.Second)
-	sc.TierKeys = []tierauth.KeyConfig{testTierKey}
-	ec := DefaultEdgeConfig()
-	ec.TierKeys = []tierauth.KeyConfig{testTierKey}
-	ec.Name = "edge-1"
-	ec.Keys = []Key{testKey}
-	// No country header, as cmd/pop on loopback: the tests that check it
-	// (fail closed) configure it themselves.
-	ec.Cache.MemoryBytes = 256 << 20
 	ec.UpstreamTimeout = config.Duration(4 * time.Second)
 	if tweak != nil {
 		tweak(&ec, &sc)
@@ -112,6 +101,25 @@ func newTestPOP(t testing.TB, tweak func(edge, shield *Config)) *testPOP {
 	p.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}, Timeout: 30 * time.Second}
 	t.Cleanup(p.client.CloseIdleConnections)
 	return p
+}
+
+// popConfigs are the configurations of a test POP's edge-1 and shield-1
+// (the shield filling from origin), each with a memory tier of memory
+// bytes. No country header, as cmd/pop on loopback: the tests that check
+// it (fail closed) configure it themselves. The edge's upstream is the
+// shield's URL, known once it is started.
+func popConfigs(origin string, memory config.Size) (edge, shield Config) {
+	shield = DefaultShieldConfig()
+	shield.Name = "shield-1"
+	shield.Upstreams = []string{origin}
+	shield.TierKeys = []tierauth.KeyConfig{testTierKey}
+	shield.Cache.MemoryBytes = memory
+	edge = DefaultEdgeConfig()
+	edge.Name = "edge-1"
+	edge.Keys = []Key{testKey}
+	edge.TierKeys = []tierauth.KeyConfig{testTierKey}
+	edge.Cache.MemoryBytes = memory
+	return edge, shield
 }
 
 func startServer(t testing.TB, cfg Config, clock func() time.Time) *Server {

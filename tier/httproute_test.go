@@ -118,19 +118,9 @@ func newHTTPPOP(t testing.TB, tweak func(edge, shield *Config)) *httpPOP {
 	clock := p.clock
 	p.origin = newScriptOrigin(t, clock)
 	routes := []Route{{Mode: ModeAudio}, {Prefix: "/t/", Mode: ModeHTTP, MaxObjectSize: 64 << 10}}
-	sc := DefaultShieldConfig()
-	sc.Name = "shield-1"
-	sc.Upstreams = []string{p.origin.srv.URL}
-	sc.Routes = routes
-	sc.TierKeys = []tierauth.KeyConfig{testTierKey}
-	sc.Cache.MemoryBytes = 64 << 20
+	ec, sc := popConfigs(p.origin.srv.URL, 64<<20)
+	sc.Routes, ec.Routes = routes, routes
 	sc.UpstreamTimeout = config.Duration(5 * time.Second)
-	ec := DefaultEdgeConfig()
-	ec.Name = "edge-1"
-	ec.Keys = []Key{testKey}
-	ec.Routes = routes
-	ec.TierKeys = []tierauth.KeyConfig{testTierKey}
-	ec.Cache.MemoryBytes = 64 << 20
 	ec.UpstreamTimeout = config.Duration(5 * time.Second)
 	if tweak != nil {
 		tweak(&ec, &sc)
