@@ -269,15 +269,7 @@ func row4(t *testing.T, e *env) {
 	pub := e.licenceKey(t)
 	var keys [][]byte
 	for range 2 {
-		code, resp := e.do(t, "POST", e.a.Origin+"/v1/licences", body, "Content-Type", "application/json", "Authorization", "Bearer "+e.se.Token)
-		var r licence.Response
-		if code != 200 || json.Unmarshal(resp, &r) != nil {
-			t.Fatalf("licence with a session = %d %s", code, resp)
-		}
-		l, err := licence.Verify(pub, r.Licence, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
+		l := e.licence(t, pub, body)
 		if l.UserID != e.se.UserID {
 			t.Errorf("licence for %q, want the session's user %q ", l.UserID, e.se.UserID)
 		}
@@ -419,16 +411,7 @@ func row7(t *testing.T, e *env) {
 
 func row8(t *testing.T, e *env) {
 	pub := e.licenceKey(t)
-	code, resp := e.do(t, "POST", e.a.Origin+"/v1/licences", []byte(`{"track_id":"`+e.tracks[1]+`","device_id":"d8"}`),
-		"Content-Type", "application/json", "Authorization", "Bearer "+e.se.Token)
-	var r licence.Response
-	if code != 200 || json.Unmarshal(resp, &r) != nil {
-		t.Fatalf("licence = %d %s", code, resp)
-	}
-	l, err := licence.Verify(pub, r.Licence, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := e.licence(t, pub, []byte(`{"track_id":"`+e.tracks[1]+`","device_id":"d8"}`))
 	// The attacker's own key, a licence that lasts until 2100.
 	_, mine, _ := ed25519.GenerateKey(rand.Reader)
 	l.Expires = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
@@ -627,6 +610,22 @@ func (e *env) manifest(t *testing.T, u pop.User, track string) api.Manifest {
 		t.Fatalf("manifest of %s: %d %s", track, code, b)
 	}
 	return m
+}
+
+// licence asks the origin for an offline licence (body is the request)
+// with the SE user's session, and verifies it with pub.
+func (e *env) licence(t *testing.T, pub ed25519.PublicKey, body []byte) licence.Licence {
+	t.Helper()
+	code, resp := e.do(t, "POST", e.a.Origin+"/v1/licences", body, "Content-Type", "application/json", "Authorization", "Bearer "+e.se.Token)
+	var r licence.Response
+	if code != 200 || json.Unmarshal(resp, &r) != nil {
+		t.Fatalf("licence with a session = %d %s", code, resp)
+	}
+	l, err := licence.Verify(pub, r.Licence, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }
 
 func (e *env) licenceKey(t *testing.T) ed25519.PublicKey {
