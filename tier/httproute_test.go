@@ -19,7 +19,10 @@ import (
 // scriptOrigin is a real HTTP origin whose answer for each path is set
 // by the test: the upstream of an http route. It stamps Date from the
 // test clock and answers If-None-Match / If-Modified-Since itself, as an
-// origin would, so that revalidation is exercised end to end.
+// origin would, so that revalidation is exercised end to end. It stays a
+// stand-in, not origintest: http routes front arbitrary HTTP upstreams
+// whose Cache-Control, Vary, status codes and validators the tests script
+// per path, none of which the origin's /media/ serves.
 type scriptOrigin struct {
 	srv *httptest.Server
 	now func() time.Time

@@ -71,7 +71,10 @@ func TestByteExact(t *testing.T) {
 }
 
 // TestCollapsing sends 200 concurrent requests for one cold chunk to one
-// edge: the shield and the origin each see one request.
+// edge: the shield and the origin each see one request. The origin
+// (origintest) holds the fill until every request has joined it.
+// Mutation caught: cache.Store.startFill never joining a fill in flight
+// (the edge sends 200 requests to the shield, the shield 201 upstream).
 func TestCollapsing(t *testing.T) {
 	p := newTestPOP(t, nil)
 	// Warm the object's metadata so the test isolates one cold chunk
