@@ -270,7 +270,7 @@ func TestETagChange(t *testing.T) {
 	if !bytes.Equal(body, version(0, 0, 600000)) {
 		t.Fatal("first read differs")
 	}
-	p.origin.cat.Republish(30)
+	p.origin.Republish("t30")
 	// Before the TTL a cached range is the old version, whole.
 	resp, body = p.get(t, url, "Range", "bytes=0-600000")
 	if resp.Header.Get("ETag") != old || !bytes.Equal(body, version(0, 0, 600000)) {
@@ -290,7 +290,7 @@ func TestETagChange(t *testing.T) {
 		t.Error("edge did not drop the old version")
 	}
 	// A second republish is found by revalidation after the TTL.
-	p.origin.cat.Republish(30)
+	p.origin.Republish("t30")
 	p.advance(10 * time.Minute)
 	resp, body = p.get(t, url, "Range", "bytes=0-600000")
 	if !bytes.Equal(body, version(2, 0, 600000)) {
@@ -308,7 +308,7 @@ func TestETagChangeStreaming(t *testing.T) {
 	url := p.url("t32", 320, "SE")
 	size := p.origin.cat.Size(32, 320)
 	p.get(t, url, "Range", "bytes=0-0")
-	p.origin.cat.Republish(32)
+	p.origin.Republish("t32")
 	resp, err := p.client.Get(url)
 	if err != nil {
 		t.Fatal(err)
@@ -332,7 +332,7 @@ func TestChangeDuringFill(t *testing.T) {
 	p := newTestPOP(t, nil)
 	url := p.url("t31", 320, "SE")
 	p.get(t, url, "Range", "bytes=0-0") // metadata of version 0 at both tiers
-	p.origin.cat.Republish(31)
+	p.origin.Republish("t31")
 	p.advance(10 * time.Minute) // the shield revalidates; the edge too
 	resp, body := p.get(t, url, "Range", "bytes=0-1000000")
 	if resp.StatusCode != 206 {
