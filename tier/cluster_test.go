@@ -37,10 +37,7 @@ func newTestCluster(t *testing.T, nEdges, nShields int, tweak func(*Config)) *te
 	c := &testCluster{testPOP: &testPOP{}}
 	c.start()
 	c.origin = newTestOrigin(t, 200, c.clock)
-	key, err := cluster.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := clusterKey(t)
 	c.key = key
 	var seeds []string
 	var shieldURLs []string

@@ -228,6 +228,16 @@ func newClusterNode(t *testing.T, name string, role Role, key string, upstreams 
 	return n
 }
 
+// clusterKey is a fresh gossip key.
+func clusterKey(t testing.TB) string {
+	t.Helper()
+	key, err := cluster.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
 // serveNode serves n until the test ends, then shuts it down.
 func serveNode(t testing.TB, n *Node) {
 	done := make(chan error, 1)
@@ -245,10 +255,7 @@ func serveNode(t testing.TB, n *Node) {
 // (200 before the join), the shield condition dropped (a lone edge
 // ready), joined never set (never ready).
 func TestReadyzAfterJoin(t *testing.T) {
-	key, err := cluster.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := clusterKey(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	readyz := func(n *Node) int {
@@ -296,15 +303,12 @@ func TestReadyzAfterJoin(t *testing.T) {
 // TestDuplicateNodeName: a second node with a live node's name fails to
 // join (cmd/edge and cmd/shield then exit).
 func TestDuplicateNodeName(t *testing.T) {
-	key, err := cluster.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := clusterKey(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	a := newClusterNode(t, "edge-same", Edge, key, []string{"http://127.0.0.1:1"})
 	b := newClusterNode(t, "edge-same", Edge, key, []string{"http://127.0.0.1:1"})
-	err = b.Join(ctx, []string{a.Members.Addr()})
+	err := b.Join(ctx, []string{a.Members.Addr()})
 	if err == nil || !strings.Contains(err.Error(), "node_name") {
 		t.Fatalf("second edge-same joined: %v", err)
 	}
