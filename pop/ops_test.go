@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/musiccdn/cdn/internal/wait"
 	"github.com/musiccdn/cdn/cluster"
 	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/internal/wait"
 	"github.com/musiccdn/cdn/origin"
 	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/tier"
