@@ -15,7 +15,8 @@
 //	release()                               // ... until released
 //	o.FailNext(2, 503, false)               // the next two /media/ requests fail
 //	o.Truncate(1000)                        // bodies cut after 1000 bytes, connection aborted
-//	o.Republish("t3")                       // a new version, a new ETag
+//	o.Republish("t3")                       // a new version, a new ETag (synthetic catalog)
+//	o.Replace("t3", 96, media.Audio, data)  // the same for a directory catalog
 //	o.Count("/media/t3/96.ogg"), o.Ranges("/media/t3/96.ogg")
 //
 // Faults apply to /media/ requests only; the rest of the internal listener
@@ -28,12 +29,15 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/musiccdn/cdn/atomicfile"
 	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/origin"
 	"github.com/musiccdn/cdn/origin/media"
@@ -251,6 +255,23 @@ func (o *Origin) Republish(id string) {
 		return
 	}
 	s.Republish(i)
+}
+
+// Replace puts data in place of the file (id, kbps, kind) of a directory
+// catalog, all at once (a rename, as ingest does): a new version with a new
+// ETag for the requests that follow; one already open keeps reading the
+// old one. Only a directory catalog can.
+func (o *Origin) Replace(id string, kbps int, kind media.Kind, data []byte) {
+	o.t.Helper()
+	d, ok := o.Server.Source().(*media.Dir)
+	if !ok {
+		o.t.Fatalf("origintest: Replace(%q): the catalog is not a directory", id)
+		return
+	}
+	path := filepath.Join(d.Root(), id, strconv.Itoa(kbps)+"."+kind.Ext())
+	if err := atomicfile.WriteBytes(path, data); err != nil {
+		o.t.Fatalf("origintest: Replace: %v", err)
+	}
 }
 
 // MediaRequests is the number of /media/ requests received (failed and

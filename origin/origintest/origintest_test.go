@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/musiccdn/cdn/internal/wait"
+	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/origin/origintest"
 )
 
@@ -128,5 +131,34 @@ func TestRights(t *testing.T) {
 	}
 	if n := o.RightsRequests(); n != 3 {
 		t.Errorf("RightsRequests = %d, want 3", n)
+	}
+}
+
+// TestReplace: a directory catalog's file replaced between two requests
+// is served as a new version. Catches: Replace writing elsewhere than the
+// catalog reads (old bytes and ETag), or in place (not a new version).
+func TestReplace(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "song"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	v1, v2 := bytes.Repeat([]byte("one "), 1000), bytes.Repeat([]byte("two!"), 1500)
+	if err := os.WriteFile(filepath.Join(dir, "song", "96.ogg"), v1, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := media.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := origintest.Start(t, origintest.Config{Source: cat})
+	resp, body, err := get(t, o, "/media/song/96.ogg", "", true)
+	if err != nil || !bytes.Equal(body, v1) {
+		t.Fatalf("first version: status %d, %d bytes, %v", resp.StatusCode, len(body), err)
+	}
+	etag := resp.Header.Get("ETag")
+	o.Replace("song", 96, media.Audio, v2)
+	resp, body, err = get(t, o, "/media/song/96.ogg", "", true)
+	if err != nil || !bytes.Equal(body, v2) || resp.Header.Get("ETag") == etag {
+		t.Fatalf("replaced: status %d, %d bytes, ETag %s (was %s), %v", resp.StatusCode, len(body), resp.Header.Get("ETag"), etag, err)
 	}
 }
