@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/internal/wait"
 )
 
 func chunkOf(i int, n int) []byte { return bytes.Repeat([]byte{byte(i)}, n) }
@@ -88,21 +89,15 @@ func TestStoreDiskTier(t *testing.T) {
 		obj[i] = byte(i * 7)
 	}
 	f.put("t1/96.ogg", obj, `"a"`)
-	cfg := Config{ChunkSize: 4096, MemoryBytes: 1 << 20, MetaTTL: config.Duration(time.Minute), DiskDir: dir, DiskBytes: 1 << 20}
-	s, err := New(cfg, f, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := diskConfig(dir, time.Minute)
+	s := openStore(t, cfg, f)
 	if got := read(t, s, "t1/96.ogg", 0, 39_999); !bytes.Equal(got, obj) {
 		t.Fatal("first read")
 	}
 	s.Disk().Flush()
 	s.Close()
 	before := f.fetches.Load()
-	s2, err := New(cfg, f, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s2 := openStore(t, cfg, f)
 	defer s2.Close()
 	if got := read(t, s2, "t1/96.ogg", 0, 39_999); !bytes.Equal(got, obj) {
 		t.Fatal("read after restart")
@@ -139,11 +134,8 @@ func TestStoreDiskTornMeta(t *testing.T) {
 			f := newMemFetcher()
 			obj := bytes.Repeat([]byte("ogg!"), 3000)
 			f.put("t1/96.ogg", obj, `"a"`)
-			cfg := Config{ChunkSize: 4096, MemoryBytes: 1 << 20, MetaTTL: config.Duration(time.Minute), DiskDir: dir, DiskBytes: 1 << 20}
-			s, err := New(cfg, f, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			cfg := diskConfig(dir, time.Minute)
+			s := openStore(t, cfg, f)
 			read(t, s, "t1/96.ogg", 0, int64(len(obj)-1))
 			s.Disk().Flush()
 			s.Close()
@@ -154,10 +146,7 @@ func TestStoreDiskTornMeta(t *testing.T) {
 			}
 			os.WriteFile(p, damage.f(b), 0o644)
 			f.put("t1/96.ogg", bytes.Repeat([]byte("new!"), 3000), `"b"`)
-			s2, err := New(cfg, f, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s2 := openStore(t, cfg, f)
 			defer s2.Close()
 			got := read(t, s2, "t1/96.ogg", 0, int64(len(obj)-1))
 			if !bytes.Equal(got, bytes.Repeat([]byte("new!"), 3000)) {
@@ -180,11 +169,8 @@ func TestStorePurge(t *testing.T) {
 	f := newMemFetcher()
 	a := bytes.Repeat([]byte("aaaa"), 3000)
 	f.put("t1/96.ogg", a, `"same"`)
-	cfg := Config{ChunkSize: 4096, MemoryBytes: 1 << 20, MetaTTL: config.Duration(time.Hour), DiskDir: dir, DiskBytes: 1 << 20}
-	s, err := New(cfg, f, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := diskConfig(dir, time.Hour)
+	s := openStore(t, cfg, f)
 	read(t, s, "t1/96.ogg", 0, int64(len(a)-1))
 	// A bad encode re-delivered under the same ETag: only a purge
 	// makes the cache let go of it.
@@ -196,10 +182,7 @@ func TestStorePurge(t *testing.T) {
 	}
 	s.Disk().Flush()
 	s.Close()
-	s2, err := New(cfg, f, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s2 := openStore(t, cfg, f)
 	defer s2.Close()
 	if got := read(t, s2, "t1/96.ogg", 0, int64(len(b)-1)); !bytes.Equal(got, b) {
 		t.Fatalf("after purge and restart: old bytes %q", got[:8])
@@ -218,14 +201,8 @@ func TestStorePurgeRacingFill(t *testing.T) {
 	f.put("t1/96.ogg", a, `"same"`)
 	s := newStore(t, f, nil)
 	r := ref("t1/96.ogg")
-	m, _, err := s.Meta(context.Background(), r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gate := make(chan struct{})
-	f.mu.Lock()
-	f.gate = gate
-	f.mu.Unlock()
+	m := meta(t, s, r)
+	gate := f.hold()
 	type res struct {
 		data []byte
 		err  error
@@ -235,7 +212,7 @@ func TestStorePurgeRacingFill(t *testing.T) {
 		d, _, err := s.Chunk(context.Background(), r, m, 1)
 		done <- res{d, err}
 	}()
-	waitFor(t, func() bool { return f.fetches.Load() == 2 })
+	wait.For(t, 10*time.Second, "the second fetch", func() bool { return f.fetches.Load() == 2 })
 	f.put("t1/96.ogg", bytes.Repeat([]byte("bbbb"), 3000), `"same"`)
 	s.Purge([]byte("t1/96.ogg"))
 	close(gate) // the old fill returns old bytes... too late
@@ -258,35 +235,18 @@ func TestStorePurgeOtherObject(t *testing.T) {
 	f.put("t1/96.ogg", bytes.Repeat([]byte("aaaa"), 3000), `"a"`)
 	s := newStore(t, f, nil)
 	r := ref("t1/96.ogg")
-	m, _, err := s.Meta(context.Background(), r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gate := make(chan struct{})
-	f.mu.Lock()
-	f.gate = gate
-	f.mu.Unlock()
+	m := meta(t, s, r)
+	gate := f.hold()
 	done := make(chan error, 1)
 	go func() {
 		_, _, err := s.Chunk(context.Background(), r, m, 1)
 		done <- err
 	}()
-	waitFor(t, func() bool { return f.fetches.Load() == 2 })
+	wait.For(t, 10*time.Second, "the second fetch", func() bool { return f.fetches.Load() == 2 })
 	s.Purge([]byte("t2/96.ogg"))
 	close(gate)
 	if err := <-done; err != nil {
 		t.Fatalf("a purge of t2 failed a fill of t1: %v", err)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in 10s")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -310,4 +270,21 @@ func FuzzDecodeMeta(f *testing.F) {
 			t.Fatalf("round trip: %x != %x", again, b)
 		}
 	})
+}
+
+// diskConfig is the small store of the disk tests, with its disk tier in
+// dir and metadata fresh for ttl.
+func diskConfig(dir string, ttl time.Duration) Config {
+	return Config{ChunkSize: 4096, MemoryBytes: 1 << 20, MetaTTL: config.Duration(ttl), DiskDir: dir, DiskBytes: 1 << 20}
+}
+
+// openStore is New(cfg, f, nil), or the test fails. The test closes it
+// (the disk tests close and reopen stores to restart them).
+func openStore(t testing.TB, cfg Config, f Fetcher) *Store {
+	t.Helper()
+	s, err := New(cfg, f, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

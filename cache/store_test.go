@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/internal/wait"
 )
 
 // memFetcher is a Fetcher over in-memory objects, counting fetches; a
@@ -104,6 +105,25 @@ func read(t testing.TB, s *Store, name string, start, end int64) []byte {
 	return out
 }
 
+// hold makes f's fetches wait until the returned channel is closed.
+func (f *memFetcher) hold() chan struct{} {
+	gate := make(chan struct{})
+	f.mu.Lock()
+	f.gate = gate
+	f.mu.Unlock()
+	return gate
+}
+
+// meta is s.Meta of r, or the test fails.
+func meta(t testing.TB, s *Store, r Ref) *Meta {
+	t.Helper()
+	m, _, err := s.Meta(context.Background(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 func newStore(t testing.TB, f Fetcher, now func() time.Time) *Store {
 	s, err := New(Config{ChunkSize: 4096, MemoryBytes: 1 << 20, MetaTTL: config.Duration(time.Minute)}, f, now)
 	if err != nil {
@@ -152,10 +172,7 @@ func TestCollapse(t *testing.T) {
 		f.put("t1/96.ogg", make([]byte, 50_000), `"a"`)
 		s := newStore(t, f, nil)
 		r := ref("t1/96.ogg")
-		m, _, err := s.Meta(context.Background(), r)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := meta(t, s, r)
 		gate := make(chan struct{})
 		f.mu.Lock()
 		f.gate, f.fail = gate, fail
@@ -170,9 +187,7 @@ func TestCollapse(t *testing.T) {
 				errs <- err
 			})
 		}
-		for s.Stats.Collapsed.Load() < n-1 {
-			time.Sleep(time.Millisecond) // wait for every reader to join
-		}
+		wait.For(t, 10*time.Second, "every reader to join the fill", func() bool { return s.Stats.Collapsed.Load() >= n-1 })
 		close(gate)
 		wg.Wait()
 		close(errs)
@@ -194,18 +209,15 @@ func TestWaiterCancel(t *testing.T) {
 	f.put("t1/96.ogg", make([]byte, 50_000), `"a"`)
 	s := newStore(t, f, nil)
 	r := ref("t1/96.ogg")
-	m, _, _ := s.Meta(context.Background(), r)
-	gate := make(chan struct{})
-	f.gate = gate
+	m := meta(t, s, r)
+	gate := f.hold()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() {
 		_, _, err := s.Chunk(ctx, r, m, 3)
 		done <- err
 	}()
-	for s.Stats.Misses.Load() < 1 {
-		time.Sleep(time.Millisecond)
-	}
+	wait.For(t, 10*time.Second, "the waiter's miss", func() bool { return s.Stats.Misses.Load() >= 1 })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled waiter: %v", err)
@@ -403,7 +415,7 @@ func TestNegative(t *testing.T) {
 			}
 		})
 	}
-	waitUntil(t, func() bool { return s.Stats.Collapsed.Load() >= 19 })
+	wait.For(t, 10*time.Second, "19 collapsed requests", func() bool { return s.Stats.Collapsed.Load() >= 19 })
 	f.mu.Lock()
 	close(f.gate)
 	f.gate = nil
@@ -453,16 +465,5 @@ func TestNegative(t *testing.T) {
 	}
 	if n := f0.fetches.Load(); n != 3 {
 		t.Errorf("negative_ttl 0: %d fetches, want 3", n)
-	}
-}
-
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }

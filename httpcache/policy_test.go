@@ -68,18 +68,20 @@ func TestSurrogateDirectives(t *testing.T) {
 	}
 }
 
+// hdr builds a Header from name, value pairs.
+func hdr(kv ...string) Header {
+	var h Header
+	for i := 0; i+1 < len(kv); i += 2 {
+		h = append(h, Field{kv[i], kv[i+1]})
+	}
+	return h
+}
+
 // TestStorable: RFC 9111 §3.
 // Mutations caught: dropping the Authorization rule (§3.5 rows),
 // storing private responses (§5.2.2.7 row), storing 206 without a valid
 // Content-Range (§3.3 row).
 func TestStorable(t *testing.T) {
-	H := func(kv ...string) Header {
-		var h Header
-		for i := 0; i+1 < len(kv); i += 2 {
-			h = append(h, Field{kv[i], kv[i+1]})
-		}
-		return h
-	}
 	cases := []struct {
 		name   string
 		method string
@@ -88,27 +90,27 @@ func TestStorable(t *testing.T) {
 		resp   Header
 		want   bool
 	}{
-		{"§3 GET 200 with max-age", "GET", nil, 200, H("Cache-Control", "max-age=60"), true},
-		{"§3 POST is not stored", "POST", nil, 200, H("Cache-Control", "max-age=60"), false},
+		{"§3 GET 200 with max-age", "GET", nil, 200, hdr("Cache-Control", "max-age=60"), true},
+		{"§3 POST is not stored", "POST", nil, 200, hdr("Cache-Control", "max-age=60"), false},
 		{"§3 heuristically cacheable 404", "GET", nil, 404, nil, true},
 		{"§3 302 without explicit freshness is not", "GET", nil, 302, nil, false},
-		{"§3 302 with max-age is", "GET", nil, 302, H("Cache-Control", "max-age=60"), true},
-		{"§3 Expires alone makes a 302 storable", "GET", nil, 302, H("Expires", "Thu, 01 Jan 2099 00:00:00 GMT"), true},
-		{"§5.2.2.5 response no-store", "GET", nil, 200, H("Cache-Control", "max-age=60, no-store"), false},
-		{"§5.2.1.5 request no-store", "GET", H("Cache-Control", "no-store"), 200, H("Cache-Control", "max-age=60"), false},
-		{"§5.2.2.7 private is not stored by a shared cache", "GET", nil, 200, H("Cache-Control", "private, max-age=60"), false},
-		{"§5.2.2.7 qualified private may be stored", "GET", nil, 200, H("Cache-Control", `private="X-A", max-age=60`), true},
-		{"§5.2.2.3 must-understand overrides no-store for a known status", "GET", nil, 200, H("Cache-Control", "must-understand, no-store, max-age=60"), true},
-		{"§5.2.2.3 must-understand with an unknown status", "GET", nil, 299, H("Cache-Control", "must-understand, no-store, max-age=60"), false},
-		{"§3.5 Authorization without public is not stored", "GET", H("Authorization", "Basic x"), 200, H("Cache-Control", "max-age=60"), false},
-		{"§3.5 Authorization with public", "GET", H("Authorization", "Basic x"), 200, H("Cache-Control", "public, max-age=60"), true},
-		{"§3.5 Authorization with s-maxage", "GET", H("Authorization", "Basic x"), 200, H("Cache-Control", "s-maxage=60"), true},
-		{"§3.5 Authorization with must-revalidate", "GET", H("Authorization", "Basic x"), 200, H("Cache-Control", "must-revalidate, max-age=60"), true},
-		{"§4.1 Vary: * is not worth storing", "GET", nil, 200, H("Cache-Control", "max-age=60", "Vary", "Accept, *"), false},
-		{"§3.3 206 with a valid Content-Range", "GET", nil, 206, H("Cache-Control", "max-age=60", "Content-Range", "bytes 0-4/10"), true},
-		{"§3.3 206 with an unknown length is not stored", "GET", nil, 206, H("Cache-Control", "max-age=60", "Content-Range", "bytes 0-4/*"), false},
-		{"§7.3 Set-Cookie does not prevent storing", "GET", nil, 200, H("Cache-Control", "max-age=60", "Set-Cookie", "a=b"), true},
-		{"§3 304 is never stored as a response", "GET", nil, 304, H("Cache-Control", "max-age=60"), false},
+		{"§3 302 with max-age is", "GET", nil, 302, hdr("Cache-Control", "max-age=60"), true},
+		{"§3 Expires alone makes a 302 storable", "GET", nil, 302, hdr("Expires", "Thu, 01 Jan 2099 00:00:00 GMT"), true},
+		{"§5.2.2.5 response no-store", "GET", nil, 200, hdr("Cache-Control", "max-age=60, no-store"), false},
+		{"§5.2.1.5 request no-store", "GET", hdr("Cache-Control", "no-store"), 200, hdr("Cache-Control", "max-age=60"), false},
+		{"§5.2.2.7 private is not stored by a shared cache", "GET", nil, 200, hdr("Cache-Control", "private, max-age=60"), false},
+		{"§5.2.2.7 qualified private may be stored", "GET", nil, 200, hdr("Cache-Control", `private="X-A", max-age=60`), true},
+		{"§5.2.2.3 must-understand overrides no-store for a known status", "GET", nil, 200, hdr("Cache-Control", "must-understand, no-store, max-age=60"), true},
+		{"§5.2.2.3 must-understand with an unknown status", "GET", nil, 299, hdr("Cache-Control", "must-understand, no-store, max-age=60"), false},
+		{"§3.5 Authorization without public is not stored", "GET", hdr("Authorization", "Basic x"), 200, hdr("Cache-Control", "max-age=60"), false},
+		{"§3.5 Authorization with public", "GET", hdr("Authorization", "Basic x"), 200, hdr("Cache-Control", "public, max-age=60"), true},
+		{"§3.5 Authorization with s-maxage", "GET", hdr("Authorization", "Basic x"), 200, hdr("Cache-Control", "s-maxage=60"), true},
+		{"§3.5 Authorization with must-revalidate", "GET", hdr("Authorization", "Basic x"), 200, hdr("Cache-Control", "must-revalidate, max-age=60"), true},
+		{"§4.1 Vary: * is not worth storing", "GET", nil, 200, hdr("Cache-Control", "max-age=60", "Vary", "Accept, *"), false},
+		{"§3.3 206 with a valid Content-Range", "GET", nil, 206, hdr("Cache-Control", "max-age=60", "Content-Range", "bytes 0-4/10"), true},
+		{"§3.3 206 with an unknown length is not stored", "GET", nil, 206, hdr("Cache-Control", "max-age=60", "Content-Range", "bytes 0-4/*"), false},
+		{"§7.3 Set-Cookie does not prevent storing", "GET", nil, 200, hdr("Cache-Control", "max-age=60", "Set-Cookie", "a=b"), true},
+		{"§3 304 is never stored as a response", "GET", nil, 304, hdr("Cache-Control", "max-age=60"), false},
 	}
 	for _, c := range cases {
 		if got := Storable(c.method, c.req, c.status, c.resp, ""); got != c.want {
@@ -124,28 +126,21 @@ func TestStorable(t *testing.T) {
 func TestFreshnessLifetime(t *testing.T) {
 	date := time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
 	heur := Heuristic{Percent: 10, Max: 24 * time.Hour}
-	H := func(kv ...string) Header {
-		var h Header
-		for i := 0; i+1 < len(kv); i += 2 {
-			h = append(h, Field{kv[i], kv[i+1]})
-		}
-		return h
-	}
 	cases := []struct {
 		name   string
 		status int
 		h      Header
 		want   time.Duration
 	}{
-		{"§5.2.2.10 s-maxage over max-age", 200, H("Cache-Control", "max-age=10, s-maxage=100"), 100 * time.Second},
-		{"§5.2.2.1 max-age over Expires", 200, H("Cache-Control", "max-age=10", "Expires", "Fri, 02 Jan 2026 01:00:00 GMT"), 10 * time.Second},
-		{"§5.3 Expires minus Date", 200, H("Expires", "Fri, 02 Jan 2026 01:00:00 GMT"), time.Hour},
-		{"§5.3 an invalid Expires is already expired", 200, H("Expires", "0"), 0},
-		{"§5.3 Expires before Date is stale", 200, H("Expires", "Thu, 01 Jan 2026 00:00:00 GMT"), 0},
-		{"§4.2.2 heuristic: 10% of Date - Last-Modified", 200, H("Last-Modified", "Fri, 26 Dec 2025 00:00:00 GMT"), 24 * time.Hour * 7 / 10},
-		{"§4.2.2 heuristic cap", 200, H("Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT"), 24 * time.Hour},
-		{"§4.2.2 no heuristic for a status that is not heuristically cacheable", 302, H("Last-Modified", "Fri, 26 Dec 2025 00:00:00 GMT"), 0},
-		{"§4.2.1 an invalid max-age is stale", 200, H("Cache-Control", "max-age=abc", "Expires", "Fri, 02 Jan 2026 01:00:00 GMT"), 0},
+		{"§5.2.2.10 s-maxage over max-age", 200, hdr("Cache-Control", "max-age=10, s-maxage=100"), 100 * time.Second},
+		{"§5.2.2.1 max-age over Expires", 200, hdr("Cache-Control", "max-age=10", "Expires", "Fri, 02 Jan 2026 01:00:00 GMT"), 10 * time.Second},
+		{"§5.3 Expires minus Date", 200, hdr("Expires", "Fri, 02 Jan 2026 01:00:00 GMT"), time.Hour},
+		{"§5.3 an invalid Expires is already expired", 200, hdr("Expires", "0"), 0},
+		{"§5.3 Expires before Date is stale", 200, hdr("Expires", "Thu, 01 Jan 2026 00:00:00 GMT"), 0},
+		{"§4.2.2 heuristic: 10% of Date - Last-Modified", 200, hdr("Last-Modified", "Fri, 26 Dec 2025 00:00:00 GMT"), 24 * time.Hour * 7 / 10},
+		{"§4.2.2 heuristic cap", 200, hdr("Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT"), 24 * time.Hour},
+		{"§4.2.2 no heuristic for a status that is not heuristically cacheable", 302, hdr("Last-Modified", "Fri, 26 Dec 2025 00:00:00 GMT"), 0},
+		{"§4.2.1 an invalid max-age is stale", 200, hdr("Cache-Control", "max-age=abc", "Expires", "Fri, 02 Jan 2026 01:00:00 GMT"), 0},
 		{"no freshness information", 200, nil, 0},
 	}
 	for _, c := range cases {

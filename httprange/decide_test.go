@@ -1,11 +1,7 @@
 package httprange
 
 import (
-	"bytes"
 	"fmt"
-	"io"
-	"mime"
-	"mime/multipart"
 	"strings"
 	"testing"
 	"time"
@@ -213,36 +209,4 @@ func FuzzParseCacheStatus(f *testing.F) {
 			}
 		}
 	})
-}
-
-// TestPartFraming writes a multipart/byteranges body with AppendPartHeader
-// and AppendPartsEnd and reads it back with mime/multipart.
-func TestPartFraming(t *testing.T) {
-	data := []byte(strings.Repeat("0123456789", 10))
-	ranges := []Range{{0, 9}, {50, 59}, {99, 99}}
-	const boundary = "b0und4ry"
-	var body []byte
-	for _, r := range ranges {
-		body = AppendPartHeader(body, boundary, "audio/ogg", r, int64(len(data)))
-		body = append(body, data[r.Start:r.End+1]...)
-	}
-	body = AppendPartsEnd(body, boundary)
-	mt, params, err := mime.ParseMediaType(MultipartType(boundary))
-	if err != nil || mt != "multipart/byteranges" {
-		t.Fatalf("MultipartType: %q, %v", mt, err)
-	}
-	mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
-	for i, r := range ranges {
-		p, err := mr.NextPart()
-		if err != nil {
-			t.Fatalf("part %d: %v", i, err)
-		}
-		got, _ := io.ReadAll(p)
-		if cr := p.Header.Get("Content-Range"); cr != string(AppendContentRange(nil, r, 100)) || !bytes.Equal(got, data[r.Start:r.End+1]) {
-			t.Errorf("part %d: %q %q", i, cr, got)
-		}
-	}
-	if _, err := mr.NextPart(); err != io.EOF {
-		t.Errorf("after the last part: %v", err)
-	}
 }

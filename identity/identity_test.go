@@ -21,6 +21,16 @@ import (
 
 var testNow = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
+// verifierOf is a Verifier that accepts is's tokens.
+func verifierOf(t testing.TB, is *Issuer) *Verifier {
+	t.Helper()
+	v, err := NewVerifier(Config{PublicKeys: []string{is.PublicKey()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
 func newIssuer(t testing.TB) *Issuer {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -228,10 +238,7 @@ func TestBearerToken(t *testing.T) {
 // fuzzer does not hold the key; seeds include a real one).
 func FuzzVerify(f *testing.F) {
 	is := newIssuer(f)
-	v, err := NewVerifier(Config{PublicKeys: []string{is.PublicKey()}})
-	if err != nil {
-		f.Fatal(err)
-	}
+	v := verifierOf(f, is)
 	tok := must(is.Issue(User{"u1", "SE"}, time.Hour))
 	f.Add("Bearer " + tok)
 	f.Add("Bearer " + tok[:len(tok)-3])
@@ -254,10 +261,7 @@ func FuzzVerify(f *testing.F) {
 // origin.
 func BenchmarkVerify(b *testing.B) {
 	is := newIssuer(b)
-	v, err := NewVerifier(Config{PublicKeys: []string{is.PublicKey()}})
-	if err != nil {
-		b.Fatal(err)
-	}
+	v := verifierOf(b, is)
 	tok := must(is.Issue(User{"demo-SE", "SE"}, time.Hour))
 	b.ReportAllocs()
 	for b.Loop() {

@@ -10,32 +10,18 @@ import (
 	"time"
 
 	"github.com/musiccdn/cdn/catalog"
-	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/manifest"
 	"github.com/musiccdn/cdn/origin"
 	"github.com/musiccdn/cdn/origin/media"
+	"github.com/musiccdn/cdn/origin/origintest"
 	"github.com/musiccdn/cdn/origin/rights"
-	"github.com/musiccdn/cdn/tierauth"
 )
 
+// testOrigin is the real origin over 300 synthetic tracks (seed 7) and
+// their synthetic rights (about 10 % of pairs denied).
 func testOrigin(t testing.TB) *origin.Server {
 	t.Helper()
-	cfg := origin.DefaultConfig()
-	cfg.Catalog = "synthetic:300"
-	cfg.Seed = 7
-	cfg.Keys = []origin.KeyConfig{{ID: "k2", Secret: strings.Repeat("ab", 32)}}
-	cfg.TierKeys = []tierauth.KeyConfig{{ID: "tier1", Secret: strings.Repeat("5a", 32)}}
-	cfg.DataDir = t.TempDir()
-	idp, err := identity.NewIssuer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Identity.PublicKeys = []string{idp.PublicKey()}
-	s, err := origin.New(cfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return origintest.Start(t, origintest.Config{Source: media.NewSynthetic(300, 7), Rights: rights.Synthetic{Seed: 7}}).Server
 }
 
 // TestSnapshotMintsTheOriginsManifests: a snapshot built from the

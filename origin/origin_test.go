@@ -97,6 +97,22 @@ func newTestServer(t *testing.T, cfg Config, opts ...Option) *testServer {
 	return &testServer{srv: srv, ts: ts, its: its, reg: reg, tier: kr}
 }
 
+// pathCode is a request path and the status it must get.
+type pathCode struct {
+	path string
+	code int
+}
+
+// expectCodes GETs each path (through do) and checks its status.
+func (s *testServer) expectCodes(t *testing.T, cases []pathCode) {
+	t.Helper()
+	for _, tt := range cases {
+		if resp, body := s.do(t, "GET", tt.path); resp.StatusCode != tt.code {
+			t.Errorf("GET %s = %d %q, want %d", tt.path, resp.StatusCode, body, tt.code)
+		}
+	}
+}
+
 func (s *testServer) do(t *testing.T, method, path string, hdr ...string) (*http.Response, []byte) {
 	t.Helper()
 	base := s.ts.URL
@@ -491,10 +507,7 @@ func TestManifest(t *testing.T) {
 		}
 	}
 
-	tests := []struct {
-		path string
-		code int
-	}{
+	s.expectCodes(t, []pathCode{
 		{"/v1/manifest/" + id + "?country=" + denied, 403},
 		{"/v1/manifest/t20?country=SE", 404},
 		{"/v1/manifest/nosuch?country=SE", 404},
@@ -504,13 +517,7 @@ func TestManifest(t *testing.T) {
 		{"/v1/manifest/t.5?country=SE", 400},
 		{"/v1/manifest/a/b?country=SE", 400},
 		{"/v1/manifest/?country=SE", 400},
-	}
-	for _, tt := range tests {
-		resp, body := s.do(t, "GET", tt.path)
-		if resp.StatusCode != tt.code {
-			t.Errorf("GET %s = %d %q, want %d", tt.path, resp.StatusCode, body, tt.code)
-		}
-	}
+	})
 	if resp, _ := s.do(t, "POST", "/v1/manifest/"+id+"?country="+allowed); resp.StatusCode != 405 {
 		t.Errorf("POST manifest = %d, want 405", resp.StatusCode)
 	}
@@ -527,20 +534,13 @@ func TestRights(t *testing.T) {
 	s := newTestServer(t, cfg)
 	rs := rights.Synthetic{Seed: cfg.Seed}
 	allowed, denied := rs.FindAllowed("t5"), rs.FindDenied("t5")
-	for _, tt := range []struct {
-		path string
-		code int
-	}{
+	s.expectCodes(t, []pathCode{
 		{"/v1/rights/t5?country=" + allowed, 204},
 		{"/v1/rights/t5?country=" + denied, 403},
 		{"/v1/rights/t20?country=SE", 404},
 		{"/v1/rights/t5?country=se", 400},
 		{"/v1/rights/t5", 400},
-	} {
-		if resp, body := s.do(t, "GET", tt.path); resp.StatusCode != tt.code {
-			t.Errorf("GET %s = %d %q, want %d", tt.path, resp.StatusCode, body, tt.code)
-		}
-	}
+	})
 }
 
 // TestManifestSession: a manifest needs a valid bearer token, its country
@@ -654,19 +654,12 @@ func TestManifestDirAndRightsFile(t *testing.T) {
 	os.WriteFile(rf, []byte("a\tSE\t-\t2026-06-01T12:00:01Z\nb\tSE\t2026-06-01T12:00:01Z\t-\n"), 0o644)
 	cfg.RightsFile = rf
 	s = newTestServer(t, cfg)
-	for _, tt := range []struct {
-		path string
-		code int
-	}{
+	s.expectCodes(t, []pathCode{
 		{"/v1/manifest/a?country=SE", 200},
 		{"/v1/manifest/a?country=NO", 403}, // no row
 		{"/v1/manifest/b?country=SE", 403}, // window opens a second after testNow
 		{"/v1/manifest/c?country=SE", 404},
-	} {
-		if resp, body := s.do(t, "GET", tt.path); resp.StatusCode != tt.code {
-			t.Errorf("GET %s = %d %q, want %d", tt.path, resp.StatusCode, body, tt.code)
-		}
-	}
+	})
 }
 
 func TestNext(t *testing.T) {
@@ -714,21 +707,14 @@ func TestNext(t *testing.T) {
 	if len(got.Tracks) != DefaultNext || got.Tracks[0] != "t5" {
 		t.Errorf("default n: %q", got.Tracks)
 	}
-	for _, tt := range []struct {
-		path string
-		code int
-	}{
+	s.expectCodes(t, []pathCode{
 		{"/v1/recs/next/t20", 404},
 		{"/v1/recs/next/t.1", 400},
 		{"/v1/recs/next/t1?n=0", 400},
 		{"/v1/recs/next/t1?n=51", 400},
 		{"/v1/recs/next/t1?n=x", 400},
 		{"/v1/recs/next/t1?country=se", 400},
-	} {
-		if resp, _ := s.do(t, "GET", tt.path); resp.StatusCode != tt.code {
-			t.Errorf("GET %s = %d, want %d", tt.path, resp.StatusCode, tt.code)
-		}
-	}
+	})
 }
 
 func TestNextDirCatalog(t *testing.T) {

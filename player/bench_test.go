@@ -81,7 +81,7 @@ func benchPlayer(b *testing.B) *Player {
 	if catalogDir == "" {
 		b.Skip("oggenc not installed")
 	}
-	srv := playertest.NewServer(catalogDir)
+	srv := playertest.NewServer(b, catalogDir)
 	b.Cleanup(srv.Close)
 	p, err := New(config(srv))
 	if err != nil {

@@ -21,7 +21,7 @@ import (
 
 var (
 	catalogDir string // "" when oggenc is missing
-	ids     = []string{"t0", "t1", "t2"}
+	ids        = []string{"t0", "t1", "t2"}
 	// split at points that are not packet-aligned
 	lengths = []int{2*44100 + 123, 44100 + 31337, 2*44100 + 777}
 )
@@ -47,13 +47,8 @@ func TestMain(m *testing.M) {
 
 func need(t *testing.T) *playertest.Server {
 	t.Helper()
-	if catalogDir == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("oggenc not installed (Debian package vorbis-tools): scripts/test.sh installs it")
-		}
-		t.Skip("oggenc not installed (Debian package vorbis-tools)")
-	}
-	srv := playertest.NewServer(catalogDir)
+	playertest.RequireOggenc(t) // TestMain built the catalog when it was there
+	srv := playertest.NewServer(t, catalogDir)
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -96,6 +91,22 @@ func reference(t *testing.T, id string, kbps int) []float32 {
 	return rs.finish(out, frames*44100/int64(h.SampleRate))
 }
 
+// renderPaced is renderAll paced as real time would pace the handover:
+// at each track change it waits until the next track is prepared, which
+// real playback (seconds per track) always allows.
+func renderPaced(t *testing.T, s *Session, rng *rand.Rand) []float32 {
+	t.Helper()
+	last := -1
+	return renderAll(t, s, rng, func([]float32) {
+		if c := s.Current(); c != last {
+			last = c
+			if err := s.WaitNext(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
 func renderAll(t *testing.T, s *Session, rng *rand.Rand, each func(out []float32)) []float32 {
 	t.Helper()
 	var out []float32
@@ -127,15 +138,7 @@ func TestGaplessQueue(t *testing.T) {
 	defer s.Close()
 	// play at "real time" as far as the handover is concerned: each track
 	// lasts seconds, far longer than preparing the next one takes
-	last := -1
-	got := renderAll(t, s, rand.New(rand.NewPCG(1, 2)), func([]float32) {
-		if c := s.Current(); c != last {
-			last = c
-			if err := s.WaitNext(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-		}
-	})
+	got := renderPaced(t, s, rand.New(rand.NewPCG(1, 2)))
 	st := s.Stats()
 	if len(st) != 3 {
 		t.Fatalf("stats for %d tracks, want 3: %+v", len(st), st)
@@ -190,15 +193,7 @@ func TestCrossfadeQueue(t *testing.T) {
 	// next track is ready long before a fade starts. (Rendering as fast as
 	// the CPU goes would make the next track late, and a late next track
 	// joins without a fade; that case has its own test.)
-	last := -1
-	got := renderAll(t, s, rand.New(rand.NewPCG(3, 4)), func([]float32) {
-		if c := s.Current(); c != last {
-			last = c
-			if err := s.WaitNext(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-		}
-	})
+	got := renderPaced(t, s, rand.New(rand.NewPCG(3, 4)))
 	want := 0
 	for _, ts := range s.Stats() {
 		want += len(reference(t, ts.ID, ts.Kbps)) / 2

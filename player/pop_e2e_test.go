@@ -11,8 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"testing"
@@ -26,12 +24,7 @@ import (
 )
 
 func TestE2EThroughPOP(t *testing.T) {
-	if _, err := exec.LookPath("oggenc"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("oggenc not installed (Debian package vorbis-tools): scripts/test.sh installs it")
-		}
-		t.Skip("oggenc not installed (Debian package vorbis-tools)")
-	}
+	playertest.RequireOggenc(t)
 	cat := filepath.Join(t.TempDir(), "catalog")
 	ids := []string{"t0", "t1", "t2"}
 	lengths := []int{2*44100 + 123, 44100 + 31337, 2*44100 + 777}

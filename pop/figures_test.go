@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/musiccdn/cdn/config"
-	"github.com/musiccdn/cdn/loadtest/workload"
 	"github.com/musiccdn/cdn/tier"
+	"github.com/musiccdn/cdn/zipf"
 )
 
 // listeners is a small closed-loop load on a POP: workers that start
@@ -40,7 +40,7 @@ type listeners struct {
 
 func startListeners(t testing.TB, p *POP, tracks, workers int) *listeners {
 	l := &listeners{p: p, tracks: tracks, stop: make(chan struct{}), urls: map[int]string{}}
-	z := workload.NewZipf(tracks, 1.0)
+	z := zipf.New(tracks, 1.0)
 	client := &http.Client{Timeout: 10 * time.Second}
 	for w := range workers {
 		l.wg.Add(1)

@@ -21,6 +21,7 @@ import (
 	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/cluster"
 	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/internal/wait"
 	"github.com/musiccdn/cdn/origin"
 	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/tier"
@@ -130,6 +131,12 @@ func getRange(t testing.TB, url string, from, to int64) (int, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", url, nil)
 	req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", from, to))
+	return send(t, req)
+}
+
+// send sends req and reads the whole answer, or fails the test.
+func send(t testing.TB, req *http.Request) (int, []byte) {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -146,13 +153,8 @@ func adminCall(t testing.TB, p *POP, path, token, body string) (int, string) {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	code, b := send(t, req)
+	return code, string(b)
 }
 
 // checkGen asserts that every edge serves bytes [from, to] of track i at
@@ -349,17 +351,10 @@ func TestTakedown(t *testing.T) {
 	// The negative entries (404 from the origin during the takedown)
 	// were purged with the rest, and the restore purged nothing: a fresh
 	// fill may still meet a remembered 404 for negative_ttl at most.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	wait.ForState(t, 30*time.Second, "a fresh fill after the restore", func() (bool, string) {
 		c, _ := getRange(t, a.Edges[0]+url2, 0, 10_000)
-		if c == 206 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after restore: %d", c)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return c == 206, fmt.Sprintf("status %d", c)
+	})
 }
 
 // TestWarmRestart: a shield restarted with its disk tier serves what it
@@ -457,13 +452,8 @@ func TestReload(t *testing.T) {
 		if credential {
 			req.Header.Set(tierauth.Header, tk.Sign("POST", "/admin/reload", time.Now()))
 		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		code, b := send(t, req)
+		return code, string(b)
 	}
 	write := func(s string) {
 		if err := os.WriteFile(file, []byte(s), 0o644); err != nil {

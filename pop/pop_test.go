@@ -3,6 +3,7 @@ package pop
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/musiccdn/cdn/cluster"
+	"github.com/musiccdn/cdn/internal/wait"
 	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/playticket"
 )
@@ -163,8 +165,8 @@ func TestPOP(t *testing.T) {
 			t.Fatalf("POST /v1/plays: %d %s", resp.StatusCode, b)
 		}
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	// Polling the ledger: the condition is in another process's database.
+	wait.ForState(t, 30*time.Second, "the play of t5 in the royalties", func() (bool, string) {
 		resp, err := http.Get(a.Internal.Origin + "/v1/royalties/tracks/t5")
 		if err != nil {
 			t.Fatal(err)
@@ -174,14 +176,11 @@ func TestPOP(t *testing.T) {
 		}
 		json.NewDecoder(resp.Body).Decode(&r)
 		resp.Body.Close()
-		if r.Plays == 1 {
-			break
-		}
-		if r.Plays > 1 || time.Now().After(deadline) {
+		if r.Plays > 1 {
 			t.Fatalf("royalties for t5: %d plays, want 1", r.Plays)
 		}
-		time.Sleep(20 * time.Millisecond) // polling the ledger: the condition is in another process's database
-	}
+		return r.Plays == 1, fmt.Sprintf("%d plays", r.Plays)
+	})
 	if resp, err := http.Get(a.Origin + "/v1/licences/key"); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("licence key: %v %v", resp, err)
 	}
@@ -213,22 +212,16 @@ func TestPOP(t *testing.T) {
 	// The counter is incremented once the handler has returned, which
 	// may be just after the client read the response: wait for it.
 	var lic map[string]float64
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	wait.For(t, 10*time.Second, "the licence request counters", func() bool {
 		lic = scrape(t, []string{a.Internal.Origin},
 			`origin_api_requests_total{code="200",handler="licence"}`, `origin_api_requests_total{code="401",handler="licence"}`,
 			`origin_api_requests_total{code="404",handler="licence"}`)
-		if len(lic) == 3 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return len(lic) == 3
+	})
 	for k, v := range lic {
 		if v != 1 {
 			t.Errorf("%s = %v, want 1", k, v)
 		}
-	}
-	if len(lic) != 3 {
-		t.Errorf("licence requests by code: %v, want 3 series", lic)
 	}
 	if err := p.Close(); err != nil {
 		t.Fatalf("close: %v", err)

@@ -27,6 +27,7 @@ import (
 
 	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/cluster"
+	"github.com/musiccdn/cdn/internal/wait"
 	"github.com/musiccdn/cdn/origin/api"
 	"github.com/musiccdn/cdn/origin/licence"
 	"github.com/musiccdn/cdn/player/offline"
@@ -166,7 +167,7 @@ func row2(t *testing.T, e *env) {
 	if code != 206 {
 		t.Fatalf("track start = %d", code)
 	}
-	waitFor(t, "the prefetch job of the track start", func() bool {
+	wait.For(t, 30*time.Second, "the prefetch job of the track start", func() bool {
 		return e.metric(t, e.a.Internal.Edges[0], "edge_prefetch_jobs_total", "") > jobs
 	})
 	if d := e.originAPI(t, "rights") + e.originAPI(t, "recs_next") - before; d > 3 {
@@ -181,7 +182,7 @@ func row2(t *testing.T, e *env) {
 		"Range", "bytes=0-1023", catalog.HeaderNextTracks, strings.Join(e.tracks[7:10], ",")); code != 206 {
 		t.Fatalf("track start = %d", code)
 	}
-	waitFor(t, "prefetch of the hinted tracks", func() bool {
+	wait.For(t, 30*time.Second, "prefetch of the hinted tracks", func() bool {
 		return e.metric(t, e.a.Internal.Edges[0], "edge_prefetch_issued_total", "") >= issued+3
 	})
 }
@@ -243,7 +244,7 @@ func row3(t *testing.T, e *env) {
 	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "plays", Key: []byte("fake"), Value: raw}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the stage to reject the ticketless record", func() bool {
+	wait.For(t, 30*time.Second, "the stage to reject the ticketless record", func() bool {
 		return e.metric(t, e.a.Internal.Origin, "origin_plays_events_rejected_total", `reason="stage_ticket`) > stageRejected
 	})
 	if d := e.metric(t, e.a.Internal.Origin, "origin_plays_ledger_counted_total", "") - counted; d != 0 {
@@ -268,15 +269,7 @@ func row4(t *testing.T, e *env) {
 	pub := e.licenceKey(t)
 	var keys [][]byte
 	for range 2 {
-		code, resp := e.do(t, "POST", e.a.Origin+"/v1/licences", body, "Content-Type", "application/json", "Authorization", "Bearer "+e.se.Token)
-		var r licence.Response
-		if code != 200 || json.Unmarshal(resp, &r) != nil {
-			t.Fatalf("licence with a session = %d %s", code, resp)
-		}
-		l, err := licence.Verify(pub, r.Licence, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
+		l := e.licence(t, pub, body)
 		if l.UserID != e.se.UserID {
 			t.Errorf("licence for %q, want the session's user %q ", l.UserID, e.se.UserID)
 		}
@@ -420,16 +413,7 @@ func row7(t *testing.T, e *env) {
 
 func row8(t *testing.T, e *env) {
 	pub := e.licenceKey(t)
-	code, resp := e.do(t, "POST", e.a.Origin+"/v1/licences", []byte(`{"track_id":"`+e.tracks[1]+`","device_id":"d8"}`),
-		"Content-Type", "application/json", "Authorization", "Bearer "+e.se.Token)
-	var r licence.Response
-	if code != 200 || json.Unmarshal(resp, &r) != nil {
-		t.Fatalf("licence = %d %s", code, resp)
-	}
-	l, err := licence.Verify(pub, r.Licence, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := e.licence(t, pub, []byte(`{"track_id":"`+e.tracks[1]+`","device_id":"d8"}`))
 	// The attacker's own key, a licence that lasts until 2100.
 	_, mine, _ := ed25519.GenerateKey(rand.Reader)
 	l.Expires = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
@@ -630,6 +614,22 @@ func (e *env) manifest(t *testing.T, u pop.User, track string) api.Manifest {
 	return m
 }
 
+// licence asks the origin for an offline licence (body is the request)
+// with the SE user's session, and verifies it with pub.
+func (e *env) licence(t *testing.T, pub ed25519.PublicKey, body []byte) licence.Licence {
+	t.Helper()
+	code, resp := e.do(t, "POST", e.a.Origin+"/v1/licences", body, "Content-Type", "application/json", "Authorization", "Bearer "+e.se.Token)
+	var r licence.Response
+	if code != 200 || json.Unmarshal(resp, &r) != nil {
+		t.Fatalf("licence with a session = %d %s", code, resp)
+	}
+	l, err := licence.Verify(pub, r.Licence, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
 func (e *env) licenceKey(t *testing.T) ed25519.PublicKey {
 	t.Helper()
 	var pub []byte
@@ -722,17 +722,4 @@ func heapInuse() uint64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.HeapInuse
-}
-
-// waitFor polls cond until it holds, failing the test after a generous
-// bound: it waits on a condition, it does not sleep to synchronize.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/cluster"
 	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/internal/wait"
 	"github.com/musiccdn/cdn/tierauth"
 )
 
@@ -34,13 +35,10 @@ type testCluster struct {
 
 func newTestCluster(t *testing.T, nEdges, nShields int, tweak func(*Config)) *testCluster {
 	t.Helper()
-	c := &testCluster{testPOP: &testPOP{origin: newTestOrigin(t, 200)}}
-	start := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	c.now.Store(&start)
-	key, err := cluster.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := &testCluster{testPOP: &testPOP{}}
+	c.start()
+	c.origin = newTestOrigin(t, 200, c.clock)
+	key := clusterKey(t)
 	c.key = key
 	var seeds []string
 	var shieldURLs []string
@@ -48,7 +46,7 @@ func newTestCluster(t *testing.T, nEdges, nShields int, tweak func(*Config)) *te
 		cfg := DefaultShieldConfig()
 		role := cluster.RoleShield
 		cfg.Name = fmt.Sprintf("shield-%d", i+1)
-		cfg.Upstreams = []string{c.origin.srv.URL}
+		cfg.Upstreams = []string{c.origin.URL}
 		if i >= nShields {
 			cfg = DefaultEdgeConfig()
 			role = cluster.RoleEdge
@@ -78,14 +76,7 @@ func newTestCluster(t *testing.T, nEdges, nShields int, tweak func(*Config)) *te
 			}
 		}
 		seeds = append(seeds, n.Members.Addr())
-		done := make(chan error, 1)
-		go func() { done <- n.Serve() }()
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			n.Shutdown(ctx)
-			<-done
-		})
+		serveNode(t, n)
 		if role == cluster.RoleShield {
 			c.shields = append(c.shields, n)
 			shieldURLs = append(shieldURLs, n.URL())
@@ -207,9 +198,7 @@ func TestClusterFetchesOnce(t *testing.T) {
 	if toShields-failed != int64(len(want)) || peerFallbacks != 0 {
 		t.Errorf("edges sent %d chunk requests to the shields (%d failed) for %d distinct chunks (peer fallbacks %d): want one each", toShields, failed, len(want), peerFallbacks)
 	}
-	c.origin.mu.Lock()
-	defer c.origin.mu.Unlock()
-	for k, n := range c.origin.perRange {
+	for k, n := range c.origin.Requests() {
 		if n > 1 {
 			t.Errorf("origin got %s %d times", k, n)
 		}
@@ -333,7 +322,7 @@ func TestClusterPrefetch(t *testing.T) {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
 	p := c.edges[0].prefetch
-	waitFor(t, 10*time.Second, func() bool {
+	wait.For(t, 10*time.Second, "the hinted track to be warmed", func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		return p.warmed[y+"/160.ogg"]

@@ -13,21 +13,6 @@ import (
 
 const testChunk = 256 << 10
 
-// originRanges returns the origin's requests for path, by Range header.
-func (o *testOrigin) ranges(path string) map[string]int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	out := map[string]int{}
-	for k, n := range o.perRange {
-		var method, p, rng string
-		fmt.Sscanf(k, "%s %s %s", &method, &p, &rng)
-		if p == path {
-			out[method+" "+rng] += n
-		}
-	}
-	return out
-}
-
 func chunkRange(idx int64) string {
 	return "bytes=" + strconv.FormatInt(idx*testChunk, 10) + "-" + strconv.FormatInt((idx+1)*testChunk-1, 10)
 }
@@ -54,7 +39,7 @@ func TestColdSeekOneRoundTrip(t *testing.T) {
 		t.Errorf("edge made %d requests to the shield, want 1", got)
 	}
 	want := map[string]int{"GET " + chunkRange(5): 1}
-	if got := p.origin.ranges("/media/t3/160.ogg"); fmt.Sprint(got) != fmt.Sprint(want) {
+	if got := p.origin.Ranges("/media/t3/160.ogg"); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("origin got %v, want %v", got, want)
 	}
 
@@ -67,7 +52,7 @@ func TestColdSeekOneRoundTrip(t *testing.T) {
 	if got := p.edge.fetch.attempts.Load(); got != 2 {
 		t.Errorf("edge made %d requests in all, want 2", got)
 	}
-	if got := p.origin.ranges("/media/t4/160.ogg"); len(got) != 1 {
+	if got := p.origin.Ranges("/media/t4/160.ogg"); len(got) != 1 {
 		t.Errorf("origin got %v for the seek past the end, want one request", got)
 	}
 	_ = size
@@ -162,7 +147,7 @@ func TestConcurrentColdFetchesOnce(t *testing.T) {
 			sort.Strings(paths)
 			for _, path := range paths {
 				total += len(want[path])
-				if got := p.origin.ranges(path); fmt.Sprint(got) != fmt.Sprint(want[path]) {
+				if got := p.origin.Ranges(path); fmt.Sprint(got) != fmt.Sprint(want[path]) {
 					t.Errorf("origin got %v for %s, want each chunk once: %v", got, path, want[path])
 				}
 			}

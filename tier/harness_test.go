@@ -2,154 +2,39 @@ package tier
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"strconv"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/origin/media"
+	"github.com/musiccdn/cdn/origin/origintest"
 	"github.com/musiccdn/cdn/tierauth"
 	"github.com/musiccdn/cdn/urlsign"
 )
 
-// testOrigin is a real HTTP origin over a synthetic catalog, with fault
-// knobs: it stands in for the origin service at the edge of these tests so
-// that failures can be injected precisely.
+// testOrigin is the real origin (package origintest) over a synthetic
+// catalog of n tracks (seed 42), accepting testTierKey, with its catalog
+// at hand to compute the bytes a test expects.
 type testOrigin struct {
-	cat  *media.Synthetic
-	srv  *httptest.Server
-	reqs atomic.Int64 // /media requests received
-	// rights counts /v1/rights requests (the prefetcher's rights
-	// look-ups): 204 for a track of the catalog, 404 otherwise.
-	rights atomic.Int64
-
-	mu       sync.Mutex
-	fault    string        // "", "500", "stall", "cut"
-	release  chan struct{} // closed to end a stall
-	perPath  map[string]int
-	perRange map[string]int // "path range" -> requests
+	*origintest.Origin
+	cat *media.Synthetic
 }
 
-func newTestOrigin(t testing.TB, n int) *testOrigin {
-	o := &testOrigin{cat: media.NewSynthetic(n, 42), perPath: map[string]int{}, perRange: map[string]int{}, release: make(chan struct{})}
-	o.srv = httptest.NewServer(http.HandlerFunc(o.serve))
-	t.Cleanup(func() {
-		o.setFault("")
-		o.srv.Close()
-	})
-	return o
+// newTestOrigin starts it on the POP's clock (the tier credential is
+// judged by the origin's clock).
+func newTestOrigin(t testing.TB, n int, clock func() time.Time) *testOrigin {
+	cat := media.NewSynthetic(n, 42)
+	o := origintest.Start(t, origintest.Config{Source: cat, TierKeys: []tierauth.KeyConfig{testTierKey}, Clock: clock})
+	return &testOrigin{Origin: o, cat: cat}
 }
-
-func (o *testOrigin) setFault(f string) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.fault == "stall" && f != "stall" {
-		close(o.release)
-		o.release = make(chan struct{})
-	}
-	o.fault = f
-}
-
-func (o *testOrigin) count(path string) int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.perPath[path]
-}
-
-func (o *testOrigin) serve(w http.ResponseWriter, r *http.Request) {
-	if id, ok := strings.CutPrefix(r.URL.Path, "/v1/rights/"); ok {
-		o.rights.Add(1)
-		if _, ok := o.cat.Index(id); !ok {
-			http.NotFound(w, r)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	name, ok := strings.CutPrefix(r.URL.Path, "/media/")
-	if !ok {
-		http.NotFound(w, r)
-		return
-	}
-	o.reqs.Add(1)
-	o.mu.Lock()
-	o.perPath[r.URL.Path]++
-	o.perRange[r.Method+" "+r.URL.Path+" "+r.Header.Get("Range")]++
-	fault, release := o.fault, o.release
-	o.mu.Unlock()
-	switch fault {
-	case "500":
-		http.Error(w, "boom", http.StatusInternalServerError)
-		return
-	case "stall":
-		// Hold the request until the fault is cleared, then answer
-		// normally (or give up if the client went away).
-		select {
-		case <-release:
-		case <-r.Context().Done():
-			return
-		}
-	}
-	track, file, _ := strings.Cut(name, "/")
-	kbpsStr, ext, _ := strings.Cut(file, ".")
-	kbps, _ := strconv.Atoi(kbpsStr)
-	obj, f, err := o.cat.Open(r.Context(), track, kbps, kindOf(ext))
-	if err != nil {
-		http.NotFound(w, r)
-		return
-	}
-	defer f.Close()
-	w.Header().Set("ETag", obj.ETag)
-	w.Header().Set("Content-Type", obj.Kind.ContentType())
-	var rs io.ReadSeeker = io.NewSectionReader(f, 0, obj.Size)
-	if fault == "cut" {
-		// Announce the full length, send half, then drop the connection.
-		rs = &cutReader{rs: rs, left: 1000}
-	}
-	http.ServeContent(w, r, "", obj.ModTime, rs)
-	if fault == "cut" {
-		panic(http.ErrAbortHandler)
-	}
-}
-
-func kindOf(ext string) catalog.Kind {
-	if ext == "seek" {
-		return catalog.SeekTable
-	}
-	return catalog.Audio
-}
-
-type cutReader struct {
-	rs   io.ReadSeeker
-	left int64
-}
-
-func (c *cutReader) Read(p []byte) (int, error) {
-	if c.left <= 0 {
-		return 0, errors.New("cut")
-	}
-	if int64(len(p)) > c.left {
-		p = p[:c.left]
-	}
-	n, err := c.rs.Read(p)
-	c.left -= int64(n)
-	return n, err
-}
-
-func (c *cutReader) Seek(off int64, whence int) (int64, error) { return c.rs.Seek(off, whence) }
 
 // testPOP is an origin, one shield and one edge on loopback.
 type testPOP struct {
@@ -158,8 +43,27 @@ type testPOP struct {
 	edge   *Server
 	keys   *urlsign.Keyring
 	client *http.Client
-	now    atomic.Pointer[time.Time]
+	testClock
 }
+
+// testClock is a test POP's clock, moved by hand (advance). It starts at
+// testEpoch once started.
+type testClock struct{ now atomic.Pointer[time.Time] }
+
+func (c *testClock) start() {
+	t := testEpoch
+	c.now.Store(&t)
+}
+
+func (c *testClock) clock() time.Time { return *c.now.Load() }
+
+func (c *testClock) advance(d time.Duration) {
+	t := c.clock().Add(d)
+	c.now.Store(&t)
+}
+
+// testEpoch is the time every test POP's clock starts at.
+var testEpoch = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 
 // testOriginURL, as a tweak's prefetch.origin_url, stands for the test
 // origin's URL (not known when the tweak is written).
@@ -171,23 +75,12 @@ var (
 )
 
 func newTestPOP(t testing.TB, tweak func(edge, shield *Config)) *testPOP {
-	p := &testPOP{origin: newTestOrigin(t, 100)}
-	start := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	p.now.Store(&start)
-	clock := func() time.Time { return *p.now.Load() }
-	sc := DefaultShieldConfig()
-	sc.Name = "shield-1"
-	sc.Upstreams = []string{p.origin.srv.URL}
-	sc.Cache.MemoryBytes = 256 << 20
+	p := &testPOP{}
+	p.start()
+	clock := p.clock
+	p.origin = newTestOrigin(t, 100, clock)
+	ec, sc := popConfigs(p.origin.URL, 256<<20)
 	sc.UpstreamTimeout = config.Duration(2 * time.Second)
-	sc.TierKeys = []tierauth.KeyConfig{testTierKey}
-	ec := DefaultEdgeConfig()
-	ec.TierKeys = []tierauth.KeyConfig{testTierKey}
-	ec.Name = "edge-1"
-	ec.Keys = []Key{testKey}
-	// No country header, as cmd/pop on loopback: the tests that check it
-	// (fail closed) configure it themselves.
-	ec.Cache.MemoryBytes = 256 << 20
 	ec.UpstreamTimeout = config.Duration(4 * time.Second)
 	if tweak != nil {
 		tweak(&ec, &sc)
@@ -198,7 +91,7 @@ func newTestPOP(t testing.TB, tweak func(edge, shield *Config)) *testPOP {
 		tweak(&ec, &sc)
 	}
 	if ec.Prefetch.OriginURL == testOriginURL {
-		ec.Prefetch.OriginURL = p.origin.srv.URL
+		ec.Prefetch.OriginURL = p.origin.URL
 	}
 	p.edge = startServer(t, ec, clock)
 	var err error
@@ -208,6 +101,25 @@ func newTestPOP(t testing.TB, tweak func(edge, shield *Config)) *testPOP {
 	p.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}, Timeout: 30 * time.Second}
 	t.Cleanup(p.client.CloseIdleConnections)
 	return p
+}
+
+// popConfigs are the configurations of a test POP's edge-1 and shield-1
+// (the shield filling from origin), each with a memory tier of memory
+// bytes. No country header, as cmd/pop on loopback: the tests that check
+// it (fail closed) configure it themselves. The edge's upstream is the
+// shield's URL, known once it is started.
+func popConfigs(origin string, memory config.Size) (edge, shield Config) {
+	shield = DefaultShieldConfig()
+	shield.Name = "shield-1"
+	shield.Upstreams = []string{origin}
+	shield.TierKeys = []tierauth.KeyConfig{testTierKey}
+	shield.Cache.MemoryBytes = memory
+	edge = DefaultEdgeConfig()
+	edge.Name = "edge-1"
+	edge.Keys = []Key{testKey}
+	edge.TierKeys = []tierauth.KeyConfig{testTierKey}
+	edge.Cache.MemoryBytes = memory
+	return edge, shield
 }
 
 func startServer(t testing.TB, cfg Config, clock func() time.Time) *Server {
@@ -246,13 +158,6 @@ func (p *testPOP) signed(object, country string) string {
 	return p.edge.URL() + "/a/" + object + "?t=" + p.keys.Sign(object, country, p.clock().Add(time.Hour))
 }
 
-func (p *testPOP) clock() time.Time { return *p.now.Load() }
-
-func (p *testPOP) advance(d time.Duration) {
-	t := p.clock().Add(d)
-	p.now.Store(&t)
-}
-
 func (p *testPOP) get(t testing.TB, url string, hdr ...string) (*http.Response, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
@@ -265,7 +170,14 @@ func (p *testPOP) get(t testing.TB, url string, hdr ...string) (*http.Response, 
 // do sends req and reads the whole answer.
 func (p *testPOP) do(t testing.TB, req *http.Request) (*http.Response, []byte) {
 	t.Helper()
-	resp, err := p.client.Do(req)
+	return roundTrip(t, p.client, req)
+}
+
+// roundTrip sends req with client and reads the whole answer, or fails
+// the test.
+func roundTrip(t testing.TB, client *http.Client, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}

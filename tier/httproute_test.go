@@ -8,10 +8,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/musiccdn/cdn/internal/wait"
 	"github.com/musiccdn/cdn/tierauth"
 
 	"github.com/musiccdn/cdn/config"
@@ -20,7 +20,10 @@ import (
 // scriptOrigin is a real HTTP origin whose answer for each path is set
 // by the test: the upstream of an http route. It stamps Date from the
 // test clock and answers If-None-Match / If-Modified-Since itself, as an
-// origin would, so that revalidation is exercised end to end.
+// origin would, so that revalidation is exercised end to end. It stays a
+// stand-in, not origintest: http routes front arbitrary HTTP upstreams
+// whose Cache-Control, Vary, status codes and validators the tests script
+// per path, none of which the origin's /media/ serves.
 type scriptOrigin struct {
 	srv *httptest.Server
 	now func() time.Time
@@ -110,29 +113,18 @@ type httpPOP struct {
 	shield *Server
 	edge   *Server
 	client *http.Client
-	now    atomic.Pointer[time.Time]
+	testClock
 }
 
 func newHTTPPOP(t testing.TB, tweak func(edge, shield *Config)) *httpPOP {
 	p := &httpPOP{}
-	start := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	p.now.Store(&start)
-	clock := func() time.Time { return *p.now.Load() }
+	p.start()
+	clock := p.clock
 	p.origin = newScriptOrigin(t, clock)
 	routes := []Route{{Mode: ModeAudio}, {Prefix: "/t/", Mode: ModeHTTP, MaxObjectSize: 64 << 10}}
-	sc := DefaultShieldConfig()
-	sc.Name = "shield-1"
-	sc.Upstreams = []string{p.origin.srv.URL}
-	sc.Routes = routes
-	sc.TierKeys = []tierauth.KeyConfig{testTierKey}
-	sc.Cache.MemoryBytes = 64 << 20
+	ec, sc := popConfigs(p.origin.srv.URL, 64<<20)
+	sc.Routes, ec.Routes = routes, routes
 	sc.UpstreamTimeout = config.Duration(5 * time.Second)
-	ec := DefaultEdgeConfig()
-	ec.Name = "edge-1"
-	ec.Keys = []Key{testKey}
-	ec.Routes = routes
-	ec.TierKeys = []tierauth.KeyConfig{testTierKey}
-	ec.Cache.MemoryBytes = 64 << 20
 	ec.UpstreamTimeout = config.Duration(5 * time.Second)
 	if tweak != nil {
 		tweak(&ec, &sc)
@@ -145,26 +137,13 @@ func newHTTPPOP(t testing.TB, tweak func(edge, shield *Config)) *httpPOP {
 	return p
 }
 
-func (p *httpPOP) advance(d time.Duration) {
-	t := p.now.Load().Add(d)
-	p.now.Store(&t)
-}
-
 func (p *httpPOP) do(t testing.TB, method, path string, hdr []string, body string) (*http.Response, string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, p.edge.URL()+path, strings.NewReader(body))
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Add(hdr[i], hdr[i+1])
 	}
-	resp, err := p.client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: body: %v", method, path, err)
-	}
+	resp, b := roundTrip(t, p.client, req)
 	return resp, string(b)
 }
 
@@ -393,7 +372,7 @@ func TestRFC9111(t *testing.T) {
 	// RFC 5861 §3: the background revalidation lands; the next request
 	// sees the refreshed response without waiting for the origin.
 	swr := "/t/" + strconv.Itoa(indexOf(cases, "RFC 5861 §3"))
-	waitFor(t, 20*time.Second, func() bool { _, b := p.do(t, "GET", swr, nil, ""); return b == "fresh" })
+	wait.For(t, 20*time.Second, "the background revalidation", func() bool { _, b := p.do(t, "GET", swr, nil, ""); return b == "fresh" })
 }
 
 func indexOf[T any](cases []struct {
@@ -434,7 +413,7 @@ func TestHTTPRouteCollapsing(t *testing.T) {
 			_, bodies[i] = p.do(t, "GET", path, nil, "")
 		}()
 	}
-	waitFor(t, 20*time.Second, func() bool { return st.Collapsed.Load() == n-1 })
+	wait.For(t, 20*time.Second, "19 collapsed requests", func() bool { return st.Collapsed.Load() == n-1 })
 	release()
 	wg.Wait()
 	for i, b := range bodies {

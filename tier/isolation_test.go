@@ -119,14 +119,14 @@ func TestPeerBlamePassedOn(t *testing.T) {
 			tracks = append(tracks, i)
 		}
 	}
-	c.origin.setFault("500")
+	c.origin.FailNext(-1, 500, false)
 	for _, i := range tracks[:failLimit+1] {
 		resp, _ := c.get(t, c.urlAt(0, fmt.Sprintf("t%d", i), 64), "Range", "bytes=0-999")
 		if resp.StatusCode != 502 {
 			t.Fatalf("t%d with the origin failing: status %d, want 502", i, resp.StatusCode)
 		}
 	}
-	c.origin.setFault("")
+	c.origin.Heal()
 	f := c.edges[0].hotFetch
 	attempts := f.peerAttempts.Load()
 	i := tracks[failLimit+1]
@@ -224,6 +224,22 @@ func newClusterNode(t *testing.T, name string, role Role, key string, upstreams 
 	if n.Members.Self().Name != name {
 		t.Errorf("node_name defaulted to %q, want the node's name %q", n.Members.Self().Name, name)
 	}
+	serveNode(t, n)
+	return n
+}
+
+// clusterKey is a fresh gossip key.
+func clusterKey(t testing.TB) string {
+	t.Helper()
+	key, err := cluster.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// serveNode serves n until the test ends, then shuts it down.
+func serveNode(t testing.TB, n *Node) {
 	done := make(chan error, 1)
 	go func() { done <- n.Serve() }()
 	t.Cleanup(func() {
@@ -232,7 +248,6 @@ func newClusterNode(t *testing.T, name string, role Role, key string, upstreams 
 		n.Shutdown(ctx)
 		<-done
 	})
-	return n
 }
 
 // TestReadyzAfterJoin: /readyz is 200 only once the node has joined and,
@@ -240,10 +255,7 @@ func newClusterNode(t *testing.T, name string, role Role, key string, upstreams 
 // (200 before the join), the shield condition dropped (a lone edge
 // ready), joined never set (never ready).
 func TestReadyzAfterJoin(t *testing.T) {
-	key, err := cluster.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := clusterKey(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	readyz := func(n *Node) int {
@@ -291,15 +303,12 @@ func TestReadyzAfterJoin(t *testing.T) {
 // TestDuplicateNodeName: a second node with a live node's name fails to
 // join (cmd/edge and cmd/shield then exit).
 func TestDuplicateNodeName(t *testing.T) {
-	key, err := cluster.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := clusterKey(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	a := newClusterNode(t, "edge-same", Edge, key, []string{"http://127.0.0.1:1"})
 	b := newClusterNode(t, "edge-same", Edge, key, []string{"http://127.0.0.1:1"})
-	err = b.Join(ctx, []string{a.Members.Addr()})
+	err := b.Join(ctx, []string{a.Members.Addr()})
 	if err == nil || !strings.Contains(err.Error(), "node_name") {
 		t.Fatalf("second edge-same joined: %v", err)
 	}

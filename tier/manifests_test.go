@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,6 +14,8 @@ import (
 	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/origin"
 	"github.com/musiccdn/cdn/origin/api"
+	"github.com/musiccdn/cdn/origin/origintest"
+	"github.com/musiccdn/cdn/origin/rights"
 	"github.com/musiccdn/cdn/playticket"
 	"github.com/musiccdn/cdn/tierauth"
 )
@@ -35,26 +36,19 @@ func TestManifestsSurviveTheOrigin(t *testing.T) {
 		}
 		return time.Now()
 	}
-	idp, err := identity.NewIssuer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ocfg := origin.DefaultConfig()
-	ocfg.Identity.PublicKeys = []string{idp.PublicKey()}
-	ocfg.Catalog, ocfg.Seed = "synthetic:100", 42 // the test origin's bytes
-	ocfg.Keys = []origin.KeyConfig{{ID: testKey.ID, Secret: testKey.Secret}}
-	ocfg.TierKeys = []tierauth.KeyConfig{testTierKey}
-	ocfg.DataDir = t.TempDir()
-	o, err := origin.New(ocfg, nil, nil, origin.WithClock(func() time.Time { return clock() }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	its := httptest.NewServer(o.InternalHandler())
-	defer its.Close()
+	o := origintest.Start(t, origintest.Config{
+		TierKeys: []tierauth.KeyConfig{testTierKey},
+		Rights:   rights.Synthetic{Seed: 42}, // some tracks denied, as in production
+		Clock:    clock,
+		Tweak: func(c *origin.Config) {
+			c.Keys = []origin.KeyConfig{{ID: testKey.ID, Secret: testKey.Secret}}
+		},
+	})
+	idp := o.Issuer
 	popKey := Key{ID: "pop-test", Secret: strings.Repeat("7e", 32)}
 	p := newTestPOP(t, func(e, s *Config) {
 		e.Manifest.Enabled = true
-		e.Manifest.OriginURL = its.URL
+		e.Manifest.OriginURL = o.URL
 		e.Manifest.Identity.PublicKeys = []string{idp.PublicKey()}
 		e.Manifest.TicketKeys = []Key{popKey}
 		e.Manifest.Refresh = config.Duration(time.Hour) // the test pulls by hand
@@ -73,7 +67,7 @@ func TestManifestsSurviveTheOrigin(t *testing.T) {
 	var want origin.Manifest
 	for i := 0; id == ""; i++ {
 		for _, c := range []string{"SE", "US", "DE"} {
-			if m, err := o.Manifest(context.Background(), fmt.Sprintf("t%d", i), c, p.clock()); err == nil {
+			if m, err := o.Server.Manifest(context.Background(), fmt.Sprintf("t%d", i), c, p.clock()); err == nil {
 				id, cc, want = fmt.Sprintf("t%d", i), c, m
 				break
 			}
@@ -123,7 +117,7 @@ func TestManifestsSurviveTheOrigin(t *testing.T) {
 		t.Fatalf("minted URL: status %d", resp.StatusCode)
 	}
 
-	its.Close() // every origin instance gone
+	o.Close() // every origin instance gone
 	if err := mf.pull(context.Background()); err == nil {
 		t.Fatal("pull from a closed origin succeeded")
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/httprange"
 	"github.com/musiccdn/cdn/httprange/httprangetest"
+	"github.com/musiccdn/cdn/internal/wait"
 )
 
 // TestSecurityEdge runs the edge rows of issue 10's table ("Trust
@@ -95,7 +96,7 @@ func TestSecurityEdge(t *testing.T) {
 	if n := p.edge.fetch.attempts.Load(); n != 0 {
 		t.Errorf("refused requests: the shield saw %d requests, want 0", n)
 	}
-	if n := p.origin.reqs.Load(); n != 0 {
+	if n := p.origin.MediaRequests(); n != 0 {
 		t.Errorf("refused requests: the origin saw %d requests, want 0", n)
 	}
 
@@ -167,22 +168,22 @@ func TestHintAmplification(t *testing.T) {
 	}
 	for i, tc := range cases {
 		jobs := p.edge.prefetch.jobs.Load()
-		lookups := p.origin.rights.Load()
-		media := p.origin.reqs.Load()
+		lookups := p.origin.RightsRequests()
+		media := p.origin.MediaRequests()
 		// A track start (first chunk) of a track not used elsewhere.
 		track := fmt.Sprintf("t%d", 10+i)
 		resp, _ := p.get(t, p.url(track, 24, "SE"), "Range", "bytes=0-99", catalog.HeaderNextTracks, tc.hint)
 		if resp.StatusCode != 206 {
 			t.Fatalf("%s: status %d", tc.name, resp.StatusCode)
 		}
-		waitFor(t, 10*time.Second, func() bool { return p.edge.prefetch.jobs.Load() > jobs })
+		wait.For(t, 10*time.Second, "the prefetch job", func() bool { return p.edge.prefetch.jobs.Load() > jobs })
 		// Each warm is one metadata fill at the shield, one origin
 		// request; the player's own request was one more.
-		waitFor(t, 10*time.Second, func() bool { return p.origin.reqs.Load()-media >= 1+tc.warms })
-		if got := p.origin.rights.Load() - lookups; got > tc.maxLookups {
+		wait.For(t, 10*time.Second, "the warms to reach the origin", func() bool { return p.origin.MediaRequests()-media >= 1+tc.warms })
+		if got := p.origin.RightsRequests() - lookups; got > tc.maxLookups {
 			t.Errorf("%s: %d manifest look-ups at the origin, want at most %d", tc.name, got, tc.maxLookups)
 		}
-		if got := p.origin.reqs.Load() - media - 1; got != tc.warms {
+		if got := p.origin.MediaRequests() - media - 1; got != tc.warms {
 			t.Errorf("%s: %d prefetch requests at the origin, want %d", tc.name, got, tc.warms)
 		}
 	}
@@ -198,7 +199,7 @@ func TestHintAmplification(t *testing.T) {
 // Mutations caught: building the body in memory again (as before: a
 // bytes.Buffer then SetBody) grows the heap by about 2 x 16 x 4 MB and
 // fails the bound; the IsBodyStream assertion fails too. Reading the bytes
-// wrong fails checkMultipart.
+// wrong fails httprangetest.CheckMultipart.
 func TestMultipartMemory(t *testing.T) {
 	p := newTestPOP(t, func(e, _ *Config) { e.MaxBufferedBody = 64 << 10 })
 	const track, kbps = 3, 320
@@ -335,7 +336,7 @@ func TestMultipartAbort(t *testing.T) {
 	if resp, _ := p.get(t, url, "Range", "bytes=0-0"); resp.StatusCode != 206 {
 		t.Fatal("warm-up")
 	}
-	p.origin.setFault("500")
+	p.origin.FailNext(-1, 500, false)
 	req, _ := http.NewRequest("GET", url, nil)
 	// The first part (from the cached chunk 0) is large enough that the
 	// status and headers are flushed before the second part fails.
@@ -390,7 +391,7 @@ func TestNegativeCaching(t *testing.T) {
 	}
 	path := "/media/" + seek
 	get20(seek, false)
-	if n := p.origin.count(path); n != 1 {
+	if n := p.origin.Count(path); n != 1 {
 		t.Errorf("row 11: 20 requests for a missing .seek: %d origin requests, want 1", n)
 	}
 	if n := p.edge.fetch.attempts.Load(); n != 1 {
@@ -399,19 +400,19 @@ func TestNegativeCaching(t *testing.T) {
 	// After the TTL: asked again, once.
 	p.advance(time.Duration(p.edge.cfg.Cache.NegativeTTL))
 	get20(seek, false)
-	if n := p.origin.count(path); n != 2 {
+	if n := p.origin.Count(path); n != 2 {
 		t.Errorf("after negative_ttl: %d origin requests, want 2", n)
 	}
 	// Concurrent misses of a missing object: collapsed at each node.
 	get20("t2/96.seek", true)
-	if n := p.origin.count("/media/t2/96.seek"); n != 1 {
+	if n := p.origin.Count("/media/t2/96.seek"); n != 1 {
 		t.Errorf("20 concurrent requests: %d origin requests, want 1", n)
 	}
 	// A 5xx is never remembered: every request is tried again.
-	p.origin.setFault("500")
+	p.origin.FailNext(-1, 500, false)
 	get20("t3/96.seek", false)
-	p.origin.setFault("")
-	if n := p.origin.count("/media/t3/96.seek"); n != 20 {
+	p.origin.Heal()
+	if n := p.origin.Count("/media/t3/96.seek"); n != 20 {
 		t.Errorf("origin failing: %d origin requests for 20, want 20 (5xx not cached)", n)
 	}
 }
@@ -429,7 +430,7 @@ func TestNegativeCachingPerNode(t *testing.T) {
 	if n := p.edge.fetch.attempts.Load(); n != 20 {
 		t.Errorf("edge negative_ttl 0: %d shield requests, want 20", n)
 	}
-	if n := p.origin.count("/media/t1/96.seek"); n != 1 {
+	if n := p.origin.Count("/media/t1/96.seek"); n != 1 {
 		t.Errorf("edge negative_ttl 0: %d origin requests, want 1 (the shield caches)", n)
 	}
 }

@@ -3,9 +3,7 @@ package tier
 import (
 	"context"
 	"fmt"
-	"math"
 	"math/rand/v2"
-	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,29 +13,8 @@ import (
 	"github.com/musiccdn/cdn/cache"
 	"github.com/musiccdn/cdn/cluster/rendezvous"
 	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/zipf"
 )
-
-// zipf draws ranks 0..n-1 with P(k) proportional to 1/(k+1)^s, for any
-// s > 0 (math/rand's Zipf needs s > 1), by inverse CDF.
-type zipf struct{ cdf []float64 }
-
-func newZipf(n int, s float64) *zipf {
-	z := &zipf{cdf: make([]float64, n)}
-	sum := 0.0
-	for k := range n {
-		sum += 1 / math.Pow(float64(k+1), s)
-		z.cdf[k] = sum
-	}
-	for k := range z.cdf {
-		z.cdf[k] /= sum
-	}
-	return z
-}
-
-func (z *zipf) draw(r *rand.Rand) int {
-	i, _ := slices.BinarySearch(z.cdf, r.Float64())
-	return min(i, len(z.cdf)-1)
-}
 
 // tinyFetcher serves 4 KiB objects of zeros: the content does not matter
 // to a load model.
@@ -70,7 +47,7 @@ func TestZipfSpread(t *testing.T) {
 		nodes[i] = rendezvous.Node{ID: fmt.Sprintf("edge-%d", i+1)}
 	}
 	ring := rendezvous.New(nodes)
-	z := newZipf(tracks, 1.0)
+	z := zipf.New(tracks, 1.0)
 	run := func(hotBytes int64) float64 {
 		var now atomic.Int64
 		clock := func() time.Time { return time.Unix(0, now.Load()) }
@@ -93,7 +70,7 @@ func TestZipfSpread(t *testing.T) {
 		ctx := context.Background()
 		for range requests {
 			now.Add(int64(time.Millisecond)) // 1000 requests/s
-			track := fmt.Sprintf("t%d", z.draw(rng))
+			track := fmt.Sprintf("t%d", z.Draw(rng))
 			e := rng.IntN(edges)
 			load[e]++
 			o := ring.Owner(xxhash.Sum64String(track))

@@ -15,7 +15,6 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,6 +27,10 @@ import (
 
 	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/internal/wait"
+	"github.com/musiccdn/cdn/origin/media"
+	"github.com/musiccdn/cdn/origin/origintest"
+	"github.com/musiccdn/cdn/tierauth"
 )
 
 // TestByteExact fetches random ranges of every tier through the edge,
@@ -69,15 +72,18 @@ func TestByteExact(t *testing.T) {
 }
 
 // TestCollapsing sends 200 concurrent requests for one cold chunk to one
-// edge: the shield and the origin each see one request.
+// edge: the shield and the origin each see one request. The origin
+// (origintest) holds the fill until every request has joined it.
+// Mutation caught: cache.Store.startFill never joining a fill in flight
+// (the edge sends 200 requests to the shield, the shield 201 upstream).
 func TestCollapsing(t *testing.T) {
 	p := newTestPOP(t, nil)
 	// Warm the object's metadata so the test isolates one cold chunk
 	// (chunk 0 comes with the metadata).
 	p.get(t, p.url("t7", 160, "SE"), "Range", "bytes=0-0")
-	before := p.origin.reqs.Load()
+	before := p.origin.MediaRequests()
 	edgeBefore := p.edge.fetch.attempts.Load()
-	p.origin.setFault("stall") // hold the fill until every request is waiting
+	p.origin.Hold() // hold the fill until every request is waiting
 	const n = 200
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -101,16 +107,16 @@ func TestCollapsing(t *testing.T) {
 	}
 	// Wait until all requests have joined the edge's fill: one miss, the
 	// rest collapsed.
-	waitFor(t, 10*time.Second, func() bool {
-		return p.edge.store.Stats.Misses.Load()-0 >= n && p.origin.reqs.Load() > before
+	wait.For(t, 10*time.Second, "every request to join the fill", func() bool {
+		return p.edge.store.Stats.Misses.Load()-0 >= n && p.origin.MediaRequests() > before
 	})
-	p.origin.setFault("")
+	p.origin.Heal()
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
 	}
-	if got := p.origin.reqs.Load() - before; got != 1 {
+	if got := p.origin.MediaRequests() - before; got != 1 {
 		t.Errorf("origin saw %d requests for the chunk, want 1", got)
 	}
 	if got := p.edge.fetch.attempts.Load() - edgeBefore; got != 1 {
@@ -156,7 +162,7 @@ func TestTokens(t *testing.T) {
 			t.Errorf("%s: status %d, want 403", tc.name, resp.StatusCode)
 		}
 	}
-	if n := p.origin.reqs.Load(); n != 0 {
+	if n := p.origin.MediaRequests(); n != 0 {
 		t.Errorf("origin saw %d requests, want 0", n)
 	}
 	if n := p.edge.fetch.attempts.Load(); n != 0 {
@@ -179,7 +185,10 @@ func TestTokens(t *testing.T) {
 }
 
 // TestFaults: a failing origin gives 502/504, nothing is cached, and the
-// edge serves correctly once the origin is back.
+// edge serves correctly once the origin is back. The faults are
+// origintest's, in front of the real origin. Mutation caught: the
+// origin's body not truncated (origintest.Truncate a no-op: the cut case
+// gets a 206 and caches it).
 func TestFaults(t *testing.T) {
 	p := newTestPOP(t, func(e, s *Config) {
 		s.UpstreamTimeout = config.Duration(300 * time.Millisecond)
@@ -187,15 +196,18 @@ func TestFaults(t *testing.T) {
 		e.UpstreamTimeout = config.Duration(2 * time.Second)
 	})
 	for i, tc := range []struct {
-		fault string
-		codes []int
+		fault  string
+		inject func()
+		codes  []int
 	}{
-		{"500", []int{502}},
-		{"stall", []int{504}},
-		{"cut", []int{502}},
+		{"500", func() { p.origin.FailNext(-1, 500, false) }, []int{502}},
+		{"stall", func() { p.origin.Hold() }, []int{504}},
+		// The origin announces the whole chunk, sends 1000 bytes and
+		// aborts the connection.
+		{"cut", func() { p.origin.Truncate(1000) }, []int{502}},
 	} {
 		track := fmt.Sprintf("t%d", 10+i)
-		p.origin.setFault(tc.fault)
+		tc.inject()
 		resp, body := p.get(t, p.url(track, 64, "SE"), "Range", "bytes=0-99")
 		if !containsInt(tc.codes, resp.StatusCode) {
 			t.Errorf("fault %s: status %d, want %v", tc.fault, resp.StatusCode, tc.codes)
@@ -203,13 +215,13 @@ func TestFaults(t *testing.T) {
 		if strings.Contains(string(body), "127.0.0.1") || strings.Contains(string(body), "status") {
 			t.Errorf("fault %s: internal detail in body %q", tc.fault, body)
 		}
-		p.origin.setFault("")
-		before := p.origin.reqs.Load()
+		p.origin.Heal()
+		before := p.origin.MediaRequests()
 		resp, body = p.get(t, p.url(track, 64, "SE"), "Range", "bytes=0-99")
 		if resp.StatusCode != 206 || !bytes.Equal(body, p.expect(10+i, 64, 0, 99)) {
 			t.Errorf("fault %s cleared: status %d or bytes differ", tc.fault, resp.StatusCode)
 		}
-		if p.origin.reqs.Load() == before {
+		if p.origin.MediaRequests() == before {
 			t.Errorf("fault %s: the error was cached (no new origin request)", tc.fault)
 		}
 	}
@@ -223,7 +235,7 @@ func TestAbortMidBody(t *testing.T) {
 	})
 	url := p.url("t20", 320, "SE")
 	p.get(t, url, "Range", "bytes=0-0") // metadata and chunk 0 cached
-	p.origin.setFault("500")
+	p.origin.FailNext(-1, 500, false)
 	resp, err := p.client.Get(url)
 	if err != nil {
 		t.Fatal(err)
@@ -259,7 +271,7 @@ func TestETagChange(t *testing.T) {
 	if !bytes.Equal(body, version(0, 0, 600000)) {
 		t.Fatal("first read differs")
 	}
-	p.origin.cat.Republish(30)
+	p.origin.Republish("t30")
 	// Before the TTL a cached range is the old version, whole.
 	resp, body = p.get(t, url, "Range", "bytes=0-600000")
 	if resp.Header.Get("ETag") != old || !bytes.Equal(body, version(0, 0, 600000)) {
@@ -279,7 +291,7 @@ func TestETagChange(t *testing.T) {
 		t.Error("edge did not drop the old version")
 	}
 	// A second republish is found by revalidation after the TTL.
-	p.origin.cat.Republish(30)
+	p.origin.Republish("t30")
 	p.advance(10 * time.Minute)
 	resp, body = p.get(t, url, "Range", "bytes=0-600000")
 	if !bytes.Equal(body, version(2, 0, 600000)) {
@@ -297,7 +309,7 @@ func TestETagChangeStreaming(t *testing.T) {
 	url := p.url("t32", 320, "SE")
 	size := p.origin.cat.Size(32, 320)
 	p.get(t, url, "Range", "bytes=0-0")
-	p.origin.cat.Republish(32)
+	p.origin.Republish("t32")
 	resp, err := p.client.Get(url)
 	if err != nil {
 		t.Fatal(err)
@@ -321,7 +333,7 @@ func TestChangeDuringFill(t *testing.T) {
 	p := newTestPOP(t, nil)
 	url := p.url("t31", 320, "SE")
 	p.get(t, url, "Range", "bytes=0-0") // metadata of version 0 at both tiers
-	p.origin.cat.Republish(31)
+	p.origin.Republish("t31")
 	p.advance(10 * time.Minute) // the shield revalidates; the edge too
 	resp, body := p.get(t, url, "Range", "bytes=0-1000000")
 	if resp.StatusCode != 206 {
@@ -338,7 +350,7 @@ func TestStaleIfError(t *testing.T) {
 	p := newTestPOP(t, nil)
 	url := p.url("t40", 24, "SE")
 	resp, want := p.get(t, url, "Range", "bytes=0-1000")
-	p.origin.setFault("500")
+	p.origin.FailNext(-1, 500, false)
 	p.advance(10 * time.Minute)
 	resp, body := p.get(t, url, "Range", "bytes=0-1000")
 	if resp.StatusCode != 206 || !bytes.Equal(body, want) {
@@ -409,18 +421,6 @@ func containsInt(xs []int, x int) bool {
 	return false
 }
 
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached")
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -454,12 +454,14 @@ func TestSeekTableCompressed(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, "song"), 0o755)
 	os.WriteFile(filepath.Join(dir, "song", "160.seek"), table, 0o644)
 	os.WriteFile(filepath.Join(dir, "song", "160.ogg"), table, 0o644)
-	files := http.StripPrefix("/media/", http.FileServer(http.Dir(dir)))
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("ETag", `"v1"`)
-		files.ServeHTTP(w, r)
-	}))
-	defer origin.Close()
+	cat, err := media.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The real origin over that directory, on the POP's clock (which
+	// this test does not advance).
+	origin := origintest.Start(t, origintest.Config{Source: cat, TierKeys: []tierauth.KeyConfig{testTierKey},
+		Clock: func() time.Time { return testEpoch }})
 	p := newTestPOP(t, func(e, s *Config) { s.Upstreams = []string{origin.URL} })
 	url := p.signed("song/160.seek", "SE")
 	for _, tc := range []struct{ accept, enc string }{{"gzip, zstd", "zstd"}, {"gzip", "gzip"}, {"zstd;q=0, gzip;q=0.5", "gzip"}, {"", ""}, {"br", ""}} {

@@ -44,7 +44,7 @@ func TestShieldFillNeedsTierCredential(t *testing.T) {
 			t.Errorf("%s: status %d, want 403", tc.name, resp.StatusCode)
 		}
 	}
-	if n := p.origin.reqs.Load(); n != 0 {
+	if n := p.origin.MediaRequests(); n != 0 {
 		t.Fatalf("origin saw %d requests for refused fills, want 0", n)
 	}
 	if n := p.shield.fetch.attempts.Load(); n != 0 {
@@ -97,7 +97,7 @@ func TestListenersSplit(t *testing.T) {
 		}
 	}
 	// A GET with a body is refused before anything is fetched.
-	before := c.origin.reqs.Load()
+	before := c.origin.MediaRequests()
 	for _, size := range []int{1, 100 << 10} {
 		req, _ := http.NewRequest("GET", edge.URL()+"/a/t2/96.ogg?t="+c.keys.Sign("t2/96.ogg", "SE", c.clock().Add(time.Hour)), strings.NewReader(strings.Repeat("x", size)))
 		resp, err := c.client.Do(req)
@@ -114,7 +114,7 @@ func TestListenersSplit(t *testing.T) {
 			t.Errorf("GET with a %d-byte body: status %d, want 413", size, resp.StatusCode)
 		}
 	}
-	if n := c.origin.reqs.Load(); n != before {
+	if n := c.origin.MediaRequests(); n != before {
 		t.Errorf("a refused body reached the origin (%d requests)", n-before)
 	}
 	// A header past maxHeader is refused (431), not buffered.
@@ -155,7 +155,7 @@ func TestPeerNeedsTierCredential(t *testing.T) {
 			}
 		}
 	}
-	if n := c.origin.reqs.Load(); n != 0 {
+	if n := c.origin.MediaRequests(); n != 0 {
 		t.Errorf("origin saw %d requests, want 0", n)
 	}
 	for _, s := range append(c.shields, c.edges...) {

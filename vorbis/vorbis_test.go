@@ -17,7 +17,6 @@ import (
 	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/ogg"
 	"github.com/musiccdn/cdn/player/playertest"
-	"github.com/musiccdn/cdn/player/wav"
 	"github.com/musiccdn/cdn/vorbis"
 )
 
@@ -25,23 +24,12 @@ import (
 // pagination, not ingest's) at each tier.
 func rawTiers(t testing.TB, frames int) map[int][]byte {
 	t.Helper()
-	if _, err := exec.LookPath("oggenc"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("oggenc not installed (Debian package vorbis-tools): scripts/test.sh installs it")
-		}
-		t.Skip("oggenc not installed (Debian package vorbis-tools)")
-	}
+	playertest.RequireOggenc(t)
 	dir := t.TempDir()
 	src := filepath.Join(dir, "s.wav")
-	f, _ := os.Create(src)
-	w, _ := wav.NewWriter(f, 44100, 2)
-	p := make([]float32, 2*frames)
-	for i := range frames {
-		p[2*i], p[2*i+1] = playertest.Signal(i)
+	if err := playertest.WriteSignal(src, 0, frames); err != nil {
+		t.Fatal(err)
 	}
-	w.Write(p)
-	w.Close()
-	f.Close()
 	out := map[int][]byte{}
 	for _, k := range catalog.Tiers {
 		dst := filepath.Join(dir, fmt.Sprintf("%d.ogg", k))
@@ -125,15 +113,9 @@ func FuzzStream(f *testing.F) {
 	}
 	dir := f.TempDir()
 	src := filepath.Join(dir, "s.wav")
-	wf, _ := os.Create(src)
-	w, _ := wav.NewWriter(wf, 44100, 2)
-	p := make([]float32, 2*4410)
-	for i := range 4410 {
-		p[2*i], p[2*i+1] = playertest.Signal(i)
+	if err := playertest.WriteSignal(src, 0, 4410); err != nil {
+		f.Fatal(err)
 	}
-	w.Write(p)
-	w.Close()
-	wf.Close()
 	if out, err := exec.Command("oggenc", "-Q", "-b", "96", "-o", filepath.Join(dir, "s.ogg"), src).CombinedOutput(); err != nil {
 		f.Fatalf("oggenc: %v: %s", err, out)
 	}

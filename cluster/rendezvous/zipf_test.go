@@ -2,30 +2,10 @@ package rendezvous
 
 import (
 	"math/rand/v2"
-	"sort"
 	"testing"
+
+	"github.com/musiccdn/cdn/zipf"
 )
-
-// zipf draws ranks 0..n-1 with P(k) proportional to 1/(k+1)^1, by inverse
-// CDF (math/rand's Zipf needs s > 1).
-type zipf struct{ cdf []float64 }
-
-func newZipf(n int) *zipf {
-	z := &zipf{cdf: make([]float64, n)}
-	sum := 0.0
-	for k := range z.cdf {
-		sum += 1 / float64(k+1)
-		z.cdf[k] = sum
-	}
-	for k := range z.cdf {
-		z.cdf[k] /= sum
-	}
-	return z
-}
-
-func (z *zipf) draw(r *rand.Rand) int {
-	return min(sort.SearchFloat64s(z.cdf, r.Float64()), len(z.cdf)-1)
-}
 
 // TestZipfPeakToMean reports, for Zipf(s=1) requests over 100K tracks on 5
 // equal edges, the peak-to-mean of requests per edge when each request goes
@@ -42,7 +22,7 @@ func TestZipfPeakToMean(t *testing.T) {
 	)
 	m := New(namedNodes(edges))
 	keys := trackKeys(tracks)
-	z := newZipf(tracks)
+	z := zipf.New(tracks, 1.0)
 	r := rand.New(rand.NewPCG(5, 6))
 
 	owner := make([]int, edges)
@@ -54,7 +34,7 @@ func TestZipfPeakToMean(t *testing.T) {
 	}
 	load := func(i int) int64 { return loads[i] }
 	for q := 0; q < requests; q++ {
-		k := keys[z.draw(r)]
+		k := keys[z.Draw(r)]
 		owner[m.Owner(k)]++
 		if old := ring[q%window]; old >= 0 {
 			loads[old]--

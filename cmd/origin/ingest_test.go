@@ -4,18 +4,16 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/musiccdn/cdn/player/playertest"
 	"github.com/musiccdn/cdn/player/wav"
 )
 
 func TestRunIngest(t *testing.T) {
-	if _, err := exec.LookPath("oggenc"); err != nil {
-		t.Skip("oggenc not installed (Debian package vorbis-tools)")
-	}
+	playertest.RequireOggenc(t)
 	dir := t.TempDir()
 	src := filepath.Join(dir, "short-one.wav")
 	f, err := os.Create(src)

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,19 +16,14 @@ import (
 )
 
 func TestPlayDownloadOffline(t *testing.T) {
-	if _, err := exec.LookPath("oggenc"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("oggenc not installed (Debian package vorbis-tools): scripts/test.sh installs it")
-		}
-		t.Skip("oggenc not installed (Debian package vorbis-tools)")
-	}
+	playertest.RequireOggenc(t)
 	dir := t.TempDir()
 	cat := filepath.Join(dir, "catalog")
 	lengths := []int{44100 + 500, 30000}
 	if err := playertest.Catalog(context.Background(), cat, []string{"a", "b"}, lengths); err != nil {
 		t.Fatal(err)
 	}
-	srv := playertest.NewServer(cat)
+	srv := playertest.NewServer(t, cat)
 	defer srv.Close()
 	addr := filepath.Join(dir, "addr.json")
 	b, _ := json.Marshal(map[string]any{"origin": srv.URL, "edges": []string{srv.URL}, "shields": []string{},

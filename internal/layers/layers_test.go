@@ -20,6 +20,7 @@ var leaves = []string{
 	"config", "country", "daemon", "httprange", "identity", "ogg",
 	"playticket", "ratelimit", "seektable", "tierauth", "urlsign", "vorbis",
 	"cluster/rendezvous", "origin/api", "origin/media", "catalog", "addrfile", "manifest", "atomicfile", "ident",
+	"internal/wait", "zipf",
 }
 
 // parentOK are the sub-packages allowed to import their parent beside
@@ -43,9 +44,10 @@ var rules = []rule{
 	{tree: "httpcache"},
 	{tree: "tier", may: []string{"cache", "cluster", "httpcache"}},
 	{tree: "origin"},
-	// playertest is a stand-in origin and edge for player tests: it builds
-	// real catalogs with ingest and issues real licences.
-	{tree: "player/playertest", may: []string{"player", "origin/ingest", "origin/licence"}},
+	// playertest is a stand-in edge in front of the real origin
+	// (origin/origintest) for player tests: it builds real catalogs with
+	// ingest and issues real licences.
+	{tree: "player/playertest", may: []string{"player", "origin/ingest", "origin/licence", "origin/origintest"}},
 	{tree: "player"},
 	{tree: "loadtest", may: []string{"cache", "cluster", "tier", "origin"}},
 	{tree: "pop", may: []string{"cache", "cluster", "tier", "origin"}},
@@ -211,6 +213,9 @@ func TestCheck(t *testing.T) {
 		{"cmd/edge", "cmd/internal/tiermain"},
 		{"player/playertest", "origin/ingest"},
 		{"httprange/httprangetest", "httprange"},
+		{"origin/origintest", "origin"},
+		{"origin/origintest", "internal/wait"},
+		{"player/playertest", "origin/origintest"},
 	}
 	for _, e := range good {
 		if why := check(e[0], e[1]); why != "" {

@@ -8,8 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/musiccdn/cdn/internal/wait"
 )
 
 // TestDeadLetters writes what any Kafka client could to the plays topic
@@ -23,15 +24,8 @@ import (
 // ticket records are counted, not dead letters).
 func TestDeadLetters(t *testing.T) {
 	ctx := context.Background()
-	cfg := DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.Partitions = 2
-	trust, _ := testTrust(t)
-	svc, err := New(ctx, cfg, denyRights{}, trust, testLogger(t), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
+	cfg := testConfig(t, 2)
+	svc, trust, _ := startService(t, cfg, denyRights{})
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(svc.BrokerAddr()), kgo.ProducerBatchMaxBytes(4<<20))
 	if err != nil {
@@ -99,7 +93,7 @@ func TestDeadLetters(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(where) {
 		t.Errorf("dead letters by partition/offset = %v, want %v", got, where)
 	}
-	waitFor(t, time.Minute, "valid play counted", func() (bool, string) {
+	wait.ForState(t, time.Minute, "valid play counted", func() (bool, string) {
 		n, _, err := svc.Ledger().TrackPlays(ctx, "t1")
 		return err == nil && n == 1, fmt.Sprint(n, err)
 	})

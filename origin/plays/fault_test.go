@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/musiccdn/cdn/internal/wait"
 	"github.com/musiccdn/cdn/playticket"
 )
 
@@ -422,7 +423,7 @@ func runFaults(t *testing.T, ledgerAt string, killDB bool) {
 	}
 	current := func(what string, timeout time.Duration) time.Duration {
 		start := time.Now()
-		waitFor(t, timeout, "ledger current after "+what, func() (bool, string) {
+		wait.ForState(t, timeout, "ledger current after "+what, func() (bool, string) {
 			c, err := l.PlayIDs(ctx)
 			if err != nil {
 				return false, err.Error()
@@ -443,7 +444,7 @@ func runFaults(t *testing.T, ledgerAt string, killDB bool) {
 	// progressed waits until sending has moved on by a chunk, or ended.
 	progressed := func(done <-chan struct{}) {
 		from := sentOK.Load()
-		waitFor(t, time.Minute, "sending to progress", func() (bool, string) {
+		wait.ForState(t, time.Minute, "sending to progress", func() (bool, string) {
 			select {
 			case <-done:
 				return true, ""
@@ -467,7 +468,7 @@ func runFaults(t *testing.T, ledgerAt string, killDB bool) {
 		}},
 		{"third stage joins two live ones, then SIGKILLed mid-transaction for good", func() {
 			stageC = role("stage-c", "stage", "c")
-			waitFor(t, time.Minute, "stage c to own partitions", func() (bool, string) {
+			wait.ForState(t, time.Minute, "stage c to own partitions", func() (bool, string) {
 				return groupAssigned(ctx, adm, "origin-plays-stage", "origin-plays-stage-c"), ""
 			})
 			holdFile(stageC)
@@ -477,7 +478,7 @@ func runFaults(t *testing.T, ledgerAt string, killDB bool) {
 		}},
 		{"SIGSTOP stage until evicted", nop, func(<-chan struct{}) {
 			stageB.cmd.Process.Signal(syscall.SIGSTOP)
-			waitFor(t, time.Minute, "group to evict the stopped stage", func() (bool, string) {
+			wait.ForState(t, time.Minute, "group to evict the stopped stage", func() (bool, string) {
 				return !groupHasClient(ctx, adm, "origin-plays-stage", "origin-plays-stage-b"), ""
 			})
 			stageB.cmd.Process.Signal(syscall.SIGCONT)
@@ -528,7 +529,7 @@ func runFaults(t *testing.T, ledgerAt string, killDB bool) {
 
 	// The stage has consumed everything, and the sink everything the
 	// stage committed.
-	waitFor(t, 2*time.Minute, "stage to consume all plays", func() (bool, string) {
+	wait.ForState(t, 2*time.Minute, "stage to consume all plays", func() (bool, string) {
 		lags, err := adm.Lag(ctx, "origin-plays-stage")
 		if err != nil {
 			return false, err.Error()
@@ -548,7 +549,7 @@ func runFaults(t *testing.T, ledgerAt string, killDB bool) {
 	})
 	readTopic(t, base.Brokers, RoyaltiesTopic, func([]byte) { royalties++ })
 	readTopicIsolation(t, base.Brokers, RoyaltiesTopic, kgo.ReadUncommitted(), func([]byte) { all++ })
-	waitFor(t, 2*time.Minute, "sink to apply every committed royalty record", func() (bool, string) {
+	wait.ForState(t, 2*time.Minute, "sink to apply every committed royalty record", func() (bool, string) {
 		c, err := l.consumed(ctx, RoyaltiesTopic)
 		if err != nil {
 			return false, err.Error()
@@ -642,7 +643,7 @@ func killPostgres(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill postgres %d: %v", pid, err)
 	}
-	waitFor(t, time.Minute, "the killed postgres to be gone", func() (bool, string) {
+	wait.ForState(t, time.Minute, "the killed postgres to be gone", func() (bool, string) {
 		return syscall.Kill(pid, 0) == syscall.ESRCH, ""
 	})
 	cmd := exec.Command("bash", "../../scripts/pg-test.sh", "restart")

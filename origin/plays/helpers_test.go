@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/musiccdn/cdn/identity"
@@ -51,28 +53,6 @@ func post(t testing.TB, client *http.Client, url string, body []byte) (int, map[
 	var out map[string]any
 	json.NewDecoder(resp.Body).Decode(&out)
 	return resp.StatusCode, out
-}
-
-// waitFor polls cond until it holds or the deadline passes; it waits on a
-// condition, never a fixed sleep, and backs off so as not to burn the CPU
-// the pipeline needs.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	d := 5 * time.Millisecond
-	var last string
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s; last state: %s", timeout, what, last)
-		}
-		waitCtx(context.Background(), d)
-		d = min(2*d, 200*time.Millisecond)
-	}
 }
 
 func mustJSON(v any) []byte {
@@ -116,6 +96,48 @@ func testTrust(t testing.TB) (Trust, *identity.Issuer) {
 		t.Fatal(err)
 	}
 	return Trust{Tickets: testKeyring(t), Sessions: v}, iss
+}
+
+// testConfig is the pipeline's defaults with its state in a fresh
+// directory and the given number of partitions.
+func testConfig(t testing.TB, partitions int) Config {
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.Partitions = partitions
+	return cfg
+}
+
+// startBroker starts the embedded broker with n partitions, closed when
+// the test ends.
+func startBroker(t testing.TB, n int) *Broker {
+	t.Helper()
+	b, err := StartBroker(context.Background(), t.TempDir(), n, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// startService starts the real pipeline (embedded broker, stage, SQLite
+// ledger) on cfg with rights, a fresh trust (testTrust) and a fresh
+// registry, closed when the test ends (a test may Close it first).
+func startService(t testing.TB, cfg Config, rights Rights) (*Service, Trust, *identity.Issuer) {
+	t.Helper()
+	trust, iss := testTrust(t)
+	svc, err := New(context.Background(), cfg, rights, trust, testLogger(t), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Close() })
+	return svc, trust, iss
+}
+
+// serveHTTP serves svc's handler on loopback until the test ends.
+func serveHTTP(t testing.TB, svc *Service) *httptest.Server {
+	srv := httptest.NewServer(svc.Handler())
+	t.Cleanup(srv.Close)
+	return srv
 }
 
 // ticketed adds a ticket for ev (a testEvent) to ev, issued at issued

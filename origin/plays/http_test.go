@@ -11,8 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/musiccdn/cdn/internal/wait"
 )
 
 // TestIngestMalformed posts batches mixing good and bad events and checks
@@ -20,20 +21,12 @@ import (
 // good one, and nothing else, reaches the ledger.
 func TestIngestMalformed(t *testing.T) {
 	ctx := context.Background()
-	cfg := DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.Partitions = 2
+	cfg := testConfig(t, 2)
 	cfg.MaxBatchEvents = 10
 	cfg.MaxBodyBytes = 8 << 10
 	cfg.UserRate = 0
-	trust, iss := testTrust(t)
-	svc, err := New(ctx, cfg, denyRights{}, trust, testLogger(t), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
-	srv := httptest.NewServer(svc.Handler())
-	defer srv.Close()
+	svc, trust, iss := startService(t, cfg, denyRights{})
+	srv := serveHTTP(t, svc)
 	client := authClient(t, iss, "u", srv.Client())
 	ts := time.Now().UTC().Add(-time.Minute).Format(time.RFC3339)
 	ev := func(play, extra string) string {
@@ -98,7 +91,7 @@ func TestIngestMalformed(t *testing.T) {
 		})
 	}
 	// g1, g2, g3 and g4 were accepted, all qualifying plays of t1.
-	waitFor(t, time.Minute, "the accepted plays in the ledger", func() (bool, string) {
+	wait.ForState(t, time.Minute, "the accepted plays in the ledger", func() (bool, string) {
 		n, _, err := svc.Ledger().TrackPlays(ctx, "t1")
 		if err != nil {
 			return false, err.Error()
@@ -118,7 +111,7 @@ func TestIngestMalformed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, time.Minute, "the directly produced play", func() (bool, string) {
+	wait.ForState(t, time.Minute, "the directly produced play", func() (bool, string) {
 		n, _, _ := svc.Ledger().TrackPlays(ctx, "t1")
 		forged := testutil.ToFloat64(svc.m.rejected.WithLabelValues("stage_" + ReasonTicketForged))
 		missing := testutil.ToFloat64(svc.m.rejected.WithLabelValues("stage_" + ReasonTicketMissing))
@@ -128,15 +121,8 @@ func TestIngestMalformed(t *testing.T) {
 
 func TestRoyaltiesQuery(t *testing.T) {
 	ctx := context.Background()
-	cfg := DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.Partitions = 1
-	trust, _ := testTrust(t)
-	svc, err := New(ctx, cfg, denyRights{}, trust, testLogger(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
+	cfg := testConfig(t, 1)
+	svc, _, _ := startService(t, cfg, denyRights{})
 	d1 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	d2 := d1.Add(24 * time.Hour)
 	if _, err := svc.ledger.apply(ctx, RoyaltiesTopic, []royalty{

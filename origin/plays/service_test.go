@@ -5,26 +5,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/musiccdn/cdn/internal/wait"
 )
 
 func TestServiceEndToEnd(t *testing.T) {
 	ctx := context.Background()
-	cfg := DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.Partitions = 2
-	trust, iss := testTrust(t)
-	svc, err := New(ctx, cfg, denyRights{"t3/DE": true}, trust, testLogger(t), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
-	srv := httptest.NewServer(svc.Handler())
-	defer srv.Close()
+	cfg := testConfig(t, 2)
+	svc, trust, iss := startService(t, cfg, denyRights{"t3/DE": true})
+	srv := serveHTTP(t, svc)
 
 	now := time.Now()
 	var batch []any
@@ -50,7 +41,7 @@ func TestServiceEndToEnd(t *testing.T) {
 			want[fmt.Sprintf("t%d", i%5)]++
 		}
 	}
-	waitFor(t, 60*time.Second, "ledger counts", func() (bool, string) {
+	wait.ForState(t, 60*time.Second, "ledger counts", func() (bool, string) {
 		got, err := svc.Ledger().TotalPlays(ctx)
 		if err != nil {
 			return false, err.Error()

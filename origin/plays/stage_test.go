@@ -10,6 +10,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/musiccdn/cdn/internal/wait"
 )
 
 // openTxns reports the royalties partitions whose last stable offset is
@@ -41,13 +43,8 @@ func openTxns(ctx context.Context, adm *kadm.Client) (int, error) {
 // stays held for the minute and the wait below times out.
 func TestStageFencesAtStart(t *testing.T) {
 	ctx := context.Background()
-	b, err := StartBroker(ctx, t.TempDir(), 2, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	cfg := DefaultConfig()
-	cfg.DataDir, cfg.Partitions = t.TempDir(), 2
+	b := startBroker(t, 2)
+	cfg := testConfig(t, 2)
 	cfg = cfg.withDefaults()
 
 	dead, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.TransactionalID(cfg.transactionalID()),
@@ -71,7 +68,7 @@ func TestStageFencesAtStart(t *testing.T) {
 	kopts, _ := cfg.kafkaOpts([]string{b.Addr()})
 	st := startStage(cfg, kopts, denyRights{}, testKeyring(t), m, testLogger(t))
 	defer st.close()
-	waitFor(t, 30*time.Second, "the dead transaction to be aborted", func() (bool, string) {
+	wait.ForState(t, 30*time.Second, "the dead transaction to be aborted", func() (bool, string) {
 		n, err := openTxns(ctx, adm)
 		return err == nil && n == 0, fmt.Sprint(n, err)
 	})
@@ -84,13 +81,8 @@ func TestStageFencesAtStart(t *testing.T) {
 // with a cancelled context returns without aborting).
 func TestStageCloseEndsTransaction(t *testing.T) {
 	ctx := context.Background()
-	b, err := StartBroker(ctx, t.TempDir(), 2, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	cfg := DefaultConfig()
-	cfg.DataDir, cfg.Partitions = t.TempDir(), 2
+	b := startBroker(t, 2)
+	cfg := testConfig(t, 2)
 	cfg.TransactionTimeout = time.Minute
 	cfg = cfg.withDefaults()
 	m, _ := newMetrics(nil)
@@ -141,11 +133,7 @@ func TestStageCloseEndsTransaction(t *testing.T) {
 // not requiring records above the LSO (an idle partition alarms).
 func TestMonitorStallAndLag(t *testing.T) {
 	ctx := context.Background()
-	b, err := StartBroker(ctx, t.TempDir(), 1, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := startBroker(t, 1)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.TransactionalID("stray"), kgo.DefaultProduceTopic(RoyaltiesTopic))
 	if err != nil {
 		t.Fatal(err)
@@ -211,13 +199,8 @@ func gaugeValue(t *testing.T, g prometheus.Gauge) float64 {
 // count, no explanation).
 func TestDuplicateInstanceDetected(t *testing.T) {
 	ctx := context.Background()
-	b, err := StartBroker(ctx, t.TempDir(), 2, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	cfg := DefaultConfig()
-	cfg.DataDir, cfg.Partitions = t.TempDir(), 2
+	b := startBroker(t, 2)
+	cfg := testConfig(t, 2)
 	cfg = cfg.withDefaults()
 	kopts, _ := cfg.kafkaOpts([]string{b.Addr()})
 	m, _ := newMetrics(nil)
@@ -240,12 +223,12 @@ func TestDuplicateInstanceDetected(t *testing.T) {
 		}
 	}
 	send(20)
-	waitFor(t, time.Minute, "first stage to commit", func() (bool, string) {
+	wait.ForState(t, time.Minute, "first stage to commit", func() (bool, string) {
 		return counterValue(m.committed) > 0, ""
 	})
 	s2 := startStage(cfg, kopts, denyRights{}, testKeyring(t), m, testLogger(t))
 	defer s2.close()
-	waitFor(t, 2*time.Minute, "a live stage to be fenced and say so", func() (bool, string) {
+	wait.ForState(t, 2*time.Minute, "a live stage to be fenced and say so", func() (bool, string) {
 		send(5)
 		return counterValue(m.fenced) > 0, fmt.Sprint(counterValue(m.fenced))
 	})

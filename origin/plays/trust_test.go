@@ -6,14 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/musiccdn/cdn/internal/wait"
 	"github.com/musiccdn/cdn/playticket"
 )
 
@@ -30,18 +29,10 @@ import (
 // the Content-Type check (415 row); no rate limit (429 row).
 func TestIngestTrust(t *testing.T) {
 	ctx := context.Background()
-	cfg := DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.Partitions = 1
+	cfg := testConfig(t, 1)
 	cfg.UserRate, cfg.UserBurst = 0.001, 40
-	trust, iss := testTrust(t)
-	svc, err := New(ctx, cfg, denyRights{}, trust, testLogger(t), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
-	srv := httptest.NewServer(svc.Handler())
-	defer srv.Close()
+	svc, trust, iss := startService(t, cfg, denyRights{})
+	srv := serveHTTP(t, svc)
 
 	now := time.Now()
 	issued := now.Add(-5 * time.Minute)
@@ -128,7 +119,7 @@ func TestIngestTrust(t *testing.T) {
 	}
 
 	// Only P1 is counted, once.
-	waitFor(t, time.Minute, "the genuine play in the ledger", func() (bool, string) {
+	wait.ForState(t, time.Minute, "the genuine play in the ledger", func() (bool, string) {
 		n, _, err := svc.Ledger().TrackPlays(ctx, "t1")
 		ids, _ := svc.Ledger().playIDCount(ctx)
 		return err == nil && n == 1 && ids == 1, fmt.Sprintf("t1=%d ids=%d err=%v", n, ids, err)
@@ -162,22 +153,13 @@ func TestIngestTrust(t *testing.T) {
 // wait times out), no read deadline (the stalled POST never answers: the
 // client timeout fails the test).
 func TestIngestBounds(t *testing.T) {
-	ctx := context.Background()
-	cfg := DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.Partitions = 1
+	cfg := testConfig(t, 1)
 	cfg.MaxConcurrentBodies = 1
 	cfg.BodyReadTimeout = 300 * time.Millisecond
 	cfg.MaxBatchEvents = 3
 	cfg.UserRate = 0
-	trust, iss := testTrust(t)
-	svc, err := New(ctx, cfg, denyRights{}, trust, testLogger(t), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
-	srv := httptest.NewServer(svc.Handler())
-	defer srv.Close()
+	svc, trust, iss := startService(t, cfg, denyRights{})
+	srv := serveHTTP(t, svc)
 	client := authClient(t, iss, "alice", &http.Client{Timeout: 30 * time.Second})
 
 	// A body that stalls after "[": it holds the one slot until the read
@@ -196,7 +178,7 @@ func TestIngestBounds(t *testing.T) {
 	}()
 	pw.Write([]byte("["))
 	var busy bool
-	waitFor(t, 10*time.Second, "a 503 while the slot is held", func() (bool, string) {
+	wait.ForState(t, 10*time.Second, "a 503 while the slot is held", func() (bool, string) {
 		select {
 		case code := <-stalled:
 			stalled <- code

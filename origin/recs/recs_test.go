@@ -143,6 +143,16 @@ func newService(t testing.TB, f *fixture, rights Rights) *Service {
 	return newServiceConfig(t, f, rights, testConfig())
 }
 
+// trainedService is newService, trained once.
+func trainedService(t testing.TB, f *fixture, rights Rights) *Service {
+	t.Helper()
+	s := newService(t, f, rights)
+	if err := s.Train(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func newServiceConfig(t testing.TB, f *fixture, rights Rights, cfg Config) *Service {
 	t.Helper()
 	if rights == nil {
@@ -181,10 +191,7 @@ func indexes(m *model, ids []string) []int32 {
 // clearly more often than at random.
 func TestRecoversPlantedClusters(t *testing.T) {
 	f := sharedFixture(t)
-	s := newService(t, f, nil)
-	if err := s.Train(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	s := trainedService(t, f, nil)
 	m := s.model.Load()
 	const k = 10
 	warm := indexes(m, f.warmIDs)
@@ -286,10 +293,7 @@ func TestNextExcludesSelfAndDenied(t *testing.T) {
 		}
 	}
 	rights[[2]string{"t5", "SE"}] = true
-	s := newService(t, f, rights)
-	if err := s.Train(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	s := trainedService(t, f, rights)
 	for _, id := range f.catalog {
 		for _, n := range []int{1, 3, 30} {
 			got, err := s.Next(context.Background(), id, "SE", n)
@@ -479,10 +483,7 @@ func TestUserHonoursRights(t *testing.T) {
 
 func BenchmarkNext(b *testing.B) {
 	f := sharedFixture(b)
-	s := newService(b, f, nil)
-	if err := s.Train(context.Background()); err != nil {
-		b.Fatal(err)
-	}
+	s := trainedService(b, f, nil)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -495,10 +496,7 @@ func BenchmarkNext(b *testing.B) {
 
 func BenchmarkUser(b *testing.B) {
 	f := sharedFixture(b)
-	s := newService(b, f, nil)
-	if err := s.Train(context.Background()); err != nil {
-		b.Fatal(err)
-	}
+	s := trainedService(b, f, nil)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -1,8 +1,12 @@
 // Package playertest is a stand-in for the byte path in player tests: one
-// httptest server that acts as origin (manifests from a directory catalog,
-// play events, licences) and edge (/a/<track>/<kbps>.ogg|.seek with RFC
-// 9110 ranges through http.ServeContent), counting requests, recording the
-// X-Next-Tracks it is sent, and optionally limiting bandwidth. It also
+// httptest server that acts as an edge (/a/<track>/<kbps>.ogg|.seek) in
+// front of the real origin (package origintest, over a directory catalog
+// built by ingest), and as the origin's public API (manifests, play
+// events, licences). The edge checks its own simple token, counts
+// requests, records the X-Next-Tracks it is sent and optionally limits
+// bandwidth, then passes the request to the origin's /media/ with the tier
+// credential: ranges, ETags and 416s are the origin's own. Manifests are
+// the origin's too, with each URL's token replaced by the edge's. It also
 // builds test catalogs with ingest from a deterministic signal.
 package playertest
 
@@ -10,17 +14,21 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
-	"fmt"
 	"io"
+	"log"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/musiccdn/cdn/catalog"
@@ -29,23 +37,25 @@ import (
 	"github.com/musiccdn/cdn/origin/ingest"
 	"github.com/musiccdn/cdn/origin/licence"
 	"github.com/musiccdn/cdn/origin/media"
+	"github.com/musiccdn/cdn/origin/origintest"
 	"github.com/musiccdn/cdn/player/plays"
 	"github.com/musiccdn/cdn/player/wav"
 	"github.com/musiccdn/cdn/playticket"
 )
 
-// Server is the fake origin and edge. Like the origin, it wants the
-// bearer token of its identity provider on manifests, licences and plays;
-// Token is one for user UserID in SE.
+// Server is the stand-in edge and public API. Like the origin, it wants
+// the bearer token of its identity provider on manifests, licences and
+// plays; Token is one for user UserID in SE.
 type Server struct {
 	*httptest.Server
-	dir     string
+	// Origin is the real origin behind the edge.
+	Origin  *origintest.Origin
 	Licence *licence.Handler
 	// Token is a bearer token for UserID, country SE, valid for a day.
-	Token   string
-	UserID  string
-	users   *identity.Verifier
-	tickets *playticket.Keyring
+	Token  string
+	UserID string
+	users  *identity.Verifier
+	media  *httputil.ReverseProxy // the edge's fill from Origin's /media/
 
 	// Requests counts edge requests (/a/...); Ranges those with a Range
 	// header.
@@ -63,36 +73,43 @@ type Server struct {
 	playPosts int
 }
 
-// NewServer serves the catalog in dir.
-func NewServer(dir string) *Server {
+// NewServer serves the catalog in dir (see Catalog) until the test ends.
+func NewServer(t testing.TB, dir string) *Server {
+	t.Helper()
+	cat, err := media.OpenDir(dir)
+	if err != nil {
+		t.Fatalf("playertest: %v", err)
+	}
+	o := origintest.Start(t, origintest.Config{Source: cat})
 	_, priv, _ := ed25519.GenerateKey(nil)
-	idp, err := identity.NewIssuer()
+	tok, err := o.Issuer.Issue(identity.User{ID: "listener", Country: "SE"}, 24*time.Hour)
 	if err != nil {
-		panic(err)
-	}
-	users, err := identity.NewVerifier(identity.Config{PublicKeys: []string{idp.PublicKey()}})
-	if err != nil {
-		panic(err)
-	}
-	tickets, err := playticket.NewKeyring(playticket.Key{ID: "pt", Secret: []byte("playertest-ticket-secret-0123456789abcdef")})
-	if err != nil {
-		panic(err)
-	}
-	tok, err := idp.Issue(identity.User{ID: "listener", Country: "SE"}, 24*time.Hour)
-	if err != nil {
-		panic(err)
+		t.Fatalf("playertest: %v", err)
 	}
 	lc := licence.DefaultConfig(priv)
-	lc.Sessions, lc.Tickets = users, tickets
-	lc.Track = func(_ context.Context, id string) (int64, error) {
-		m, err := readMeta(dir, id)
-		return m.DurationMS, err
+	lc.Sessions, lc.Tickets = o.Server.Users(), o.Server.Tickets()
+	lc.Track = func(ctx context.Context, id string) (int64, error) {
+		tr, err := cat.Track(ctx, id)
+		return tr.DurationMS, err
 	}
 	lh, err := licence.New(lc)
 	if err != nil {
-		panic(err)
+		t.Fatalf("playertest: %v", err)
 	}
-	s := &Server{dir: dir, Licence: lh, token: "tok0", Token: tok, UserID: "listener", users: users, tickets: tickets, seenPlay: map[string]bool{}}
+	up, err := url.Parse(o.URL)
+	if err != nil {
+		t.Fatalf("playertest: %v", err)
+	}
+	s := &Server{Origin: o, Licence: lh, token: "tok0", Token: tok, UserID: "listener", users: o.Server.Users(), seenPlay: map[string]bool{}}
+	s.media = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(up)
+			pr.Out.URL.Path = "/media/" + pr.In.PathValue("id") + "/" + pr.In.PathValue("file")
+			pr.Out.URL.RawPath, pr.Out.URL.RawQuery = "", ""
+			o.Sign(pr.Out)
+		},
+		ErrorLog: log.New(io.Discard, "", 0), // a player that hangs up is normal
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/manifest/{id}", s.manifest)
 	mux.HandleFunc("GET /a/{id}/{file}", s.edge)
@@ -100,12 +117,13 @@ func NewServer(dir string) *Server {
 	mux.Handle("/v1/licences", lh)
 	mux.Handle("/v1/licences/key", lh)
 	s.Server = httptest.NewServer(mux)
+	t.Cleanup(s.Close)
 	return s
 }
 
 // Tickets is the play-ticket keyring of the manifests and licences, to
 // check reported plays with.
-func (s *Server) Tickets() *playticket.Keyring { return s.tickets }
+func (s *Server) Tickets() *playticket.Keyring { return s.Origin.Server.Tickets() }
 
 // RotateToken makes every URL handed out so far invalid (403), as expiry
 // does; new manifests carry the new token.
@@ -137,52 +155,47 @@ func (s *Server) NextTracks() []string {
 	return append([]string(nil), s.nextSeen...)
 }
 
-// readMeta reads a catalog track's metadata; media.ErrNotFound if absent.
-func readMeta(dir, id string) (catalog.TrackInfo, error) {
-	var m catalog.TrackInfo
-	if !catalog.ValidID(id) {
-		return m, media.ErrNotFound
-	}
-	b, err := os.ReadFile(filepath.Join(dir, id, catalog.TrackInfoFile))
-	if err != nil {
-		return m, media.ErrNotFound
-	}
-	err = json.Unmarshal(b, &m)
-	return m, err
-}
-
+// manifest asks the origin's public API for the manifest, with the
+// player's session, and replaces each URL's token with the edge's.
 func (s *Server) manifest(w http.ResponseWriter, r *http.Request) {
-	user, err := s.users.FromRequest(r, time.Now())
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, s.Origin.PublicURL+r.URL.RequestURI(), nil)
 	if err != nil {
-		identity.Unauthorized(w, err)
+		http.Error(w, "bad request", http.StatusBadRequest)
 		return
 	}
-	id := r.PathValue("id")
-	if !catalog.ValidID(id) {
-		http.Error(w, "bad id", http.StatusBadRequest)
-		return
-	}
-	m, err := readMeta(s.dir, id)
+	req.Header.Set("Authorization", r.Header.Get("Authorization"))
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		http.NotFound(w, r)
+		http.Error(w, "origin unavailable", http.StatusBadGateway)
 		return
 	}
-	out := api.Manifest{TrackID: id, DurationMS: m.DurationMS, Samples: m.Samples, SampleRate: m.SampleRate,
-		Country: user.Country, Expires: time.Now().Add(time.Hour).Unix()}
-	now := time.Now()
-	out.PlayID = playticket.NewID(now)
-	out.PlayTicket, _ = s.tickets.Mint(playticket.Claims{PlayID: out.PlayID, UserID: user.ID, TrackID: id, Country: user.Country, IssuedMS: now.UnixMilli(), DurationMS: m.DurationMS})
-	tok := s.currentToken()
-	for _, k := range m.Tiers {
-		fi, err := os.Stat(filepath.Join(s.dir, id, fmt.Sprintf("%d.ogg", k)))
-		if err != nil {
-			continue
+	defer resp.Body.Close()
+	var m api.Manifest
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&m) != nil {
+		// The origin's refusal (401, 400, 404, ...) as it gave it.
+		for k, v := range resp.Header {
+			w.Header()[k] = v
 		}
-		out.Tiers = append(out.Tiers, api.Tier{Kbps: k, Bytes: fi.Size(), ETag: `"` + strconv.FormatInt(fi.ModTime().UnixNano(), 36) + `"`,
-			URL: fmt.Sprintf("/a/%s/%d.ogg?t=%s", id, k, tok), SeekURL: fmt.Sprintf("/a/%s/%d.seek?t=%s", id, k, tok)})
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+		return
+	}
+	tok := s.currentToken()
+	for i := range m.Tiers {
+		m.Tiers[i].URL = retoken(m.Tiers[i].URL, tok)
+		m.Tiers[i].SeekURL = retoken(m.Tiers[i].SeekURL, tok)
 	}
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(out)
+	json.NewEncoder(w).Encode(m)
+}
+
+// retoken replaces the ?t= of an edge path with tok ("" stays "").
+func retoken(path, tok string) string {
+	if path == "" {
+		return ""
+	}
+	p, _, _ := strings.Cut(path, "?")
+	return p + "?t=" + tok
 }
 
 func (s *Server) edge(w http.ResponseWriter, r *http.Request) {
@@ -191,7 +204,7 @@ func (s *Server) edge(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Range") != "" {
 		s.Ranges.Add(1)
 	}
-	if nt := r.Header.Get("X-Next-Tracks"); nt != "" {
+	if nt := r.Header.Get(catalog.HeaderNextTracks); nt != "" {
 		s.mu.Lock()
 		s.nextSeen = append(s.nextSeen, id+">"+nt)
 		s.mu.Unlock()
@@ -200,18 +213,11 @@ func (s *Server) edge(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "forbidden", http.StatusForbidden)
 		return
 	}
-	f, err := os.Open(filepath.Join(s.dir, id, file))
-	if err != nil {
-		http.NotFound(w, r)
-		return
-	}
-	defer f.Close()
-	fi, _ := f.Stat()
 	var out http.ResponseWriter = w
 	if bps := s.BytesPerSecond.Load(); bps > 0 {
 		out = &throttled{ResponseWriter: w, bps: bps, start: time.Now()}
 	}
-	http.ServeContent(out, r, file, fi.ModTime(), f)
+	s.media.ServeHTTP(out, r)
 }
 
 // throttled paces writes to bps bytes per second (an emulated slow link,
@@ -244,6 +250,8 @@ func (t *throttled) Write(p []byte) (int, error) {
 	}
 	return written, nil
 }
+
+func (t *throttled) Unwrap() http.ResponseWriter { return t.ResponseWriter }
 
 func (s *Server) postPlays(w http.ResponseWriter, r *http.Request) {
 	if _, err := s.users.FromRequest(r, time.Now()); err != nil {
@@ -296,22 +304,51 @@ func Catalog(ctx context.Context, dir string, ids []string, lengths []int) error
 	at := 0
 	for k, id := range ids {
 		path := filepath.Join(src, id+".wav")
-		f, err := os.Create(path)
-		if err != nil {
+		if err := WriteSignal(path, at, lengths[k]); err != nil {
 			return err
 		}
-		w, _ := wav.NewWriter(f, 44100, 2)
-		p := make([]float32, 2*lengths[k])
-		for i := range lengths[k] {
-			p[2*i], p[2*i+1] = Signal(at + i)
-		}
 		at += lengths[k]
-		w.Write(p)
-		w.Close()
-		f.Close()
 		if _, err := in.Ingest(ctx, id, path); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// WriteSignal writes frames [from, from+n) of Signal to path as a 44.1
+// kHz stereo WAV file.
+func WriteSignal(path string, from, n int) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w, err := wav.NewWriter(f, 44100, 2)
+	if err != nil {
+		return err
+	}
+	p := make([]float32, 2*n)
+	for i := range n {
+		p[2*i], p[2*i+1] = Signal(from + i)
+	}
+	if err := w.Write(p); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// RequireOggenc skips t when oggenc (Debian package vorbis-tools, which
+// ingest runs) is missing, except under CI (CI set), where
+// scripts/test.sh installs it and its absence fails t.
+func RequireOggenc(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("oggenc"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("oggenc not installed (Debian package vorbis-tools): scripts/test.sh installs it")
+		}
+		t.Skip("oggenc not installed (Debian package vorbis-tools)")
+	}
 }
