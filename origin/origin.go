@@ -21,12 +21,12 @@
 //
 //	listener  path                        caller         credential        cost of one request
 //	public    GET /v1/manifest/<t>        players        user session JWT  one JWT check, one rights look-up, 10 URL signatures, 1 ticket
-//	public    GET /v1/recs/next/<t>       players        none              n <= 10 rights look-ups
+//	public    GET /v1/recs/next/<t>       players        none              n <= MaxNext (50): recs.neighbours_k rights look-ups (rarely, a ranking of the whole catalog); without a model, <= maxNextScan (2048)
 //	internal  GET|HEAD /media/<t>/<k>.ext shields        tier credential   one file (<= ~10 MB), httprange.DefaultMaxRanges ranges
 //	internal  GET /v1/snapshot            edges          tier credential   one catalog walk per 5 min for all callers; a few MB sent
 //	internal  GET /v1/rights/<t>          edges          tier credential   one rights look-up
 //	internal  GET /img/..., /v1/tracks/.. shields        tier credential   one small image or JSON (also public, for anyone)
-//	internal  GET /v1/recs/next/<t>       edges          tier credential   n <= 10 rights look-ups
+//	internal  GET /v1/recs/next/<t>       edges          tier credential   as the public one
 //	internal  GET /metrics                operators      network only      one scrape
 //	internal  GET /v1/royalties/...       finance jobs   network only      one ledger query
 //	internal  POST /v1/admin/purge|restore operators     admin token       <= 1000 tracks, 3 calls per node (origin/admin)
@@ -40,8 +40,8 @@
 //
 //	cfg := origin.DefaultConfig()     // then config.Load, flags
 //	svc, err := origin.Start(ctx, cfg, logger, registry) // Server + plays, recs, licences mounted
-//	pub := cfg.HTTP.Server(svc.PublicHandler())      // on cfg.Listen
-//	in := cfg.HTTP.Server(svc.InternalHandler())     // on cfg.InternalAddr
+//	pub := cfg.HTTP.Server(svc.PublicHandler(), logger)  // on cfg.Listen
+//	in := cfg.HTTP.Server(svc.InternalHandler(), logger) // on cfg.InternalAddr
 //	... on SIGTERM: svc.SetReady(false); pub.Shutdown(ctx); in.Shutdown(ctx); svc.Close()
 //
 // New alone builds the Server without those services (tests, and anyone
