@@ -95,9 +95,10 @@ type Config struct {
 	// private network only: /media/ for shields (tier credential
 	// required), /metrics, /v1/royalties/. Default "127.0.0.1:8081".
 	InternalAddr string `yaml:"internal_addr"`
-	// TierKeys check the tier credential shields send to /media/ (package
-	// tierauth): the same keys as the POP's edges and shields, the current
-	// one first. Required.
+	// TierKeys check the tier credential shields send to /media/ and edges
+	// to the internal API (package tierauth), and the first signs the
+	// admin purge fan-out to the nodes' /admin/: the same keys as the
+	// POP's edges and shields, the current one first. Required.
 	TierKeys []tierauth.KeyConfig `yaml:"tier_keys"`
 	// HTTP are the limits of both listeners.
 	HTTP HTTPConfig `yaml:"http"`
