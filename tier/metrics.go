@@ -54,7 +54,7 @@ func newMetrics(role string, reg prometheus.Registerer, st *cache.Store, f *fetc
 			func() float64 { return float64(v()) })
 	}
 	reg.MustRegister(m.requests, m.latency, m.bytes, m.aborted,
-		stat("cache_hits_total", "Chunk reads served from memory.", st.Stats.Hits.Load),
+		stat("cache_hits_total", "Chunk reads served without a fill: from memory or the disk tier.", st.Stats.Hits.Load),
 		stat("cache_misses_total", "Chunk reads that needed a fill.", st.Stats.Misses.Load),
 		stat("upstream_fetches_total", "Chunk fills started upstream (one per missing chunk, whatever the waiters).", st.Stats.Fills.Load),
 		stat("upstream_fill_errors_total", "Chunk fills that failed.", st.Stats.FillErrors.Load),
