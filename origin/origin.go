@@ -561,7 +561,7 @@ func (s *Server) registerMetrics(reg prometheus.Registerer) error {
 	}, []string{"handler"})
 	rejections := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "origin_token_rejections_total",
-		Help: "Requests refused with 403 for want of a credential, by reason (tier: /media/ without a valid tier credential).",
+		Help: "Requests refused with 403 for want of a credential, by reason (tier: /media/ or another internal path without a valid tier credential).",
 	}, []string{"reason"})
 	s.tierRejected = rejections.WithLabelValues("tier")
 	for _, c := range []prometheus.Collector{s.mediaRequests, s.mediaSeconds, s.mediaBytes, s.apiRequests, s.apiSeconds, rejections} {

@@ -73,8 +73,10 @@ func newMetrics(role string, reg prometheus.Registerer, st *cache.Store, f *fetc
 	return m
 }
 
-// registerCluster adds the series of an edge in a cluster: peer fills,
-// the hot cache, prefetch, shield health.
+// registerCluster adds the series beside the request path, on every node:
+// upstream health, purges, reloads and takedowns; the disk tier's when
+// there is one; with a cluster (an edge), peer fills, the hot cache and
+// handoffs; minted manifests and prefetch when they are on.
 func (m *metrics) registerCluster(role string, reg prometheus.Registerer, s *Server) {
 	stat := func(name, help string, v func() int64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: role + "_" + name, Help: help},
