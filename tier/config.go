@@ -116,10 +116,12 @@ type Config struct {
 	// Required with an audio route; http routes without their own
 	// upstreams use these too.
 	Upstreams []string `yaml:"upstreams"`
-	// Routes are the path prefixes the node serves and how: the longest
-	// matching prefix wins, after the node's own endpoints (/metrics,
-	// /healthz, /readyz, the peer path). Default (no routes key): one
-	// audio route, today's signed chunked path. See Route.
+	// Routes are the path prefixes the public listener serves and how: an
+	// audio route first, then the node's own endpoints (an edge's
+	// /v1/manifest/ with manifest.enabled, /healthz, /readyz), then the
+	// http route with the longest matching prefix. Default
+	// (no routes key): one audio route, today's signed chunked path. See
+	// Route.
 	Routes []Route `yaml:"routes"`
 	// UpstreamTimeout bounds one attempt at one upstream, connect to last
 	// byte. Default 5 s.

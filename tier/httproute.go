@@ -19,8 +19,10 @@ import (
 // httpRoute is a route in http mode: a shared RFC 9111 cache (package
 // httpcache) for a path prefix, beside the audio path.
 //
-// Who may call: anyone who reaches the node's listener, like the audio
-// path, but without a token: these are public images and API responses.
+// Who may call: at an edge, anyone who reaches its public listener, like
+// the audio path but without a token (these are public images and API
+// responses); at a shield with tier_keys, only edges (tier credential),
+// as for /media/.
 // What one request may cost: GET and HEAD are answered from the cache or
 // with one upstream request (two when a stored partial response cannot be
 // completed), collapsed per URL; CONNECT and TRACE get 405; every other
