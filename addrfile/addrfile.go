@@ -51,9 +51,10 @@ type File struct {
 }
 
 // Internal are the base URLs of the nodes' internal listeners: the
-// origin's /media/, /metrics and /v1/royalties/; the edges' /peer/media/,
-// /metrics and /debug/pprof/; the shields' /media/ fills, /metrics and
-// /debug/pprof/.
+// origin's /media/, /v1/snapshot, /v1/rights/, /v1/admin/, /metrics and
+// /v1/royalties/; the edges' /peer/media/; every edge's and shield's
+// /admin/, /metrics and /debug/pprof/. (A shield's /media/ fills are on
+// its public fill listener, Shields above.)
 type Internal struct {
 	Origin  string   `json:"origin"`
 	Edges   []string `json:"edges"`

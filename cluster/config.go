@@ -84,7 +84,7 @@ type Config struct {
 	Role string `yaml:"role"`
 
 	// POP names the point of presence; carried in the node metadata for
-	// logs and dashboards. Optional, at most 64 bytes.
+	// logs and dashboards. Optional, at most 160 bytes.
 	POP string `yaml:"pop"`
 
 	// HTTPAddr is the "host:port" (or URL base "http://host:port") other

@@ -2,7 +2,7 @@
 // struct, strictly, and reports every problem with the file and line at
 // fault, compiler style:
 //
-//	configs/edge.yaml:12: cache.chunk_size: must be a power of two between 4KiB and 4MiB
+//	configs/edge.yaml:55: cache.chunk_size: 3KB is not a power of two from 4KiB to 4MiB
 //
 // A component's Config is a plain struct with yaml tags, filled with its
 // defaults by a DefaultXConfig() function; keys absent from the file keep

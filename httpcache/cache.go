@@ -230,9 +230,10 @@ func (c *Cache) onlyIfCached(ctx *fasthttp.RequestCtx) string {
 	return "miss"
 }
 
-// conditionalFields are the request's preconditions, evaluated here
-// against what is stored rather than forwarded (so that the full response
-// comes back and can be stored).
+// conditionalField reports whether l (a lower-case header name) is one of
+// the request's preconditions, evaluated here against what is stored
+// rather than forwarded (so that the full response comes back and can be
+// stored).
 func conditionalField(l string) bool {
 	switch l {
 	case "if-none-match", "if-modified-since", "if-match", "if-unmodified-since":

@@ -65,7 +65,7 @@ func mix(z uint64) uint64 {
 	return z ^ (z >> 31)
 }
 
-// withPiece returns e's pieces with [start, start+len(data)) added under
+// mergePieces returns pieces with [start, start+len(data)) added under
 // blob key k, merged with its neighbours where they touch (the merged
 // bytes are returned, to be stored under k).
 func mergePieces(pieces []piece, read func(piece) ([]byte, bool), start int64, data []byte, k uint64) ([]piece, []byte, []uint64, bool) {

@@ -55,7 +55,8 @@ type Config struct {
 	// CountryHeader names the header, set on requests to edges, that
 	// carries the listener's country, as the POP's load balancer would set
 	// it (edges refuse tokens of other countries). Empty sends none.
-	// Default "X-Client-Country", pop's default.
+	// Default "X-Client-Country", the header configs/edge.yaml names
+	// (cmd/pop's edges check none by default, and ignore it).
 	CountryHeader string
 	// Failover retries a range request that failed (a transport error or
 	// a 5xx) once at the next edge, and keeps the session there, as a

@@ -8,7 +8,7 @@
 // GET /v1/manifest/<track> itself (Snapshot.Manifest), with URLs signed
 // by the token key the edges already hold.
 //
-// What a snapshot costs and what it allows: it is about 300 bytes per
+// What a snapshot costs and what it allows: it is about 250 bytes per
 // track in memory at each edge (25 MB for 100 000 tracks), one build per
 // TTL at the origin (about 2 s of a core for 100 000 tracks, see
 // BenchmarkBuild), and a rights change reaches the POP within the

@@ -21,12 +21,12 @@
 //
 //	listener  path                        caller         credential        cost of one request
 //	public    GET /v1/manifest/<t>        players        user session JWT  one JWT check, one rights look-up, 10 URL signatures, 1 ticket
-//	public    GET /v1/recs/next/<t>       players        none              n <= 10 rights look-ups
+//	public    GET /v1/recs/next/<t>       players        none              n <= MaxNext (50): recs.neighbours_k rights look-ups (rarely, a ranking of the whole catalog); without a model, <= maxNextScan (2048)
 //	internal  GET|HEAD /media/<t>/<k>.ext shields        tier credential   one file (<= ~10 MB), httprange.DefaultMaxRanges ranges
 //	internal  GET /v1/snapshot            edges          tier credential   one catalog walk per 5 min for all callers; a few MB sent
 //	internal  GET /v1/rights/<t>          edges          tier credential   one rights look-up
 //	internal  GET /img/..., /v1/tracks/.. shields        tier credential   one small image or JSON (also public, for anyone)
-//	internal  GET /v1/recs/next/<t>       edges          tier credential   n <= 10 rights look-ups
+//	internal  GET /v1/recs/next/<t>       edges          tier credential   as the public one
 //	internal  GET /metrics                operators      network only      one scrape
 //	internal  GET /v1/royalties/...       finance jobs   network only      one ledger query
 //	internal  POST /v1/admin/purge|restore operators     admin token       <= 1000 tracks, 3 calls per node (origin/admin)
@@ -40,8 +40,8 @@
 //
 //	cfg := origin.DefaultConfig()     // then config.Load, flags
 //	svc, err := origin.Start(ctx, cfg, logger, registry) // Server + plays, recs, licences mounted
-//	pub := cfg.HTTP.Server(svc.PublicHandler())      // on cfg.Listen
-//	in := cfg.HTTP.Server(svc.InternalHandler())     // on cfg.InternalAddr
+//	pub := cfg.HTTP.Server(svc.PublicHandler(), logger)  // on cfg.Listen
+//	in := cfg.HTTP.Server(svc.InternalHandler(), logger) // on cfg.InternalAddr
 //	... on SIGTERM: svc.SetReady(false); pub.Shutdown(ctx); in.Shutdown(ctx); svc.Close()
 //
 // New alone builds the Server without those services (tests, and anyone
@@ -95,9 +95,10 @@ type Config struct {
 	// private network only: /media/ for shields (tier credential
 	// required), /metrics, /v1/royalties/. Default "127.0.0.1:8081".
 	InternalAddr string `yaml:"internal_addr"`
-	// TierKeys check the tier credential shields send to /media/ (package
-	// tierauth): the same keys as the POP's edges and shields, the current
-	// one first. Required.
+	// TierKeys check the tier credential shields send to /media/ and edges
+	// to the internal API (package tierauth), and the first signs the
+	// admin purge fan-out to the nodes' /admin/: the same keys as the
+	// POP's edges and shields, the current one first. Required.
 	TierKeys []tierauth.KeyConfig `yaml:"tier_keys"`
 	// HTTP are the limits of both listeners.
 	HTTP HTTPConfig `yaml:"http"`
@@ -560,7 +561,7 @@ func (s *Server) registerMetrics(reg prometheus.Registerer) error {
 	}, []string{"handler"})
 	rejections := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "origin_token_rejections_total",
-		Help: "Requests refused with 403 for want of a credential, by reason (tier: /media/ without a valid tier credential).",
+		Help: "Requests refused with 403 for want of a credential, by reason (tier: /media/ or another internal path without a valid tier credential).",
 	}, []string{"reason"})
 	s.tierRejected = rejections.WithLabelValues("tier")
 	for _, c := range []prometheus.Collector{s.mediaRequests, s.mediaSeconds, s.mediaBytes, s.apiRequests, s.apiSeconds, rejections} {

@@ -98,7 +98,9 @@ type Config struct {
 	Reporter *plays.Reporter
 	// Offline, when set, plays from encrypted downloads only.
 	Offline *offline.Store
-	// ABR tunes the tier choice; zero fields take abr.DefaultConfig.
+	// ABR tunes the tier choice. Without Tiers (the default) it is
+	// abr.DefaultConfig(catalog.Tiers) with MaxKbps; with Tiers it is
+	// used as given (MaxKbps is then not applied).
 	ABR abr.Config
 	// HTTPClient; default a client with no overall timeout.
 	HTTPClient *http.Client

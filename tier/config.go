@@ -102,9 +102,9 @@ type Config struct {
 	// shield, and /healthz and /readyz. Default "127.0.0.1:0".
 	Listen string `yaml:"listen"`
 	// InternalAddr is the address of the internal listener, for the
-	// private network only: /peer/media/ (edge, tier credential
-	// required), /metrics, /debug/pprof/, /healthz and /readyz. Always
-	// plain HTTP. Default "127.0.0.1:0".
+	// private network only: /peer/media/ (edge) and /admin/ (both; tier
+	// credential required), /metrics, /debug/pprof/, /healthz and
+	// /readyz. Always plain HTTP. Default "127.0.0.1:0".
 	InternalAddr string `yaml:"internal_addr"`
 	// TierKeys are the tier credential keys (package tierauth): the first
 	// signs this node's fills, all are accepted on its fill endpoints.
@@ -116,10 +116,12 @@ type Config struct {
 	// Required with an audio route; http routes without their own
 	// upstreams use these too.
 	Upstreams []string `yaml:"upstreams"`
-	// Routes are the path prefixes the node serves and how: the longest
-	// matching prefix wins, after the node's own endpoints (/metrics,
-	// /healthz, /readyz, the peer path). Default (no routes key): one
-	// audio route, today's signed chunked path. See Route.
+	// Routes are the path prefixes the public listener serves and how: an
+	// audio route first, then the node's own endpoints (an edge's
+	// /v1/manifest/ with manifest.enabled, /healthz, /readyz), then the
+	// http route with the longest matching prefix. Default
+	// (no routes key): one audio route, today's signed chunked path. See
+	// Route.
 	Routes []Route `yaml:"routes"`
 	// UpstreamTimeout bounds one attempt at one upstream, connect to last
 	// byte. Default 5 s.
@@ -143,8 +145,8 @@ type Config struct {
 	// MemoryLimit is the Go runtime's soft memory limit for the process
 	// (debug.SetMemoryLimit, as GOMEMLIMIT), applied by cmd/edge and
 	// cmd/shield. 0 (the default) derives it from the budgets:
-	// MemoryOverhead times cache.memory_bytes + hot_cache.memory_bytes,
-	// plus 64 MiB, plus ManifestMemory on an edge minting manifests (see
+	// MemoryOverhead times cache.memory_bytes (plus hot_cache.memory_bytes
+	// on an edge in a cluster), plus 64 MiB, plus ManifestMemory on an edge minting manifests (see
 	// MemoryBudget); the GOMEMLIMIT environment variable wins when set.
 	MemoryLimit config.Size `yaml:"memory_limit"`
 	// WarnEvery is the least time between two "upstream failure"

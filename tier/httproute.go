@@ -19,14 +19,16 @@ import (
 // httpRoute is a route in http mode: a shared RFC 9111 cache (package
 // httpcache) for a path prefix, beside the audio path.
 //
-// Who may call: anyone who reaches the node's listener, like the audio
-// path, but without a token: these are public images and API responses.
+// Who may call: at an edge, anyone who reaches its public listener, like
+// the audio path but without a token (these are public images and API
+// responses); at a shield with tier_keys, only edges (tier credential),
+// as for /media/.
 // What one request may cost: GET and HEAD are answered from the cache or
 // with one upstream request (two when a stored partial response cannot be
-// completed), collapsed per URL; POST, PUT, PATCH, DELETE and OPTIONS are
-// forwarded as they are (their bodies bounded by the server's 4 MiB
-// request limit) and invalidate what they change (RFC 9111 §4.4); other
-// methods get 405. Response bodies above the route's max_object_size are
+// completed), collapsed per URL; CONNECT and TRACE get 405; every other
+// method is forwarded as it is (its body bounded by the server's 1 MiB
+// request limit, maxRouteBody) and invalidates what it changes (RFC 9111
+// §4.4). Response bodies above the route's max_object_size are
 // streamed through, never buffered whole; upstream response headers are
 // bounded by max_header_bytes; every upstream attempt by
 // upstream_timeout.

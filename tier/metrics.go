@@ -54,7 +54,7 @@ func newMetrics(role string, reg prometheus.Registerer, st *cache.Store, f *fetc
 			func() float64 { return float64(v()) })
 	}
 	reg.MustRegister(m.requests, m.latency, m.bytes, m.aborted,
-		stat("cache_hits_total", "Chunk reads served from memory.", st.Stats.Hits.Load),
+		stat("cache_hits_total", "Chunk reads served without a fill: from memory or the disk tier.", st.Stats.Hits.Load),
 		stat("cache_misses_total", "Chunk reads that needed a fill.", st.Stats.Misses.Load),
 		stat("upstream_fetches_total", "Chunk fills started upstream (one per missing chunk, whatever the waiters).", st.Stats.Fills.Load),
 		stat("upstream_fill_errors_total", "Chunk fills that failed.", st.Stats.FillErrors.Load),
@@ -73,8 +73,10 @@ func newMetrics(role string, reg prometheus.Registerer, st *cache.Store, f *fetc
 	return m
 }
 
-// registerCluster adds the series of an edge in a cluster: peer fills,
-// the hot cache, prefetch, shield health.
+// registerCluster adds the series beside the request path, on every node:
+// upstream health, purges, reloads and takedowns; the disk tier's when
+// there is one; with a cluster (an edge), peer fills, the hot cache and
+// handoffs; minted manifests and prefetch when they are on.
 func (m *metrics) registerCluster(role string, reg prometheus.Registerer, s *Server) {
 	stat := func(name, help string, v func() int64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: role + "_" + name, Help: help},

@@ -396,7 +396,8 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 }
 
 // HandleInternal is the internal listener's request handler: an edge's
-// peer endpoint (tier credential), /metrics, /debug/pprof/, health.
+// peer endpoint and /admin/ (tier credential), /metrics, /debug/pprof/,
+// health.
 func (s *Server) HandleInternal(ctx *fasthttp.RequestCtx) {
 	path := ctx.Path()
 	switch {

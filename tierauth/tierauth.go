@@ -1,7 +1,9 @@
 // Package tierauth gives the tier credential: the proof, carried on every
 // internal fill (edge -> shield /media, shield -> origin /media, edge ->
-// owning edge /peer/media), that a request comes from a node of the
-// deployment and not from a player or anyone else on the network.
+// owning edge /peer/media) and on the calls between nodes beside them (an
+// edge's snapshot, rights and next-track calls to the origin, the origin's
+// purge fan-out to the nodes' /admin/), that a request comes from a node
+// of the deployment and not from a player or anyone else on the network.
 //
 // A credential is one request header:
 //

@@ -1,9 +1,11 @@
 // Package cachesim replays a workload's request stream through cache
-// policies to compare their hit ratios without servers: the edge's
-// ristretto configuration (cost = bytes), a plain LRU of the same byte
-// size, and two offline bounds, a static cache of the most requested
-// objects and Belady's optimal (evict the object needed furthest in the
-// future).
+// policies to compare their hit ratios without servers: the edge's chunk
+// memory as it runs (Edge: cache.Memory, an LRU window in front of
+// ristretto), plain ristretto configured as its main part (cost = bytes),
+// a plain LRU of the same byte size, and two offline bounds, a static
+// cache of the most requested objects and Belady's optimal (evict the
+// object needed furthest in the future). ReplayRun replays a load run
+// through a model of a whole POP's edges (POPConfig).
 //
 // The stream is of chunks, as the edge caches them: a range request for
 // [off, off+len) of (track, tier) touches every ChunkSize-aligned chunk it

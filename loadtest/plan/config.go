@@ -87,11 +87,13 @@ type Config struct {
 	// Default 744h (31 days).
 	DedupRetention config.Duration `yaml:"dedup_retention"`
 	// DedupEntryBytes is the store's bytes per play id. Default 100:
-	// measured on SQLite with the ledger's schema (plays_play_ids, a
-	// 32-byte hex id and an 8-byte time, WITHOUT ROWID, plus the time
-	// index): 300 000 random ids inserted in time order in transactions of
-	// 5 000 took 7 329 pages of 4 KiB, 100.07 B per id. PostgreSQL's tuple
-	// headers make it larger.
+	// measured on SQLite with the ledger's plays_play_ids table (a 32-byte
+	// hex id and an 8-byte time, WITHOUT ROWID, plus the time index): 300
+	// 000 random ids inserted in time order in transactions of 5 000 took
+	// 7 329 pages of 4 KiB, 100.07 B per id. That table now holds only ids
+	// that are not ULIDs; ticketed play ids go to the per-day tables,
+	// which package plays estimates at ~25 B per id on SQLite and ~70 on
+	// PostgreSQL (not measured here), so the default errs high.
 	DedupEntryBytes float64 `yaml:"dedup_entry_bytes"`
 
 	// SimTracks is the scaled catalog the cache simulation runs on (see

@@ -238,7 +238,8 @@ type Result struct {
 	Failed []string `json:"failed,omitempty"`
 }
 
-// ServeHTTP answers POST /v1/admin/purge and /v1/admin/restore.
+// ServeHTTP answers POST /v1/admin/purge, /v1/admin/restore and
+// /v1/admin/reload.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if a.cfg.Token == "" {
 		http.NotFound(w, r)

@@ -63,7 +63,8 @@ type Config struct {
 	CacheTTL time.Duration `yaml:"cache_ttl"`
 	// CacheBytes caps the response cache. Default 64 MiB.
 	CacheBytes int64 `yaml:"cache_bytes"`
-	// MaxN is the largest n a request may ask for. Default 100.
+	// MaxN is the largest n a request to Handler may ask for (the origin's
+	// own /v1/recs/next allows origin.MaxNext). Default 100.
 	MaxN int `yaml:"max_n"`
 }
 

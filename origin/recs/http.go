@@ -21,10 +21,11 @@ import (
 //	GET /v1/recs/next/<track_id>?n=3&country=CC  → {"tracks":[...]}
 //	GET /v1/recs/user/<user_id>?n=10&country=CC  → {"tracks":[...]}
 //
-// n defaults to 3 and 10; without country, no rights filter applies
-// (players always send it).
-// with 400 for a bad id, n or country, 404 for an id the model does not
-// know and 503 before the first model. Bodies are cached for CacheTTL per
+// n defaults to 3 and 10 and is at most Config.MaxN; without country, no
+// rights filter applies (players always send it). It answers 400 for a
+// bad id, n or country, 404 for an id the model does not know and 503
+// before the first model. The origin mounts only /v1/recs/user/ from it:
+// it serves /v1/recs/next itself (package origin), asking Next. Bodies are cached for CacheTTL per
 // (model, request) and sent zstd- or gzip-compressed when Accept-Encoding
 // allows.
 func (s *Service) Handler() http.Handler {
