@@ -3,6 +3,7 @@ package tier
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -44,6 +45,8 @@ type Server struct {
 	// node with only http routes and no tier_keys: such a node signs
 	// nothing and serves no tier-credential path.
 	tierAuth *atomic.Pointer[tierauth.Keyring]
+	// fillTLS verifies https upstreams (fill_ca); nil: the system's roots.
+	fillTLS *tls.Config
 	// revoked maps a taken-down track to the expiry up to which its
 	// tokens are refused (edge): copied on write, swapped atomically, so
 	// the hit path reads it without a lock or an allocation.
@@ -125,23 +128,13 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 	if err != nil {
 		return nil, err
 	}
-	f, err := newFetcher(cfg.Upstreams, time.Duration(cfg.UpstreamTimeout), fillTLS, now)
-	if err != nil {
-		return nil, err
-	}
 	auth := new(atomic.Pointer[tierauth.Keyring])
 	auth.Store(tk)
-	f.auth = auth
-	store, err := cache.New(cfg.Cache, f, now)
-	if err != nil {
-		return nil, err
-	}
 	s := &Server{
 		cfg:              cfg,
 		log:              logger.With("node", cfg.Name, "role", string(cfg.Role)),
-		store:            store,
-		fetch:            f,
 		tierAuth:         auth,
+		fillTLS:          fillTLS,
 		now:              now,
 		prefix:           []byte(catalog.MediaPrefix),
 		cacheStatusHit:   []byte(httprange.CacheStatus(cfg.Name, httprange.CacheHit)),
@@ -152,6 +145,12 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 	for _, o := range opts {
 		o(s)
 	}
+	if err := s.newFetchers(cfg); err != nil {
+		return nil, err
+	}
+	if s.store, err = cache.New(cfg.Cache, s.fetch, now); err != nil {
+		return nil, err
+	}
 	s.audio = cfg.hasAudio()
 	lv, err := newLive(cfg)
 	if err != nil {
@@ -161,19 +160,14 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 	s.revoked.Store(&map[string]int64{})
 	if cfg.Role == Edge {
 		s.prefix = []byte(catalog.EdgePrefix)
-		if s.route != nil {
-			f.route = s.route
-			f.noHandoff = cfg.NoHandoff
-			s.hotFetch = &fetcher{static: cfg.Upstreams, route: s.route, peer: true, auth: auth,
-				timeout: time.Duration(cfg.UpstreamTimeout), hedgeAfter: time.Duration(cfg.PeerHedgeAfter),
-				tls: f.tls, now: now, ups: map[string]*upstream{}}
+		if s.hotFetch != nil {
 			adm := cache.NewRateAdmission(cfg.HotMinReads, time.Duration(cfg.HotWindow), now)
 			if s.hot, err = cache.New(cfg.HotCache, s.hotFetch, now, cache.WithAdmission(adm)); err != nil {
 				return nil, err
 			}
 		}
 		if cfg.Prefetch.Enabled && cfg.Prefetch.Tracks > 0 {
-			s.prefetch = newPrefetcher(s, cfg.Prefetch)
+			s.prefetch = newPrefetcher(s.prefetchNode(), cfg.Prefetch, s.log)
 		}
 		if cfg.Manifest.Enabled {
 			if s.manifests, err = newManifests(s, cfg.Manifest); err != nil {
@@ -182,7 +176,7 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 			go s.manifests.run()
 		}
 	}
-	s.m = newMetrics(string(cfg.Role), reg, store, f)
+	s.m = newMetrics(string(cfg.Role), reg, s.store, s.fetch)
 	if err := s.newHTTPRoutes(cfg, reg); err != nil {
 		return nil, err
 	}
@@ -195,6 +189,36 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 	}
 	s.internal = s.newHTTPServer(s.HandleInternal)
 	return s, nil
+}
+
+// newFetchers makes the node's audio fetchers, sharing one pool of
+// upstreams: the main store's (on an edge of a cluster, from the live
+// shields, asking the handoff peer first unless no_handoff) and, on an
+// edge of a cluster, the hot store's (from the owning edges).
+func (s *Server) newFetchers(cfg Config) error {
+	var route Routing
+	if cfg.Role == Edge {
+		route = s.route
+	}
+	pc := poolConfig{Timeout: time.Duration(cfg.UpstreamTimeout), TLS: s.fillTLS, Now: s.now}
+	if route != nil {
+		pc.Version = route.Version
+	}
+	pool := newUpstreamPool(pc)
+	var err error
+	switch {
+	case route == nil:
+		s.fetch, err = newFetcher(pool, cfg.Upstreams, nil, s.tierAuth)
+	case cfg.NoHandoff:
+		s.fetch, err = newFetcher(pool, cfg.Upstreams, route, s.tierAuth)
+	default:
+		s.fetch, err = newHandoffFetcher(pool, cfg.Upstreams, route, s.tierAuth)
+	}
+	if err != nil || route == nil {
+		return err
+	}
+	s.hotFetch, err = newPeerFetcher(pool, cfg.Upstreams, route, time.Duration(cfg.PeerHedgeAfter), s.tierAuth)
+	return err
 }
 
 // Limits of both listeners. Every audio, peer and ops endpoint is a GET
