@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/musiccdn/cdn/cache"
 	"github.com/musiccdn/cdn/catalog"
+	"github.com/musiccdn/cdn/tierauth"
 )
 
 // testPool is a pool on a clock and a membership version the test moves.
@@ -348,5 +351,77 @@ func TestPrefetcherWarms(t *testing.T) {
 	p.requested([]byte("t3/96.ogg"))
 	if p.useful.Load() != 1 {
 		t.Errorf("useful %d after a player asked for a warmed track, want 1", p.useful.Load())
+	}
+}
+
+// handoffPeers is a PeerPicker whose handoff peer is fixed, under a
+// membership version the test moves.
+type handoffPeers struct {
+	fakePeers
+	peer    Peer
+	version atomic.Uint64
+}
+
+func (h *handoffPeers) Version() uint64                         { return h.version.Load() }
+func (h *handoffPeers) Handoff(uint64) (Peer, bool)             { return h.peer, true }
+func (h *handoffPeers) Shields(_ uint64, dst []string) []string { return dst }
+
+// TestHandoffProbe: over real HTTP, a handoff peer that holds nothing is
+// asked handoffProbe times under one membership, then no more until the
+// membership changes; its "not cached" answers never count against its
+// health, and every fill is still served by the shield. Catches: the
+// switch-off removed (65 handoffs), not reset by a new membership, a
+// "not cached" blamed on the peer.
+func TestHandoffProbe(t *testing.T) {
+	var peerAsked, shieldAsked atomic.Int64
+	peerSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		peerAsked.Add(1)
+		if r.Header.Get(onlyIfCachedHeader) == "" {
+			t.Errorf("handoff request without %s", onlyIfCachedHeader)
+		}
+		w.Header().Set(onlyIfCachedHeader, "miss")
+		w.WriteHeader(http.StatusGatewayTimeout)
+	}))
+	defer peerSrv.Close()
+	shieldSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		shieldAsked.Add(1)
+		w.Header().Set("ETag", `"v1"`)
+		w.Header().Set("Content-Range", "bytes 0-99/1000")
+		w.WriteHeader(http.StatusPartialContent)
+		w.Write(make([]byte, 100))
+	}))
+	defer shieldSrv.Close()
+
+	peers := &handoffPeers{peer: Peer{Name: "e0", URL: peerSrv.URL}}
+	peers.version.Store(1)
+	pool := newUpstreamPool(poolConfig{Timeout: 10 * time.Second, Version: peers.Version})
+	f, err := newHandoffFetcher(pool, []string{shieldSrv.URL}, peers, new(atomic.Pointer[tierauth.Keyring]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetch := func(n int) {
+		t.Helper()
+		for i := range n {
+			if _, data, err := f.Fetch(context.Background(), fmt.Sprintf("t%d/96.ogg", i), 0, 100); err != nil || len(data) != 100 {
+				t.Fatalf("fill %d: %d bytes, %v", i, len(data), err)
+			}
+		}
+	}
+	fetch(handoffProbe + 10)
+	if peerAsked.Load() != handoffProbe || f.handoffs.Load() != handoffProbe || f.handoffHits.Load() != 0 {
+		t.Errorf("peer asked %d times (handoffs %d, hits %d), want %d: no hits switch handoffs off",
+			peerAsked.Load(), f.handoffs.Load(), f.handoffHits.Load(), handoffProbe)
+	}
+	if shieldAsked.Load() != handoffProbe+10 {
+		t.Errorf("shield asked %d times, want %d", shieldAsked.Load(), handoffProbe+10)
+	}
+	up, _ := pool.peer(peerSrv.URL)
+	if up.fails.Load() != 0 || !up.Available() {
+		t.Errorf("not-cached answers counted against the peer: %d fails", up.fails.Load())
+	}
+	peers.version.Store(2)
+	fetch(1)
+	if peerAsked.Load() != handoffProbe+1 {
+		t.Errorf("after a membership change the peer was asked %d times in all, want %d", peerAsked.Load(), handoffProbe+1)
 	}
 }
