@@ -362,11 +362,7 @@ var _ prefetchNode = edgeNode{}
 
 // prefetchNode is s seen by its prefetcher.
 func (s *Server) prefetchNode() edgeNode {
-	e := edgeNode{store: s.store, owner: s.hotFetch, auth: s.tierAuth, clock: s.now}
-	if s.route != nil {
-		e.peers = s.route
-	}
-	return e
+	return edgeNode{store: s.store, peers: s.route, owner: s.hotFetch, auth: s.tierAuth, clock: s.now}
 }
 
 func (e edgeNode) chunkSize() int64 { return e.store.ChunkSize() }

@@ -33,6 +33,9 @@ type Server struct {
 	cfg   Config
 	log   *slog.Logger
 	store *cache.Store
+	// fetch fills store: from the shields (or, at a shield, the
+	// origin); on an edge of a cluster asking the handoff peer first. It
+	// shares its pool of upstreams with hotFetch.
 	fetch *fetcher
 	now   func() time.Time
 	// live is what a reload replaces (see Reload): read once per
@@ -68,8 +71,9 @@ type Server struct {
 	debug      fasthttp.RequestHandler
 	internal   *fasthttp.Server // internal listener
 
-	// With a cluster (edge): who owns what, the hot store for chunks of
-	// tracks other edges own, filled from them, and prefetch.
+	// With a cluster (edge): who owns what and which shields are live,
+	// the hot store for chunks of tracks other edges own with its fetcher
+	// (from the owners, hedged to the shields), and prefetch.
 	route    Routing
 	hot      *cache.Store
 	hotFetch *fetcher
