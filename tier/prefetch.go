@@ -82,11 +82,12 @@ type prefetcher struct {
 	queue  chan prefetchJob
 	client *http.Client
 
-	mu      sync.Mutex
-	recent  map[string]time.Time // "track/kbps" -> prefetched at
-	warmed  map[string]bool      // "track/kbps" prefetched and not yet asked for
-	allowed map[string]cachedBool
-	next    map[string]cachedList
+	mu     sync.Mutex
+	recent map[string]time.Time // "track/kbps" -> prefetched at
+	warmed map[string]bool      // "track/kbps" prefetched and not yet asked for
+
+	allowed expiring[bool]     // "track|country" -> the origin's rights answer
+	next    expiring[[]string] // "track|country" -> the origin's next tracks
 
 	issued, useful, dropped, failed atomic.Int64
 	jobs                            atomic.Int64 // player starts handled (their hint or recs examined)
@@ -101,14 +102,38 @@ type prefetchJob struct {
 	hints          string
 }
 
-type cachedBool struct {
-	v   bool
+// expiring holds the origin's answers until they expire; past 100,000
+// entries it is emptied whole (bounded memory, no eviction bookkeeping).
+type expiring[V any] struct {
+	mu sync.Mutex
+	m  map[string]expiringValue[V]
+}
+
+type expiringValue[V any] struct {
+	v   V
 	exp time.Time
 }
 
-type cachedList struct {
-	v   []string
-	exp time.Time
+// get returns k's value if it has not expired at now.
+func (e *expiring[V]) get(k string, now time.Time) (V, bool) {
+	e.mu.Lock()
+	c, ok := e.m[k]
+	e.mu.Unlock()
+	if !ok || !now.Before(c.exp) {
+		var zero V
+		return zero, false
+	}
+	return c.v, true
+}
+
+// put keeps v for k until exp.
+func (e *expiring[V]) put(k string, v V, exp time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.m == nil || len(e.m) > 100_000 {
+		e.m = map[string]expiringValue[V]{}
+	}
+	e.m[k] = expiringValue[V]{v: v, exp: exp}
 }
 
 // prefetchNode is what the prefetcher needs of its edge. Its methods
@@ -135,13 +160,11 @@ type prefetchNode interface {
 func newPrefetcher(node prefetchNode, cfg PrefetchConfig, log *slog.Logger) *prefetcher {
 	p := &prefetcher{
 		node: node, cfg: cfg, log: log,
-		queue:   make(chan prefetchJob, cfg.Queue),
-		client:  &http.Client{Timeout: 2 * time.Second},
-		recent:  map[string]time.Time{},
-		warmed:  map[string]bool{},
-		allowed: map[string]cachedBool{},
-		next:    map[string]cachedList{},
-		stop:    make(chan struct{}),
+		queue:  make(chan prefetchJob, cfg.Queue),
+		client: &http.Client{Timeout: 2 * time.Second},
+		recent: map[string]time.Time{},
+		warmed: map[string]bool{},
+		stop:   make(chan struct{}),
 	}
 	for range cfg.Workers {
 		p.wg.Add(1)
@@ -246,11 +269,8 @@ func (p *prefetcher) hinted(ctx context.Context, job prefetchJob) []string {
 func (p *prefetcher) allowedIn(ctx context.Context, id, country string) bool {
 	k := id + "|" + country
 	now := p.node.now()
-	p.mu.Lock()
-	c, ok := p.allowed[k]
-	p.mu.Unlock()
-	if ok && now.Before(c.exp) {
-		return c.v
+	if v, ok := p.allowed.get(k, now); ok {
+		return v
 	}
 	resp, err := p.get(ctx, "/v1/rights/"+url.PathEscape(id)+"?country="+url.QueryEscape(country))
 	if err != nil {
@@ -258,12 +278,7 @@ func (p *prefetcher) allowedIn(ctx context.Context, id, country string) bool {
 	}
 	resp.Body.Close()
 	v := resp.StatusCode == http.StatusNoContent
-	p.mu.Lock()
-	if len(p.allowed) > 100_000 {
-		clear(p.allowed)
-	}
-	p.allowed[k] = cachedBool{v: v, exp: now.Add(10 * time.Minute)}
-	p.mu.Unlock()
+	p.allowed.put(k, v, now.Add(10*time.Minute))
 	return v
 }
 
@@ -283,11 +298,8 @@ func (p *prefetcher) get(ctx context.Context, target string) (*http.Response, er
 func (p *prefetcher) recommended(ctx context.Context, track, country string) []string {
 	k := track + "|" + country
 	now := p.node.now()
-	p.mu.Lock()
-	c, ok := p.next[k]
-	p.mu.Unlock()
-	if ok && now.Before(c.exp) {
-		return c.v
+	if ids, ok := p.next.get(k, now); ok {
+		return ids
 	}
 	resp, err := p.get(ctx, "/v1/recs/next/"+url.PathEscape(track)+"?n="+strconv.Itoa(p.cfg.Tracks)+"&country="+url.QueryEscape(country))
 	if err != nil {
@@ -306,12 +318,7 @@ func (p *prefetcher) recommended(ctx context.Context, track, country string) []s
 			ids = append(ids, id)
 		}
 	}
-	p.mu.Lock()
-	if len(p.next) > 100_000 {
-		clear(p.next)
-	}
-	p.next[k] = cachedList{v: ids, exp: now.Add(time.Minute)}
-	p.mu.Unlock()
+	p.next.put(k, ids, now.Add(time.Minute))
 	return ids
 }
 
