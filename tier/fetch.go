@@ -167,8 +167,8 @@ type call struct {
 	method string // GET or HEAD
 	name   string // the object, "<track>/<kbps>.<ext>"
 	off, n int64  // GET: the bytes asked for
-	etag   string // HEAD: If-None-Match, when not ""
-	hdr    []string
+	etag   string   // HEAD: If-None-Match, when not ""
+	hdr    []string // extra header pairs: FetchMeta's Range, a warm's X-Prefetch
 }
 
 // fill is the outcome of one fill attempt.
@@ -264,10 +264,7 @@ func (f *fetcher) fromOwner(ctx context.Context, key uint64, c *call, hedge bool
 		return fill{}, false
 	}
 	f.peerAttempts.Add(1)
-	hdr := []string{
-		peerHopHeader, "1",
-		peerVersionHeader, strconv.FormatUint(f.owners.peers.Version(), 16),
-	}
+	hdr := peerHeaders(f.owners.peers.Version(), false)
 	ownerDone := make(chan fill, 1)
 	go func() {
 		defer load.Done()
@@ -360,8 +357,7 @@ func (f *fetcher) fromHandoff(ctx context.Context, key uint64, c *call) (fill, b
 	// Counted as a handoff, not as an upstream (shield) attempt.
 	f.handoffs.Add(1)
 	f.ho.tried.Add(1)
-	hdr := []string{peerHopHeader, "1", onlyIfCachedHeader, "1",
-		peerVersionHeader, strconv.FormatUint(f.handoff.Version(), 16)}
+	hdr := peerHeaders(f.handoff.Version(), true)
 	r := f.exchange(ctx, up, peerPrefix, c, hdr)
 	f.blame(up, r.err)
 	if r.err != nil {
@@ -371,6 +367,17 @@ func (f *fetcher) fromHandoff(ctx context.Context, key uint64, c *call) (fill, b
 	f.ho.hits.Add(1)
 	f.peerBytes.Add(int64(len(r.data)))
 	return r, true
+}
+
+// peerHeaders are the headers of a request to another edge: one hop
+// (never forwarded again), the membership it was routed by, and, for a
+// handoff, only-if-cached.
+func peerHeaders(version uint64, onlyIfCached bool) []string {
+	hdr := []string{peerHopHeader, "1", peerVersionHeader, strconv.FormatUint(version, 16)}
+	if onlyIfCached {
+		hdr = append(hdr, onlyIfCachedHeader, "1")
+	}
+	return hdr
 }
 
 // warmAtOwner fills the first n bytes of name at the owning edge of key,
