@@ -164,9 +164,9 @@ func (f *fetcher) FetchMeta(ctx context.Context, name string, off, n int64) (cac
 
 // call is one request of a fill, whichever upstream it goes to.
 type call struct {
-	method string // GET or HEAD
-	name   string // the object, "<track>/<kbps>.<ext>"
-	off, n int64  // GET: the bytes asked for
+	method string   // GET or HEAD
+	name   string   // the object, "<track>/<kbps>.<ext>"
+	off, n int64    // GET: the bytes asked for
 	etag   string   // HEAD: If-None-Match, when not ""
 	hdr    []string // extra header pairs: FetchMeta's Range, a warm's X-Prefetch
 }
