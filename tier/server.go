@@ -48,8 +48,6 @@ type Server struct {
 	// node with only http routes and no tier_keys: such a node signs
 	// nothing and serves no tier-credential path.
 	tierAuth *atomic.Pointer[tierauth.Keyring]
-	// fillTLS verifies https upstreams (fill_ca); nil: the system's roots.
-	fillTLS *tls.Config
 	// revoked maps a taken-down track to the expiry up to which its
 	// tokens are refused (edge): copied on write, swapped atomically, so
 	// the hit path reads it without a lock or an allocation.
@@ -99,6 +97,11 @@ type Server struct {
 	ln       net.Listener // public
 	iln      net.Listener // internal
 	closed   atomic.Bool
+
+	// fillTLS verifies https upstreams (fill_ca); nil: the system's
+	// roots. Used at start-up (fetchers, CheckFills, manifests), so kept
+	// apart from the fields the hit path reads.
+	fillTLS *tls.Config
 }
 
 // Option configures a Server beyond its Config.
