@@ -260,7 +260,7 @@ func (s *Server) revoke(tracks []string, cut int64) {
 }
 
 // Handoffs returns the handoff fills this edge tried and those the
-// previous holder answered (see Routing.Handoff).
+// previous holder answered (see PeerPicker.Handoff).
 func (s *Server) Handoffs() (tried, answered int64) {
 	return s.fetch.handoffs.Load(), s.fetch.handoffHits.Load()
 }

@@ -3,6 +3,21 @@
 // for Ogg Vorbis files and seek tables from a chunk store (package cache),
 // filling misses from the next tier up over HTTP with failover.
 //
+// The upstream side has the shape of a reverse proxy (see fetcher): a
+// pool of upstreams shared by a node's audio fetchers, each upstream with
+// its one client, its in-flight count and its passive health (Available:
+// not marked down, and fewer requests in flight than its connections); a
+// one-method selector per kind of upstream (shieldSelector: the live
+// shields in the track's rendezvous order, else the configured list from
+// the track's hash; ownerSelector: the owning edge from the PeerPicker,
+// with bounded load); and one failover loop that tries the selected
+// upstreams in order within the caller's deadline and blames an upstream
+// only for its own failures. An edge's main store fills from the shields
+// (after a membership change asking the track's previous holder first),
+// its hot store from the owning edge, hedged to the shields; the http
+// routes use the same selector and loop; the prefetcher warms through a
+// small prefetchNode interface.
+//
 // The two roles differ only in configuration: an edge serves players at
 // /a/<track>/<kbps>.ogg?t=<token>, checks the signed token locally (no call
 // to the origin on the hot path) and fills from shields; a shield serves
@@ -27,7 +42,7 @@
 // The admin endpoints are described in admin.go: purges (and takedowns,
 // which also revoke the track's older tokens on the hit path), and reload
 // of the fields a running node can change (Reload). A peer request with
-// X-Peer-Only-If-Cached (a handoff fill, see Routing.Handoff) is answered
+// X-Peer-Only-If-Cached (a handoff fill, see PeerPicker.Handoff) is answered
 // from the store or refused with a 504; it never fetches.
 //
 // Without a valid tier credential (package tierauth) a fill path is a 403

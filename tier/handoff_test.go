@@ -17,8 +17,8 @@ type handoffRouting struct {
 	shields []string
 }
 
-func (r handoffRouting) Owner(uint64) (Peer, bool, func()) { return Peer{}, true, noop }
-func (r handoffRouting) Self(uint64) bool                  { return true }
+func (r handoffRouting) Owner(uint64) (Peer, bool, Load) { return Peer{}, true, Load{} }
+func (r handoffRouting) Self(uint64) bool                { return true }
 func (r handoffRouting) Shields(_ uint64, dst []string) []string {
 	return append(dst, r.shields...)
 }
@@ -42,13 +42,14 @@ func TestHandoffFill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := newFetcher(nil, 5*time.Second, nil, c.clock)
+	auth := new(atomic.Pointer[tierauth.Keyring])
+	auth.Store(kr)
+	route := handoffRouting{peer: Peer{Name: peer.cfg.Name, URL: peer.InternalURL()}, shields: []string{c.shields[0].URL()}}
+	pool := newUpstreamPool(poolConfig{Timeout: 5 * time.Second, Now: c.clock, Version: route.Version})
+	f, err := newHandoffFetcher(pool, nil, route, auth)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.auth = new(atomic.Pointer[tierauth.Keyring])
-	f.auth.Store(kr)
-	f.route = handoffRouting{peer: Peer{Name: peer.cfg.Name, URL: peer.InternalURL()}, shields: []string{c.shields[0].URL()}}
 
 	const cs = 256 << 10
 	_, data, err := f.Fetch(context.Background(), "t7/96.ogg", 0, cs)
@@ -69,7 +70,7 @@ func TestHandoffFill(t *testing.T) {
 	if got := peer.Store().Stats.Fills.Load(); got != fills {
 		t.Errorf("the handoff peer filled %d chunks for an only-if-cached request", got-fills)
 	}
-	up, _ := f.upstream(peer.InternalURL())
+	up, _ := pool.peer(peer.InternalURL())
 	if up.fails.Load() != 0 {
 		t.Error("a not-cached answer counted against the peer's health")
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"slices"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/musiccdn/cdn/httpcache"
-	"github.com/musiccdn/cdn/tierauth"
 )
 
 // httpRoute is a route in http mode: a shared RFC 9111 cache (package
@@ -51,15 +49,17 @@ func (s *Server) newHTTPRoutes(cfg Config, reg prometheus.Registerer) error {
 		if len(bases) == 0 {
 			bases = cfg.Upstreams
 		}
-		f := &fetcher{static: bases, timeout: time.Duration(cfg.UpstreamTimeout), now: s.now, tls: s.fetch.tls,
-			ups: map[string]*upstream{}, stream: true, maxHeader: int(r.MaxHeaderBytes), auth: s.tierAuth}
+		// Each route has its own pool: its clients stream bodies and
+		// bound headers to the route's max_header_bytes.
+		pool := newUpstreamPool(poolConfig{Timeout: time.Duration(cfg.UpstreamTimeout), TLS: s.fillTLS, Now: s.now,
+			Stream: true, MaxHeader: int(r.MaxHeaderBytes)})
+		var live ShieldLister
 		if len(r.Upstreams) == 0 && s.route != nil {
-			f.route = s.route // the live shields, in rendezvous order
+			live = s.route // the live shields, in rendezvous order
 		}
-		for _, b := range bases {
-			if _, err := f.upstream(b); err != nil {
-				return err
-			}
+		f, err := newFetcher(pool, bases, live, s.tierAuth)
+		if err != nil {
+			return err
 		}
 		c := httpcache.New(httpcache.Config{
 			Node:          cfg.Name,
@@ -91,42 +91,33 @@ func (s *Server) serveHTTPRoute(ctx *fasthttp.RequestCtx, path []byte) bool {
 }
 
 // httpUpstream sends an http route's requests upstream with the audio
-// path's choice and failover: the key's first upstream, then the others
-// on transport errors and timeouts (never for POST and PATCH, which are
-// not idempotent), with passive health.
+// path's choice and failover (the fetcher's selector and failover loop):
+// the key's first upstream, then the others on transport errors and
+// timeouts (never for POST and PATCH, which are not idempotent), with
+// passive health. Any status is an answer: the cache judges it.
 type httpUpstream struct{ f *fetcher }
 
 func (u httpUpstream) Do(ctx context.Context, key uint64, req *fasthttp.Request, resp *fasthttp.Response) error {
+	f := u.f
 	var buf [8]*upstream
-	ups := u.f.orderKey(key, buf[:0])
-	if len(ups) == 0 {
-		return errors.New("no upstream")
+	ups := f.shields.Select(f.pool, key, buf[:0])
+	if len(ups) > 1 && (req.Header.IsPost() || req.Header.IsPatch()) {
+		ups = ups[:1]
 	}
-	retry := !req.Header.IsPost() && !req.Header.IsPatch()
-	var err error
-	for _, up := range ups {
-		bu, perr := url.Parse(up.base)
-		if perr != nil {
-			continue
+	err := f.failover(ctx, ups, func(up *upstream) error {
+		req.URI().SetScheme(up.scheme)
+		req.SetHost(up.host)
+		// Shields and the origin's internal listener take http route
+		// fills only with the tier credential.
+		f.sign(&req.Header, string(req.Header.Method()), string(req.URI().RequestURI()))
+		err := f.do(ctx, up, req, resp)
+		if err != nil {
+			stream := resp.StreamBody
+			resp.Reset()
+			resp.StreamBody = stream
 		}
-		req.URI().SetScheme(bu.Scheme)
-		req.SetHost(bu.Host)
-		if kr := u.f.auth.Load(); kr != nil {
-			// Shields and the origin's internal listener take http
-			// route fills only with the tier credential.
-			req.Header.Set(tierauth.Header, kr.Sign(string(req.Header.Method()), string(req.URI().RequestURI()), u.f.now()))
-		}
-		if err = u.f.do(ctx, up, req, resp); err == nil {
-			u.f.healthy(up)
-			return nil
-		}
-		stream := resp.StreamBody
-		resp.Reset()
-		resp.StreamBody = stream
-		if !retry || ctx.Err() != nil {
-			break
-		}
-	}
+		return err
+	})
 	if errors.Is(err, errTimeout) {
 		return fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
 	}

@@ -143,7 +143,7 @@ func newManifests(s *Server, cfg ManifestConfig) (*manifests, error) {
 	if err != nil {
 		return nil, fmt.Errorf("manifest.ticket_keys: %w", err)
 	}
-	tr := &http.Transport{TLSClientConfig: s.fetch.tls, DisableCompression: true, MaxIdleConnsPerHost: 1}
+	tr := &http.Transport{TLSClientConfig: s.fillTLS, DisableCompression: true, MaxIdleConnsPerHost: 1}
 	return &manifests{s: s, cfg: cfg, users: users, tickets: tickets, client: &http.Client{Transport: tr, Timeout: time.Minute},
 		stop: make(chan struct{}), done: make(chan struct{})}, nil
 }

@@ -74,19 +74,20 @@ func (c PrefetchConfig) Validate() error {
 // a player starts, at their owning edges, so the next track starts from
 // cache. It is low priority: a bounded queue and worker pool, duplicates
 // and overflow dropped, nothing on the request path but a non-blocking
-// send.
+// send. It reaches its edge only through a prefetchNode.
 type prefetcher struct {
-	s      *Server
+	node   prefetchNode
 	cfg    PrefetchConfig
 	log    *slog.Logger
 	queue  chan prefetchJob
 	client *http.Client
 
-	mu      sync.Mutex
-	recent  map[string]time.Time // "track/kbps" -> prefetched at
-	warmed  map[string]bool      // "track/kbps" prefetched and not yet asked for
-	allowed map[string]cachedBool
-	next    map[string]cachedList
+	mu     sync.Mutex
+	recent map[string]time.Time // "track/kbps" -> prefetched at
+	warmed map[string]bool      // "track/kbps" prefetched and not yet asked for
+
+	allowed expiring[bool]     // "track|country" -> the origin's rights answer
+	next    expiring[[]string] // "track|country" -> the origin's next tracks
 
 	issued, useful, dropped, failed atomic.Int64
 	jobs                            atomic.Int64 // player starts handled (their hint or recs examined)
@@ -101,26 +102,69 @@ type prefetchJob struct {
 	hints          string
 }
 
-type cachedBool struct {
-	v   bool
+// expiring holds the origin's answers until they expire; past 100,000
+// entries it is emptied whole (bounded memory, no eviction bookkeeping).
+type expiring[V any] struct {
+	mu sync.Mutex
+	m  map[string]expiringValue[V]
+}
+
+type expiringValue[V any] struct {
+	v   V
 	exp time.Time
 }
 
-type cachedList struct {
-	v   []string
-	exp time.Time
+// get returns k's value if it has not expired at now.
+func (e *expiring[V]) get(k string, now time.Time) (V, bool) {
+	e.mu.Lock()
+	c, ok := e.m[k]
+	e.mu.Unlock()
+	if !ok || !now.Before(c.exp) {
+		var zero V
+		return zero, false
+	}
+	return c.v, true
 }
 
-func newPrefetcher(s *Server, cfg PrefetchConfig) *prefetcher {
+// put keeps v for k until exp.
+func (e *expiring[V]) put(k string, v V, exp time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.m == nil || len(e.m) > 100_000 {
+		e.m = map[string]expiringValue[V]{}
+	}
+	e.m[k] = expiringValue[V]{v: v, exp: exp}
+}
+
+// prefetchNode is what the prefetcher needs of its edge. Its methods
+// may be called from several workers at once.
+type prefetchNode interface {
+	// chunkSize is the main store's chunk size in bytes.
+	chunkSize() int64
+	// owns reports whether this node owns the track of key
+	// (catalog.Key): its warms go to its own store.
+	owns(key uint64) bool
+	// warmLocal loads name's metadata into this node's store and starts
+	// fills of its chunks 1 to n-1 (chunk 0 comes with the metadata).
+	warmLocal(ctx context.Context, name string, n int64) error
+	// warmAtOwner fills the first n bytes of name at the owning edge of
+	// key.
+	warmAtOwner(ctx context.Context, key uint64, name string, n int64) error
+	// signOrigin returns the tier credential of a request to the origin
+	// ("" without tier keys).
+	signOrigin(method, target string) string
+	// now is the node's clock.
+	now() time.Time
+}
+
+func newPrefetcher(node prefetchNode, cfg PrefetchConfig, log *slog.Logger) *prefetcher {
 	p := &prefetcher{
-		s: s, cfg: cfg, log: s.log,
-		queue:   make(chan prefetchJob, cfg.Queue),
-		client:  &http.Client{Timeout: 2 * time.Second},
-		recent:  map[string]time.Time{},
-		warmed:  map[string]bool{},
-		allowed: map[string]cachedBool{},
-		next:    map[string]cachedList{},
-		stop:    make(chan struct{}),
+		node: node, cfg: cfg, log: log,
+		queue:  make(chan prefetchJob, cfg.Queue),
+		client: &http.Client{Timeout: 2 * time.Second},
+		recent: map[string]time.Time{},
+		warmed: map[string]bool{},
+		stop:   make(chan struct{}),
 	}
 	for range cfg.Workers {
 		p.wg.Add(1)
@@ -224,12 +268,9 @@ func (p *prefetcher) hinted(ctx context.Context, job prefetchJob) []string {
 // to authorize a player's request.
 func (p *prefetcher) allowedIn(ctx context.Context, id, country string) bool {
 	k := id + "|" + country
-	now := p.s.now()
-	p.mu.Lock()
-	c, ok := p.allowed[k]
-	p.mu.Unlock()
-	if ok && now.Before(c.exp) {
-		return c.v
+	now := p.node.now()
+	if v, ok := p.allowed.get(k, now); ok {
+		return v
 	}
 	resp, err := p.get(ctx, "/v1/rights/"+url.PathEscape(id)+"?country="+url.QueryEscape(country))
 	if err != nil {
@@ -237,12 +278,7 @@ func (p *prefetcher) allowedIn(ctx context.Context, id, country string) bool {
 	}
 	resp.Body.Close()
 	v := resp.StatusCode == http.StatusNoContent
-	p.mu.Lock()
-	if len(p.allowed) > 100_000 {
-		clear(p.allowed)
-	}
-	p.allowed[k] = cachedBool{v: v, exp: now.Add(10 * time.Minute)}
-	p.mu.Unlock()
+	p.allowed.put(k, v, now.Add(10*time.Minute))
 	return v
 }
 
@@ -253,18 +289,17 @@ func (p *prefetcher) get(ctx context.Context, target string) (*http.Response, er
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set(tierauth.Header, p.s.tierAuth.Load().Sign(http.MethodGet, target, p.s.now()))
+	if cred := p.node.signOrigin(http.MethodGet, target); cred != "" {
+		req.Header.Set(tierauth.Header, cred)
+	}
 	return p.client.Do(req)
 }
 
 func (p *prefetcher) recommended(ctx context.Context, track, country string) []string {
 	k := track + "|" + country
-	now := p.s.now()
-	p.mu.Lock()
-	c, ok := p.next[k]
-	p.mu.Unlock()
-	if ok && now.Before(c.exp) {
-		return c.v
+	now := p.node.now()
+	if ids, ok := p.next.get(k, now); ok {
+		return ids
 	}
 	resp, err := p.get(ctx, "/v1/recs/next/"+url.PathEscape(track)+"?n="+strconv.Itoa(p.cfg.Tracks)+"&country="+url.QueryEscape(country))
 	if err != nil {
@@ -283,19 +318,14 @@ func (p *prefetcher) recommended(ctx context.Context, track, country string) []s
 			ids = append(ids, id)
 		}
 	}
-	p.mu.Lock()
-	if len(p.next) > 100_000 {
-		clear(p.next)
-	}
-	p.next[k] = cachedList{v: ids, exp: now.Add(time.Minute)}
-	p.mu.Unlock()
+	p.next.put(k, ids, now.Add(time.Minute))
 	return ids
 }
 
 // claim reports whether name was not prefetched within the dedup window,
 // and marks it.
 func (p *prefetcher) claim(name string) bool {
-	now := p.s.now()
+	now := p.node.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if t, ok := p.recent[name]; ok && now.Sub(t) < time.Duration(p.cfg.Dedup) {
@@ -315,28 +345,59 @@ func (p *prefetcher) claim(name string) bool {
 // warm fills the first chunks of name at its owner: this node's own store
 // if it owns the track, else the owner's, through the peer endpoint.
 func (p *prefetcher) warm(ctx context.Context, id, name string, kbps int) error {
-	cs := p.s.store.ChunkSize()
+	cs := p.node.chunkSize()
 	n := max(1, (int64(p.cfg.Seconds)*int64(kbps)*125+cs-1)/cs)
 	key := catalog.Key(id)
-	if p.s.route == nil || p.s.route.Self(key) {
-		ref := cache.Ref{Key: cache.ObjectKey([]byte(name)), Name: []byte(name)}
-		m, _, err := p.s.store.Meta(ctx, ref)
-		if err != nil {
-			return err
-		}
-		for i := int64(1); i < n && i < m.Chunks(cs); i++ {
-			p.s.store.Warm(ref, m, i)
-		}
-		return nil
+	if p.node.owns(key) {
+		return p.node.warmLocal(ctx, name, n)
 	}
-	// Not hedged (shields nil): a warm is background work, and sending
-	// it to the shields as well would fill the POP twice.
-	r, ok := p.s.hotFetch.fromOwner(ctx, name, func(up *upstream, path string, hdr []string) fill {
-		m, data, err := p.s.hotFetch.fetchOne(ctx, up, path, append(hdr, "X-Prefetch", "1"), 0, n*cs)
-		return fill{m, data, false, err}
-	}, nil)
-	if !ok {
-		return errors.New("owner unavailable")
-	}
-	return r.err
+	return p.node.warmAtOwner(ctx, key, name, n*cs)
 }
+
+// edgeNode is an edge's prefetchNode: its main store, its peer picker
+// (nil: it owns every track), its hot store's fetcher (which reaches the
+// owners) and its tier keyring.
+type edgeNode struct {
+	store *cache.Store
+	peers PeerPicker
+	owner *fetcher
+	auth  *atomic.Pointer[tierauth.Keyring]
+	clock func() time.Time
+}
+
+var _ prefetchNode = edgeNode{}
+
+// prefetchNode is s seen by its prefetcher.
+func (s *Server) prefetchNode() edgeNode {
+	return edgeNode{store: s.store, peers: s.route, owner: s.hotFetch, auth: s.tierAuth, clock: s.now}
+}
+
+func (e edgeNode) chunkSize() int64 { return e.store.ChunkSize() }
+
+func (e edgeNode) owns(key uint64) bool { return e.peers == nil || e.peers.Self(key) }
+
+func (e edgeNode) warmLocal(ctx context.Context, name string, n int64) error {
+	ref := cache.Ref{Key: cache.ObjectKey([]byte(name)), Name: []byte(name)}
+	m, _, err := e.store.Meta(ctx, ref)
+	if err != nil {
+		return err
+	}
+	cs := e.store.ChunkSize()
+	for i := int64(1); i < n && i < m.Chunks(cs); i++ {
+		e.store.Warm(ref, m, i)
+	}
+	return nil
+}
+
+func (e edgeNode) warmAtOwner(ctx context.Context, key uint64, name string, n int64) error {
+	return e.owner.warmAtOwner(ctx, key, name, n)
+}
+
+func (e edgeNode) signOrigin(method, target string) string {
+	if kr := e.auth.Load(); kr != nil {
+		return kr.Sign(method, target, e.clock())
+	}
+	return ""
+}
+
+func (e edgeNode) now() time.Time { return e.clock() }

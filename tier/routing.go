@@ -10,24 +10,23 @@ import (
 	"github.com/musiccdn/cdn/cluster/rendezvous"
 )
 
-// Routing is an edge's view of its POP: which edge owns a track, and which
-// shields to fill from, in preference order. ClusterRouting provides it
-// from gossip membership. Implementations must be safe for concurrent use
-// and must not block (they are called on the request path).
-type Routing interface {
-	// Owner returns the edge that should fill key (the track id's xxhash)
-	// and whether that is this node. done must be called when the work
-	// sent to that edge is finished, so bounded load sees it.
-	Owner(key uint64) (owner Peer, self bool, done func())
+// PeerPicker is an edge's view of the other edges of its POP: which edge
+// owns a track, and which may still hold it after a membership change.
+// Implementations must be safe for concurrent use and must not block
+// (they are called on the request path).
+type PeerPicker interface {
+	// Owner returns the edge that should fill key (the track id's xxhash,
+	// catalog.Key) and whether that is this node. load counts the work
+	// sent to that edge for bounded load: the caller must call its Done
+	// when that work is finished.
+	Owner(key uint64) (owner Peer, self bool, load Load)
 	// Self reports whether this node owns key by plain ownership (no
 	// load bounding): its requests are served from this node's main
 	// store, others' from its small hot cache.
 	Self(key uint64) bool
-	// Shields appends to dst the base URLs of the live shields in key's
-	// preference order.
-	Shields(key uint64, dst []string) []string
 	// Version identifies the membership this node routes by (sent with
-	// peer requests, for logs and loop diagnosis).
+	// peer requests, for logs and loop diagnosis; a change of it clears
+	// passive health's down mark of a peer edge).
 	Version() uint64
 	// Handoff returns the edge that may still hold key's bytes although
 	// this node owns it now, when the edges' membership changed within
@@ -38,6 +37,32 @@ type Routing interface {
 	// shields, so a rolling restart moves bytes between edges instead of
 	// sending a wave of misses upstream.
 	Handoff(key uint64) (Peer, bool)
+}
+
+// ShieldLister names the live shields to fill from. Implementations must
+// be safe for concurrent use and must not block.
+type ShieldLister interface {
+	// Shields appends to dst the base URLs of the live shields in key's
+	// preference order.
+	Shields(key uint64, dst []string) []string
+}
+
+// Routing is an edge's view of its POP: its peers and its shields.
+// ClusterRouting provides it from gossip membership.
+type Routing interface {
+	PeerPicker
+	ShieldLister
+}
+
+// Load is one unit of work sent to an edge, counted by bounded load
+// (ClusterRouting.Owner) until Done. The zero Load counts nothing.
+type Load struct{ n *atomic.Int64 }
+
+// Done ends the work. Call it once.
+func (l Load) Done() {
+	if l.n != nil {
+		l.n.Add(-1)
+	}
 }
 
 // HandoffWindow is how long after a change of the edges' membership an
@@ -79,11 +104,11 @@ func NewClusterRouting(m *cluster.Membership, c float64, floor int64) *ClusterRo
 	return &ClusterRouting{m: m, c: c, floor: floor, inflight: map[string]*atomic.Int64{}}
 }
 
-// Owner implements Routing.
-func (r *ClusterRouting) Owner(key uint64) (Peer, bool, func()) {
+// Owner implements PeerPicker.
+func (r *ClusterRouting) Owner(key uint64) (Peer, bool, Load) {
 	v := r.m.View(cluster.RoleEdge)
 	if v == nil || len(v.Nodes) == 0 {
-		return Peer{}, true, noop
+		return Peer{}, true, Load{}
 	}
 	var counters [32]*atomic.Int64
 	n := min(len(v.Nodes), len(counters))
@@ -97,17 +122,20 @@ func (r *ClusterRouting) Owner(key uint64) (Peer, bool, func()) {
 		return max(0, counters[i].Load()-r.floor)
 	}, r.c)
 	if i < 0 {
-		return Peer{}, true, noop
+		return Peer{}, true, Load{}
 	}
 	if v.IsSelf(i) {
-		return Peer{Name: v.Nodes[i].Name}, true, noop
+		return Peer{Name: v.Nodes[i].Name}, true, Load{}
 	}
-	ctr := r.counter(v.Nodes[i].Name)
+	ctr := counters[i]
+	if i >= n {
+		ctr = r.counter(v.Nodes[i].Name)
+	}
 	ctr.Add(1)
-	return Peer{Name: v.Nodes[i].Name, URL: baseURL(v.Nodes[i].HTTPAddr)}, false, func() { ctr.Add(-1) }
+	return Peer{Name: v.Nodes[i].Name, URL: baseURL(v.Nodes[i].HTTPAddr)}, false, Load{ctr}
 }
 
-// Self implements Routing.
+// Self implements PeerPicker.
 func (r *ClusterRouting) Self(key uint64) bool {
 	v := r.m.View(cluster.RoleEdge)
 	if v == nil || len(v.Nodes) == 0 {
@@ -116,7 +144,7 @@ func (r *ClusterRouting) Self(key uint64) bool {
 	return v.IsSelf(v.Ring.Owner(key))
 }
 
-// Shields implements Routing.
+// Shields implements ShieldLister.
 func (r *ClusterRouting) Shields(key uint64, dst []string) []string {
 	v := r.m.View(cluster.RoleShield)
 	if v == nil {
@@ -129,7 +157,7 @@ func (r *ClusterRouting) Shields(key uint64, dst []string) []string {
 	return dst
 }
 
-// Handoff implements Routing.
+// Handoff implements PeerPicker.
 func (r *ClusterRouting) Handoff(key uint64) (Peer, bool) {
 	v := r.m.View(cluster.RoleEdge)
 	if v == nil || len(v.Nodes) == 0 || time.Since(v.Built) > HandoffWindow {
@@ -159,7 +187,7 @@ func (r *ClusterRouting) Handoff(key uint64) (Peer, bool) {
 	return Peer{Name: n.Name, URL: baseURL(n.HTTPAddr)}, true
 }
 
-// Version implements Routing.
+// Version implements PeerPicker.
 func (r *ClusterRouting) Version() uint64 {
 	if v := r.m.View(cluster.RoleEdge); v != nil {
 		return v.Digest
@@ -184,8 +212,6 @@ func baseURL(addr string) string {
 	}
 	return "http://" + addr
 }
-
-func noop() {}
 
 // Headers of a peer request (the tier credential rides in
 // tierauth.Header), and the peer endpoint's path on an edge's internal

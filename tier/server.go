@@ -3,6 +3,7 @@ package tier
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,6 +33,9 @@ type Server struct {
 	cfg   Config
 	log   *slog.Logger
 	store *cache.Store
+	// fetch fills store: from the shields (or, at a shield, the
+	// origin); on an edge of a cluster asking the handoff peer first. It
+	// shares its pool of upstreams with hotFetch.
 	fetch *fetcher
 	now   func() time.Time
 	// live is what a reload replaces (see Reload): read once per
@@ -65,8 +69,9 @@ type Server struct {
 	debug      fasthttp.RequestHandler
 	internal   *fasthttp.Server // internal listener
 
-	// With a cluster (edge): who owns what, the hot store for chunks of
-	// tracks other edges own, filled from them, and prefetch.
+	// With a cluster (edge): who owns what and which shields are live,
+	// the hot store for chunks of tracks other edges own with its fetcher
+	// (from the owners, hedged to the shields), and prefetch.
 	route    Routing
 	hot      *cache.Store
 	hotFetch *fetcher
@@ -92,6 +97,11 @@ type Server struct {
 	ln       net.Listener // public
 	iln      net.Listener // internal
 	closed   atomic.Bool
+
+	// fillTLS verifies https upstreams (fill_ca); nil: the system's
+	// roots. Used at start-up (fetchers, CheckFills, manifests), so kept
+	// apart from the fields the hit path reads.
+	fillTLS *tls.Config
 }
 
 // Option configures a Server beyond its Config.
@@ -125,23 +135,13 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 	if err != nil {
 		return nil, err
 	}
-	f, err := newFetcher(cfg.Upstreams, time.Duration(cfg.UpstreamTimeout), fillTLS, now)
-	if err != nil {
-		return nil, err
-	}
 	auth := new(atomic.Pointer[tierauth.Keyring])
 	auth.Store(tk)
-	f.auth = auth
-	store, err := cache.New(cfg.Cache, f, now)
-	if err != nil {
-		return nil, err
-	}
 	s := &Server{
 		cfg:              cfg,
 		log:              logger.With("node", cfg.Name, "role", string(cfg.Role)),
-		store:            store,
-		fetch:            f,
 		tierAuth:         auth,
+		fillTLS:          fillTLS,
 		now:              now,
 		prefix:           []byte(catalog.MediaPrefix),
 		cacheStatusHit:   []byte(httprange.CacheStatus(cfg.Name, httprange.CacheHit)),
@@ -152,6 +152,12 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 	for _, o := range opts {
 		o(s)
 	}
+	if err := s.newFetchers(cfg); err != nil {
+		return nil, err
+	}
+	if s.store, err = cache.New(cfg.Cache, s.fetch, now); err != nil {
+		return nil, err
+	}
 	s.audio = cfg.hasAudio()
 	lv, err := newLive(cfg)
 	if err != nil {
@@ -161,19 +167,14 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 	s.revoked.Store(&map[string]int64{})
 	if cfg.Role == Edge {
 		s.prefix = []byte(catalog.EdgePrefix)
-		if s.route != nil {
-			f.route = s.route
-			f.noHandoff = cfg.NoHandoff
-			s.hotFetch = &fetcher{static: cfg.Upstreams, route: s.route, peer: true, auth: auth,
-				timeout: time.Duration(cfg.UpstreamTimeout), hedgeAfter: time.Duration(cfg.PeerHedgeAfter),
-				tls: f.tls, now: now, ups: map[string]*upstream{}}
+		if s.hotFetch != nil {
 			adm := cache.NewRateAdmission(cfg.HotMinReads, time.Duration(cfg.HotWindow), now)
 			if s.hot, err = cache.New(cfg.HotCache, s.hotFetch, now, cache.WithAdmission(adm)); err != nil {
 				return nil, err
 			}
 		}
 		if cfg.Prefetch.Enabled && cfg.Prefetch.Tracks > 0 {
-			s.prefetch = newPrefetcher(s, cfg.Prefetch)
+			s.prefetch = newPrefetcher(s.prefetchNode(), cfg.Prefetch, s.log)
 		}
 		if cfg.Manifest.Enabled {
 			if s.manifests, err = newManifests(s, cfg.Manifest); err != nil {
@@ -182,7 +183,7 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 			go s.manifests.run()
 		}
 	}
-	s.m = newMetrics(string(cfg.Role), reg, store, f)
+	s.m = newMetrics(string(cfg.Role), reg, s.store, s.fetch)
 	if err := s.newHTTPRoutes(cfg, reg); err != nil {
 		return nil, err
 	}
@@ -195,6 +196,36 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, now func() t
 	}
 	s.internal = s.newHTTPServer(s.HandleInternal)
 	return s, nil
+}
+
+// newFetchers makes the node's audio fetchers, sharing one pool of
+// upstreams: the main store's (on an edge of a cluster, from the live
+// shields, asking the handoff peer first unless no_handoff) and, on an
+// edge of a cluster, the hot store's (from the owning edges).
+func (s *Server) newFetchers(cfg Config) error {
+	var route Routing
+	if cfg.Role == Edge {
+		route = s.route
+	}
+	pc := poolConfig{Timeout: time.Duration(cfg.UpstreamTimeout), TLS: s.fillTLS, Now: s.now}
+	if route != nil {
+		pc.Version = route.Version
+	}
+	pool := newUpstreamPool(pc)
+	var err error
+	switch {
+	case route == nil:
+		s.fetch, err = newFetcher(pool, cfg.Upstreams, nil, s.tierAuth)
+	case cfg.NoHandoff:
+		s.fetch, err = newFetcher(pool, cfg.Upstreams, route, s.tierAuth)
+	default:
+		s.fetch, err = newHandoffFetcher(pool, cfg.Upstreams, route, s.tierAuth)
+	}
+	if err != nil || route == nil {
+		return err
+	}
+	s.hotFetch, err = newPeerFetcher(pool, cfg.Upstreams, route, time.Duration(cfg.PeerHedgeAfter), s.tierAuth)
+	return err
 }
 
 // Limits of both listeners. Every audio, peer and ops endpoint is a GET

@@ -26,7 +26,7 @@ func (s *Server) CheckFills(ctx context.Context) error {
 		if err != nil || p.Scheme != "https" {
 			continue
 		}
-		err = checkTLS(ctx, p.Host, s.fetch.tls)
+		err = checkTLS(ctx, p.Host, s.fillTLS)
 		var uerr x509.UnknownAuthorityError
 		var herr x509.HostnameError
 		var cerr x509.CertificateInvalidError
