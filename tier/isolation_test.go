@@ -356,9 +356,9 @@ func TestFillTLS(t *testing.T) {
 	}
 }
 
-// TestFillTLSConfigErrors: TLS misconfigurations are start-up errors
-// naming the field.
-func TestFillTLSConfigErrors(t *testing.T) {
+// TestConfigErrors: TLS, peer and prefetch misconfigurations are start-up
+// errors naming the field.
+func TestConfigErrors(t *testing.T) {
 	dir := t.TempDir()
 	garbage := dir + "/garbage.pem"
 	if err := writeFile(garbage, "not a certificate"); err != nil {
@@ -381,6 +381,7 @@ func TestFillTLSConfigErrors(t *testing.T) {
 		{"https peer address", func(c *Config) { c.Cluster.HTTPAddr = "https://10.0.0.1:9000" }, "cluster.http_addr"},
 		{"peers at the public port", func(c *Config) { c.Cluster.HTTPAddr = "0.0.0.0:8443" }, "cluster.http_addr"},
 		{"hedge past the timeout", func(c *Config) { c.PeerHedgeAfter = c.UpstreamTimeout }, "peer_hedge_after"},
+		{"no prefetch dedup window", func(c *Config) { c.Prefetch.Dedup = 0 }, "prefetch.dedup"},
 	} {
 		c := base
 		tc.tweak(&c)

@@ -62,6 +62,11 @@ func (c PrefetchConfig) Validate() error {
 	if c.Workers < 1 || c.Queue < 1 {
 		errs = append(errs, config.Errorf("workers", "workers and queue must be positive"))
 	}
+	// The dedup window is what bounds the warms repeated starts of one
+	// track cost.
+	if c.Dedup <= 0 {
+		errs = append(errs, config.Errorf("dedup", "must be positive"))
+	}
 	if c.OriginURL != "" {
 		if u, err := url.Parse(c.OriginURL); err != nil || u.Host == "" {
 			errs = append(errs, config.Errorf("origin_url", "%q is not a base URL", c.OriginURL))

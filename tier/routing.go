@@ -93,7 +93,8 @@ type ClusterRouting struct {
 var _ Routing = (*ClusterRouting)(nil)
 
 // NewClusterRouting routes by m with bounded-load factor c (default 1.25
-// when c < 1) above floor in-flight requests per edge (default 32 when 0).
+// when c < 1) above floor in-flight requests per edge (default 32 when
+// floor <= 0).
 func NewClusterRouting(m *cluster.Membership, c float64, floor int64) *ClusterRouting {
 	if c < 1 {
 		c = 1.25
@@ -106,7 +107,13 @@ func NewClusterRouting(m *cluster.Membership, c float64, floor int64) *ClusterRo
 
 // Owner implements PeerPicker.
 func (r *ClusterRouting) Owner(key uint64) (Peer, bool, Load) {
-	v := r.m.View(cluster.RoleEdge)
+	return r.ownerIn(r.m.View(cluster.RoleEdge), key)
+}
+
+// ownerIn is Owner in view v. The in-flight counters of the first 32 edges
+// are looked up once per call, on the stack; a larger POP's further edges
+// are looked up as the ring asks for them, so every edge's load counts.
+func (r *ClusterRouting) ownerIn(v *cluster.View, key uint64) (Peer, bool, Load) {
 	if v == nil || len(v.Nodes) == 0 {
 		return Peer{}, true, Load{}
 	}
@@ -115,11 +122,14 @@ func (r *ClusterRouting) Owner(key uint64) (Peer, bool, Load) {
 	for i := 0; i < n; i++ {
 		counters[i] = r.counter(v.Nodes[i].Name)
 	}
-	i := v.Ring.OwnerBounded(key, func(i int) int64 {
-		if i >= n {
-			return 0
+	counterOf := func(i int) *atomic.Int64 {
+		if i < n {
+			return counters[i]
 		}
-		return max(0, counters[i].Load()-r.floor)
+		return r.counter(v.Nodes[i].Name)
+	}
+	i := v.Ring.OwnerBounded(key, func(i int) int64 {
+		return max(0, counterOf(i).Load()-r.floor)
 	}, r.c)
 	if i < 0 {
 		return Peer{}, true, Load{}
@@ -127,10 +137,7 @@ func (r *ClusterRouting) Owner(key uint64) (Peer, bool, Load) {
 	if v.IsSelf(i) {
 		return Peer{Name: v.Nodes[i].Name}, true, Load{}
 	}
-	ctr := counters[i]
-	if i >= n {
-		ctr = r.counter(v.Nodes[i].Name)
-	}
+	ctr := counterOf(i)
 	ctr.Add(1)
 	return Peer{Name: v.Nodes[i].Name, URL: baseURL(v.Nodes[i].HTTPAddr)}, false, Load{ctr}
 }
