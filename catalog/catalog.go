@@ -17,6 +17,7 @@
 package catalog
 
 import (
+	"bytes"
 	"strconv"
 	"strings"
 	"time"
@@ -97,13 +98,7 @@ func Name(id string, kbps int, kind Kind) string {
 // valid id and kbps one of Tiers, written canonically (no sign, no leading
 // zero). It does not allocate; track aliases name.
 func ParseName(name []byte) (track []byte, kbps int, kind Kind, ok bool) {
-	slash := -1
-	for i, c := range name {
-		if c == '/' {
-			slash = i
-			break
-		}
-	}
+	slash := bytes.IndexByte(name, '/')
 	if slash < 0 || !ValidIDBytes(name[:slash]) {
 		return nil, 0, 0, false
 	}

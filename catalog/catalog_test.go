@@ -112,3 +112,10 @@ func TestParseNameAllocs(t *testing.T) {
 		t.Errorf("ParseName allocates %v times", n)
 	}
 }
+
+func BenchmarkParseName(b *testing.B) {
+	name := []byte("3a7Xk9_q-track/160.ogg")
+	for b.Loop() {
+		ParseName(name)
+	}
+}
