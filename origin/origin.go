@@ -51,7 +51,6 @@ package origin
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,6 +69,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/hmacring"
 	"github.com/musiccdn/cdn/httprange"
 	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/origin/admin"
@@ -150,13 +150,11 @@ type Config struct {
 	Admin admin.Config `yaml:"admin"`
 }
 
-// KeyConfig is one URL signing key.
-type KeyConfig struct {
-	// ID names the key in tokens: 1 to 16 characters of [A-Za-z0-9_-].
-	ID string `yaml:"id"`
-	// Secret is the key, hex encoded, at least 16 bytes (32 hex digits).
-	Secret string `yaml:"secret"`
-}
+// KeyConfig is one URL signing or play ticket key: {id, secret}, the id
+// 1 to 16 characters of [A-Za-z0-9_-], the secret hex encoded, at least
+// 16 bytes (32 hex digits) for a signing key and 32 bytes (64 hex digits)
+// for a ticket key.
+type KeyConfig = hmacring.Config
 
 // HTTPConfig bounds what one connection may hold, on both listeners.
 type HTTPConfig struct {
@@ -289,26 +287,15 @@ func (c Config) Validate() error {
 	}
 	if len(c.Keys) == 0 {
 		bad("keys", "at least one signing key is required")
-	}
-	if _, err := keyring(c.Keys); err != nil {
-		var ke *keyError
-		if errors.As(err, &ke) {
-			bad(fmt.Sprintf("keys[%d].%s", ke.index, ke.field), "%s", ke.msg)
-		} else if len(c.Keys) > 0 {
-			bad("keys", "%v", err)
-		}
+	} else if _, err := keyring(c.Keys); err != nil {
+		errs = append(errs, config.Prefix("keys", err))
 	}
 	if c.TokenTTL <= 0 || c.TokenTTL > config.Duration(MaxTokenTTL) {
 		bad("token_ttl", "must be positive and at most %v (the edges' default token_max_ttl)", MaxTokenTTL)
 	}
 	errs = append(errs, config.Prefix("identity", c.Identity.Validate()))
 	if _, err := ticketKeyring(c.TicketKeys); err != nil {
-		var ke *keyError
-		if errors.As(err, &ke) {
-			bad(fmt.Sprintf("ticket_keys[%d].%s", ke.index, ke.field), "%s", ke.msg)
-		} else {
-			bad("ticket_keys", "%v", err)
-		}
+		errs = append(errs, config.Prefix("ticket_keys", err))
 	}
 	errs = append(errs, config.Prefix("licence", c.Licence.Validate()))
 	pc := c.Plays
@@ -339,61 +326,29 @@ func parseCatalog(s string) (n int, dir string, err error) {
 	return 0, s, nil
 }
 
-type keyError struct {
-	index int
-	field string
-	msg   string
-}
-
-func (e *keyError) Error() string { return fmt.Sprintf("keys[%d].%s: %s", e.index, e.field, e.msg) }
-
+// keyring decodes the URL signing keys. Errors are *config.FieldError
+// naming the entry at fault ("[1].secret").
 func keyring(kc []KeyConfig) (*urlsign.Keyring, error) {
-	keys := make([]urlsign.Key, 0, len(kc))
-	seen := make(map[string]bool)
-	for i, k := range kc {
-		if k.ID == "" || len(k.ID) > urlsign.MaxKeyIDLen || strings.Trim(k.ID, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != "" {
-			return nil, &keyError{i, "id", fmt.Sprintf("want 1 to %d characters of [A-Za-z0-9_-], got %q", urlsign.MaxKeyIDLen, k.ID)}
-		}
-		if seen[k.ID] {
-			return nil, &keyError{i, "id", fmt.Sprintf("key id %q used twice", k.ID)}
-		}
-		seen[k.ID] = true
-		secret, err := hex.DecodeString(k.Secret)
-		if err != nil {
-			return nil, &keyError{i, "secret", "not hex"}
-		}
-		if len(secret) < 16 {
-			return nil, &keyError{i, "secret", fmt.Sprintf("%d bytes, want at least 16 (32 hex digits)", len(secret))}
-		}
-		keys = append(keys, urlsign.Key{ID: k.ID, Secret: secret})
+	keys, err := hmacring.Decode(kc, urlsign.MinSecretLen)
+	if err != nil {
+		return nil, err
 	}
 	return urlsign.NewKeyring(keys...)
 }
 
 // ticketKeyring decodes the ticket keys, or makes a random one when none
-// are configured.
+// are configured. Errors are as keyring's.
 func ticketKeyring(kc []KeyConfig) (*playticket.Keyring, error) {
 	if len(kc) == 0 {
 		secret := make([]byte, 32)
 		rand.Read(secret)
 		return playticket.NewKeyring(playticket.Key{ID: "boot", Secret: secret})
 	}
-	keys := make([]playticket.Key, 0, len(kc))
-	for i, k := range kc {
-		secret, err := hex.DecodeString(k.Secret)
-		if err != nil {
-			return nil, &keyError{i, "secret", "not hex"}
-		}
-		if len(secret) < playticket.MinSecretLen {
-			return nil, &keyError{i, "secret", fmt.Sprintf("%d bytes, want at least %d (%d hex digits)", len(secret), playticket.MinSecretLen, 2*playticket.MinSecretLen)}
-		}
-		keys = append(keys, playticket.Key{ID: k.ID, Secret: secret})
-	}
-	kr, err := playticket.NewKeyring(keys...)
+	keys, err := hmacring.Decode(kc, playticket.MinSecretLen)
 	if err != nil {
 		return nil, err
 	}
-	return kr, nil
+	return playticket.NewKeyring(keys...)
 }
 
 // Rights decides whether a track may be played in a country at a time;
