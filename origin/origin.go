@@ -72,6 +72,7 @@ import (
 	"github.com/musiccdn/cdn/hmacring"
 	"github.com/musiccdn/cdn/httprange"
 	"github.com/musiccdn/cdn/identity"
+	"github.com/musiccdn/cdn/metric"
 	"github.com/musiccdn/cdn/origin/admin"
 	"github.com/musiccdn/cdn/origin/api"
 	"github.com/musiccdn/cdn/origin/artwork"
@@ -490,39 +491,21 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, opts ...Opti
 }
 
 func (s *Server) registerMetrics(reg prometheus.Registerer) error {
-	s.mediaRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "origin_media_requests_total",
-		Help: "Requests under /media/, by response status code.",
-	}, []string{"code"})
-	s.mediaSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "origin_media_request_duration_seconds",
-		Help:    "Time to serve a request under /media/, body included.",
-		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
-	})
-	s.mediaBytes = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "origin_media_bytes_sent_total",
-		Help: "Body bytes written for requests under /media/.",
-	})
-	s.apiRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "origin_api_requests_total",
-		Help: "API requests (manifest, recs_next, image, track, licence, licence_key, ...), by handler and status code.",
-	}, []string{"handler", "code"})
-	s.apiSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "origin_api_request_duration_seconds",
-		Help:    "Time to serve an API request, by handler.",
-		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
-	}, []string{"handler"})
-	rejections := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "origin_token_rejections_total",
-		Help: "Requests refused with 403 for want of a credential, by reason (tier: /media/ without a valid tier credential).",
-	}, []string{"reason"})
+	m := metric.NewSet(reg)
+	s.mediaRequests = m.CounterVec("origin_media_requests_total",
+		"Requests under /media/, by response status code.", "code")
+	s.mediaSeconds = m.Histogram("origin_media_request_duration_seconds",
+		"Time to serve a request under /media/, body included.", prometheus.ExponentialBuckets(0.0005, 2, 16))
+	s.mediaBytes = m.Counter("origin_media_bytes_sent_total",
+		"Body bytes written for requests under /media/.")
+	s.apiRequests = m.CounterVec("origin_api_requests_total",
+		"API requests (manifest, recs_next, image, track, licence, licence_key, ...), by handler and status code.", "handler", "code")
+	s.apiSeconds = m.HistogramVec("origin_api_request_duration_seconds",
+		"Time to serve an API request, by handler.", prometheus.ExponentialBuckets(0.0005, 2, 14), "handler")
+	rejections := m.CounterVec("origin_token_rejections_total",
+		"Requests refused with 403 for want of a credential, by reason (tier: /media/ without a valid tier credential).", "reason")
 	s.tierRejected = rejections.WithLabelValues("tier")
-	for _, c := range []prometheus.Collector{s.mediaRequests, s.mediaSeconds, s.mediaBytes, s.apiRequests, s.apiSeconds, rejections} {
-		if err := reg.Register(c); err != nil {
-			return err
-		}
-	}
-	return nil
+	return m.Err()
 }
 
 // PublicHandler is the public listener's handler: the player API and

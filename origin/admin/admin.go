@@ -64,6 +64,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/metric"
 	"github.com/musiccdn/cdn/origin/media"
 	"github.com/musiccdn/cdn/tierauth"
 )
@@ -173,15 +174,6 @@ func New(cfg Config, tier *tierauth.Keyring, logger *slog.Logger, reg prometheus
 		token:  sha256.Sum256([]byte(cfg.Token)),
 		pops:   cfg.POPs,
 		down:   map[string]int64{},
-		purges: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "origin_admin_purges_total",
-			Help: "Admin purge and takedown calls, by result (ok, failed: a node did not confirm).",
-		}, []string{"result"}),
-		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "origin_admin_purge_duration_seconds",
-			Help:    "Time from an admin purge call until every node of every POP confirmed.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
-		}),
 	}
 	a.tierKR.Store(tier)
 	if cfg.File != "" {
@@ -189,14 +181,15 @@ func New(cfg Config, tier *tierauth.Keyring, logger *slog.Logger, reg prometheus
 			return nil, err
 		}
 	}
-	if reg != nil {
-		down := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "origin_takedowns", Help: "Tracks taken down."},
-			func() float64 { a.mu.RLock(); defer a.mu.RUnlock(); return float64(len(a.down)) })
-		for _, c := range []prometheus.Collector{a.purges, a.seconds, down} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("admin: metrics: %w", err)
-			}
-		}
+	m := metric.NewSet(reg)
+	a.purges = m.CounterVec("origin_admin_purges_total",
+		"Admin purge and takedown calls, by result (ok, failed: a node did not confirm).", "result")
+	a.seconds = m.Histogram("origin_admin_purge_duration_seconds",
+		"Time from an admin purge call until every node of every POP confirmed.", prometheus.ExponentialBuckets(0.001, 2, 14))
+	m.GaugeFunc("origin_takedowns", "Tracks taken down.",
+		func() float64 { a.mu.RLock(); defer a.mu.RUnlock(); return float64(len(a.down)) })
+	if err := m.Err(); err != nil {
+		return nil, fmt.Errorf("admin: metrics: %w", err)
 	}
 	return a, nil
 }
