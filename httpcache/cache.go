@@ -271,16 +271,10 @@ func (c *Cache) fetch(ctx *fasthttp.RequestCtx, key uint64, target string, req H
 		}
 	}
 	resp, t0, t1, err := c.roundTrip(key, r)
-	fasthttp.ReleaseRequest(r)
 	if err != nil {
 		return c.upstreamError(ctx, err)
 	}
-	defer func() {
-		if resp != nil {
-			resp.CloseBodyStream()
-			fasthttp.ReleaseResponse(resp)
-		}
-	}()
+	defer func() { releaseResponse(resp) }() // resp may be handed on, or replaced
 	status := resp.StatusCode()
 	rh := responseHeader(&resp.Header)
 	if head {
@@ -316,10 +310,8 @@ func (c *Cache) fetch(ctx *fasthttp.RequestCtx, key uint64, target string, req H
 		}
 		// Not combinable: ask for the whole representation.
 		r := c.newRequest(ctx, method, target, req, drop)
-		resp.CloseBodyStream()
-		fasthttp.ReleaseResponse(resp)
+		releaseResponse(resp)
 		resp, t0, t1, err = c.roundTrip(key, r)
-		fasthttp.ReleaseRequest(r)
 		if err != nil {
 			return c.upstreamError(ctx, err)
 		}
@@ -414,13 +406,7 @@ func (c *Cache) revalidate(ctx *fasthttp.RequestCtx, key uint64, target string, 
 		r.Header.Set("If-Modified-Since", ims)
 	}
 	resp, t0, t1, err := c.roundTrip(key, r)
-	fasthttp.ReleaseRequest(r)
-	if err == nil {
-		defer func() {
-			resp.CloseBodyStream()
-			fasthttp.ReleaseResponse(resp)
-		}()
-	}
+	defer func() { releaseResponse(resp) }() // resp may be handed on
 	age := e.age.Current(c.now())
 	if err != nil || resp.StatusCode() >= 500 {
 		if StaleIfError(rq, e.cc, e.lifetime, age, c.cfg.StaleOnError) && c.serveStored(ctx, e, age, head, "hit; fwd=stale; detail=stale-if-error") {
@@ -449,7 +435,7 @@ func (c *Cache) revalidate(ctx *fasthttp.RequestCtx, key uint64, target string, 
 		c.relayHeader(ctx, status, rh, "fwd=stale; detail=too-large")
 		ctx.Response.SetBodyStream(&passReader{r: io.MultiReader(bytes.NewReader(body), resp.BodyStream()), resp: resp}, resp.Header.ContentLength())
 		c.remove(key, e)
-		resp = fasthttp.AcquireResponse() // the deferred release gets a fresh one
+		resp = nil // released by passReader.Close
 		return "pass"
 	}
 	if ne := c.store1(key, req, status, rh, body, t0, t1); ne != nil {
@@ -493,8 +479,7 @@ func (c *Cache) background(key uint64, target string, req Header, e *entry) {
 	go func() {
 		defer c.bg.Done()
 		defer c.finish(key, ch)
-		r := fasthttp.AcquireRequest()
-		defer fasthttp.ReleaseRequest(r)
+		r := fasthttp.AcquireRequest() // released by roundTrip
 		r.Header.SetMethod("GET")
 		r.SetRequestURI(target)
 		for _, f := range StripHopByHop(req) {
@@ -514,10 +499,7 @@ func (c *Cache) background(key uint64, target string, req Header, e *entry) {
 		if err != nil {
 			return
 		}
-		defer func() {
-			resp.CloseBodyStream()
-			fasthttp.ReleaseResponse(resp)
-		}()
+		defer releaseResponse(resp)
 		rh := responseHeader(&resp.Header)
 		switch st := resp.StatusCode(); {
 		case st == 304:
@@ -541,16 +523,10 @@ func (c *Cache) forwardUnsafe(ctx *fasthttp.RequestCtx, method string) string {
 	r := c.newRequest(ctx, method, target, req, func(string) bool { return false })
 	r.SetBodyRaw(ctx.PostBody())
 	resp, _, _, err := c.roundTrip(key, r)
-	fasthttp.ReleaseRequest(r)
 	if err != nil {
 		return c.upstreamError(ctx, err)
 	}
-	defer func() {
-		if resp != nil {
-			resp.CloseBodyStream()
-			fasthttp.ReleaseResponse(resp)
-		}
-	}()
+	defer func() { releaseResponse(resp) }() // resp may be handed on
 	rh := responseHeader(&resp.Header)
 	if UnsafeMethod(method) {
 		for _, t := range InvalidationTargets(resp.StatusCode(), target, string(ctx.Host()), rh) {
@@ -591,9 +567,11 @@ func (c *Cache) newRequest(ctx *fasthttp.RequestCtx, method, target string, req 
 	return r
 }
 
-// roundTrip sends r upstream, recording the request and response times
-// for the age calculation (RFC 9111 §4.2.3).
+// roundTrip sends r upstream and releases it, recording the request and
+// response times for the age calculation (RFC 9111 §4.2.3). The caller
+// releases the response with releaseResponse, or hands it on.
 func (c *Cache) roundTrip(key uint64, r *fasthttp.Request) (*fasthttp.Response, time.Time, time.Time, error) {
+	defer fasthttp.ReleaseRequest(r)
 	resp := fasthttp.AcquireResponse()
 	resp.StreamBody = true
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
@@ -640,12 +618,18 @@ type passReader struct {
 func (p *passReader) Read(b []byte) (int, error) { return p.r.Read(b) }
 
 func (p *passReader) Close() error {
-	if p.resp != nil {
-		p.resp.CloseBodyStream()
-		fasthttp.ReleaseResponse(p.resp)
-		p.resp = nil
-	}
+	releaseResponse(p.resp)
+	p.resp = nil
 	return nil
+}
+
+// releaseResponse closes resp's body stream and releases it; nil is
+// nothing to release (a response handed on).
+func releaseResponse(resp *fasthttp.Response) {
+	if resp != nil {
+		resp.CloseBodyStream()
+		fasthttp.ReleaseResponse(resp)
+	}
 }
 
 func requestHeader(h *fasthttp.RequestHeader) Header {
