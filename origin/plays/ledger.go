@@ -507,24 +507,10 @@ func (d *deltas) add(r *royalty) {
 func (d *deltas) encode() []byte {
 	b := make([]byte, 0, 32*(len(d.tc)+len(d.ut)))
 	for k, n := range d.tc {
-		b = append(b, "t\t"...)
-		b = append(b, k.track...)
-		b = append(b, '\t')
-		b = append(b, k.country...)
-		b = append(b, '\t')
-		b = append(b, k.day...)
-		b = append(b, '\t')
-		b = strconv.AppendInt(b, n, 10)
-		b = append(b, '\n')
+		b = append(appendTabbed(b, n, "t", k.track, k.country, k.day), '\n')
 	}
 	for k, n := range d.ut {
-		b = append(b, "u\t"...)
-		b = append(b, k.user...)
-		b = append(b, '\t')
-		b = append(b, k.track...)
-		b = append(b, '\t')
-		b = strconv.AppendInt(b, n, 10)
-		b = append(b, '\n')
+		b = append(appendTabbed(b, n, "u", k.user, k.track), '\n')
 	}
 	return b
 }
