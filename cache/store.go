@@ -109,34 +109,34 @@ func DefaultConfig() Config {
 
 // Validate reports every invalid field, named by its YAML key.
 func (c Config) Validate() error {
-	var errs []error
+	var errs config.Errors
 	if c.ChunkSize < 4<<10 || c.ChunkSize > 4<<20 || c.ChunkSize&(c.ChunkSize-1) != 0 {
-		errs = append(errs, config.Errorf("chunk_size", "%v is not a power of two from 4KiB to 4MiB", c.ChunkSize))
+		errs.Add("chunk_size", "%v is not a power of two from 4KiB to 4MiB", c.ChunkSize)
 	}
 	if c.MemoryBytes < c.ChunkSize {
-		errs = append(errs, config.Errorf("memory_bytes", "%v is less than one chunk", c.MemoryBytes))
+		errs.Add("memory_bytes", "%v is less than one chunk", c.MemoryBytes)
 	}
 	if c.MaxObjects < 1 {
-		errs = append(errs, config.Errorf("max_objects", "must be positive"))
+		errs.Add("max_objects", "must be positive")
 	}
 	if c.DiskDir != "" && c.DiskBytes < c.ChunkSize {
-		errs = append(errs, config.Errorf("disk_bytes", "a disk tier needs a budget of at least one chunk"))
+		errs.Add("disk_bytes", "a disk tier needs a budget of at least one chunk")
 	}
 	if c.WindowPercent < 0 || c.WindowPercent > 50 {
-		errs = append(errs, config.Errorf("window_percent", "must be from 0 to 50"))
+		errs.Add("window_percent", "must be from 0 to 50")
 	}
 	for _, d := range []struct {
 		name string
 		v    config.Duration
 	}{{"meta_ttl", c.MetaTTL}, {"stale_retry", c.StaleRetry}, {"fill_timeout", c.FillTimeout}} {
 		if d.v <= 0 {
-			errs = append(errs, config.Errorf(d.name, "must be positive"))
+			errs.Add(d.name, "must be positive")
 		}
 	}
 	if c.NegativeTTL < 0 {
-		errs = append(errs, config.Errorf("negative_ttl", "must not be negative"))
+		errs.Add("negative_ttl", "must not be negative")
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }
 
 func (c Config) withDefaults() Config {

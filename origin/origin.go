@@ -196,7 +196,7 @@ func DefaultHTTPConfig() HTTPConfig {
 
 // Validate reports every invalid field.
 func (c HTTPConfig) Validate() error {
-	var errs []error
+	var errs config.Errors
 	for _, d := range []struct {
 		field string
 		v     config.Duration
@@ -205,13 +205,13 @@ func (c HTTPConfig) Validate() error {
 		{"media_write_timeout", c.MediaWriteTimeout}, {"idle_timeout", c.IdleTimeout},
 	} {
 		if d.v <= 0 {
-			errs = append(errs, config.Errorf(d.field, "must be positive"))
+			errs.Add(d.field, "must be positive")
 		}
 	}
 	if c.MaxHeaderBytes < 1<<10 || c.MaxHeaderBytes > 1<<20 {
-		errs = append(errs, config.Errorf("max_header_bytes", "must be from 1KiB to 1MiB"))
+		errs.Add("max_header_bytes", "must be from 1KiB to 1MiB")
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }
 
 // Server returns an http.Server for h with these limits (no address: the
@@ -258,58 +258,55 @@ func DefaultConfig() Config {
 // each a *config.FieldError naming the field's YAML path
 // ("keys[0].secret"), so config.Load can point at its line.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, config.Errorf(field, format, args...))
-	}
+	var errs config.Errors
 	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
-		bad("listen", "want host:port, got %q", c.Listen)
+		errs.Add("listen", "want host:port, got %q", c.Listen)
 	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-		bad("listen", "bad port %q", port)
+		errs.Add("listen", "bad port %q", port)
 	}
 	if _, port, err := net.SplitHostPort(c.InternalAddr); err != nil {
-		bad("internal_addr", "want host:port, got %q", c.InternalAddr)
+		errs.Add("internal_addr", "want host:port, got %q", c.InternalAddr)
 	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-		bad("internal_addr", "bad port %q", port)
+		errs.Add("internal_addr", "bad port %q", port)
 	} else if c.InternalAddr == c.Listen && p != 0 {
-		bad("internal_addr", "must differ from listen")
+		errs.Add("internal_addr", "must differ from listen")
 	}
 	if len(c.TierKeys) == 0 {
-		bad("tier_keys", "required: /media/ on the internal listener serves only fills with a tier credential")
+		errs.Add("tier_keys", "required: /media/ on the internal listener serves only fills with a tier credential")
 	} else if _, err := tierauth.New(c.TierKeys); err != nil {
-		errs = append(errs, config.Prefix("tier_keys", err))
+		errs.Prefix("tier_keys", err)
 	}
-	errs = append(errs, config.Prefix("http", c.HTTP.Validate()))
+	errs.Prefix("http", c.HTTP.Validate())
 	if c.Name == "" {
-		bad("name", "must not be empty")
+		errs.Add("name", "must not be empty")
 	}
 	if _, _, err := parseCatalog(c.Catalog); err != nil {
-		bad("catalog", "%v", err)
+		errs.Add("catalog", "%v", err)
 	}
 	if len(c.Keys) == 0 {
-		bad("keys", "at least one signing key is required")
+		errs.Add("keys", "at least one signing key is required")
 	} else if _, err := keyring(c.Keys); err != nil {
-		errs = append(errs, config.Prefix("keys", err))
+		errs.Prefix("keys", err)
 	}
 	if c.TokenTTL <= 0 || c.TokenTTL > config.Duration(MaxTokenTTL) {
-		bad("token_ttl", "must be positive and at most %v (the edges' default token_max_ttl)", MaxTokenTTL)
+		errs.Add("token_ttl", "must be positive and at most %v (the edges' default token_max_ttl)", MaxTokenTTL)
 	}
-	errs = append(errs, config.Prefix("identity", c.Identity.Validate()))
+	errs.Prefix("identity", c.Identity.Validate())
 	if _, err := ticketKeyring(c.TicketKeys); err != nil {
-		errs = append(errs, config.Prefix("ticket_keys", err))
+		errs.Prefix("ticket_keys", err)
 	}
-	errs = append(errs, config.Prefix("licence", c.Licence.Validate()))
+	errs.Prefix("licence", c.Licence.Validate())
 	pc := c.Plays
 	if pc.DataDir == "" {
 		pc.DataDir = filepath.Join(c.DataDir, "plays") // as Start fills it in
 	}
-	errs = append(errs, config.Prefix("plays", pc.Validate()))
+	errs.Prefix("plays", pc.Validate())
 	if time.Duration(c.Licence.TTL) > pc.Retention-24*time.Hour {
-		bad("licence.ttl", "must be at most plays.retention less a day (%s): offline play ids must stay deduplicated until reported", pc.Retention-24*time.Hour)
+		errs.Add("licence.ttl", "must be at most plays.retention less a day (%s): offline play ids must stay deduplicated until reported", pc.Retention-24*time.Hour)
 	}
-	errs = append(errs, config.Prefix("recs", c.Recs.Validate()))
-	errs = append(errs, config.Prefix("admin", c.Admin.Validate()))
-	return errors.Join(errs...)
+	errs.Prefix("recs", c.Recs.Validate())
+	errs.Prefix("admin", c.Admin.Validate())
+	return errs.Err()
 }
 
 // parseCatalog returns n > 0 for "synthetic:N", or the directory.

@@ -105,31 +105,31 @@ func DefaultConfig() Config {
 
 // Validate reports every invalid field.
 func (c Config) Validate() error {
-	var errs []error
+	var errs config.Errors
 	if c.Edges < 1 || c.Edges > 64 {
-		errs = append(errs, config.Errorf("edges", "must be from 1 to 64"))
+		errs.Add("edges", "must be from 1 to 64")
 	}
 	if c.Shields < 1 || c.Shields > 16 {
-		errs = append(errs, config.Errorf("shields", "must be from 1 to 16"))
+		errs.Add("shields", "must be from 1 to 16")
 	}
 	if c.Catalog == "" {
-		errs = append(errs, config.Errorf("catalog", "must be set"))
+		errs.Add("catalog", "must be set")
 	}
 	if c.GossipProfile != cluster.ProfileLAN && c.GossipProfile != cluster.ProfileFast {
-		errs = append(errs, config.Errorf("gossip_profile", "must be %q or %q", cluster.ProfileLAN, cluster.ProfileFast))
+		errs.Add("gossip_profile", "must be %q or %q", cluster.ProfileLAN, cluster.ProfileFast)
 	}
 	if len(c.TierKeys) > 0 {
 		if _, err := tierauth.New(c.TierKeys); err != nil {
-			errs = append(errs, config.Prefix("tier_keys", err))
+			errs.Prefix("tier_keys", err)
 		}
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 32 {
-		errs = append(errs, config.Errorf("admin_token", "at least 32 characters"))
+		errs.Add("admin_token", "at least 32 characters")
 	}
 	if ip := net.ParseIP(c.Host); ip == nil || !ip.IsLoopback() {
-		errs = append(errs, config.Errorf("host", "%q is not a loopback address", c.Host))
+		errs.Add("host", "%q is not a loopback address", c.Host)
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }
 
 // Addrs says where a POP's nodes are; it is the JSON of the addr file.

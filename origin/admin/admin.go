@@ -108,29 +108,29 @@ func DefaultConfig() Config {
 
 // Validate reports every invalid field.
 func (c Config) Validate() error {
-	var errs []error
+	var errs config.Errors
 	if c.Token != "" && len(c.Token) < 32 {
-		errs = append(errs, config.Errorf("token", "at least 32 characters"))
+		errs.Add("token", "at least 32 characters")
 	}
 	if c.Timeout <= 0 {
-		errs = append(errs, config.Errorf("timeout", "must be positive"))
+		errs.Add("timeout", "must be positive")
 	}
 	if c.Concurrency < 1 {
-		errs = append(errs, config.Errorf("concurrency", "must be positive"))
+		errs.Add("concurrency", "must be positive")
 	}
 	for i, p := range c.POPs {
 		if p.Name == "" {
-			errs = append(errs, config.Errorf(fmt.Sprintf("pops[%d].name", i), "must be set"))
+			errs.Add(fmt.Sprintf("pops[%d].name", i), "must be set")
 		}
 		for field, urls := range map[string][]string{"shields": p.Shields, "edges": p.Edges} {
 			for j, u := range urls {
 				if !baseURL(u) {
-					errs = append(errs, config.Errorf(fmt.Sprintf("pops[%d].%s[%d]", i, field, j), "%q is not an http base URL", u))
+					errs.Add(fmt.Sprintf("pops[%d].%s[%d]", i, field, j), "%q is not an http base URL", u)
 				}
 			}
 		}
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }
 
 func baseURL(u string) bool {
