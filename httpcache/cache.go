@@ -263,7 +263,7 @@ func (c *Cache) fetch(ctx *fasthttp.RequestCtx, key uint64, target string, req H
 			completion = "bytes=" + strconv.FormatInt(gap, 10) + "-"
 		}
 	}
-	r := c.newRequest(ctx, method, target, req, drop)
+	r := c.newRequest(method, target, req, drop)
 	if completion != "" {
 		r.Header.Set("Range", completion)
 		if et := partial.header.Get("ETag"); et != "" && !strings.HasPrefix(et, "W/") {
@@ -309,7 +309,7 @@ func (c *Cache) fetch(ctx *fasthttp.RequestCtx, key uint64, target string, req H
 			return "miss"
 		}
 		// Not combinable: ask for the whole representation.
-		r := c.newRequest(ctx, method, target, req, drop)
+		r := c.newRequest(method, target, req, drop)
 		releaseResponse(resp)
 		resp, t0, t1, err = c.roundTrip(key, r)
 		if err != nil {
@@ -397,14 +397,7 @@ func (c *Cache) revalidate(ctx *fasthttp.RequestCtx, key uint64, target string, 
 	if !HasValidator(e.header) || !e.complete {
 		return c.fetchOrStale(ctx, key, target, req, rq, e, head)
 	}
-	r := c.newRequest(ctx, "GET", target, req, func(l string) bool { return conditionalField(l) || l == "range" || l == "if-range" })
-	inm, ims := Conditional(e.header)
-	if inm != "" {
-		r.Header.Set("If-None-Match", inm)
-	}
-	if ims != "" {
-		r.Header.Set("If-Modified-Since", ims)
-	}
+	r := c.revalidation(target, req, e)
 	resp, t0, t1, err := c.roundTrip(key, r)
 	defer func() { releaseResponse(resp) }() // resp may be handed on
 	age := e.age.Current(c.now())
@@ -479,22 +472,7 @@ func (c *Cache) background(key uint64, target string, req Header, e *entry) {
 	go func() {
 		defer c.bg.Done()
 		defer c.finish(key, ch)
-		r := fasthttp.AcquireRequest() // released by roundTrip
-		r.Header.SetMethod("GET")
-		r.SetRequestURI(target)
-		for _, f := range StripHopByHop(req) {
-			if l := strings.ToLower(f.Name); conditionalField(l) || l == "range" || l == "if-range" || l == "host" || l == "content-length" {
-				continue
-			}
-			r.Header.Add(f.Name, f.Value)
-		}
-		inm, ims := Conditional(e.header)
-		if inm != "" {
-			r.Header.Set("If-None-Match", inm)
-		}
-		if ims != "" {
-			r.Header.Set("If-Modified-Since", ims)
-		}
+		r := c.revalidation(target, req, e)
 		resp, t0, t1, err := c.roundTrip(key, r)
 		if err != nil {
 			return
@@ -520,7 +498,7 @@ func (c *Cache) forwardUnsafe(ctx *fasthttp.RequestCtx, method string) string {
 	target := string(ctx.RequestURI())
 	key := Key(ctx.RequestURI())
 	req := requestHeader(&ctx.Request.Header)
-	r := c.newRequest(ctx, method, target, req, func(string) bool { return false })
+	r := c.newRequest(method, target, req, func(string) bool { return false })
 	r.SetBodyRaw(ctx.PostBody())
 	resp, _, _, err := c.roundTrip(key, r)
 	if err != nil {
@@ -549,7 +527,7 @@ func (c *Cache) forwardUnsafe(ctx *fasthttp.RequestCtx, method string) string {
 
 // newRequest builds the upstream request: the client's end-to-end fields
 // less those drop names (lower case) and Host (the Upstream sets it).
-func (c *Cache) newRequest(ctx *fasthttp.RequestCtx, method, target string, req Header, drop func(string) bool) *fasthttp.Request {
+func (c *Cache) newRequest(method, target string, req Header, drop func(string) bool) *fasthttp.Request {
 	r := fasthttp.AcquireRequest()
 	r.Header.SetMethod(method)
 	r.SetRequestURI(target)
@@ -564,6 +542,21 @@ func (c *Cache) newRequest(ctx *fasthttp.RequestCtx, method, target string, req 
 	// This cache obeys Surrogate-Control addressed to it (W3C Edge
 	// Architecture 1.0).
 	r.Header.Add("Surrogate-Capability", c.cfg.Node+`="Surrogate/1.0"`)
+	return r
+}
+
+// revalidation builds the conditional GET that revalidates e (RFC 9111
+// §4.3.1): the client's fields without its own preconditions and range,
+// and e's validators.
+func (c *Cache) revalidation(target string, req Header, e *entry) *fasthttp.Request {
+	r := c.newRequest("GET", target, req, func(l string) bool { return conditionalField(l) || l == "range" || l == "if-range" })
+	inm, ims := Conditional(e.header)
+	if inm != "" {
+		r.Header.Set("If-None-Match", inm)
+	}
+	if ims != "" {
+		r.Header.Set("If-Modified-Since", ims)
+	}
 	return r
 }
 
