@@ -15,29 +15,86 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"syscall"
+
+	"github.com/musiccdn/cdn/atomicfile"
 )
 
-// File is the address file's shape (the same as pop.Addrs).
+// File is the address file: where a POP's nodes are, its demo users and
+// the keys players pin. cmd/pop writes it whole (pop.Addrs is this type);
+// separately started nodes add their entries with Add; the load tool and
+// the player read it.
 type File struct {
-	Origin   string   `json:"origin"`
-	Shields  []string `json:"shields"`
-	Edges    []string `json:"edges"`
-	Kafka    string   `json:"kafka,omitempty"`
+	// Origin is the origin's public API base URL (players).
+	Origin string `json:"origin"`
+	// Shields are the shields' fill listeners (/media/, tier credential
+	// required).
+	Shields []string `json:"shields"`
+	// Edges are the edges' public base URLs (players' /a/ paths).
+	Edges []string `json:"edges"`
+	// Kafka is the broker of the plays pipeline, host:port.
+	Kafka string `json:"kafka,omitempty"`
+	// Internal are the internal listeners, where /metrics and the other
+	// internal paths are served.
 	Internal Internal `json:"internal"`
-	// Users are the demo users with their bearer tokens (written by
-	// whoever made the identity, e.g. bench/chaos.sh from `origin
-	// demo-identity`): kept as they are.
-	Users json.RawMessage `json:"users,omitempty"`
+	// AdminToken opens the origin's admin API (purges, takedowns) on its
+	// internal listener: Authorization: Bearer <admin_token>.
+	AdminToken string `json:"admin_token,omitempty"`
+	// Users are demo users with their bearer tokens (cmd/pop's, or
+	// written by whoever made the identity, e.g. bench/chaos.sh from
+	// `origin demo-identity`).
+	Users []User `json:"users,omitempty"`
+	// LicenceKey is the base64 Ed25519 public key offline licences are
+	// signed with, for players to pin.
+	LicenceKey string `json:"licence_key,omitempty"`
 }
 
-// Internal are the internal listeners' base URLs.
+// Internal are the base URLs of the nodes' internal listeners: the
+// origin's /media/, /metrics and /v1/royalties/; the edges' /peer/media/,
+// /metrics and /debug/pprof/; the shields' /metrics and /debug/pprof/.
 type Internal struct {
 	Origin  string   `json:"origin"`
 	Edges   []string `json:"edges"`
 	Shields []string `json:"shields"`
+}
+
+// User is a demo user and its bearer token.
+type User struct {
+	UserID  string `json:"user_id"`
+	Country string `json:"country"`
+	Token   string `json:"token"`
+}
+
+// UserFor returns the first user of country cc.
+func (f File) UserFor(cc string) (User, bool) {
+	for _, u := range f.Users {
+		if u.Country == cc {
+			return u, true
+		}
+	}
+	return User{}, false
+}
+
+// Write writes f to path all at once (atomicfile), so a reader never sees
+// half of it. The file is readable by all (0644), as the processes of a
+// POP may run as different users.
+func Write(path string, f File) error {
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return fmt.Errorf("addrfile: %w", err)
+	}
+	err = atomicfile.Write(path, func(tmp *os.File) error {
+		if err := tmp.Chmod(0o644); err != nil {
+			return err
+		}
+		_, err := tmp.Write(append(b, '\n'))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("addrfile: %w", err)
+	}
+	return nil
 }
 
 // Entry is one node's addresses.
@@ -75,15 +132,7 @@ func Add(path string, e Entry) error {
 	if err := f.add(e); err != nil {
 		return err
 	}
-	out, _ := json.MarshalIndent(f, "", "  ")
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	if err := os.WriteFile(tmp, append(out, '\n'), 0o644); err != nil {
-		return fmt.Errorf("addrfile: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("addrfile: %w", err)
-	}
-	return nil
+	return Write(path, f)
 }
 
 func (f *File) add(e Entry) error {

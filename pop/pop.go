@@ -11,7 +11,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/musiccdn/cdn/addrfile"
 	"github.com/musiccdn/cdn/cluster"
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/daemon"
@@ -132,46 +132,14 @@ func (c Config) Validate() error {
 	return errs.Err()
 }
 
-// Addrs says where a POP's nodes are; it is the JSON of the addr file.
-type Addrs struct {
-	// Origin is the origin's public API base URL (players).
-	Origin string `json:"origin"`
-	// Shields are the shields' fill listeners (/media/, tier credential
-	// required).
-	Shields []string `json:"shields"`
-	// Edges are the edges' public base URLs (players' /a/ paths).
-	Edges []string `json:"edges"`
-	// Kafka is the broker of the plays pipeline, host:port.
-	Kafka string `json:"kafka"`
-	// Internal are the internal listeners, where /metrics and the other
-	// internal paths are served.
-	Internal InternalAddrs `json:"internal"`
-	// AdminToken opens the origin's admin API (purges, takedowns) on its
-	// internal listener: Authorization: Bearer <admin_token>.
-	AdminToken string `json:"admin_token"`
-	// Users are demo users of the POP's demo identity provider, one per
-	// DemoCountries entry, with bearer tokens valid for DemoTokenTTL.
-	Users []User `json:"users"`
-	// LicenceKey is the base64 Ed25519 public key offline licences are
-	// signed with, for players to pin.
-	LicenceKey string `json:"licence_key"`
-}
+// Addrs says where a POP's nodes are; it is the addr file.
+type Addrs = addrfile.File
 
-// InternalAddrs are the base URLs of the nodes' internal listeners: the
-// origin's /media/, /metrics and /v1/royalties/; the edges' /peer/media/,
-// /metrics and /debug/pprof/; the shields' /metrics and /debug/pprof/.
-type InternalAddrs struct {
-	Origin  string   `json:"origin"`
-	Edges   []string `json:"edges"`
-	Shields []string `json:"shields"`
-}
+// InternalAddrs are the base URLs of the nodes' internal listeners.
+type InternalAddrs = addrfile.Internal
 
 // User is a demo user and its bearer token.
-type User struct {
-	UserID  string `json:"user_id"`
-	Country string `json:"country"`
-	Token   string `json:"token"`
-}
+type User = addrfile.User
 
 // DemoCountries are the countries cmd/pop makes a demo user for: the
 // issue's seven and the rest of the load tool's default mix.
@@ -179,16 +147,6 @@ var DemoCountries = []string{"SE", "US", "DE", "GB", "BR", "JP", "IN", "MX", "FR
 
 // DemoTokenTTL is how long the demo users' tokens last.
 const DemoTokenTTL = 24 * time.Hour
-
-// UserFor returns the first demo user of country cc.
-func (a Addrs) UserFor(cc string) (User, bool) {
-	for _, u := range a.Users {
-		if u.Country == cc {
-			return u, true
-		}
-	}
-	return User{}, false
-}
 
 // POP is a running point of presence.
 type POP struct {
@@ -577,17 +535,7 @@ func (p *POP) Err() <-chan error { return p.errc }
 
 // WriteAddrFile writes the addr file atomically (write, then rename), so a
 // reader never sees half of it.
-func (p *POP) WriteAddrFile(path string) error {
-	b, err := json.MarshalIndent(p.addrs, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
+func (p *POP) WriteAddrFile(path string) error { return addrfile.Write(path, p.addrs) }
 
 // Shutdown drains every node, edges first, within ctx.
 func (p *POP) Shutdown(ctx context.Context) error {

@@ -143,14 +143,9 @@ func demoIdentity(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	type user struct {
-		UserID  string `json:"user_id"`
-		Country string `json:"country"`
-		Token   string `json:"token"`
-	}
 	res := struct {
-		PublicKey string `json:"public_key"`
-		Users     []user `json:"users"`
+		PublicKey string          `json:"public_key"`
+		Users     []addrfile.User `json:"users"` // as the addr file holds them
 	}{PublicKey: idp.PublicKey()}
 	for _, cc := range strings.Split(*countries, ",") {
 		u := identity.User{ID: "demo-" + cc, Country: cc}
@@ -158,7 +153,7 @@ func demoIdentity(args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		res.Users = append(res.Users, user{u.ID, cc, tok})
+		res.Users = append(res.Users, addrfile.User{UserID: u.ID, Country: cc, Token: tok})
 	}
 	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")

@@ -39,6 +39,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/musiccdn/cdn/addrfile"
 	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/player"
 	"github.com/musiccdn/cdn/player/offline"
@@ -63,17 +64,6 @@ const usage = `usage:
   player play --offline [--addr-file FILE | --licence-key KEY] [--state DIR] --out FILE.wav|- TRACK...
   player download --addr-file FILE [--user ID | --token JWT] [--max-kbps K] [--state DIR] TRACK...
   player ttfa --addr-file FILE [--user ID | --token JWT] [--n 100] TRACK...`
-
-type addrs struct {
-	Origin     string   `json:"origin"`
-	Edges      []string `json:"edges"`
-	LicenceKey string   `json:"licence_key"`
-	Users      []struct {
-		UserID  string `json:"user_id"`
-		Country string `json:"country"`
-		Token   string `json:"token"`
-	} `json:"users"`
-}
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -100,7 +90,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(tracks) == 0 {
 		return errors.New(usage)
 	}
-	var a addrs
+	var a addrfile.File // the player uses only the public URLs, users and licence key
 	if *addrFile != "" {
 		b, err := os.ReadFile(*addrFile)
 		if err != nil {
@@ -256,7 +246,7 @@ func pinnedKey(flagKey, fileKey string) (ed25519.PublicKey, error) {
 
 // pickToken returns token if set, else the token of the addr file's user
 // named user (the first user when user is empty), else "".
-func pickToken(a addrs, user, token string) (string, error) {
+func pickToken(a addrfile.File, user, token string) (string, error) {
 	if token != "" {
 		return token, nil
 	}

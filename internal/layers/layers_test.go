@@ -18,7 +18,7 @@ const module = "github.com/musiccdn/cdn/"
 // modules).
 var leaves = []string{
 	"config", "country", "daemon", "httprange", "identity", "ogg",
-	"playticket", "ratelimit", "seektable", "tierauth", "urlsign", "vorbis", "hmacring", "metric",
+	"playticket", "ratelimit", "seektable", "tierauth", "urlsign", "vorbis", "hmacring", "metric", "addrfile",
 	"cluster/rendezvous", "origin/api", "origin/media", "manifest", "atomicfile", "ident",
 }
 
