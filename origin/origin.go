@@ -259,16 +259,8 @@ func DefaultConfig() Config {
 // ("keys[0].secret"), so config.Load can point at its line.
 func (c Config) Validate() error {
 	var errs config.Errors
-	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
-		errs.Add("listen", "want host:port, got %q", c.Listen)
-	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-		errs.Add("listen", "bad port %q", port)
-	}
-	if _, port, err := net.SplitHostPort(c.InternalAddr); err != nil {
-		errs.Add("internal_addr", "want host:port, got %q", c.InternalAddr)
-	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-		errs.Add("internal_addr", "bad port %q", port)
-	} else if c.InternalAddr == c.Listen && p != 0 {
+	listenPort(&errs, "listen", c.Listen)
+	if p, ok := listenPort(&errs, "internal_addr", c.InternalAddr); ok && c.InternalAddr == c.Listen && p != 0 {
 		errs.Add("internal_addr", "must differ from listen")
 	}
 	if len(c.TierKeys) == 0 {
@@ -322,6 +314,21 @@ func parseCatalog(s string) (n int, dir string, err error) {
 		return 0, "", errors.New(`want "synthetic:N" or a directory`)
 	}
 	return 0, s, nil
+}
+
+// listenPort checks addr, the listen address of field, and returns its
+// port; ok is false when it is not host:port with a port of 0 to 65535.
+func listenPort(errs *config.Errors, field, addr string) (port int, ok bool) {
+	_, ps, err := net.SplitHostPort(addr)
+	if err != nil {
+		errs.Add(field, "want host:port, got %q", addr)
+		return 0, false
+	}
+	if port, err = strconv.Atoi(ps); err != nil || port < 0 || port > 65535 {
+		errs.Add(field, "bad port %q", ps)
+		return 0, false
+	}
+	return port, true
 }
 
 // keyring decodes the URL signing keys. Errors are *config.FieldError
