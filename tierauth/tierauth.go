@@ -129,18 +129,7 @@ func (kr *Keyring) Verify(credential, method, target []byte, now time.Time) erro
 // the length of a base64url SHA-256. The results alias credential.
 func Parse(credential []byte) (kid, ts, sig []byte, ok bool) {
 	var parts [3][]byte
-	n, start := 0, 0
-	for i := 0; i <= len(credential); i++ {
-		if i == len(credential) || credential[i] == '.' {
-			if n == len(parts) {
-				return nil, nil, nil, false
-			}
-			parts[n] = credential[start:i]
-			n++
-			start = i + 1
-		}
-	}
-	if n != len(parts) || !ident.Valid(parts[0], MaxKeyIDLen) {
+	if !ident.Split(credential, '.', parts[:]) || !ident.Valid(parts[0], MaxKeyIDLen) {
 		return nil, nil, nil, false
 	}
 	if _, ok := ident.ParseUnix(parts[1]); !ok || len(parts[2]) != sigLen {

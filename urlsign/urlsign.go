@@ -124,18 +124,7 @@ var versionTag = []byte("urlsign-v2")
 
 func split(tok []byte) (kid, exp, cc, sig []byte, ok bool) {
 	var parts [4][]byte
-	n, start := 0, 0
-	for i := 0; i <= len(tok); i++ {
-		if i == len(tok) || tok[i] == '.' {
-			if n == 4 {
-				return nil, nil, nil, nil, false
-			}
-			parts[n] = tok[start:i]
-			n++
-			start = i + 1
-		}
-	}
-	if n != 4 || len(parts[0]) == 0 || len(parts[0]) > MaxKeyIDLen {
+	if !ident.Split(tok, '.', parts[:]) || len(parts[0]) == 0 || len(parts[0]) > MaxKeyIDLen {
 		return nil, nil, nil, nil, false
 	}
 	return parts[0], parts[1], parts[2], parts[3], true
