@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/musiccdn/cdn/addrfile"
 	"github.com/musiccdn/cdn/httprange"
 	"github.com/musiccdn/cdn/loadtest/workload"
 	"github.com/musiccdn/cdn/origin/api"
@@ -138,12 +139,9 @@ type Targets struct {
 	Users []User `json:"users"`
 }
 
-// InternalTargets are the base URLs of the nodes' internal listeners.
-type InternalTargets struct {
-	Origin  string   `json:"origin"`
-	Edges   []string `json:"edges"`
-	Shields []string `json:"shields"`
-}
+// InternalTargets are the base URLs of the nodes' internal listeners, as
+// the address file gives them.
+type InternalTargets = addrfile.Internal
 
 // metricsTargets are the URLs to scrape: the internal listeners when
 // known.
@@ -162,11 +160,7 @@ func (t Targets) metricsTargets() (origin string, edges, shields []string) {
 }
 
 // User is a user the load tool may act as (the addr file's "users").
-type User struct {
-	UserID  string `json:"user_id"`
-	Country string `json:"country"`
-	Token   string `json:"token"`
-}
+type User = addrfile.User
 
 // userFor returns the first user of country cc.
 func (t *Targets) userFor(cc string) (User, bool) {
