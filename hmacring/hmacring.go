@@ -138,6 +138,16 @@ func (r *Ring) Lookup(id []byte) *MAC {
 	return nil
 }
 
+// LookupString is Lookup for an id held as a string.
+func (r *Ring) LookupString(id string) *MAC {
+	for _, m := range r.macs {
+		if id == m.id {
+			return m
+		}
+	}
+	return nil
+}
+
 // MAC computes the MACs of one key of a ring.
 type MAC struct {
 	id   string

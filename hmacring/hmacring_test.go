@@ -81,9 +81,12 @@ func TestRotation(t *testing.T) {
 		t.Error("the old ring knows the new key")
 	}
 	for _, id := range []string{"", "b", "b-", "b-2x", "A"} {
-		if cur.Lookup([]byte(id)) != nil {
+		if cur.Lookup([]byte(id)) != nil || cur.LookupString(id) != nil {
 			t.Errorf("Lookup(%q) found a key", id)
 		}
+	}
+	if cur.LookupString("a") != cur.Lookup([]byte("a")) || cur.LookupString("a") == nil {
+		t.Error("LookupString and Lookup disagree on a")
 	}
 	// The same fields signed by another key do not verify.
 	sig := []byte(old.Current().Sign(field))
@@ -213,9 +216,10 @@ func TestNoAllocs(t *testing.T) {
 		}
 		m.Sum(f1, f2)
 		m.SumString(body)
+		r.LookupString("b-2")
 	})
 	if n != 0 {
-		t.Errorf("Lookup+Verify+Sum+SumString: %v allocs, want 0", n)
+		t.Errorf("Lookup+Verify+Sum+SumString+LookupString: %v allocs, want 0", n)
 	}
 }
 

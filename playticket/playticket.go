@@ -145,12 +145,7 @@ func (kr *Keyring) Verify(t string) (Claims, error) {
 	if !ok1 || !ok2 || issued == 0 {
 		return c, ErrMalformed
 	}
-	// A key id is at most MaxKeyIDLen bytes, so a longer f[1] names
-	// none, and a shorter one converts to []byte on the stack.
-	var k *hmacring.MAC
-	if len(f[1]) <= MaxKeyIDLen {
-		k = kr.ring.Lookup([]byte(f[1]))
-	}
+	k := kr.ring.LookupString(f[1])
 	if k == nil {
 		return c, ErrUnknownKey
 	}
