@@ -15,9 +15,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"syscall"
+
+	"github.com/musiccdn/cdn/atomicfile"
 )
 
 // File is the address file: where a POP's nodes are, and the demo
@@ -115,6 +116,28 @@ func (f File) MetricsURLs() (origin string, edges, shields []string) {
 		shields = f.Internal.Shields
 	}
 	return origin, edges, shields
+
+}
+
+// Write writes f to path all at once (atomicfile), so a reader never sees
+// half of it. The file is readable by all (0644), as the processes of a
+// POP may run as different users.
+func Write(path string, f File) error {
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return fmt.Errorf("addrfile: %w", err)
+	}
+	err = atomicfile.Write(path, func(tmp *os.File) error {
+		if err := tmp.Chmod(0o644); err != nil {
+			return err
+		}
+		_, err := tmp.Write(append(b, '\n'))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("addrfile: %w", err)
+	}
+	return nil
 }
 
 // Entry is one node's addresses.
@@ -152,15 +175,7 @@ func Add(path string, e Entry) error {
 	if err := f.add(e); err != nil {
 		return err
 	}
-	out, _ := json.MarshalIndent(f, "", "  ")
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	if err := os.WriteFile(tmp, append(out, '\n'), 0o644); err != nil {
-		return fmt.Errorf("addrfile: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("addrfile: %w", err)
-	}
-	return nil
+	return Write(path, f)
 }
 
 func (f *File) add(e Entry) error {

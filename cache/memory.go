@@ -93,7 +93,6 @@ func (m *Memory) Set(key uint64, data []byte) {
 		m.main.Set(key, data, int64(len(data)))
 		return
 	}
-	var evicted []*winEntry
 	m.mu.Lock()
 	if e := m.items[key]; e != nil {
 		m.used += int64(len(data) - len(e.data))
@@ -106,26 +105,16 @@ func (m *Memory) Set(key uint64, data []byte) {
 		m.used += int64(len(data))
 		m.pushFrontLocked(e)
 	}
-	for m.used > m.budget && m.head.prev != &m.head {
-		e := m.head.prev
-		m.unlinkLocked(e)
-		delete(m.items, e.key)
-		m.used -= int64(len(e.data))
-		evicted = append(evicted, e)
-	}
+	evicted := m.trimLocked()
 	m.mu.Unlock()
-	for _, e := range evicted {
-		m.main.Set(e.key, e.data, int64(len(e.data)))
-	}
+	m.admit(evicted)
 }
 
 // Del removes key from the window and from ristretto.
 func (m *Memory) Del(key uint64) {
 	m.mu.Lock()
 	if e := m.items[key]; e != nil {
-		m.unlinkLocked(e)
-		delete(m.items, key)
-		m.used -= int64(len(e.data))
+		m.removeLocked(e)
 	}
 	m.mu.Unlock()
 	m.main.Del(key)
@@ -136,6 +125,32 @@ func (m *Memory) Wait() { m.main.Wait() }
 
 // Close releases ristretto. Safe to call twice.
 func (m *Memory) Close() { m.main.Close() }
+
+// trimLocked takes the least recent chunks out of the window until it
+// fits its budget, and returns them for admit.
+func (m *Memory) trimLocked() (evicted []*winEntry) {
+	for m.used > m.budget && m.head.prev != &m.head {
+		e := m.head.prev
+		m.removeLocked(e)
+		evicted = append(evicted, e)
+	}
+	return evicted
+}
+
+// admit offers chunks trimmed from the window to ristretto's admission.
+// It is called without m.mu: ristretto has its own locks.
+func (m *Memory) admit(evicted []*winEntry) {
+	for _, e := range evicted {
+		m.main.Set(e.key, e.data, int64(len(e.data)))
+	}
+}
+
+// removeLocked takes e out of the window.
+func (m *Memory) removeLocked(e *winEntry) {
+	m.unlinkLocked(e)
+	delete(m.items, e.key)
+	m.used -= int64(len(e.data))
+}
 
 func (m *Memory) unlinkLocked(e *winEntry) {
 	e.prev.next, e.next.prev = e.next, e.prev
@@ -156,22 +171,13 @@ func (m *Memory) Resize(total, window int64) error {
 		return fmt.Errorf("cache: window %d of %d bytes", window, total)
 	}
 	m.main.UpdateMaxCost(total - window)
-	var evicted []*winEntry
 	m.mu.Lock()
 	if m.windowed {
 		// A memory without a window keeps none (its Set bypasses it).
 		m.budget = max(window, 1)
 	}
-	for m.used > m.budget && m.head.prev != &m.head {
-		e := m.head.prev
-		m.unlinkLocked(e)
-		delete(m.items, e.key)
-		m.used -= int64(len(e.data))
-		evicted = append(evicted, e)
-	}
+	evicted := m.trimLocked()
 	m.mu.Unlock()
-	for _, e := range evicted {
-		m.main.Set(e.key, e.data, int64(len(e.data)))
-	}
+	m.admit(evicted)
 	return nil
 }

@@ -109,34 +109,34 @@ func DefaultConfig() Config {
 
 // Validate reports every invalid field, named by its YAML key.
 func (c Config) Validate() error {
-	var errs []error
+	var errs config.Errors
 	if c.ChunkSize < 4<<10 || c.ChunkSize > 4<<20 || c.ChunkSize&(c.ChunkSize-1) != 0 {
-		errs = append(errs, config.Errorf("chunk_size", "%v is not a power of two from 4KiB to 4MiB", c.ChunkSize))
+		errs.Add("chunk_size", "%v is not a power of two from 4KiB to 4MiB", c.ChunkSize)
 	}
 	if c.MemoryBytes < c.ChunkSize {
-		errs = append(errs, config.Errorf("memory_bytes", "%v is less than one chunk", c.MemoryBytes))
+		errs.Add("memory_bytes", "%v is less than one chunk", c.MemoryBytes)
 	}
 	if c.MaxObjects < 1 {
-		errs = append(errs, config.Errorf("max_objects", "must be positive"))
+		errs.Add("max_objects", "must be positive")
 	}
 	if c.DiskDir != "" && c.DiskBytes < c.ChunkSize {
-		errs = append(errs, config.Errorf("disk_bytes", "a disk tier needs a budget of at least one chunk"))
+		errs.Add("disk_bytes", "a disk tier needs a budget of at least one chunk")
 	}
 	if c.WindowPercent < 0 || c.WindowPercent > 50 {
-		errs = append(errs, config.Errorf("window_percent", "must be from 0 to 50"))
+		errs.Add("window_percent", "must be from 0 to 50")
 	}
 	for _, d := range []struct {
 		name string
 		v    config.Duration
 	}{{"meta_ttl", c.MetaTTL}, {"stale_retry", c.StaleRetry}, {"fill_timeout", c.FillTimeout}} {
 		if d.v <= 0 {
-			errs = append(errs, config.Errorf(d.name, "must be positive"))
+			errs.Add(d.name, "must be positive")
 		}
 	}
 	if c.NegativeTTL < 0 {
-		errs = append(errs, config.Errorf("negative_ttl", "must not be negative"))
+		errs.Add("negative_ttl", "must not be negative")
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }
 
 func (c Config) withDefaults() Config {
@@ -381,17 +381,7 @@ func (s *Store) Meta(ctx context.Context, ref Ref) (*Meta, Status, error) {
 // offset past the end costs one request too (the upstream's 416 gives the
 // size). off is a hint; a negative one means 0.
 func (s *Store) MetaAt(ctx context.Context, ref Ref, off int64) (*Meta, Status, error) {
-	sh := &s.metas[ref.Key%metaShards]
-	sh.mu.RLock()
-	m := sh.m[ref.Key]
-	sh.mu.RUnlock()
-	if m == nil && s.disk != nil {
-		// Warm restart: what the disk tier held is served as it was,
-		// and revalidated when its TTL runs out, as if it had never
-		// left memory.
-		m = s.loadMeta(ref.Key)
-	}
-	if m != nil {
+	if m := s.heldMeta(ref.Key); m != nil {
 		now := s.now()
 		if m.missing {
 			if now.Sub(m.checked) < time.Duration(s.cfg.NegativeTTL) {
@@ -420,13 +410,7 @@ func (s *Store) MetaAt(ctx context.Context, ref Ref, off int64) (*Meta, Status, 
 // or on disk), fresh or not, without asking upstream; a negative entry is
 // not held.
 func (s *Store) CachedMeta(ref Ref) (*Meta, bool) {
-	sh := &s.metas[ref.Key%metaShards]
-	sh.mu.RLock()
-	m := sh.m[ref.Key]
-	sh.mu.RUnlock()
-	if m == nil && s.disk != nil {
-		m = s.loadMeta(ref.Key)
-	}
+	m := s.heldMeta(ref.Key)
 	if m == nil || m.missing {
 		return nil, false
 	}
@@ -861,6 +845,21 @@ func (s *Store) prunePurgedLocked(sh *metaShard, now time.Time) {
 		}
 	}
 	sh.pruneAt = max(256, 2*len(sh.purged))
+}
+
+// heldMeta returns the metadata the store holds for objKey, negative
+// entries included, or nil. After a restart it comes from the disk tier:
+// what that held is served as it was, and revalidated when its TTL runs
+// out, as if it had never left memory.
+func (s *Store) heldMeta(objKey uint64) *Meta {
+	sh := &s.metas[objKey%metaShards]
+	sh.mu.RLock()
+	m := sh.m[objKey]
+	sh.mu.RUnlock()
+	if m == nil && s.disk != nil {
+		m = s.loadMeta(objKey)
+	}
+	return m
 }
 
 // loadMeta installs the object's metadata from the disk tier, if it has

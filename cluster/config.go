@@ -126,59 +126,59 @@ func DefaultConfig() Config {
 
 // Validate reports every invalid field as a *config.FieldError.
 func (c Config) Validate() error {
-	var errs []error
+	var errs config.Errors
 	if c.NodeName == "" {
-		errs = append(errs, config.Errorf("node_name", "must be set"))
+		errs.Add("node_name", "must be set")
 	} else if len(c.NodeName) > 128 {
-		errs = append(errs, config.Errorf("node_name", "longer than 128 bytes"))
+		errs.Add("node_name", "longer than 128 bytes")
 	}
 	if net.ParseIP(c.BindAddr) == nil {
-		errs = append(errs, config.Errorf("bind_addr", "%q is not an IP address", c.BindAddr))
+		errs.Add("bind_addr", "%q is not an IP address", c.BindAddr)
 	}
 	if c.BindPort < 0 || c.BindPort > math.MaxUint16 {
-		errs = append(errs, config.Errorf("bind_port", "%d is not a port (0 to 65535; 0 = ephemeral)", c.BindPort))
+		errs.Add("bind_port", "%d is not a port (0 to 65535; 0 = ephemeral)", c.BindPort)
 	}
 	if c.AdvertiseAddr != "" && net.ParseIP(c.AdvertiseAddr) == nil {
-		errs = append(errs, config.Errorf("advertise_addr", "%q is not an IP address", c.AdvertiseAddr))
+		errs.Add("advertise_addr", "%q is not an IP address", c.AdvertiseAddr)
 	}
 	for i, s := range c.Seeds {
 		if err := validSeed(s); err != nil {
-			errs = append(errs, config.Errorf(fmt.Sprintf("seeds[%d]", i), "%v", err))
+			errs.Add(fmt.Sprintf("seeds[%d]", i), "%v", err)
 		}
 	}
 	if len(c.SecretKeys) == 0 {
-		errs = append(errs, config.Errorf("secret_keys", "at least one key is required (base64 of 16, 24 or 32 random bytes)"))
+		errs.Add("secret_keys", "at least one key is required (base64 of 16, 24 or 32 random bytes)")
 	}
 	for i, k := range c.SecretKeys {
 		if _, err := decodeKey(k); err != nil {
-			errs = append(errs, config.Errorf(fmt.Sprintf("secret_keys[%d]", i), "%v", err))
+			errs.Add(fmt.Sprintf("secret_keys[%d]", i), "%v", err)
 		}
 	}
 	switch c.Role {
 	case RoleEdge, RoleShield:
 	default:
-		errs = append(errs, config.Errorf("role", "%q is not %q or %q", c.Role, RoleEdge, RoleShield))
+		errs.Add("role", "%q is not %q or %q", c.Role, RoleEdge, RoleShield)
 	}
 	if len(c.POP) > maxMetaString {
-		errs = append(errs, config.Errorf("pop", "longer than %d bytes", maxMetaString))
+		errs.Add("pop", "longer than %d bytes", maxMetaString)
 	}
 	if c.HTTPAddr == "" {
-		errs = append(errs, config.Errorf("http_addr", "must be set"))
+		errs.Add("http_addr", "must be set")
 	} else if len(c.HTTPAddr) > maxMetaString {
-		errs = append(errs, config.Errorf("http_addr", "longer than %d bytes", maxMetaString))
+		errs.Add("http_addr", "longer than %d bytes", maxMetaString)
 	}
 	if c.Weight < 1 || c.Weight > maxWeight {
-		errs = append(errs, config.Errorf("weight", "%d is not between 1 and %d", c.Weight, maxWeight))
+		errs.Add("weight", "%d is not between 1 and %d", c.Weight, maxWeight)
 	}
 	switch c.Profile {
 	case ProfileLAN, ProfileFast:
 	default:
-		errs = append(errs, config.Errorf("profile", "%q is not %q or %q", c.Profile, ProfileLAN, ProfileFast))
+		errs.Add("profile", "%q is not %q or %q", c.Profile, ProfileLAN, ProfileFast)
 	}
 	if c.SuspicionMult != 0 && (c.SuspicionMult < 2 || c.SuspicionMult > 10) {
-		errs = append(errs, config.Errorf("suspicion_mult", "%d is not 0 (profile default) or 2 to 10", c.SuspicionMult))
+		errs.Add("suspicion_mult", "%d is not 0 (profile default) or 2 to 10", c.SuspicionMult)
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }
 
 const maxWeight = 1000

@@ -264,7 +264,7 @@ func (c *Cache) fetch(ctx *fasthttp.RequestCtx, key uint64, target string, req H
 			completion = "bytes=" + strconv.FormatInt(gap, 10) + "-"
 		}
 	}
-	r := c.newRequest(ctx, method, target, req, drop)
+	r := c.newRequest(method, target, req, drop)
 	if completion != "" {
 		r.Header.Set("Range", completion)
 		if et := partial.header.Get("ETag"); et != "" && !strings.HasPrefix(et, "W/") {
@@ -272,16 +272,10 @@ func (c *Cache) fetch(ctx *fasthttp.RequestCtx, key uint64, target string, req H
 		}
 	}
 	resp, t0, t1, err := c.roundTrip(key, r)
-	fasthttp.ReleaseRequest(r)
 	if err != nil {
 		return c.upstreamError(ctx, err)
 	}
-	defer func() {
-		if resp != nil {
-			resp.CloseBodyStream()
-			fasthttp.ReleaseResponse(resp)
-		}
-	}()
+	defer func() { releaseResponse(resp) }() // resp may be handed on, or replaced
 	status := resp.StatusCode()
 	rh := responseHeader(&resp.Header)
 	if head {
@@ -316,11 +310,9 @@ func (c *Cache) fetch(ctx *fasthttp.RequestCtx, key uint64, target string, req H
 			return "miss"
 		}
 		// Not combinable: ask for the whole representation.
-		r := c.newRequest(ctx, method, target, req, drop)
-		resp.CloseBodyStream()
-		fasthttp.ReleaseResponse(resp)
+		r := c.newRequest(method, target, req, drop)
+		releaseResponse(resp)
 		resp, t0, t1, err = c.roundTrip(key, r)
-		fasthttp.ReleaseRequest(r)
 		if err != nil {
 			return c.upstreamError(ctx, err)
 		}
@@ -406,22 +398,9 @@ func (c *Cache) revalidate(ctx *fasthttp.RequestCtx, key uint64, target string, 
 	if !HasValidator(e.header) || !e.complete {
 		return c.fetchOrStale(ctx, key, target, req, rq, e, head)
 	}
-	r := c.newRequest(ctx, "GET", target, req, func(l string) bool { return conditionalField(l) || l == "range" || l == "if-range" })
-	inm, ims := Conditional(e.header)
-	if inm != "" {
-		r.Header.Set("If-None-Match", inm)
-	}
-	if ims != "" {
-		r.Header.Set("If-Modified-Since", ims)
-	}
+	r := c.revalidation(target, req, e)
 	resp, t0, t1, err := c.roundTrip(key, r)
-	fasthttp.ReleaseRequest(r)
-	if err == nil {
-		defer func() {
-			resp.CloseBodyStream()
-			fasthttp.ReleaseResponse(resp)
-		}()
-	}
+	defer func() { releaseResponse(resp) }() // resp may be handed on
 	age := e.age.Current(c.now())
 	if err != nil || resp.StatusCode() >= 500 {
 		if StaleIfError(rq, e.cc, e.lifetime, age, c.cfg.StaleOnError) && c.serveStored(ctx, e, age, head, "hit; fwd=stale; detail=stale-if-error") {
@@ -450,7 +429,7 @@ func (c *Cache) revalidate(ctx *fasthttp.RequestCtx, key uint64, target string, 
 		c.relayHeader(ctx, status, rh, "fwd=stale; detail=too-large")
 		ctx.Response.SetBodyStream(&passReader{r: io.MultiReader(bytes.NewReader(body), resp.BodyStream()), resp: resp}, resp.Header.ContentLength())
 		c.remove(key, e)
-		resp = fasthttp.AcquireResponse() // the deferred release gets a fresh one
+		resp = nil // released by passReader.Close
 		return "pass"
 	}
 	if ne := c.store1(key, req, status, rh, body, t0, t1); ne != nil {
@@ -494,31 +473,12 @@ func (c *Cache) background(key uint64, target string, req Header, e *entry) {
 	go func() {
 		defer c.bg.Done()
 		defer c.finish(key, ch)
-		r := fasthttp.AcquireRequest()
-		defer fasthttp.ReleaseRequest(r)
-		r.Header.SetMethod("GET")
-		r.SetRequestURI(target)
-		for _, f := range StripHopByHop(req) {
-			if l := strings.ToLower(f.Name); conditionalField(l) || l == "range" || l == "if-range" || l == "host" || l == "content-length" {
-				continue
-			}
-			r.Header.Add(f.Name, f.Value)
-		}
-		inm, ims := Conditional(e.header)
-		if inm != "" {
-			r.Header.Set("If-None-Match", inm)
-		}
-		if ims != "" {
-			r.Header.Set("If-Modified-Since", ims)
-		}
+		r := c.revalidation(target, req, e)
 		resp, t0, t1, err := c.roundTrip(key, r)
 		if err != nil {
 			return
 		}
-		defer func() {
-			resp.CloseBodyStream()
-			fasthttp.ReleaseResponse(resp)
-		}()
+		defer releaseResponse(resp)
 		rh := responseHeader(&resp.Header)
 		switch st := resp.StatusCode(); {
 		case st == 304:
@@ -539,19 +499,13 @@ func (c *Cache) forwardUnsafe(ctx *fasthttp.RequestCtx, method string) string {
 	target := string(ctx.RequestURI())
 	key := Key(ctx.RequestURI())
 	req := requestHeader(&ctx.Request.Header)
-	r := c.newRequest(ctx, method, target, req, func(string) bool { return false })
+	r := c.newRequest(method, target, req, func(string) bool { return false })
 	r.SetBodyRaw(ctx.PostBody())
 	resp, _, _, err := c.roundTrip(key, r)
-	fasthttp.ReleaseRequest(r)
 	if err != nil {
 		return c.upstreamError(ctx, err)
 	}
-	defer func() {
-		if resp != nil {
-			resp.CloseBodyStream()
-			fasthttp.ReleaseResponse(resp)
-		}
-	}()
+	defer func() { releaseResponse(resp) }() // resp may be handed on
 	rh := responseHeader(&resp.Header)
 	if UnsafeMethod(method) {
 		for _, t := range InvalidationTargets(resp.StatusCode(), target, string(ctx.Host()), rh) {
@@ -574,7 +528,7 @@ func (c *Cache) forwardUnsafe(ctx *fasthttp.RequestCtx, method string) string {
 
 // newRequest builds the upstream request: the client's end-to-end fields
 // less those drop names (lower case) and Host (the Upstream sets it).
-func (c *Cache) newRequest(ctx *fasthttp.RequestCtx, method, target string, req Header, drop func(string) bool) *fasthttp.Request {
+func (c *Cache) newRequest(method, target string, req Header, drop func(string) bool) *fasthttp.Request {
 	r := fasthttp.AcquireRequest()
 	r.Header.SetMethod(method)
 	r.SetRequestURI(target)
@@ -592,9 +546,26 @@ func (c *Cache) newRequest(ctx *fasthttp.RequestCtx, method, target string, req 
 	return r
 }
 
-// roundTrip sends r upstream, recording the request and response times
-// for the age calculation (RFC 9111 §4.2.3).
+// revalidation builds the conditional GET that revalidates e (RFC 9111
+// §4.3.1): the client's fields without its own preconditions and range,
+// and e's validators.
+func (c *Cache) revalidation(target string, req Header, e *entry) *fasthttp.Request {
+	r := c.newRequest("GET", target, req, func(l string) bool { return conditionalField(l) || l == "range" || l == "if-range" })
+	inm, ims := Conditional(e.header)
+	if inm != "" {
+		r.Header.Set("If-None-Match", inm)
+	}
+	if ims != "" {
+		r.Header.Set("If-Modified-Since", ims)
+	}
+	return r
+}
+
+// roundTrip sends r upstream and releases it, recording the request and
+// response times for the age calculation (RFC 9111 §4.2.3). The caller
+// releases the response with releaseResponse, or hands it on.
 func (c *Cache) roundTrip(key uint64, r *fasthttp.Request) (*fasthttp.Response, time.Time, time.Time, error) {
+	defer fasthttp.ReleaseRequest(r)
 	resp := fasthttp.AcquireResponse()
 	resp.StreamBody = true
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
@@ -641,12 +612,18 @@ type passReader struct {
 func (p *passReader) Read(b []byte) (int, error) { return p.r.Read(b) }
 
 func (p *passReader) Close() error {
-	if p.resp != nil {
-		p.resp.CloseBodyStream()
-		fasthttp.ReleaseResponse(p.resp)
-		p.resp = nil
-	}
+	releaseResponse(p.resp)
+	p.resp = nil
 	return nil
+}
+
+// releaseResponse closes resp's body stream and releases it; nil is
+// nothing to release (a response handed on).
+func releaseResponse(resp *fasthttp.Response) {
+	if resp != nil {
+		resp.CloseBodyStream()
+		fasthttp.ReleaseResponse(resp)
+	}
 }
 
 func requestHeader(h *fasthttp.RequestHeader) Header {

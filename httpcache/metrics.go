@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/musiccdn/cdn/metric"
 )
 
 // Metrics are the http routes' Prometheus series of one node, named
@@ -18,36 +20,31 @@ type Metrics struct {
 	entries   *prometheus.GaugeVec
 }
 
-// NewMetrics registers the series on reg.
+// latencyBuckets are the request duration buckets, in seconds: 100µs to
+// 10s.
+var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// NewMetrics registers the series on reg. It panics if one is already
+// registered there, as prometheus.MustRegister does.
 func NewMetrics(role string, reg prometheus.Registerer) *Metrics {
+	s := metric.NewSet(reg)
 	m := &Metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: role + "_http_requests_total",
-			Help: "Requests on http routes, by route and result (hit, stale, revalidated, miss, pass, error, rejected).",
-		}, []string{"route", "result"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    role + "_http_request_duration_seconds",
-			Help:    "Time from request to response handed to the socket on http routes (streamed bodies excluded).",
-			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"route"}),
-		upstream: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: role + "_http_upstream_requests_total",
-			Help: "Requests sent upstream by http routes, by route and outcome (ok: any response; error: none).",
-		}, []string{"route", "outcome"}),
-		collapsed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: role + "_http_collapsed_total",
-			Help: "Requests on http routes that waited for another request's fetch of the same URL instead of going upstream.",
-		}, []string{"route"}),
-		stored: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: role + "_http_stored_total",
-			Help: "Responses (or pieces of partial content) stored by http routes.",
-		}, []string{"route"}),
-		entries: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: role + "_http_entries",
-			Help: "Stored responses indexed by http routes (bodies may since have been evicted from the store).",
-		}, []string{"route"}),
+		requests: s.CounterVec(role+"_http_requests_total",
+			"Requests on http routes, by route and result (hit, stale, revalidated, miss, pass, error, rejected).", "route", "result"),
+		latency: s.HistogramVec(role+"_http_request_duration_seconds",
+			"Time from request to response handed to the socket on http routes (streamed bodies excluded).", latencyBuckets, "route"),
+		upstream: s.CounterVec(role+"_http_upstream_requests_total",
+			"Requests sent upstream by http routes, by route and outcome (ok: any response; error: none).", "route", "outcome"),
+		collapsed: s.CounterVec(role+"_http_collapsed_total",
+			"Requests on http routes that waited for another request's fetch of the same URL instead of going upstream.", "route"),
+		stored: s.CounterVec(role+"_http_stored_total",
+			"Responses (or pieces of partial content) stored by http routes.", "route"),
+		entries: s.GaugeVec(role+"_http_entries",
+			"Stored responses indexed by http routes (bodies may since have been evicted from the store).", "route"),
 	}
-	reg.MustRegister(m.requests, m.latency, m.upstream, m.collapsed, m.stored, m.entries)
+	if err := s.Err(); err != nil {
+		panic(err)
+	}
 	return m
 }
 

@@ -2,8 +2,9 @@
 // paths are made of, written once: an id (of a track, a user, a key) is 1
 // to max bytes of [A-Za-z0-9_-], so it needs no escaping in a URL, JSON,
 // a log line, SQL, a token or a file name; a time in a token is 1 to 12
-// decimal digits of unix seconds, no sign. Both are checked without
-// allocating, on the hot path of token checks.
+// decimal digits of unix seconds, no sign; a token's fields are split at
+// a separator. All are done without allocating, on the hot path of token
+// checks.
 package ident
 
 // Valid reports whether id is 1 to max bytes of [A-Za-z0-9_-].
@@ -34,4 +35,22 @@ func ParseUnix(b []byte) (int64, bool) {
 		v = v*10 + int64(c-'0')
 	}
 	return v, true
+}
+
+// Split splits tok at every sep into exactly len(fields) fields, which
+// alias tok, and reports whether it had exactly that many. It does not
+// allocate.
+func Split(tok []byte, sep byte, fields [][]byte) bool {
+	n, start := 0, 0
+	for i := 0; i <= len(tok); i++ {
+		if i == len(tok) || tok[i] == sep {
+			if n == len(fields) {
+				return false
+			}
+			fields[n] = tok[start:i]
+			n++
+			start = i + 1
+		}
+	}
+	return n == len(fields)
 }

@@ -62,16 +62,16 @@ type Config struct {
 
 // Validate reports every invalid field, each naming its YAML field.
 func (c Config) Validate() error {
-	var errs []error
+	var errs config.Errors
 	if len(c.PublicKeys) == 0 {
-		errs = append(errs, config.Errorf("public_keys", "at least one Ed25519 public key is required"))
+		errs.Add("public_keys", "at least one Ed25519 public key is required")
 	}
 	for i, k := range c.PublicKeys {
 		if _, err := ParsePublicKey(k); err != nil {
-			errs = append(errs, config.Errorf(fmt.Sprintf("public_keys[%d]", i), "%v", err))
+			errs.Add(fmt.Sprintf("public_keys[%d]", i), "%v", err)
 		}
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }
 
 // ParsePublicKey decodes an Ed25519 public key given as the base64 of its

@@ -51,7 +51,6 @@ package origin
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -71,8 +70,10 @@ import (
 
 	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/hmacring"
 	"github.com/musiccdn/cdn/httprange"
 	"github.com/musiccdn/cdn/identity"
+	"github.com/musiccdn/cdn/metric"
 	"github.com/musiccdn/cdn/origin/admin"
 	"github.com/musiccdn/cdn/origin/api"
 	"github.com/musiccdn/cdn/origin/artwork"
@@ -152,13 +153,11 @@ type Config struct {
 	Admin admin.Config `yaml:"admin"`
 }
 
-// KeyConfig is one URL signing key.
-type KeyConfig struct {
-	// ID names the key in tokens: 1 to 16 characters of [A-Za-z0-9_-].
-	ID string `yaml:"id"`
-	// Secret is the key, hex encoded, at least 16 bytes (32 hex digits).
-	Secret string `yaml:"secret"`
-}
+// KeyConfig is one URL signing or play ticket key: {id, secret}, the id
+// 1 to 16 characters of [A-Za-z0-9_-], the secret hex encoded, at least
+// 16 bytes (32 hex digits) for a signing key and 32 bytes (64 hex digits)
+// for a ticket key.
+type KeyConfig = hmacring.Config
 
 // HTTPConfig bounds what one connection may hold, on both listeners.
 type HTTPConfig struct {
@@ -199,7 +198,7 @@ func DefaultHTTPConfig() HTTPConfig {
 
 // Validate reports every invalid field.
 func (c HTTPConfig) Validate() error {
-	var errs []error
+	var errs config.Errors
 	for _, d := range []struct {
 		field string
 		v     config.Duration
@@ -208,13 +207,13 @@ func (c HTTPConfig) Validate() error {
 		{"media_write_timeout", c.MediaWriteTimeout}, {"idle_timeout", c.IdleTimeout},
 	} {
 		if d.v <= 0 {
-			errs = append(errs, config.Errorf(d.field, "must be positive"))
+			errs.Add(d.field, "must be positive")
 		}
 	}
 	if c.MaxHeaderBytes < 1<<10 || c.MaxHeaderBytes > 1<<20 {
-		errs = append(errs, config.Errorf("max_header_bytes", "must be from 1KiB to 1MiB"))
+		errs.Add("max_header_bytes", "must be from 1KiB to 1MiB")
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }
 
 // Server returns an http.Server for h with these limits (no address: the
@@ -261,69 +260,47 @@ func DefaultConfig() Config {
 // each a *config.FieldError naming the field's YAML path
 // ("keys[0].secret"), so config.Load can point at its line.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, config.Errorf(field, format, args...))
-	}
-	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
-		bad("listen", "want host:port, got %q", c.Listen)
-	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-		bad("listen", "bad port %q", port)
-	}
-	if _, port, err := net.SplitHostPort(c.InternalAddr); err != nil {
-		bad("internal_addr", "want host:port, got %q", c.InternalAddr)
-	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-		bad("internal_addr", "bad port %q", port)
-	} else if c.InternalAddr == c.Listen && p != 0 {
-		bad("internal_addr", "must differ from listen")
+	var errs config.Errors
+	listenPort(&errs, "listen", c.Listen)
+	if p, ok := listenPort(&errs, "internal_addr", c.InternalAddr); ok && c.InternalAddr == c.Listen && p != 0 {
+		errs.Add("internal_addr", "must differ from listen")
 	}
 	if len(c.TierKeys) == 0 {
-		bad("tier_keys", "required: /media/ on the internal listener serves only fills with a tier credential")
+		errs.Add("tier_keys", "required: /media/ on the internal listener serves only fills with a tier credential")
 	} else if _, err := tierauth.New(c.TierKeys); err != nil {
-		errs = append(errs, config.Prefix("tier_keys", err))
+		errs.Prefix("tier_keys", err)
 	}
-	errs = append(errs, config.Prefix("http", c.HTTP.Validate()))
+	errs.Prefix("http", c.HTTP.Validate())
 	if c.Name == "" {
-		bad("name", "must not be empty")
+		errs.Add("name", "must not be empty")
 	}
 	if _, _, err := parseCatalog(c.Catalog); err != nil {
-		bad("catalog", "%v", err)
+		errs.Add("catalog", "%v", err)
 	}
 	if len(c.Keys) == 0 {
-		bad("keys", "at least one signing key is required")
-	}
-	if _, err := keyring(c.Keys); err != nil {
-		var ke *keyError
-		if errors.As(err, &ke) {
-			bad(fmt.Sprintf("keys[%d].%s", ke.index, ke.field), "%s", ke.msg)
-		} else if len(c.Keys) > 0 {
-			bad("keys", "%v", err)
-		}
+		errs.Add("keys", "at least one signing key is required")
+	} else if _, err := keyring(c.Keys); err != nil {
+		errs.Prefix("keys", err)
 	}
 	if c.TokenTTL <= 0 || c.TokenTTL > config.Duration(MaxTokenTTL) {
-		bad("token_ttl", "must be positive and at most %v (the edges' default token_max_ttl)", MaxTokenTTL)
+		errs.Add("token_ttl", "must be positive and at most %v (the edges' default token_max_ttl)", MaxTokenTTL)
 	}
-	errs = append(errs, config.Prefix("identity", c.Identity.Validate()))
+	errs.Prefix("identity", c.Identity.Validate())
 	if _, err := ticketKeyring(c.TicketKeys); err != nil {
-		var ke *keyError
-		if errors.As(err, &ke) {
-			bad(fmt.Sprintf("ticket_keys[%d].%s", ke.index, ke.field), "%s", ke.msg)
-		} else {
-			bad("ticket_keys", "%v", err)
-		}
+		errs.Prefix("ticket_keys", err)
 	}
-	errs = append(errs, config.Prefix("licence", c.Licence.Validate()))
+	errs.Prefix("licence", c.Licence.Validate())
 	pc := c.Plays
 	if pc.DataDir == "" {
 		pc.DataDir = filepath.Join(c.DataDir, "plays") // as Start fills it in
 	}
-	errs = append(errs, config.Prefix("plays", pc.Validate()))
+	errs.Prefix("plays", pc.Validate())
 	if time.Duration(c.Licence.TTL) > pc.Retention-24*time.Hour {
-		bad("licence.ttl", "must be at most plays.retention less a day (%s): offline play ids must stay deduplicated until reported", pc.Retention-24*time.Hour)
+		errs.Add("licence.ttl", "must be at most plays.retention less a day (%s): offline play ids must stay deduplicated until reported", pc.Retention-24*time.Hour)
 	}
-	errs = append(errs, config.Prefix("recs", c.Recs.Validate()))
-	errs = append(errs, config.Prefix("admin", c.Admin.Validate()))
-	return errors.Join(errs...)
+	errs.Prefix("recs", c.Recs.Validate())
+	errs.Prefix("admin", c.Admin.Validate())
+	return errs.Err()
 }
 
 // parseCatalog returns n > 0 for "synthetic:N", or the directory.
@@ -341,61 +318,44 @@ func parseCatalog(s string) (n int, dir string, err error) {
 	return 0, s, nil
 }
 
-type keyError struct {
-	index int
-	field string
-	msg   string
+// listenPort checks addr, the listen address of field, and returns its
+// port; ok is false when it is not host:port with a port of 0 to 65535.
+func listenPort(errs *config.Errors, field, addr string) (port int, ok bool) {
+	_, ps, err := net.SplitHostPort(addr)
+	if err != nil {
+		errs.Add(field, "want host:port, got %q", addr)
+		return 0, false
+	}
+	if port, err = strconv.Atoi(ps); err != nil || port < 0 || port > 65535 {
+		errs.Add(field, "bad port %q", ps)
+		return 0, false
+	}
+	return port, true
 }
 
-func (e *keyError) Error() string { return fmt.Sprintf("keys[%d].%s: %s", e.index, e.field, e.msg) }
-
+// keyring decodes the URL signing keys. Errors are *config.FieldError
+// naming the entry at fault ("[1].secret").
 func keyring(kc []KeyConfig) (*urlsign.Keyring, error) {
-	keys := make([]urlsign.Key, 0, len(kc))
-	seen := make(map[string]bool)
-	for i, k := range kc {
-		if k.ID == "" || len(k.ID) > urlsign.MaxKeyIDLen || strings.Trim(k.ID, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != "" {
-			return nil, &keyError{i, "id", fmt.Sprintf("want 1 to %d characters of [A-Za-z0-9_-], got %q", urlsign.MaxKeyIDLen, k.ID)}
-		}
-		if seen[k.ID] {
-			return nil, &keyError{i, "id", fmt.Sprintf("key id %q used twice", k.ID)}
-		}
-		seen[k.ID] = true
-		secret, err := hex.DecodeString(k.Secret)
-		if err != nil {
-			return nil, &keyError{i, "secret", "not hex"}
-		}
-		if len(secret) < 16 {
-			return nil, &keyError{i, "secret", fmt.Sprintf("%d bytes, want at least 16 (32 hex digits)", len(secret))}
-		}
-		keys = append(keys, urlsign.Key{ID: k.ID, Secret: secret})
+	keys, err := hmacring.Decode(kc, urlsign.MinSecretLen)
+	if err != nil {
+		return nil, err
 	}
 	return urlsign.NewKeyring(keys...)
 }
 
 // ticketKeyring decodes the ticket keys, or makes a random one when none
-// are configured.
+// are configured. Errors are as keyring's.
 func ticketKeyring(kc []KeyConfig) (*playticket.Keyring, error) {
 	if len(kc) == 0 {
 		secret := make([]byte, 32)
 		rand.Read(secret)
 		return playticket.NewKeyring(playticket.Key{ID: "boot", Secret: secret})
 	}
-	keys := make([]playticket.Key, 0, len(kc))
-	for i, k := range kc {
-		secret, err := hex.DecodeString(k.Secret)
-		if err != nil {
-			return nil, &keyError{i, "secret", "not hex"}
-		}
-		if len(secret) < playticket.MinSecretLen {
-			return nil, &keyError{i, "secret", fmt.Sprintf("%d bytes, want at least %d (%d hex digits)", len(secret), playticket.MinSecretLen, 2*playticket.MinSecretLen)}
-		}
-		keys = append(keys, playticket.Key{ID: k.ID, Secret: secret})
-	}
-	kr, err := playticket.NewKeyring(keys...)
+	keys, err := hmacring.Decode(kc, playticket.MinSecretLen)
 	if err != nil {
 		return nil, err
 	}
-	return kr, nil
+	return playticket.NewKeyring(keys...)
 }
 
 // Rights decides whether a track may be played in a country at a time;
@@ -537,39 +497,21 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry, opts ...Opti
 }
 
 func (s *Server) registerMetrics(reg prometheus.Registerer) error {
-	s.mediaRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "origin_media_requests_total",
-		Help: "Requests under /media/, by response status code.",
-	}, []string{"code"})
-	s.mediaSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "origin_media_request_duration_seconds",
-		Help:    "Time to serve a request under /media/, body included.",
-		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
-	})
-	s.mediaBytes = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "origin_media_bytes_sent_total",
-		Help: "Body bytes written for requests under /media/.",
-	})
-	s.apiRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "origin_api_requests_total",
-		Help: "API requests (manifest, recs_next, image, track, licence, licence_key, ...), by handler and status code.",
-	}, []string{"handler", "code"})
-	s.apiSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "origin_api_request_duration_seconds",
-		Help:    "Time to serve an API request, by handler.",
-		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
-	}, []string{"handler"})
-	rejections := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "origin_token_rejections_total",
-		Help: "Requests refused with 403 for want of a credential, by reason (tier: /media/ or another internal path without a valid tier credential).",
-	}, []string{"reason"})
+	m := metric.NewSet(reg)
+	s.mediaRequests = m.CounterVec("origin_media_requests_total",
+		"Requests under /media/, by response status code.", "code")
+	s.mediaSeconds = m.Histogram("origin_media_request_duration_seconds",
+		"Time to serve a request under /media/, body included.", prometheus.ExponentialBuckets(0.0005, 2, 16))
+	s.mediaBytes = m.Counter("origin_media_bytes_sent_total",
+		"Body bytes written for requests under /media/.")
+	s.apiRequests = m.CounterVec("origin_api_requests_total",
+		"API requests (manifest, recs_next, image, track, licence, licence_key, ...), by handler and status code.", "handler", "code")
+	s.apiSeconds = m.HistogramVec("origin_api_request_duration_seconds",
+		"Time to serve an API request, by handler.", prometheus.ExponentialBuckets(0.0005, 2, 14), "handler")
+	rejections := m.CounterVec("origin_token_rejections_total",
+		"Requests refused with 403 for want of a credential, by reason (tier: /media/ or another internal path without a valid tier credential).", "reason")
 	s.tierRejected = rejections.WithLabelValues("tier")
-	for _, c := range []prometheus.Collector{s.mediaRequests, s.mediaSeconds, s.mediaBytes, s.apiRequests, s.apiSeconds, rejections} {
-		if err := reg.Register(c); err != nil {
-			return err
-		}
-	}
-	return nil
+	return m.Err()
 }
 
 // PublicHandler is the public listener's handler: the player API and

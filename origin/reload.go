@@ -37,7 +37,7 @@ func (s *Server) Reload(cfg Config) error {
 	}
 	kr, err := keyring(cfg.Keys)
 	if err != nil {
-		return config.Errorf("keys", "%v", err)
+		return config.Prefix("keys", err)
 	}
 	tk, err := tierauth.New(cfg.TierKeys)
 	if err != nil {

@@ -51,25 +51,25 @@ type LicenceConfig struct {
 
 // Validate reports every invalid field.
 func (c LicenceConfig) Validate() error {
-	var errs []error
+	var errs config.Errors
 	if c.SigningKey != "" {
 		if b, err := base64.StdEncoding.DecodeString(c.SigningKey); err != nil || len(b) != ed25519.SeedSize {
-			errs = append(errs, config.Errorf("signing_key", "want a base64 Ed25519 seed of %d bytes", ed25519.SeedSize))
+			errs.Add("signing_key", "want a base64 Ed25519 seed of %d bytes", ed25519.SeedSize)
 		}
 	}
 	if c.TTL <= 0 {
-		errs = append(errs, config.Errorf("ttl", "must be positive"))
+		errs.Add("ttl", "must be positive")
 	}
 	if c.OfflinePlays < 0 || c.OfflinePlays > 200 {
-		errs = append(errs, config.Errorf("offline_plays", "must be 0 to 200, got %d", c.OfflinePlays))
+		errs.Add("offline_plays", "must be 0 to 200, got %d", c.OfflinePlays)
 	}
 	if c.UserRate < 0 {
-		errs = append(errs, config.Errorf("user_rate", "must not be negative"))
+		errs.Add("user_rate", "must not be negative")
 	}
 	if c.UserRate > 0 && c.UserBurst < 1 {
-		errs = append(errs, config.Errorf("user_burst", "must be positive when user_rate is set"))
+		errs.Add("user_burst", "must be positive when user_rate is set")
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }
 
 // Services is the origin with all its services mounted: media, rights and

@@ -20,22 +20,19 @@
 package playticket
 
 import (
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/musiccdn/cdn/catalog"
+	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/country"
-	"github.com/musiccdn/cdn/ident"
+	"github.com/musiccdn/cdn/hmacring"
 )
 
 const (
@@ -46,7 +43,7 @@ const (
 	// MinSecretLen is the shortest key secret accepted, in bytes.
 	MinSecretLen = 32
 	// MaxKeyIDLen bounds a key id; ids are [A-Za-z0-9_-].
-	MaxKeyIDLen = 16
+	MaxKeyIDLen = hmacring.MaxKeyIDLen
 	// MaxIDLen bounds the play, user and track ids a ticket carries (the
 	// catalog's id rule).
 	MaxIDLen = catalog.MaxIDLen
@@ -72,59 +69,25 @@ var (
 	ErrForged     = errors.New("playticket: bad tag")
 )
 
-// Key is one ticket key.
-type Key struct {
-	ID     string
-	Secret []byte
-}
+// Key is one ticket key: an id of 1 to MaxKeyIDLen characters of
+// [A-Za-z0-9_-] and a secret of at least MinSecretLen bytes.
+type Key = hmacring.Key
 
 // Keyring mints with its first key and verifies with any, so keys rotate
 // without refusing tickets in flight: add the new key second everywhere,
 // then move it first, then drop the old one after the longest a ticket is
 // used (an offline licence's lifetime). Safe for concurrent use.
 type Keyring struct {
-	keys []*key
-}
-
-type key struct {
-	id   string
-	pool sync.Pool // of *mac
-}
-
-// mac is one HMAC state and a scratch buffer, pooled so a check allocates
-// nothing.
-type mac struct {
-	h   hash.Hash
-	buf []byte
-	sum []byte
+	ring *hmacring.Ring
 }
 
 // NewKeyring returns a keyring; keys[0] mints.
 func NewKeyring(keys ...Key) (*Keyring, error) {
-	if len(keys) == 0 {
-		return nil, errors.New("playticket: no keys")
+	r, err := hmacring.New(MinSecretLen, keys...)
+	if err != nil {
+		return nil, fmt.Errorf("playticket: %w", config.Prefix("keys", err))
 	}
-	kr := &Keyring{}
-	for i, k := range keys {
-		if !ident.Valid(k.ID, MaxKeyIDLen) {
-			return nil, fmt.Errorf("playticket: key %d: id %q: want 1 to %d of [A-Za-z0-9_-]", i, k.ID, MaxKeyIDLen)
-		}
-		if len(k.Secret) < MinSecretLen {
-			return nil, fmt.Errorf("playticket: key %q: secret of %d bytes, want at least %d", k.ID, len(k.Secret), MinSecretLen)
-		}
-		for _, o := range kr.keys {
-			if o.id == k.ID {
-				return nil, fmt.Errorf("playticket: key id %q used twice", k.ID)
-			}
-		}
-		secret := append([]byte(nil), k.Secret...)
-		kk := &key{id: k.ID}
-		kk.pool.New = func() any {
-			return &mac{h: hmac.New(sha256.New, secret), buf: make([]byte, 0, MaxLen), sum: make([]byte, 0, sha256.Size)}
-		}
-		kr.keys = append(kr.keys, kk)
-	}
-	return kr, nil
+	return &Keyring{ring: r}, nil
 }
 
 // Mint returns the ticket for c, tagged with the first key. The ids must
@@ -135,10 +98,10 @@ func (kr *Keyring) Mint(c Claims) (string, error) {
 		!country.Valid(c.Country) || c.IssuedMS <= 0 || c.DurationMS < 0 {
 		return "", fmt.Errorf("playticket: invalid claims %+v", c)
 	}
-	k := kr.keys[0]
+	k := kr.ring.Current()
 	var b strings.Builder
 	b.Grow(MaxLen / 2)
-	for _, s := range []string{version, k.id, c.PlayID, c.UserID, c.TrackID, c.Country} {
+	for _, s := range []string{version, k.ID(), c.PlayID, c.UserID, c.TrackID, c.Country} {
 		b.WriteString(s)
 		b.WriteByte('.')
 	}
@@ -147,7 +110,7 @@ func (kr *Keyring) Mint(c Claims) (string, error) {
 	b.WriteString(strconv.FormatInt(c.DurationMS, 10))
 	body := b.String()
 	var tag [tagB64]byte
-	k.tag(body, &tag)
+	tagOf(k, body, &tag)
 	return body + "." + string(tag[:]), nil
 }
 
@@ -184,18 +147,12 @@ func (kr *Keyring) Verify(t string) (Claims, error) {
 	if !ok1 || !ok2 || issued == 0 {
 		return c, ErrMalformed
 	}
-	var k *key
-	for _, kk := range kr.keys {
-		if kk.id == f[1] {
-			k = kk
-			break
-		}
-	}
+	k := kr.ring.LookupString(f[1])
 	if k == nil {
 		return c, ErrUnknownKey
 	}
 	var want [tagB64]byte
-	k.tag(body, &want)
+	tagOf(k, body, &want)
 	// Constant time, so the tag cannot be guessed byte by byte.
 	var diff byte
 	for i := range tagB64 {
@@ -207,15 +164,10 @@ func (kr *Keyring) Verify(t string) (Claims, error) {
 	return Claims{PlayID: f[2], UserID: f[3], TrackID: f[4], Country: f[5], IssuedMS: issued, DurationMS: dur}, nil
 }
 
-// tag writes the base64url tag of body with k into out.
-func (k *key) tag(body string, out *[tagB64]byte) {
-	m := k.pool.Get().(*mac)
-	m.h.Reset()
-	m.buf = append(m.buf[:0], body...)
-	m.h.Write(m.buf)
-	m.sum = m.h.Sum(m.sum[:0])
-	base64.RawURLEncoding.Encode(out[:], m.sum[:tagLen])
-	k.pool.Put(m)
+// tagOf writes the base64url tag of body with k into out.
+func tagOf(k *hmacring.MAC, body string, out *[tagB64]byte) {
+	sum := k.SumString(body)
+	base64.RawURLEncoding.Encode(out[:], sum[:tagLen])
 }
 
 // parseNonNeg parses 1 to 15 decimal digits (unix ms until the year

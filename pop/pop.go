@@ -11,7 +11,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -106,31 +105,31 @@ func DefaultConfig() Config {
 
 // Validate reports every invalid field.
 func (c Config) Validate() error {
-	var errs []error
+	var errs config.Errors
 	if c.Edges < 1 || c.Edges > 64 {
-		errs = append(errs, config.Errorf("edges", "must be from 1 to 64"))
+		errs.Add("edges", "must be from 1 to 64")
 	}
 	if c.Shields < 1 || c.Shields > 16 {
-		errs = append(errs, config.Errorf("shields", "must be from 1 to 16"))
+		errs.Add("shields", "must be from 1 to 16")
 	}
 	if c.Catalog == "" {
-		errs = append(errs, config.Errorf("catalog", "must be set"))
+		errs.Add("catalog", "must be set")
 	}
 	if c.GossipProfile != cluster.ProfileLAN && c.GossipProfile != cluster.ProfileFast {
-		errs = append(errs, config.Errorf("gossip_profile", "must be %q or %q", cluster.ProfileLAN, cluster.ProfileFast))
+		errs.Add("gossip_profile", "must be %q or %q", cluster.ProfileLAN, cluster.ProfileFast)
 	}
 	if len(c.TierKeys) > 0 {
 		if _, err := tierauth.New(c.TierKeys); err != nil {
-			errs = append(errs, config.Prefix("tier_keys", err))
+			errs.Prefix("tier_keys", err)
 		}
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 32 {
-		errs = append(errs, config.Errorf("admin_token", "at least 32 characters"))
+		errs.Add("admin_token", "at least 32 characters")
 	}
 	if ip := net.ParseIP(c.Host); ip == nil || !ip.IsLoopback() {
-		errs = append(errs, config.Errorf("host", "%q is not a loopback address", c.Host))
+		errs.Add("host", "%q is not a loopback address", c.Host)
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }
 
 // Addrs says where a POP's nodes are: the address file (package
@@ -537,17 +536,7 @@ func (p *POP) Err() <-chan error { return p.errc }
 
 // WriteAddrFile writes the addr file atomically (write, then rename), so a
 // reader never sees half of it.
-func (p *POP) WriteAddrFile(path string) error {
-	b, err := json.MarshalIndent(p.addrs, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
+func (p *POP) WriteAddrFile(path string) error { return addrfile.Write(path, p.addrs) }
 
 // Shutdown drains every node, edges first, within ctx.
 func (p *POP) Shutdown(ctx context.Context) error {

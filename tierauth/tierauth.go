@@ -26,18 +26,11 @@
 package tierauth
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
-	"fmt"
-	"hash"
 	"strconv"
-	"sync"
 	"time"
 
-	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/hmacring"
 	"github.com/musiccdn/cdn/ident"
 )
 
@@ -54,7 +47,7 @@ const MaxSkew = 60 * time.Second
 const MinSecretLen = 32
 
 // MaxKeyIDLen bounds key ids: 1 to 16 characters of [A-Za-z0-9_-].
-const MaxKeyIDLen = 16
+const MaxKeyIDLen = hmacring.MaxKeyIDLen
 
 // Errors returned by Verify. Every one means 403; they differ for logs.
 var (
@@ -65,74 +58,38 @@ var (
 	ErrSkew       = errors.New("tierauth: timestamp outside the skew window")
 )
 
-// KeyConfig is one key as written in configuration files (tier_keys).
-type KeyConfig struct {
-	// ID names the key in credentials: 1 to 16 characters of
-	// [A-Za-z0-9_-].
-	ID string `yaml:"id"`
-	// Secret is the key, hex encoded, at least 32 bytes (64 hex digits).
-	Secret string `yaml:"secret"`
-}
+// KeyConfig is one key as written in configuration files (tier_keys): an
+// id of 1 to 16 characters of [A-Za-z0-9_-] and a hex secret of at least
+// 32 bytes (64 hex digits).
+type KeyConfig = hmacring.Config
 
 // Keyring signs with its first key and verifies with any of its keys. It
 // is safe for concurrent use.
 type Keyring struct {
-	keys []*ringKey
-}
-
-type ringKey struct {
-	id   string
-	pool sync.Pool // *macState
-}
-
-type macState struct {
-	h   hash.Hash
-	sum [sha256.Size]byte
-	got [sha256.Size]byte
+	ring *hmacring.Ring
 }
 
 // New builds a keyring from configured keys: keys[0] signs, all verify.
 // Errors are *config.FieldError naming the entry at fault ("[1].secret"),
 // so a caller prefixes them with its YAML field (config.Prefix).
 func New(keys []KeyConfig) (*Keyring, error) {
-	if len(keys) == 0 {
-		return nil, config.Errorf("", "at least one key is needed")
+	decoded, err := hmacring.Decode(keys, MinSecretLen)
+	if err != nil {
+		return nil, err
 	}
-	kr := &Keyring{}
-	seen := make(map[string]bool)
-	for i, k := range keys {
-		if !ident.Valid(k.ID, MaxKeyIDLen) {
-			return nil, config.Errorf(fmt.Sprintf("[%d].id", i), "want 1 to %d characters of [A-Za-z0-9_-], got %q", MaxKeyIDLen, k.ID)
-		}
-		if seen[k.ID] {
-			return nil, config.Errorf(fmt.Sprintf("[%d].id", i), "key id %q used twice", k.ID)
-		}
-		seen[k.ID] = true
-		secret, err := hex.DecodeString(k.Secret)
-		if err != nil {
-			return nil, config.Errorf(fmt.Sprintf("[%d].secret", i), "not hex")
-		}
-		if len(secret) < MinSecretLen {
-			return nil, config.Errorf(fmt.Sprintf("[%d].secret", i), "%d bytes, want at least %d (%d hex digits)", len(secret), MinSecretLen, 2*MinSecretLen)
-		}
-		rk := &ringKey{id: k.ID}
-		rk.pool.New = func() any { return &macState{h: hmac.New(sha256.New, secret)} }
-		kr.keys = append(kr.keys, rk)
+	r, err := hmacring.New(MinSecretLen, decoded...)
+	if err != nil {
+		return nil, err
 	}
-	return kr, nil
+	return &Keyring{ring: r}, nil
 }
 
 // Sign returns the credential for a request with method and target (path
 // and query, as on the request line) at time now.
 func (kr *Keyring) Sign(method, target string, now time.Time) string {
-	k := kr.keys[0]
-	var tb [20]byte
-	ts := strconv.AppendInt(tb[:0], now.Unix(), 10)
-	st := k.pool.Get().(*macState)
-	sum := st.mac([]byte(k.id), []byte(method), []byte(target), ts)
-	out := k.id + "." + string(ts) + "." + base64.RawURLEncoding.EncodeToString(sum)
-	k.pool.Put(st)
-	return out
+	k := kr.ring.Current()
+	ts := strconv.FormatInt(now.Unix(), 10)
+	return k.ID() + "." + ts + "." + k.Sign(versionTag, []byte(k.ID()), []byte(method), []byte(target), []byte(ts))
 }
 
 // Verify checks credential (the header's value) for a request with method
@@ -147,24 +104,18 @@ func (kr *Keyring) Verify(credential, method, target []byte, now time.Time) erro
 		return ErrMalformed
 	}
 	sec, _ := ident.ParseUnix(ts)
-	var k *ringKey
-	for _, rk := range kr.keys {
-		if string(kid) == rk.id {
-			k = rk
-			break
-		}
-	}
+	k := kr.ring.Lookup(kid)
 	if k == nil {
 		return ErrUnknownKey
 	}
-	st := k.pool.Get().(*macState)
-	defer k.pool.Put(st)
-	// Strict decoding: non-zero padding bits would let two spellings of
-	// one MAC both verify.
-	if n, err := strictB64.Decode(st.got[:], sig); err != nil || n != sha256.Size {
+	// The MAC covers a version tag, the key id, the method, the target
+	// and the timestamp, NUL-separated: none of them can hold a NUL (a
+	// request line cannot).
+	switch k.Verify(sig, versionTag, kid, method, target, ts) {
+	case nil:
+	case hmacring.ErrMalformed:
 		return ErrMalformed
-	}
-	if !hmac.Equal(st.mac(kid, method, target, ts), st.got[:]) {
+	default:
 		return ErrSignature
 	}
 	// Checked after the MAC, so a forger learns nothing from the order.
@@ -180,18 +131,7 @@ func (kr *Keyring) Verify(credential, method, target []byte, now time.Time) erro
 // the length of a base64url SHA-256. The results alias credential.
 func Parse(credential []byte) (kid, ts, sig []byte, ok bool) {
 	var parts [3][]byte
-	n, start := 0, 0
-	for i := 0; i <= len(credential); i++ {
-		if i == len(credential) || credential[i] == '.' {
-			if n == len(parts) {
-				return nil, nil, nil, false
-			}
-			parts[n] = credential[start:i]
-			n++
-			start = i + 1
-		}
-	}
-	if n != len(parts) || !ident.Valid(parts[0], MaxKeyIDLen) {
+	if !ident.Split(credential, '.', parts[:]) || !ident.Valid(parts[0], MaxKeyIDLen) {
 		return nil, nil, nil, false
 	}
 	if _, ok := ident.ParseUnix(parts[1]); !ok || len(parts[2]) != sigLen {
@@ -200,26 +140,6 @@ func Parse(credential []byte) (kid, ts, sig []byte, ok bool) {
 	return parts[0], parts[1], parts[2], true
 }
 
-var (
-	strictB64  = base64.RawURLEncoding.Strict()
-	sep        = []byte{0}
-	versionTag = []byte("tierauth-v1")
-	sigLen     = base64.RawURLEncoding.EncodedLen(sha256.Size)
-)
+var versionTag = []byte("tierauth-v1")
 
-// mac is HMAC(secret, tag | kid | method | target | ts), NUL-separated:
-// none of the fields can hold a NUL (a request line cannot).
-func (st *macState) mac(kid, method, target, ts []byte) []byte {
-	h := st.h
-	h.Reset()
-	h.Write(versionTag)
-	h.Write(sep)
-	h.Write(kid)
-	h.Write(sep)
-	h.Write(method)
-	h.Write(sep)
-	h.Write(target)
-	h.Write(sep)
-	h.Write(ts)
-	return h.Sum(st.sum[:0])
-}
+const sigLen = hmacring.SigLen

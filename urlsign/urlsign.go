@@ -1,10 +1,10 @@
 // Package urlsign makes and checks the tokens that authorize a player to
 // fetch one file from an edge. A token is bound to an object, a country and
-// an expiry, and is signed with HMAC-SHA256 under a key named by
-// a key id, so keys can rotate: a Keyring signs with its current key and
-// accepts the current and the previous ones. Edges verify tokens locally, in
-// constant time and without allocating, so authorization never costs a call
-// to the origin.
+// an expiry, and is signed with HMAC-SHA256 under a key named by a key id,
+// so keys can rotate: a Keyring (an hmacring.Ring) signs with its current
+// key and accepts the current and the previous ones. Edges verify tokens
+// locally, in constant time and without allocating, so authorization never
+// costs a call to the origin.
 //
 // A token is four dot-separated fields, safe in a URL query:
 //
@@ -24,17 +24,16 @@
 package urlsign
 
 import (
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"hash"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/musiccdn/cdn/catalog"
+	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/hmacring"
 	"github.com/musiccdn/cdn/ident"
 )
 
@@ -48,68 +47,38 @@ var (
 )
 
 // MaxKeyIDLen bounds key ids: 1 to 16 characters of [A-Za-z0-9_-].
-const MaxKeyIDLen = 16
+const MaxKeyIDLen = hmacring.MaxKeyIDLen
 
-// Key is one signing key.
-type Key struct {
-	ID     string // 1 to 16 characters of [A-Za-z0-9_-]
-	Secret []byte // at least 16 bytes
-}
+// MinSecretLen is the shortest secret accepted, in bytes.
+const MinSecretLen = 16
+
+// Key is one signing key: an id of 1 to 16 characters of [A-Za-z0-9_-]
+// and a secret of at least MinSecretLen bytes.
+type Key = hmacring.Key
 
 // Keyring holds the signing key and the keys still accepted. It is safe for
 // concurrent use.
 type Keyring struct {
-	keys []*ringKey // keys[0] signs
-}
-
-type ringKey struct {
-	id   string
-	pool sync.Pool // of *macState
-}
-
-type macState struct {
-	h   hash.Hash
-	sum [sha256.Size]byte
-	got [sha256.Size]byte
+	ring *hmacring.Ring
 }
 
 // NewKeyring returns a keyring that signs with keys[0] and accepts all of
 // keys (normally the current and the previous key).
 func NewKeyring(keys ...Key) (*Keyring, error) {
-	if len(keys) == 0 {
-		return nil, errors.New("urlsign: no keys")
+	r, err := hmacring.New(MinSecretLen, keys...)
+	if err != nil {
+		return nil, fmt.Errorf("urlsign: %w", config.Prefix("keys", err))
 	}
-	kr := &Keyring{}
-	seen := make(map[string]bool)
-	for _, k := range keys {
-		if !ident.Valid(k.ID, MaxKeyIDLen) {
-			return nil, fmt.Errorf("urlsign: key id %q: want 1 to %d characters of [A-Za-z0-9_-]", k.ID, MaxKeyIDLen)
-		}
-		if len(k.Secret) < 16 {
-			return nil, fmt.Errorf("urlsign: key %q: secret shorter than 16 bytes", k.ID)
-		}
-		if seen[k.ID] {
-			return nil, fmt.Errorf("urlsign: key id %q twice", k.ID)
-		}
-		seen[k.ID] = true
-		secret := append([]byte(nil), k.Secret...)
-		rk := &ringKey{id: k.ID}
-		rk.pool.New = func() any { return &macState{h: hmac.New(sha256.New, secret)} }
-		kr.keys = append(kr.keys, rk)
-	}
-	return kr, nil
+	return &Keyring{ring: r}, nil
 }
 
 // Sign returns a token for object ("<track>/<kbps>.<ext>"), valid in
 // country until expiry.
 func (kr *Keyring) Sign(object, country string, expiry time.Time) string {
-	k := kr.keys[0]
-	exp := expiry.Unix()
-	st := k.pool.Get().(*macState)
-	sum := st.mac(k.id, []byte(object), []byte(country), exp)
-	tok := k.id + "." + strconv.FormatInt(exp, 10) + "." + country + "." + base64.RawURLEncoding.EncodeToString(sum)
-	k.pool.Put(st)
-	return tok
+	k := kr.ring.Current()
+	exp := strconv.FormatInt(expiry.Unix(), 10)
+	sig := k.Sign(versionTag, []byte(k.ID()), []byte(object), []byte(country), []byte(exp))
+	return k.ID() + "." + exp + "." + country + "." + sig
 }
 
 // Claims are what a valid token grants.
@@ -140,25 +109,17 @@ func (kr *Keyring) Verify(token, object []byte, now time.Time) (Claims, error) {
 	if !ok || len(cc) != 2 || !upper(cc[0]) || !upper(cc[1]) || base64.RawURLEncoding.DecodedLen(len(sig)) != sha256.Size {
 		return Claims{}, ErrMalformed
 	}
-	var k *ringKey
-	for _, rk := range kr.keys {
-		if string(kid) == rk.id {
-			k = rk
-			break
-		}
-	}
+	k := kr.ring.Lookup(kid)
 	if k == nil {
 		return Claims{}, ErrUnknownKey
 	}
-	st := k.pool.Get().(*macState)
-	defer k.pool.Put(st)
-	// Strict decoding: non-zero padding bits would let two spellings of
-	// one MAC both verify.
-	if n, err := strictB64.Decode(st.got[:], sig); err != nil || n != sha256.Size {
+	// The MAC covers a version tag, the key id, the object, the country
+	// and the decimal expiry, NUL-separated (none of them may hold a NUL).
+	switch k.Verify(sig, versionTag, kid, object, cc, exp) {
+	case nil:
+	case hmacring.ErrMalformed:
 		return Claims{}, ErrMalformed
-	}
-	sum := st.macBytes(kid, object, cc, exp)
-	if !hmac.Equal(sum, st.got[:]) {
+	default:
 		return Claims{}, ErrSignature
 	}
 	if now.Unix() >= expiry {
@@ -167,49 +128,12 @@ func (kr *Keyring) Verify(token, object []byte, now time.Time) (Claims, error) {
 	return Claims{Country: [2]byte{cc[0], cc[1]}, Expiry: expiry}, nil
 }
 
-var (
-	strictB64 = base64.RawURLEncoding.Strict()
-	sep       = []byte{0}
-	// v2: the MAC covers the object name, not the track id (v1).
-	versionTag = []byte("urlsign-v2")
-)
-
-func (st *macState) mac(kid string, object, country []byte, exp int64) []byte {
-	var b [20]byte
-	return st.macBytes([]byte(kid), object, country, strconv.AppendInt(b[:0], exp, 10))
-}
-
-// macBytes computes the MAC over the version tag, key id, object, country
-// and the decimal expiry, each NUL-separated (none of them may hold a NUL).
-func (st *macState) macBytes(kid, object, country, exp []byte) []byte {
-	h := st.h
-	h.Reset()
-	h.Write(versionTag)
-	h.Write(sep)
-	h.Write(kid)
-	h.Write(sep)
-	h.Write(object)
-	h.Write(sep)
-	h.Write(country)
-	h.Write(sep)
-	h.Write(exp)
-	return h.Sum(st.sum[:0])
-}
+// v2: the MAC covers the object name, not the track id (v1).
+var versionTag = []byte("urlsign-v2")
 
 func split(tok []byte) (kid, exp, cc, sig []byte, ok bool) {
 	var parts [4][]byte
-	n, start := 0, 0
-	for i := 0; i <= len(tok); i++ {
-		if i == len(tok) || tok[i] == '.' {
-			if n == 4 {
-				return nil, nil, nil, nil, false
-			}
-			parts[n] = tok[start:i]
-			n++
-			start = i + 1
-		}
-	}
-	if n != 4 || len(parts[0]) == 0 || len(parts[0]) > MaxKeyIDLen {
+	if !ident.Split(tok, '.', parts[:]) || len(parts[0]) == 0 || len(parts[0]) > MaxKeyIDLen {
 		return nil, nil, nil, nil, false
 	}
 	return parts[0], parts[1], parts[2], parts[3], true

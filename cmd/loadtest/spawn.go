@@ -20,11 +20,7 @@ func spawnPOP(ctx context.Context, cfg pop.Config) (loadtest.Targets, func() err
 		return loadtest.Targets{}, nil, err
 	}
 	a := p.Addrs()
-	t := loadtest.Targets{Origin: a.Origin, Shields: a.Shields, Edges: a.Edges,
-		Internal: loadtest.InternalTargets{Origin: a.Internal.Origin, Edges: a.Internal.Edges, Shields: a.Internal.Shields}}
-	for _, u := range a.Users {
-		t.Users = append(t.Users, loadtest.User{UserID: u.UserID, Country: u.Country, Token: u.Token})
-	}
+	t := loadtest.Targets{Origin: a.Origin, Shields: a.Shields, Edges: a.Edges, Internal: a.Internal, Users: a.Users}
 	return t, p.Close, nil
 }
 

@@ -21,17 +21,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
 	"github.com/musiccdn/cdn/addrfile"
-	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/cmd/internal/startup"
 	"github.com/musiccdn/cdn/daemon"
 	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/origin"
@@ -54,23 +50,23 @@ func main() {
 		return
 	}
 	fs := flag.NewFlagSet("origin", flag.ExitOnError)
-	cfg := origin.DefaultConfig()
-	path := fs.String("config", "", "YAML configuration file (see configs/origin.yaml)")
-	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "public listen address (player API), host:port")
-	fs.StringVar(&cfg.InternalAddr, "internal-addr", cfg.InternalAddr, "internal listen address (/media for shields, /metrics, /v1/royalties), host:port on the private network")
-	fs.StringVar(&cfg.Catalog, "catalog", cfg.Catalog, `catalog: "synthetic:N" or a catalog directory`)
-	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the synthetic catalog (the load tool must use the same)")
-	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (embedded Kafka log, SQLite ledger)")
+	conf := startup.Bind(fs, "configs/origin.yaml", origin.DefaultConfig, func(fs *flag.FlagSet, cfg *origin.Config) {
+		fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "public listen address (player API), host:port")
+		fs.StringVar(&cfg.InternalAddr, "internal-addr", cfg.InternalAddr, "internal listen address (/media for shields, /metrics, /v1/royalties), host:port on the private network")
+		fs.StringVar(&cfg.Catalog, "catalog", cfg.Catalog, `catalog: "synthetic:N" or a catalog directory`)
+		fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the synthetic catalog (the load tool must use the same)")
+		fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (embedded Kafka log, SQLite ledger)")
+	})
 	addrFile := fs.String("addr-file", "", "add the origin's URLs to this POP address file (created if missing; shared safely with the edges and shields)")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "how long in-flight requests get to finish on SIGTERM")
 	fs.Parse(os.Args[1:])
-	if err := config.LoadWithFlags(*path, &cfg, fs); err != nil {
+	cfg, err := conf.Load()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	logger := startup.Logger(os.Stderr, false)
+	reg := startup.Registry()
 	o, err := origin.Start(context.Background(), cfg, logger, reg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "origin:", err)
@@ -97,28 +93,15 @@ func main() {
 	pub := &daemon.HTTP{Server: cfg.HTTP.Server(o.PublicHandler(), logger), Listener: ln}
 	internal := &daemon.HTTP{Server: cfg.HTTP.Server(o.InternalHandler(), logger), Listener: iln}
 	reload := func() error {
-		if *path == "" {
+		if conf.Path() == "" {
 			return errors.New("origin: started without -config: nothing to reload")
 		}
-		next := origin.DefaultConfig()
-		if err := config.Load(*path, &next); err != nil {
+		// What the flags set stays as it is.
+		next, err := conf.Reload()
+		if err != nil {
 			return err
 		}
-		// The flags are bound to the running configuration: what they
-		// set stays as it is.
-		fs.Visit(func(f *flag.Flag) {
-			switch f.Name {
-			case "listen":
-				next.Listen = cfg.Listen
-			case "internal-addr":
-				next.InternalAddr = cfg.InternalAddr
-			case "catalog":
-				next.Catalog = cfg.Catalog
-			case "data":
-				next.DataDir = cfg.DataDir
-			}
-		})
-		err := o.Reload(next)
+		err = o.Reload(next)
 		if err != nil {
 			logger.Warn("reload refused, running configuration kept", "err", err)
 		}
@@ -160,14 +143,9 @@ func demoIdentity(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	type user struct {
-		UserID  string `json:"user_id"`
-		Country string `json:"country"`
-		Token   string `json:"token"`
-	}
 	res := struct {
-		PublicKey string `json:"public_key"`
-		Users     []user `json:"users"`
+		PublicKey string          `json:"public_key"`
+		Users     []addrfile.User `json:"users"` // as the addr file holds them
 	}{PublicKey: idp.PublicKey()}
 	for _, cc := range strings.Split(*countries, ",") {
 		u := identity.User{ID: "demo-" + cc, Country: cc}
@@ -175,7 +153,7 @@ func demoIdentity(args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		res.Users = append(res.Users, user{u.ID, cc, tok})
+		res.Users = append(res.Users, addrfile.User{UserID: u.ID, Country: cc, Token: tok})
 	}
 	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")

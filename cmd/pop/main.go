@@ -15,22 +15,23 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/cmd/internal/startup"
 	"github.com/musiccdn/cdn/pop"
 )
 
 func main() {
 	fs := flag.NewFlagSet("pop", flag.ExitOnError)
-	cfg := pop.DefaultConfig()
-	path := fs.String("config", "", "YAML configuration file (see configs/pop.yaml)")
-	fs.IntVar(&cfg.Edges, "edges", cfg.Edges, "number of edges")
-	fs.IntVar(&cfg.Shields, "shields", cfg.Shields, "number of shields")
-	fs.StringVar(&cfg.Catalog, "catalog", cfg.Catalog, `catalog: "synthetic:N" or a catalog directory`)
-	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "synthetic catalog seed")
-	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (default: a temporary one)")
+	conf := startup.Bind(fs, "configs/pop.yaml", pop.DefaultConfig, func(fs *flag.FlagSet, cfg *pop.Config) {
+		fs.IntVar(&cfg.Edges, "edges", cfg.Edges, "number of edges")
+		fs.IntVar(&cfg.Shields, "shields", cfg.Shields, "number of shields")
+		fs.StringVar(&cfg.Catalog, "catalog", cfg.Catalog, `catalog: "synthetic:N" or a catalog directory`)
+		fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "synthetic catalog seed")
+		fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (default: a temporary one)")
+	})
 	addrFile := fs.String("addr-file", "", "write the nodes' URLs to this JSON file once ready")
 	fs.Parse(os.Args[1:])
-	if err := config.LoadWithFlags(*path, &cfg, fs); err != nil {
+	cfg, err := conf.Load()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}

@@ -18,7 +18,7 @@ const module = "github.com/musiccdn/cdn/"
 // modules).
 var leaves = []string{
 	"config", "country", "daemon", "httprange", "identity", "ogg",
-	"playticket", "ratelimit", "seektable", "tierauth", "urlsign", "vorbis",
+	"playticket", "ratelimit", "seektable", "tierauth", "urlsign", "vorbis", "hmacring", "metric",
 	"cluster/rendezvous", "origin/api", "origin/media", "catalog", "addrfile", "manifest", "atomicfile", "ident",
 	"internal/wait", "zipf",
 }

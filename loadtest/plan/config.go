@@ -1,7 +1,6 @@
 package plan
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -133,55 +132,54 @@ func DefaultConfig() Config {
 
 // Validate reports every field out of range, by its YAML name.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(field, format string, a ...any) { errs = append(errs, config.Errorf(field, format, a...)) }
+	var errs config.Errors
 	if c.Tracks < 1 {
-		bad("tracks", "must be at least 1")
+		errs.Add("tracks", "must be at least 1")
 	}
 	if c.AvgDuration <= 0 {
-		bad("avg_duration", "must be positive")
+		errs.Add("avg_duration", "must be positive")
 	}
 	if len(c.TiersKbps) == 0 {
-		bad("tiers_kbps", "no tiers")
+		errs.Add("tiers_kbps", "no tiers")
 	}
 	for _, k := range c.TiersKbps {
 		if k <= 0 {
-			bad("tiers_kbps", "%d is not a bitrate", k)
+			errs.Add("tiers_kbps", "%d is not a bitrate", k)
 		}
 	}
 	if len(c.TierMix) != len(c.TiersKbps) {
-		bad("tier_mix", "has %d shares for %d tiers", len(c.TierMix), len(c.TiersKbps))
+		errs.Add("tier_mix", "has %d shares for %d tiers", len(c.TierMix), len(c.TiersKbps))
 	}
 	sum := 0.0
 	for _, w := range c.TierMix {
 		if !(w >= 0) || math.IsInf(w, 0) {
-			bad("tier_mix", "share %v is not a non-negative number", w)
+			errs.Add("tier_mix", "share %v is not a non-negative number", w)
 		}
 		sum += w
 	}
 	if !(sum > 0) {
-		bad("tier_mix", "shares sum to %v", sum)
+		errs.Add("tier_mix", "shares sum to %v", sum)
 	}
 	if c.Streams < 0 {
-		bad("streams", "must not be negative")
+		errs.Add("streams", "must not be negative")
 	}
 	if c.POPsPerRegion < 1 {
-		bad("pops_per_region", "must be at least 1")
+		errs.Add("pops_per_region", "must be at least 1")
 	}
 	if !(c.Skew >= 0 && c.Skew <= 5) {
-		bad("skew", "%v not in [0, 5]", c.Skew)
+		errs.Add("skew", "%v not in [0, 5]", c.Skew)
 	}
 	if !(c.SkipProb >= 0 && c.SkipProb <= 1) {
-		bad("skip_prob", "%v not in [0, 1]", c.SkipProb)
+		errs.Add("skip_prob", "%v not in [0, 1]", c.SkipProb)
 	}
 	if !(c.SeekProb >= 0 && c.SeekProb <= 1) {
-		bad("seek_prob", "%v not in [0, 1]", c.SeekProb)
+		errs.Add("seek_prob", "%v not in [0, 1]", c.SeekProb)
 	}
 	if !(c.MeanTracks >= 1) {
-		bad("mean_tracks", "%v < 1", c.MeanTracks)
+		errs.Add("mean_tracks", "%v < 1", c.MeanTracks)
 	}
 	if !(c.TargetHitRatio >= 0 && c.TargetHitRatio < 1) {
-		bad("target_byte_hit_ratio", "%v not in [0, 1)", c.TargetHitRatio)
+		errs.Add("target_byte_hit_ratio", "%v not in [0, 1)", c.TargetHitRatio)
 	}
 	for _, f := range []struct {
 		name string
@@ -189,28 +187,28 @@ func (c Config) Validate() error {
 	}{{"edge_throughput_bps", c.EdgeThroughputBps}, {"shield_throughput_bps", c.ShieldThroughputBps},
 		{"plays_per_day", c.PlaysPerDay}, {"sink_events_per_s", c.SinkEventsPerSec}} {
 		if !(f.v >= 0) || math.IsInf(f.v, 0) {
-			bad(f.name, "%v is not a non-negative number", f.v)
+			errs.Add(f.name, "%v is not a non-negative number", f.v)
 		}
 	}
 	if !(c.PeakFactor >= 1) {
-		bad("peak_factor", "%v < 1", c.PeakFactor)
+		errs.Add("peak_factor", "%v < 1", c.PeakFactor)
 	}
 	if !(c.PartitionEventsPerSec > 0) {
-		bad("partition_events_per_s", "must be positive")
+		errs.Add("partition_events_per_s", "must be positive")
 	}
 	if c.DedupRetention <= 0 {
-		bad("dedup_retention", "must be positive")
+		errs.Add("dedup_retention", "must be positive")
 	}
 	if !(c.DedupEntryBytes > 0) {
-		bad("dedup_entry_bytes", "must be positive")
+		errs.Add("dedup_entry_bytes", "must be positive")
 	}
 	if c.SimTracks < 100 || c.SimTracks > 2_000_000 {
-		bad("sim_tracks", "%d not in [100, 2000000]", c.SimTracks)
+		errs.Add("sim_tracks", "%d not in [100, 2000000]", c.SimTracks)
 	}
 	if c.SimSessions < 100 || c.SimSessions > 2_000_000 {
-		bad("sim_sessions", "%d not in [100, 2000000]", c.SimSessions)
+		errs.Add("sim_sessions", "%d not in [100, 2000000]", c.SimSessions)
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }
 
 func (c Config) validErr() error {

@@ -81,16 +81,23 @@ func ParseWrk(b []byte) (float64, error) {
 // ReadPopularityCSV reads play counts: one track per row, the count in
 // the last column; a first row whose count is not a number is a header.
 func ReadPopularityCSV(path string) ([]float64, error) {
+	return readFile("popularity_csv", path, ParsePopularity)
+}
+
+// readFile parses the file at path with parse. Errors name what the file
+// is for (a flag or a field) and, once it is open, its path.
+func readFile[T any](what, path string, parse func(io.Reader) (T, error)) (T, error) {
+	var zero T
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("plan: popularity_csv: %w", err)
+		return zero, fmt.Errorf("plan: %s: %w", what, err)
 	}
 	defer f.Close()
-	counts, err := ParsePopularity(f)
+	v, err := parse(f)
 	if err != nil {
-		return nil, fmt.Errorf("plan: popularity_csv %s: %w", path, err)
+		return zero, fmt.Errorf("plan: %s %s: %w", what, path, err)
 	}
-	return counts, nil
+	return v, nil
 }
 
 // ParsePopularity parses a popularity CSV (see ReadPopularityCSV).

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/musiccdn/cdn/loadtest/cachesim"
@@ -103,14 +102,9 @@ type LikeRunResult struct {
 // differ by about a point; LikeRun replays it replays times (at least 1)
 // and reports the mean, with the range in EdgeByteHitRatioMin and Max.
 func LikeRun(path string, replays int) (*LikeRunResult, error) {
-	f, err := os.Open(path)
+	rep, err := readFile("--like-run", path, ParseRunReport)
 	if err != nil {
-		return nil, fmt.Errorf("plan: --like-run: %w", err)
-	}
-	defer f.Close()
-	rep, err := ParseRunReport(f)
-	if err != nil {
-		return nil, fmt.Errorf("plan: --like-run %s: %w", path, err)
+		return nil, err
 	}
 	start := time.Now()
 	cfg := RunConfigOf(rep.Params)

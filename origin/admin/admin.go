@@ -65,6 +65,7 @@ import (
 
 	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/metric"
 	"github.com/musiccdn/cdn/tierauth"
 )
 
@@ -107,29 +108,29 @@ func DefaultConfig() Config {
 
 // Validate reports every invalid field.
 func (c Config) Validate() error {
-	var errs []error
+	var errs config.Errors
 	if c.Token != "" && len(c.Token) < 32 {
-		errs = append(errs, config.Errorf("token", "at least 32 characters"))
+		errs.Add("token", "at least 32 characters")
 	}
 	if c.Timeout <= 0 {
-		errs = append(errs, config.Errorf("timeout", "must be positive"))
+		errs.Add("timeout", "must be positive")
 	}
 	if c.Concurrency < 1 {
-		errs = append(errs, config.Errorf("concurrency", "must be positive"))
+		errs.Add("concurrency", "must be positive")
 	}
 	for i, p := range c.POPs {
 		if p.Name == "" {
-			errs = append(errs, config.Errorf(fmt.Sprintf("pops[%d].name", i), "must be set"))
+			errs.Add(fmt.Sprintf("pops[%d].name", i), "must be set")
 		}
 		for field, urls := range map[string][]string{"shields": p.Shields, "edges": p.Edges} {
 			for j, u := range urls {
 				if !baseURL(u) {
-					errs = append(errs, config.Errorf(fmt.Sprintf("pops[%d].%s[%d]", i, field, j), "%q is not an http base URL", u))
+					errs.Add(fmt.Sprintf("pops[%d].%s[%d]", i, field, j), "%q is not an http base URL", u)
 				}
 			}
 		}
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }
 
 func baseURL(u string) bool {
@@ -173,15 +174,6 @@ func New(cfg Config, tier *tierauth.Keyring, logger *slog.Logger, reg prometheus
 		token:  sha256.Sum256([]byte(cfg.Token)),
 		pops:   cfg.POPs,
 		down:   map[string]int64{},
-		purges: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "origin_admin_purges_total",
-			Help: "Admin purge and takedown calls, by result (ok, failed: a node did not confirm).",
-		}, []string{"result"}),
-		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "origin_admin_purge_duration_seconds",
-			Help:    "Time from an admin purge call until every node of every POP confirmed.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
-		}),
 	}
 	a.tierKR.Store(tier)
 	if cfg.File != "" {
@@ -189,14 +181,15 @@ func New(cfg Config, tier *tierauth.Keyring, logger *slog.Logger, reg prometheus
 			return nil, err
 		}
 	}
-	if reg != nil {
-		down := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "origin_takedowns", Help: "Tracks taken down."},
-			func() float64 { a.mu.RLock(); defer a.mu.RUnlock(); return float64(len(a.down)) })
-		for _, c := range []prometheus.Collector{a.purges, a.seconds, down} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("admin: metrics: %w", err)
-			}
-		}
+	m := metric.NewSet(reg)
+	a.purges = m.CounterVec("origin_admin_purges_total",
+		"Admin purge and takedown calls, by result (ok, failed: a node did not confirm).", "result")
+	a.seconds = m.Histogram("origin_admin_purge_duration_seconds",
+		"Time from an admin purge call until every node of every POP confirmed.", prometheus.ExponentialBuckets(0.001, 2, 14))
+	m.GaugeFunc("origin_takedowns", "Tracks taken down.",
+		func() float64 { a.mu.RLock(); defer a.mu.RUnlock(); return float64(len(a.down)) })
+	if err := m.Err(); err != nil {
+		return nil, fmt.Errorf("admin: metrics: %w", err)
 	}
 	return a, nil
 }

@@ -202,9 +202,7 @@ type FieldError = config.FieldError
 
 // Validate reports the first invalid field.
 func (c Config) Validate() error {
-	bad := func(field, format string, args ...any) error {
-		return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
-	}
+	bad := config.Errorf
 	switch {
 	case (len(c.Brokers) == 0 || c.PostgresDSN == "") && c.DataDir == "":
 		return bad("data_dir", "required for the embedded broker or the SQLite ledger")

@@ -176,21 +176,8 @@ func (l *Ledger) rebind(q string) string {
 // Offsets returns the next offset to consume for each partition of topic
 // that the ledger has recorded.
 func (l *Ledger) Offsets(ctx context.Context, topic string) (map[int32]int64, error) {
-	rows, err := l.w.query(ctx, l.rebind(`SELECT part, next_offset FROM plays_offsets WHERE topic = ?`), topic)
+	m, err := queryMap[int32](ctx, l.w, l.rebind(`SELECT part, next_offset FROM plays_offsets WHERE topic = ?`), topic)
 	if err != nil {
-		return nil, fmt.Errorf("plays: ledger: offsets: %w", err)
-	}
-	defer rows.Close()
-	m := make(map[int32]int64)
-	for rows.Next() {
-		var p int32
-		var o int64
-		if err := rows.Scan(&p, &o); err != nil {
-			return nil, fmt.Errorf("plays: ledger: offsets: %w", err)
-		}
-		m[p] = o
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("plays: ledger: offsets: %w", err)
 	}
 	return m, nil
@@ -507,24 +494,10 @@ func (d *deltas) add(r *royalty) {
 func (d *deltas) encode() []byte {
 	b := make([]byte, 0, 32*(len(d.tc)+len(d.ut)))
 	for k, n := range d.tc {
-		b = append(b, "t\t"...)
-		b = append(b, k.track...)
-		b = append(b, '\t')
-		b = append(b, k.country...)
-		b = append(b, '\t')
-		b = append(b, k.day...)
-		b = append(b, '\t')
-		b = strconv.AppendInt(b, n, 10)
-		b = append(b, '\n')
+		b = append(appendTabbed(b, n, "t", k.track, k.country, k.day), '\n')
 	}
 	for k, n := range d.ut {
-		b = append(b, "u\t"...)
-		b = append(b, k.user...)
-		b = append(b, '\t')
-		b = append(b, k.track...)
-		b = append(b, '\t')
-		b = strconv.AppendInt(b, n, 10)
-		b = append(b, '\n')
+		b = append(appendTabbed(b, n, "u", k.user, k.track), '\n')
 	}
 	return b
 }
@@ -694,21 +667,11 @@ func (l *Ledger) TotalPlays(ctx context.Context) (map[string]int64, error) {
 	if _, err := l.fold(ctx); err != nil {
 		return nil, err
 	}
-	rows, err := l.r.query(ctx, `SELECT track_id, CAST(SUM(plays) AS BIGINT) FROM plays_track_counts GROUP BY track_id`)
+	m, err := queryMap[string](ctx, l.r, `SELECT track_id, CAST(SUM(plays) AS BIGINT) FROM plays_track_counts GROUP BY track_id`)
 	if err != nil {
 		return nil, fmt.Errorf("plays: ledger: totals: %w", err)
 	}
-	defer rows.Close()
-	m := make(map[string]int64)
-	for rows.Next() {
-		var t string
-		var n int64
-		if err := rows.Scan(&t, &n); err != nil {
-			return nil, fmt.Errorf("plays: ledger: totals: %w", err)
-		}
-		m[t] = n
-	}
-	return m, rows.Err()
+	return m, nil
 }
 
 // UserTrackCounts calls fn for every (user, track) with its qualifying
@@ -801,6 +764,29 @@ func (l *Ledger) dayTables(ctx context.Context) ([]string, error) {
 
 func (l *Ledger) count(ctx context.Context, db dbConn, table string) (int64, error) {
 	return queryInt64(ctx, db, `SELECT COUNT(*) FROM `+table)
+}
+
+// queryMap runs a query whose rows are (key, integer) and returns them as
+// a map.
+func queryMap[K comparable](ctx context.Context, db dbConn, q string, args ...any) (map[K]int64, error) {
+	rows, err := db.query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	m := make(map[K]int64)
+	for rows.Next() {
+		var k K
+		var n int64
+		if err := rows.Scan(&k, &n); err != nil {
+			return nil, err
+		}
+		m[k] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // queryInt64 runs a query whose answer is one integer.

@@ -38,16 +38,18 @@ func royaltyOf(e *Event) royalty {
 
 // appendTo appends the version-2 encoding of r to b.
 func (r *royalty) appendTo(b []byte) []byte {
-	b = append(b, "r2\t"...)
-	b = append(b, r.PlayID...)
-	b = append(b, '\t')
-	b = append(b, r.UserID...)
-	b = append(b, '\t')
-	b = append(b, r.TrackID...)
-	b = append(b, '\t')
-	b = append(b, r.Country...)
-	b = append(b, '\t')
-	return strconv.AppendInt(b, r.TSMS, 10)
+	return appendTabbed(b, r.TSMS, "r2", r.PlayID, r.UserID, r.TrackID, r.Country)
+}
+
+// appendTabbed appends fields and then n in decimal, tab-separated: the
+// shape of the pipeline's own records (royalties, ledger deltas), none of
+// whose fields can hold a tab.
+func appendTabbed(b []byte, n int64, fields ...string) []byte {
+	for _, f := range fields {
+		b = append(b, f...)
+		b = append(b, '\t')
+	}
+	return strconv.AppendInt(b, n, 10)
 }
 
 // parseRoyalty decodes and checks a royalty record; the topic could be

@@ -4,12 +4,11 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
-	"runtime"
-	"sync"
-	"sync/atomic"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
+
+	"github.com/musiccdn/cdn/origin/recs/parallel"
 )
 
 // Exact neighbours cost tracks² × factors; past a few tens of thousands
@@ -25,9 +24,6 @@ const kmeansIterations = 8
 
 func ivfNeighbours(ctx context.Context, unit []float32, placed []bool, k, kk, probes, workers int, seed uint64) ([]int32, error) {
 	n := len(placed)
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
 	var ids []int32 // placed tracks
 	for i, p := range placed {
 		if p {
@@ -52,26 +48,17 @@ func ivfNeighbours(ctx context.Context, unit []float32, placed []bool, k, kk, pr
 		lists[c] = append(lists[c], ids[j])
 	}
 
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var impl gonum.Implementation
-			csc := make([]float32, nc)
-			probe := &topK{}
-			h := &topK{}
-			chosen := make([]int32, probes)
-			for {
-				j := int(next.Add(1)) - 1
-				if j >= len(ids) {
-					return
-				}
-				if j%1024 == 0 && ctx.Err() != nil {
-					return
-				}
-				qi := int(ids[j])
+	// Queries are claimed a block at a time: one costs a centroid scan and
+	// probes lists, far more than the claim.
+	err = parallel.For(ctx, len(ids), ivfBlock, workers, func() func(lo, hi int) {
+		var impl gonum.Implementation
+		csc := make([]float32, nc)
+		probe := &topK{}
+		h := &topK{}
+		chosen := make([]int32, probes)
+		return func(lo, hi int) {
+			for _, id := range ids[lo:hi] {
+				qi := int(id)
 				q := unit[qi*k : (qi+1)*k]
 				impl.Sgemv(blas.NoTrans, nc, k, 1, cent, k, q, 1, 0, csc, 1)
 				probe.reset(probes)
@@ -89,14 +76,16 @@ func ivfNeighbours(ctx context.Context, unit []float32, placed []bool, k, kk, pr
 				}
 				h.drain(out[qi*kk : (qi+1)*kk])
 			}
-		}()
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
+		}
+	})
+	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
+
+// ivfBlock is how many queries a worker claims at once.
+const ivfBlock = 16
 
 // sphericalKMeans clusters the unit vectors of ids into nc groups by
 // cosine similarity. It returns the nc×k row-major unit centroids and each
@@ -115,39 +104,31 @@ func sphericalKMeans(ctx context.Context, unit []float32, ids []int32, k, nc, wo
 		}
 		// Assign: each vector to its most similar centroid, blockwise
 		// products in parallel.
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for w := 0; w < workers; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				var impl gonum.Implementation
-				buf := make([]float32, block*k)
-				scores := make([]float32, block*nc)
-				for {
-					lo := int(next.Add(block)) - block
-					if lo >= len(ids) {
-						return
-					}
-					b := min(block, len(ids)-lo)
-					for q := 0; q < b; q++ {
-						i := int(ids[lo+q])
-						copy(buf[q*k:(q+1)*k], unit[i*k:(i+1)*k])
-					}
-					impl.Sgemm(blas.NoTrans, blas.Trans, b, nc, k, 1, buf, k, cent, k, 0, scores, nc)
-					for q := 0; q < b; q++ {
-						best, bestS := 0, float32(math.Inf(-1))
-						for c, s := range scores[q*nc : (q+1)*nc] {
-							if s > bestS {
-								best, bestS = c, s
-							}
-						}
-						assign[lo+q] = int32(best)
-					}
+		err := parallel.For(ctx, len(ids), block, workers, func() func(lo, hi int) {
+			var impl gonum.Implementation
+			buf := make([]float32, block*k)
+			scores := make([]float32, block*nc)
+			return func(lo, hi int) {
+				b := hi - lo
+				for q := 0; q < b; q++ {
+					i := int(ids[lo+q])
+					copy(buf[q*k:(q+1)*k], unit[i*k:(i+1)*k])
 				}
-			}()
+				impl.Sgemm(blas.NoTrans, blas.Trans, b, nc, k, 1, buf, k, cent, k, 0, scores, nc)
+				for q := 0; q < b; q++ {
+					best, bestS := 0, float32(math.Inf(-1))
+					for c, s := range scores[q*nc : (q+1)*nc] {
+						if s > bestS {
+							best, bestS = c, s
+						}
+					}
+					assign[lo+q] = int32(best)
+				}
+			}
+		})
+		if err != nil {
+			return nil, nil, err
 		}
-		wg.Wait()
 		// Update: centroid = normalized sum of its members; an empty
 		// group keeps its old centroid.
 		sum := make([]float64, nc*k)

@@ -6,10 +6,7 @@ import (
 	"context"
 	"errors"
 	"math"
-	"runtime"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"gonum.org/v1/gonum/blas"
@@ -18,6 +15,7 @@ import (
 
 	"github.com/musiccdn/cdn/origin/recs/als"
 	"github.com/musiccdn/cdn/origin/recs/content"
+	"github.com/musiccdn/cdn/origin/recs/parallel"
 )
 
 // model is one immutable trained state. Everything a request needs is
@@ -249,49 +247,30 @@ func neighbours(ctx context.Context, unit []float32, placed []bool, k, kk, worke
 	for i := range out {
 		out[i] = -1
 	}
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var failed atomic.Bool
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var impl gonum.Implementation
-			scores := make([]float32, neighbourBlock*n)
-			h := &topK{}
-			for {
-				lo := int(next.Add(neighbourBlock)) - neighbourBlock
-				if lo >= n || failed.Load() {
-					return
+	err := parallel.For(ctx, n, neighbourBlock, workers, func() func(lo, hi int) {
+		var impl gonum.Implementation
+		scores := make([]float32, neighbourBlock*n)
+		h := &topK{}
+		return func(lo, hi int) {
+			b := hi - lo
+			impl.Sgemm(blas.NoTrans, blas.Trans, b, n, k, 1, unit[lo*k:hi*k], k, unit, k, 0, scores, n)
+			for q := 0; q < b; q++ {
+				qi := lo + q
+				if !placed[qi] {
+					continue
 				}
-				if ctx.Err() != nil {
-					failed.Store(true)
-					return
-				}
-				b := min(neighbourBlock, n-lo)
-				impl.Sgemm(blas.NoTrans, blas.Trans, b, n, k, 1, unit[lo*k:(lo+b)*k], k, unit, k, 0, scores, n)
-				for q := 0; q < b; q++ {
-					qi := lo + q
-					if !placed[qi] {
-						continue
+				h.reset(kk)
+				row := scores[q*n : (q+1)*n]
+				for c, s := range row {
+					if c != qi && placed[c] {
+						h.offer(int32(c), s)
 					}
-					h.reset(kk)
-					row := scores[q*n : (q+1)*n]
-					for c, s := range row {
-						if c != qi && placed[c] {
-							h.offer(int32(c), s)
-						}
-					}
-					h.drain(out[qi*kk : (qi+1)*kk])
 				}
+				h.drain(out[qi*kk : (qi+1)*kk])
 			}
-		}()
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
+		}
+	})
+	if err != nil {
 		return nil, err
 	}
 	return out, nil

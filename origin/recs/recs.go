@@ -111,11 +111,13 @@ func New(cfg Config, counts PlayCounts, catalog Catalog, embeddings EmbeddingSou
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	m := newMetrics()
+	var registerer prometheus.Registerer // nil unless reg is: a nil *Registry is not a nil Registerer
 	if reg != nil {
-		if err := m.register(reg); err != nil {
-			return nil, fmt.Errorf("recs: register metrics: %w", err)
-		}
+		registerer = reg
+	}
+	m, err := newMetrics(registerer)
+	if err != nil {
+		return nil, fmt.Errorf("recs: register metrics: %w", err)
 	}
 	enc, err := newEncoder()
 	if err != nil {

@@ -9,19 +9,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	rdebug "runtime/debug"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
 	"github.com/musiccdn/cdn/addrfile"
 	"github.com/musiccdn/cdn/cluster"
-	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/cmd/internal/startup"
 	"github.com/musiccdn/cdn/daemon"
 	"github.com/musiccdn/cdn/tier"
 )
@@ -32,14 +28,16 @@ import (
 func Main(role tier.Role, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet(string(role), flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg := tier.DefaultEdgeConfig()
-	if role == tier.Shield {
-		cfg = tier.DefaultShieldConfig()
-	}
-	path := fs.String("config", "", "YAML configuration file (see configs/"+string(role)+".yaml)")
-	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "public listen address, host:port")
-	fs.StringVar(&cfg.InternalAddr, "internal-addr", cfg.InternalAddr, "internal listen address (peer fills, /metrics, /debug), host:port on the private network")
-	fs.StringVar(&cfg.Name, "name", cfg.Name, "node name in Cache-Status and logs")
+	conf := startup.Bind(fs, "configs/"+string(role)+".yaml", func() tier.Config {
+		if role == tier.Shield {
+			return tier.DefaultShieldConfig()
+		}
+		return tier.DefaultEdgeConfig()
+	}, func(fs *flag.FlagSet, cfg *tier.Config) {
+		fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "public listen address, host:port")
+		fs.StringVar(&cfg.InternalAddr, "internal-addr", cfg.InternalAddr, "internal listen address (peer fills, /metrics, /debug), host:port on the private network")
+		fs.StringVar(&cfg.Name, "name", cfg.Name, "node name in Cache-Status and logs")
+	})
 	drain := fs.Duration("drain-timeout", 30*time.Second, "how long in-flight requests get to finish on SIGTERM")
 	debug := fs.Bool("debug", false, "log at debug level")
 	debugAddr := fs.String("debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off by default")
@@ -47,17 +45,13 @@ func Main(role tier.Role, args []string, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if err := config.LoadWithFlags(*path, &cfg, fs); err != nil {
+	cfg, err := conf.Load()
+	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	level := slog.LevelInfo
-	if *debug {
-		level = slog.LevelDebug
-	}
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	logger := startup.Logger(os.Stderr, *debug)
+	reg := startup.Registry()
 	if *debugAddr != "" {
 		mux := http.NewServeMux()
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -79,31 +73,10 @@ func Main(role tier.Role, args []string, stderr io.Writer) int {
 	}
 	ctx, stop := context.WithCancelCause(context.Background())
 	defer stop(nil)
-	if *path != "" {
+	if conf.Path() != "" {
 		// SIGHUP and POST /admin/reload read the file again, over the
 		// role's defaults, with the same flags on top.
-		n.ReloadFrom(func() (tier.Config, error) {
-			next := tier.DefaultEdgeConfig()
-			if role == tier.Shield {
-				next = tier.DefaultShieldConfig()
-			}
-			if err := config.Load(*path, &next); err != nil {
-				return next, err
-			}
-			// The flags are bound to the running configuration's
-			// fields: what they set stays as it is.
-			fs.Visit(func(f *flag.Flag) {
-				switch f.Name {
-				case "listen":
-					next.Listen = cfg.Listen
-				case "internal-addr":
-					next.InternalAddr = cfg.InternalAddr
-				case "name":
-					next.Name = cfg.Name
-				}
-			})
-			return next, nil
-		})
+		n.ReloadFrom(conf.Reload)
 	}
 	if n.Members != nil {
 		// Keep trying the seeds in the background: a node may start

@@ -27,10 +27,11 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"sync"
-	"sync/atomic"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
+
+	"github.com/musiccdn/cdn/origin/recs/parallel"
 )
 
 // Config holds the hyperparameters of a factorization.
@@ -220,32 +221,15 @@ func (t *Trainer) half(ctx context.Context, m *Matrix, x, y []float32) error {
 	k := t.cfg.Factors
 	workers := t.workers()
 	g := gram(y, m.Cols, k, float32(t.cfg.Regularization), workers)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var stopped atomic.Bool
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s := newSolver(k, g, float32(t.cfg.Alpha), t.cfg.CGSteps)
-			for !stopped.Load() {
-				lo := int(next.Add(rowsPerTask)) - rowsPerTask
-				if lo >= m.Rows {
-					return
-				}
-				if ctx.Err() != nil {
-					stopped.Store(true)
-					return
-				}
-				for r := lo; r < min(lo+rowsPerTask, m.Rows); r++ {
-					cols, vals := m.Row(r)
-					s.solve(x[r*k:(r+1)*k], y, cols, vals)
-				}
+	return parallel.For(ctx, m.Rows, rowsPerTask, workers, func() func(lo, hi int) {
+		s := newSolver(k, g, float32(t.cfg.Alpha), t.cfg.CGSteps)
+		return func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				cols, vals := m.Row(r)
+				s.solve(x[r*k:(r+1)*k], y, cols, vals)
 			}
-		}()
-	}
-	wg.Wait()
-	return ctx.Err()
+		}
+	})
 }
 
 // gram returns YᵀY + λI as a full (both triangles) k×k row-major matrix,

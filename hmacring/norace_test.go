@@ -1,0 +1,5 @@
+//go:build !race
+
+package hmacring
+
+const raceEnabled = false
