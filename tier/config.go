@@ -78,7 +78,6 @@ package tier
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -90,6 +89,7 @@ import (
 	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/cluster"
 	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/hmacring"
 	"github.com/musiccdn/cdn/httprange"
 	"github.com/musiccdn/cdn/tierauth"
 	"github.com/musiccdn/cdn/urlsign"
@@ -393,11 +393,9 @@ func baseURLValid(u string) bool {
 	return err == nil && (p.Scheme == "http" || p.Scheme == "https") && p.Host != "" && (p.Path == "" || p.Path == "/")
 }
 
-// Key is a token key as written in configuration.
-type Key struct {
-	ID     string `yaml:"id"`
-	Secret string `yaml:"secret"` // hex, at least 16 bytes
-}
+// Key is a token or ticket key as written in configuration: an id and a
+// hex secret (package hmacring).
+type Key = hmacring.Config
 
 // DefaultPeerHedgeAfter is PeerHedgeAfter's default: tens of LAN round
 // trips, and well above an owner's cache hit.
@@ -599,7 +597,7 @@ func (c Config) Validate() error {
 		if len(c.Keys) == 0 {
 			bad("keys", "an edge with an audio route needs at least one token key")
 		} else if _, err := c.Keyring(); err != nil {
-			bad("keys", "%v", err)
+			errs = append(errs, err) // names keys[i]
 		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
@@ -610,13 +608,9 @@ func (c Config) Validate() error {
 
 // Keyring builds the token keyring from Keys.
 func (c Config) Keyring() (*urlsign.Keyring, error) {
-	keys := make([]urlsign.Key, 0, len(c.Keys))
-	for i, k := range c.Keys {
-		secret, err := hex.DecodeString(k.Secret)
-		if err != nil {
-			return nil, fmt.Errorf("keys[%d].secret: not hex", i)
-		}
-		keys = append(keys, urlsign.Key{ID: k.ID, Secret: secret})
+	keys, err := hmacring.Decode(c.Keys, urlsign.MinSecretLen)
+	if err != nil {
+		return nil, config.Prefix("keys", err)
 	}
 	return urlsign.NewKeyring(keys...)
 }

@@ -3,7 +3,6 @@ package tier
 import (
 	"compress/gzip"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/config"
+	"github.com/musiccdn/cdn/hmacring"
 	"github.com/musiccdn/cdn/identity"
 	"github.com/musiccdn/cdn/manifest"
 	"github.com/musiccdn/cdn/playticket"
@@ -99,19 +99,15 @@ func (c ManifestConfig) Validate(tokenMaxTTL config.Duration) error {
 	if len(c.TicketKeys) == 0 {
 		errs = append(errs, config.Errorf("ticket_keys", "required: this POP's play ticket key"))
 	} else if _, err := c.ticketKeyring(); err != nil {
-		errs = append(errs, config.Errorf("ticket_keys", "%v", err))
+		errs = append(errs, config.Prefix("ticket_keys", err))
 	}
 	return errors.Join(errs...)
 }
 
 func (c ManifestConfig) ticketKeyring() (*playticket.Keyring, error) {
-	keys := make([]playticket.Key, 0, len(c.TicketKeys))
-	for i, k := range c.TicketKeys {
-		secret, err := hex.DecodeString(k.Secret)
-		if err != nil {
-			return nil, fmt.Errorf("[%d].secret: not hex", i)
-		}
-		keys = append(keys, playticket.Key{ID: k.ID, Secret: secret})
+	keys, err := hmacring.Decode(c.TicketKeys, playticket.MinSecretLen)
+	if err != nil {
+		return nil, err
 	}
 	return playticket.NewKeyring(keys...)
 }
