@@ -302,30 +302,67 @@ func (m *model) next(i int32, n int, allow func(string) bool) []string {
 	if !full && m.exactNeighbours {
 		return out // every other placed track was already considered
 	}
-	// Rare: rights filtered out most neighbours. Rank every placed track.
+	// Rare: rights filtered out most neighbours. Scan every placed track,
+	// keeping the best n that allow accepts in a min-heap: per request
+	// O(tracks) dot products but O(n) memory and no sort of the catalog,
+	// and allow is asked only of tracks that would enter the top n.
+	return m.bestAllowed(i, n, allow, out[:0])
+}
+
+// bestAllowed returns the n placed tracks most similar to i that allow
+// accepts, best first (ties by index), appended to out.
+func (m *model) bestAllowed(i int32, n int, allow func(string) bool, out []string) []string {
 	k := m.k
 	q := m.itemN[int(i)*k : (int(i)+1)*k]
 	var impl gonum.Implementation
-	all := make([]entry, 0, len(m.tracks))
-	for c := range m.tracks {
-		if c != int(i) && m.placed[c] {
-			all = append(all, entry{int32(c), impl.Sdot(k, q, 1, m.itemN[c*k:(c+1)*k], 1)})
+	// worse reports whether a ranks below b.
+	worse := func(a, b entry) bool { return a.s < b.s || a.s == b.s && a.id > b.id }
+	top := make([]entry, 0, n) // a min-heap by worse: top[0] is the worst kept
+	down := func(j int) {
+		for {
+			l, w := 2*j+1, j
+			if l < len(top) && worse(top[l], top[w]) {
+				w = l
+			}
+			if r := l + 1; r < len(top) && worse(top[r], top[w]) {
+				w = r
+			}
+			if w == j {
+				return
+			}
+			top[j], top[w] = top[w], top[j]
+			j = w
 		}
 	}
-	slices.SortFunc(all, func(a, b entry) int {
+	for c := range m.tracks {
+		if c == int(i) || !m.placed[c] {
+			continue
+		}
+		e := entry{int32(c), impl.Sdot(k, q, 1, m.itemN[c*k:(c+1)*k], 1)}
+		if len(top) == n && !worse(top[0], e) {
+			continue
+		}
+		if !allow(m.tracks[c]) {
+			continue
+		}
+		if len(top) < n {
+			top = append(top, e)
+			for j := len(top) - 1; j > 0 && worse(top[j], top[(j-1)/2]); j = (j - 1) / 2 {
+				top[j], top[(j-1)/2] = top[(j-1)/2], top[j]
+			}
+			continue
+		}
+		top[0] = e
+		down(0)
+	}
+	slices.SortFunc(top, func(a, b entry) int {
 		if c := cmp.Compare(b.s, a.s); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.id, b.id)
 	})
-	out = out[:0]
-	for _, e := range all {
-		if allow(m.tracks[e.id]) {
-			out = append(out, m.tracks[e.id])
-			if len(out) == n {
-				break
-			}
-		}
+	for _, e := range top {
+		out = append(out, m.tracks[e.id])
 	}
 	return out
 }

@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
+	"gonum.org/v1/gonum/blas/gonum"
 
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/origin/recs/content"
@@ -555,5 +557,59 @@ func TestNextWithIndex(t *testing.T) {
 	}
 	if purity := float64(same) / float64(total); purity < 0.8 {
 		t.Errorf("top-5 cluster purity with the index %.2f, want >= 0.8", purity)
+	}
+}
+
+// TestBestAllowedRanksLikeAFullSort: the rights fallback's top-n scan
+// returns exactly what ranking every placed track and filtering would
+// (best first, ties by index), for filters keeping all, some and almost no
+// tracks. Catches the heap's entry test flipped (it then evicts the best
+// instead of the worst). Exact score ties do not occur in this fixture, so
+// the tie order is not exercised here.
+func TestBestAllowedRanksLikeAFullSort(t *testing.T) {
+	s := trainedService(t, sharedFixture(t), nil)
+	m := s.model.Load()
+	reference := func(i int32, n int, allow func(string) bool) []string {
+		k := m.k
+		var all []entry
+		for c := range m.tracks {
+			if c != int(i) && m.placed[c] {
+				var impl gonum.Implementation
+				dot := impl.Sdot(k, m.itemN[int(i)*k:(int(i)+1)*k], 1, m.itemN[c*k:(c+1)*k], 1)
+				all = append(all, entry{int32(c), dot})
+			}
+		}
+		slices.SortFunc(all, func(a, b entry) int {
+			if c := cmp.Compare(b.s, a.s); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.id, b.id)
+		})
+		var out []string
+		for _, e := range all {
+			if allow(m.tracks[e.id]) && len(out) < n {
+				out = append(out, m.tracks[e.id])
+			}
+		}
+		return out
+	}
+	filters := map[string]func(string) bool{
+		"all":       func(string) bool { return true },
+		"half":      func(id string) bool { return len(id)%2 == 0 },
+		"one in 97": func(id string) bool { return xxhash.Sum64String(id)%97 == 0 },
+	}
+	for name, allow := range filters {
+		for _, i := range []int32{0, 7, 123} {
+			if !m.placed[i] {
+				continue
+			}
+			for _, n := range []int{1, 5, 40} {
+				got := m.bestAllowed(i, n, allow, nil)
+				want := reference(i, n, allow)
+				if !slices.Equal(got, want) {
+					t.Errorf("%s, track %d, n %d: got %v, want %v", name, i, n, got, want)
+				}
+			}
+		}
 	}
 }
