@@ -21,7 +21,7 @@
 //
 //	listener  path                        caller         credential        cost of one request
 //	public    GET /v1/manifest/<t>        players        user session JWT  one JWT check, one rights look-up, 10 URL signatures, 1 ticket
-//	public    GET /v1/recs/next/<t>       players        none              n <= MaxNext (50): recs.neighbours_k rights look-ups (rarely, a ranking of the whole catalog); without a model, <= maxNextScan (2048)
+//	public    GET /v1/recs/next/<t>       players        none              n <= MaxNext (50): recs.neighbours_k rights look-ups (rarely, a scan of every track keeping the best n); without a model, <= maxNextScan (2048)
 //	internal  GET|HEAD /media/<t>/<k>.ext shields        tier credential   one file (<= ~10 MB), httprange.DefaultMaxRanges ranges
 //	internal  GET /v1/snapshot            edges          tier credential   one catalog walk per 5 min for all callers; a few MB sent
 //	internal  GET /v1/rights/<t>          edges          tier credential   one rights look-up

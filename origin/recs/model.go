@@ -303,7 +303,7 @@ func (m *model) next(i int32, n int, allow func(string) bool) []string {
 		return out // every other placed track was already considered
 	}
 	// Rare: rights filtered out most neighbours. Scan every placed track,
-	// keeping the best n that allow accepts in a min-heap: per request
+	// keeping the best n that allow accepts in a topK heap: per request
 	// O(tracks) dot products but O(n) memory and no sort of the catalog,
 	// and allow is asked only of tracks that would enter the top n.
 	return m.bestAllowed(i, n, allow, out[:0])
@@ -315,54 +315,24 @@ func (m *model) bestAllowed(i int32, n int, allow func(string) bool, out []strin
 	k := m.k
 	q := m.itemN[int(i)*k : (int(i)+1)*k]
 	var impl gonum.Implementation
-	// worse reports whether a ranks below b.
-	worse := func(a, b entry) bool { return a.s < b.s || a.s == b.s && a.id > b.id }
-	top := make([]entry, 0, n) // a min-heap by worse: top[0] is the worst kept
-	down := func(j int) {
-		for {
-			l, w := 2*j+1, j
-			if l < len(top) && worse(top[l], top[w]) {
-				w = l
-			}
-			if r := l + 1; r < len(top) && worse(top[r], top[w]) {
-				w = r
-			}
-			if w == j {
-				return
-			}
-			top[j], top[w] = top[w], top[j]
-			j = w
-		}
-	}
+	h := &topK{}
+	h.reset(n)
 	for c := range m.tracks {
 		if c == int(i) || !m.placed[c] {
 			continue
 		}
-		e := entry{int32(c), impl.Sdot(k, q, 1, m.itemN[c*k:(c+1)*k], 1)}
-		if len(top) == n && !worse(top[0], e) {
-			continue
+		s := impl.Sdot(k, q, 1, m.itemN[c*k:(c+1)*k], 1)
+		if h.Len() == n && !h.better(int32(c), s, 0) {
+			continue // would not enter the top n: no rights question
 		}
-		if !allow(m.tracks[c]) {
-			continue
+		if allow(m.tracks[c]) {
+			h.offer(int32(c), s)
 		}
-		if len(top) < n {
-			top = append(top, e)
-			for j := len(top) - 1; j > 0 && worse(top[j], top[(j-1)/2]); j = (j - 1) / 2 {
-				top[j], top[(j-1)/2] = top[(j-1)/2], top[j]
-			}
-			continue
-		}
-		top[0] = e
-		down(0)
 	}
-	slices.SortFunc(top, func(a, b entry) int {
-		if c := cmp.Compare(b.s, a.s); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.id, b.id)
-	})
-	for _, e := range top {
-		out = append(out, m.tracks[e.id])
+	ranked := make([]int32, h.Len())
+	h.drain(ranked)
+	for _, c := range ranked {
+		out = append(out, m.tracks[c])
 	}
 	return out
 }
