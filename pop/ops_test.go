@@ -476,7 +476,7 @@ func TestReload(t *testing.T) {
 
 	// Refused files: the line and field named, nothing changed.
 	for _, bad := range []struct{ file, want string }{
-		{"keys:\n  - id: k3\n    secret: zz\n", "edge.yaml:1: keys: keys[0].secret: not hex"},
+		{"keys:\n  - id: k3\n    secret: zz\n", "edge.yaml:3: keys[0].secret: not hex"}, // the secret's own line
 		{"country_header: X-Country\nlisten: 127.0.0.1:1\n", "listen"},
 		{"keys: [\n", "edge.yaml"},
 		{"cache:\n  chunk_size: 1MiB\n", "cache.chunk_size"},
