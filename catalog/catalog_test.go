@@ -5,40 +5,6 @@ import (
 	"testing"
 )
 
-func TestParseName(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		track string
-		kbps  int
-		kind  Kind
-		ok    bool
-	}{
-		{"t1/24.ogg", "t1", 24, Audio, true},
-		{"t1/320.seek", "t1", 320, SeekTable, true},
-		{"a-b_C9/160.ogg", "a-b_C9", 160, Audio, true},
-		{strings.Repeat("x", MaxIDLen) + "/96.ogg", strings.Repeat("x", MaxIDLen), 96, Audio, true},
-		{strings.Repeat("x", MaxIDLen+1) + "/96.ogg", "", 0, 0, false},
-		{"t1/100.ogg", "", 0, 0, false},   // not a tier
-		{"t1/024.ogg", "", 0, 0, false},   // leading zero
-		{"t1/+24.ogg", "", 0, 0, false},   // sign
-		{"t1/00024.ogg", "", 0, 0, false}, // five digits
-		{"t1/24.mp3", "", 0, 0, false},
-		{"t1/24.ogg/x", "", 0, 0, false},
-		{"t1/24", "", 0, 0, false},
-		{"t1/24.", "", 0, 0, false},
-		{"t1/.ogg", "", 0, 0, false},
-		{"/24.ogg", "", 0, 0, false},
-		{"t.1/24.ogg", "", 0, 0, false},
-		{"t1/x/24.ogg", "", 0, 0, false},
-		{"", "", 0, 0, false},
-	} {
-		track, kbps, kind, ok := ParseNameString(tc.name)
-		if track != tc.track || kbps != tc.kbps || kind != tc.kind || ok != tc.ok {
-			t.Errorf("ParseName(%q) = %q %d %v %v, want %q %d %v %v", tc.name, track, kbps, kind, ok, tc.track, tc.kbps, tc.kind, tc.ok)
-		}
-	}
-}
-
 func TestPaths(t *testing.T) {
 	if got := MediaPath("t1", 24, SeekTable); got != "/media/t1/24.seek" {
 		t.Errorf("MediaPath = %q", got)

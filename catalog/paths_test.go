@@ -5,8 +5,9 @@ import (
 	"testing"
 )
 
-// TestParseMediaPath is the origin's table of fill paths (moved here
-// from package origin when the vocabulary became one).
+// TestParseMediaPath is the table of object names (ParseName) as the
+// origin's fill paths carry them (moved here from package origin when the
+// vocabulary became one).
 func TestParseMediaPath(t *testing.T) {
 	tests := []struct {
 		path string
@@ -28,6 +29,9 @@ func TestParseMediaPath(t *testing.T) {
 		{"/media/t1/12345.ogg", "", 0, 0, false},
 		{"/media/t1/24.mp3", "", 0, 0, false},
 		{"/media/t1/24.ogg.ogg", "", 0, 0, false},
+		{"/media/t1/24.ogg/x", "", 0, 0, false},
+		{"/media/t1/24.", "", 0, 0, false},
+		{"/media/t1/00024.ogg", "", 0, 0, false},
 		{"/media/t1/24.OGG", "", 0, 0, false},
 		{"/media/t1/24", "", 0, 0, false},
 		{"/media/t1/.ogg", "", 0, 0, false},
