@@ -247,41 +247,47 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option)
 	if err := p.startOrigin(keyID, hex.EncodeToString(secret), tierKeys); err != nil {
 		return nil, err
 	}
+	// node is what every tier node of the POP shares: a loopback
+	// address, the tier credential, the routes, the chunk size, gossip.
+	node := func(c tier.Config, role, name string, memory config.Size) tier.Config {
+		c.Name = name
+		c.Listen = net.JoinHostPort(cfg.Host, "0")
+		c.InternalAddr = net.JoinHostPort(cfg.Host, "0")
+		c.TierKeys = tierKeys
+		c.Routes = Routes()
+		c.Cache.MemoryBytes, c.Cache.ChunkSize = memory, cfg.ChunkSize
+		c.Cluster = member(role, name)
+		return c
+	}
+	// start starts a node and records it, its pinned configuration and
+	// its addresses in the lists of its role.
+	start := func(c tier.Config, nodes *[]*tier.Node, cfgs *[]tier.Config, public, internal *[]string) error {
+		s, err := p.startTier(ctx, c)
+		if err != nil {
+			return err
+		}
+		*nodes = append(*nodes, s)
+		*cfgs = append(*cfgs, pinned(c, s))
+		*public = append(*public, s.URL())
+		*internal = append(*internal, s.InternalURL())
+		return nil
+	}
 	for i := range cfg.Shields {
-		sc := tier.DefaultShieldConfig()
-		sc.Name = fmt.Sprintf("shield-%d", i+1)
-		sc.Listen = net.JoinHostPort(cfg.Host, "0")
-		sc.InternalAddr = net.JoinHostPort(cfg.Host, "0")
-		sc.TierKeys = tierKeys
+		sc := node(tier.DefaultShieldConfig(), cluster.RoleShield, fmt.Sprintf("shield-%d", i+1), cfg.ShieldCache)
 		sc.Upstreams = []string{p.addrs.Internal.Origin}
-		sc.Routes = Routes()
-		sc.Cache.MemoryBytes, sc.Cache.ChunkSize = cfg.ShieldCache, cfg.ChunkSize
 		if cfg.ShieldDisk > 0 {
 			sc.Cache.DiskDir = filepath.Join(p.cfg.DataDir, sc.Name)
 			sc.Cache.DiskBytes = cfg.ShieldDisk
 		}
-		sc.Cluster = member(cluster.RoleShield, sc.Name)
-		s, err := p.startTier(ctx, sc)
-		if err != nil {
+		if err := start(sc, &p.shields, &p.shieldCfg, &p.addrs.Shields, &p.addrs.Internal.Shields); err != nil {
 			return nil, err
 		}
-		p.shields = append(p.shields, s)
-		p.shieldCfg = append(p.shieldCfg, pinned(sc, s))
-		p.addrs.Shields = append(p.addrs.Shields, s.URL())
-		p.addrs.Internal.Shields = append(p.addrs.Internal.Shields, s.InternalURL())
 	}
 	for i := range cfg.Edges {
-		ec := tier.DefaultEdgeConfig()
-		ec.Name = fmt.Sprintf("edge-%d", i+1)
-		ec.Listen = net.JoinHostPort(cfg.Host, "0")
-		ec.InternalAddr = net.JoinHostPort(cfg.Host, "0")
-		ec.TierKeys = tierKeys
+		ec := node(tier.DefaultEdgeConfig(), cluster.RoleEdge, fmt.Sprintf("edge-%d", i+1), cfg.EdgeCache)
 		ec.Upstreams = p.addrs.Shields
-		ec.Routes = Routes()
 		ec.Keys = []tier.Key{{ID: keyID, Secret: hex.EncodeToString(secret)}}
 		ec.CountryHeader = cfg.CountryHeader
-		ec.Cache.MemoryBytes, ec.Cache.ChunkSize = cfg.EdgeCache, cfg.ChunkSize
-		ec.Cluster = member(cluster.RoleEdge, ec.Name)
 		ec.Prefetch.OriginURL = p.addrs.Internal.Origin
 		// Edges mint manifests from the origin's snapshot: track
 		// starts survive the origin.
@@ -292,14 +298,9 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option)
 		if p.edgeEdit != nil {
 			p.edgeEdit(&ec)
 		}
-		s, err := p.startTier(ctx, ec)
-		if err != nil {
+		if err := start(ec, &p.edges, &p.edgeCfg, &p.addrs.Edges, &p.addrs.Internal.Edges); err != nil {
 			return nil, err
 		}
-		p.edges = append(p.edges, s)
-		p.edgeCfg = append(p.edgeCfg, pinned(ec, s))
-		p.addrs.Edges = append(p.addrs.Edges, s.URL())
-		p.addrs.Internal.Edges = append(p.addrs.Internal.Edges, s.InternalURL())
 	}
 	p.origin.Admin.SetPOPs([]admin.POPConfig{{Name: "local", Shields: p.addrs.Internal.Shields, Edges: p.addrs.Internal.Edges}})
 	if err := p.waitReady(ctx); err != nil {

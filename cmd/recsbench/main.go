@@ -145,22 +145,11 @@ func cpuTime() time.Duration {
 // one warm pair in five is held out for evaluation.
 const coldEvery = 20
 
-// The split hashes ids, so that it cannot alias with the generator's
-// cluster assignment (track i is in cluster i mod clusters).
-func isCold(track int) bool { return mix(uint64(track))%coldEvery == 0 }
+var split = synth.Split{ColdEvery: coldEvery}
 
-func heldOut(user, track int) bool {
-	return isCold(track) || mix(uint64(user)<<32|uint64(track))%5 == 0
-}
+func isCold(track int) bool { return split.Cold(track) }
 
-// mix is the splitmix64 finalizer.
-func mix(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	return x ^ x>>31
-}
+func heldOut(user, track int) bool { return split.HeldOut(user, track) }
 
 type counts struct {
 	d *synth.Data

@@ -22,15 +22,8 @@ import (
 	"github.com/musiccdn/cdn/origin/recs/synth"
 )
 
-// mix is the splitmix64 finalizer; the held-out split hashes ids so that
-// it cannot alias with the generator's clusters (track i is in i mod C).
-func mix(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	return x ^ x>>31
-}
+// split is the evaluation's held-out split: one track in ten is new.
+var split = synth.Split{ColdEvery: 10}
 
 // Fakes at the edges: a ledger, a catalog, embeddings and rights in memory.
 
@@ -97,7 +90,7 @@ func newFixture(t testing.TB, users, tracks, clusters int) *fixture {
 		id := trackID(i)
 		f.catalog = append(f.catalog, id)
 		f.emb[id] = content.Embed(d.Audio(i, 4000, 1), 4000)
-		if mix(uint64(i))%10 == 0 {
+		if split.Cold(i) {
 			f.cold[id] = true
 			f.coldIDs = append(f.coldIDs, id)
 		} else {
@@ -111,7 +104,7 @@ func newFixture(t testing.TB, users, tracks, clusters int) *fixture {
 		switch {
 		case f.cold[track]:
 			held = f.heldCold
-		case mix(uint64(u)<<32|uint64(i))%5 == 0: // 20% of warm pairs
+		case split.HeldWarm(u, i): // 20% of warm pairs
 		default:
 			f.train = append(f.train, pair{user, track, plays})
 			f.trainPops[track]++

@@ -61,3 +61,25 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestSplit: about one track in ColdEvery is cold and one warm pair in
+// five is held, and a cold track's pairs are all held out. Catches the
+// modulus dropped or applied to the wrong hash.
+func TestSplit(t *testing.T) {
+	s := Split{ColdEvery: 10}
+	cold, held := 0, 0
+	for i := range 10000 {
+		if s.Cold(i) {
+			cold++
+			if !s.HeldOut(7, i) {
+				t.Fatalf("cold track %d: pair not held out", i)
+			}
+		}
+		if s.HeldWarm(i, 3) {
+			held++
+		}
+	}
+	if cold < 900 || cold > 1100 || held < 1800 || held > 2200 {
+		t.Errorf("cold %d of 10000 (want ~1000), held warm %d (want ~2000)", cold, held)
+	}
+}
