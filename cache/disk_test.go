@@ -82,15 +82,13 @@ func TestDiskReopen(t *testing.T) {
 // TestStoreDiskTier: a store restarted on the same disk directory serves
 // chunks from disk; only metadata goes upstream again.
 func TestStoreDiskTier(t *testing.T) {
-	dir := t.TempDir()
 	f := newMemFetcher()
 	obj := make([]byte, 40_000)
 	for i := range obj {
 		obj[i] = byte(i * 7)
 	}
 	f.put("t1/96.ogg", obj, `"a"`)
-	cfg := diskConfig(dir, time.Minute)
-	s := openStore(t, cfg, f)
+	s, cfg := openDiskStore(t, time.Minute, f)
 	if got := read(t, s, "t1/96.ogg", 0, 39_999); !bytes.Equal(got, obj) {
 		t.Fatal("first read")
 	}
@@ -130,12 +128,10 @@ func TestStoreDiskTornMeta(t *testing.T) {
 		{"header only", func(b []byte) []byte { return b[:diskHeader] }},
 	} {
 		t.Run(damage.name, func(t *testing.T) {
-			dir := t.TempDir()
 			f := newMemFetcher()
 			obj := bytes.Repeat([]byte("ogg!"), 3000)
 			f.put("t1/96.ogg", obj, `"a"`)
-			cfg := diskConfig(dir, time.Minute)
-			s := openStore(t, cfg, f)
+			s, cfg := openDiskStore(t, time.Minute, f)
 			read(t, s, "t1/96.ogg", 0, int64(len(obj)-1))
 			s.Disk().Flush()
 			s.Close()
@@ -165,12 +161,10 @@ func TestStoreDiskTornMeta(t *testing.T) {
 // metadata (the restarted store serves version a), not dropping chunks
 // (old bytes stitched under an unchanged ETag).
 func TestStorePurge(t *testing.T) {
-	dir := t.TempDir()
 	f := newMemFetcher()
 	a := bytes.Repeat([]byte("aaaa"), 3000)
 	f.put("t1/96.ogg", a, `"same"`)
-	cfg := diskConfig(dir, time.Hour)
-	s := openStore(t, cfg, f)
+	s, cfg := openDiskStore(t, time.Hour, f)
 	read(t, s, "t1/96.ogg", 0, int64(len(a)-1))
 	// A bad encode re-delivered under the same ETag: only a purge
 	// makes the cache let go of it.
@@ -272,10 +266,14 @@ func FuzzDecodeMeta(f *testing.F) {
 	})
 }
 
-// diskConfig is the small store of the disk tests, with its disk tier in
-// dir and metadata fresh for ttl.
-func diskConfig(dir string, ttl time.Duration) Config {
-	return Config{ChunkSize: 4096, MemoryBytes: 1 << 20, MetaTTL: config.Duration(ttl), DiskDir: dir, DiskBytes: 1 << 20}
+// openDiskStore opens the small store of the disk tests over f, with its
+// disk tier in a fresh directory and metadata fresh for ttl, and returns
+// it with its Config, to restart it on the same directory with openStore.
+// The test closes it.
+func openDiskStore(t testing.TB, ttl time.Duration, f Fetcher) (*Store, Config) {
+	t.Helper()
+	cfg := Config{ChunkSize: 4096, MemoryBytes: 1 << 20, MetaTTL: config.Duration(ttl), DiskDir: t.TempDir(), DiskBytes: 1 << 20}
+	return openStore(t, cfg, f), cfg
 }
 
 // openStore is New(cfg, f, nil), or the test fails. The test closes it

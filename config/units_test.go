@@ -6,12 +6,50 @@ import (
 	"time"
 )
 
+// parseCase is a row of a parser's table: in parses to want when ok,
+// and is refused otherwise.
+type parseCase[T any] struct {
+	in   string
+	want T
+	ok   bool
+}
+
+// checkParse checks parse, called name in messages, against tests.
+func checkParse[T comparable](t *testing.T, name string, parse func(string) (T, error), tests []parseCase[T]) {
+	t.Helper()
+	for _, tt := range tests {
+		got, err := parse(tt.in)
+		if tt.ok && (err != nil || got != tt.want) {
+			t.Errorf("%s(%q) = %v, %v, want %v", name, tt.in, got, err, tt.want)
+		}
+		if !tt.ok && err == nil {
+			t.Errorf("%s(%q) = %v, want an error", name, tt.in, got)
+		}
+	}
+}
+
+// stringCase is a row of a formatter's table: in formats as want.
+type stringCase[T any] struct {
+	in   T
+	want string
+}
+
+// checkString checks that format gives each row's want, and that parse
+// reads want back as in.
+func checkString[T comparable](t *testing.T, format func(T) string, parse func(string) (T, error), tests []stringCase[T]) {
+	t.Helper()
+	for _, tt := range tests {
+		if got := format(tt.in); got != tt.want {
+			t.Errorf("%v formats as %q, want %q", tt.in, got, tt.want)
+		}
+		if back, err := parse(tt.want); err != nil || back != tt.in {
+			t.Errorf("parsing %q = %v, %v, want %v", tt.want, back, err, tt.in)
+		}
+	}
+}
+
 func TestParseSize(t *testing.T) {
-	tests := []struct {
-		in   string
-		want Size
-		ok   bool
-	}{
+	checkParse(t, "ParseSize", ParseSize, []parseCase[Size]{
 		{"0", 0, true},
 		{"4096", 4096, true},
 		{"4096B", 4096, true},
@@ -39,23 +77,11 @@ func TestParseSize(t *testing.T) {
 		{"KiB", 0, false},
 		{"", 0, false},
 		{"B", 0, false},
-	}
-	for _, tt := range tests {
-		got, err := ParseSize(tt.in)
-		if tt.ok && (err != nil || got != tt.want) {
-			t.Errorf("ParseSize(%q) = %v, %v, want %v", tt.in, int64(got), err, int64(tt.want))
-		}
-		if !tt.ok && err == nil {
-			t.Errorf("ParseSize(%q) = %v, want an error", tt.in, int64(got))
-		}
-	}
+	})
 }
 
 func TestSizeString(t *testing.T) {
-	tests := []struct {
-		in   Size
-		want string
-	}{
+	checkString(t, Size.String, ParseSize, []stringCase[Size]{
 		{0, "0"},
 		{1, "1"},
 		{4097, "4097"},
@@ -67,23 +93,18 @@ func TestSizeString(t *testing.T) {
 		{64000, "64KB"},
 		{1e6, "1MB"},
 		{2e12, "2TB"},
-	}
-	for _, tt := range tests {
-		if got := tt.in.String(); got != tt.want {
-			t.Errorf("Size(%d).String() = %q, want %q", int64(tt.in), got, tt.want)
-		}
-		if back, err := ParseSize(tt.in.String()); err != nil || back != tt.in {
-			t.Errorf("ParseSize(%q) = %d, %v, want %d", tt.in.String(), int64(back), err, int64(tt.in))
-		}
-	}
+	})
+}
+
+// parseDuration is ParseDuration giving a time.Duration, so that tables
+// can be written in time's constants.
+func parseDuration(s string) (time.Duration, error) {
+	d, err := ParseDuration(s)
+	return time.Duration(d), err
 }
 
 func TestParseDuration(t *testing.T) {
-	tests := []struct {
-		in   string
-		want time.Duration
-		ok   bool
-	}{
+	checkParse(t, "ParseDuration", parseDuration, []parseCase[time.Duration]{
 		{"0", 0, true},
 		{"250ms", 250 * time.Millisecond, true},
 		{"10s", 10 * time.Second, true},
@@ -95,23 +116,12 @@ func TestParseDuration(t *testing.T) {
 		{"1d", 0, false},
 		{"", 0, false},
 		{"soon", 0, false},
-	}
-	for _, tt := range tests {
-		got, err := ParseDuration(tt.in)
-		if tt.ok && (err != nil || time.Duration(got) != tt.want) {
-			t.Errorf("ParseDuration(%q) = %v, %v, want %v", tt.in, got, err, tt.want)
-		}
-		if !tt.ok && err == nil {
-			t.Errorf("ParseDuration(%q) = %v, want an error", tt.in, got)
-		}
-	}
+	})
 }
 
 func TestDurationString(t *testing.T) {
-	tests := []struct {
-		in   time.Duration
-		want string
-	}{
+	format := func(d time.Duration) string { return Duration(d).String() }
+	checkString(t, format, parseDuration, []stringCase[time.Duration]{
 		{0, "0s"},
 		{250 * time.Millisecond, "250ms"},
 		{10 * time.Second, "10s"},
@@ -121,15 +131,7 @@ func TestDurationString(t *testing.T) {
 		{6*time.Hour + 30*time.Minute, "6h30m"},
 		{time.Hour + 30*time.Second, "1h0m30s"},
 		{1500 * time.Microsecond, "1.5ms"},
-	}
-	for _, tt := range tests {
-		if got := Duration(tt.in).String(); got != tt.want {
-			t.Errorf("Duration(%v).String() = %q, want %q", tt.in, got, tt.want)
-		}
-		if back, err := ParseDuration(tt.want); err != nil || time.Duration(back) != tt.in {
-			t.Errorf("ParseDuration(%q) = %v, %v, want %v", tt.want, back, err, tt.in)
-		}
-	}
+	})
 }
 
 // FuzzSize checks that ParseSize never panics, never returns a negative

@@ -3,20 +3,12 @@
 package configs
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/musiccdn/cdn/config"
 	"github.com/musiccdn/cdn/loadtest/plan"
@@ -64,10 +56,7 @@ func TestExamplesLoad(t *testing.T) {
 // validates once its placeholder secrets are filled in.
 func TestDeployExamplesLoad(t *testing.T) {
 	// fill_ca is read at validation: a real CA certificate in its place.
-	ca := filepath.Join(t.TempDir(), "pop-ca.pem")
-	if err := os.WriteFile(ca, testCA(t), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	ca := newPKI(t, t.TempDir()).ca
 	files, _ := filepath.Glob("deploy/*.yaml")
 	if len(files) != 6 {
 		t.Fatalf("deploy/ has %d files", len(files))
@@ -139,22 +128,4 @@ func TestBadFileNamesLine(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "edge.yaml:3") {
 		t.Fatalf("unknown field: %v", err)
 	}
-}
-
-// testCA is a self-signed CA certificate, PEM.
-func testCA(t *testing.T) []byte {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "pop CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }

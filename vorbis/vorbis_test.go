@@ -55,13 +55,19 @@ func decodeAll(t testing.TB, b []byte) ([]float32, *vorbis.Headers) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return readAll(t, s), h
+}
+
+// readAll reads r's samples up to io.EOF; another error fails the test.
+func readAll(t testing.TB, r interface{ Read([]float32) (int, error) }) []float32 {
+	t.Helper()
 	var pcm []float32
 	buf := make([]float32, 4096)
 	for {
-		n, err := s.Read(buf)
+		n, err := r.Read(buf)
 		pcm = append(pcm, buf[:n]...)
 		if err == io.EOF {
-			return pcm, h
+			return pcm
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -80,15 +86,7 @@ func TestMatchesOggvorbis(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var want []float32
-		buf := make([]float32, 4096)
-		for {
-			n, err := r.Read(buf)
-			want = append(want, buf[:n]...)
-			if err != nil {
-				break
-			}
-		}
+		want := readAll(t, r)
 		if len(got) != len(want) {
 			t.Errorf("%d kbps: %d samples, oggvorbis %d", k, len(got)/h.Channels, len(want)/h.Channels)
 			continue

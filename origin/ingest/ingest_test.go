@@ -19,7 +19,11 @@ import (
 	"github.com/musiccdn/cdn/vorbis"
 )
 
-func needOggenc(t *testing.T) {
+// testDirs returns a fresh directory for sources and the empty catalog
+// root inside it. It skips t when oggenc (Debian package vorbis-tools) is
+// missing, except under CI (CI set), where scripts/test.sh installs it and
+// its absence fails t.
+func testDirs(t *testing.T) (dir, root string) {
 	t.Helper()
 	if _, err := exec.LookPath("oggenc"); err != nil {
 		if os.Getenv("CI") != "" {
@@ -27,6 +31,12 @@ func needOggenc(t *testing.T) {
 		}
 		t.Skip("oggenc not installed (Debian package vorbis-tools)")
 	}
+	dir = t.TempDir()
+	root = filepath.Join(dir, "catalog")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir, root
 }
 
 // writeSine writes a stereo 44.1 kHz WAV of the given frames.
@@ -55,10 +65,7 @@ func writeSine(t *testing.T, path string, frames int) {
 }
 
 func TestIngest(t *testing.T) {
-	needOggenc(t)
-	dir := t.TempDir()
-	root := filepath.Join(dir, "catalog")
-	os.Mkdir(root, 0o755)
+	dir, root := testDirs(t)
 	src := filepath.Join(dir, "song.wav")
 	const frames = 44100*2 + 1234
 	writeSine(t, src, frames)
@@ -185,10 +192,7 @@ func countFrom(t *testing.T, h *vorbis.Headers, audio []byte, off int64) int64 {
 }
 
 func TestIngestErrors(t *testing.T) {
-	needOggenc(t)
-	dir := t.TempDir()
-	root := filepath.Join(dir, "catalog")
-	os.Mkdir(root, 0o755)
+	dir, root := testDirs(t)
 	garbage := filepath.Join(dir, "x.mp3")
 	os.WriteFile(garbage, []byte("definitely not audio"), 0o644)
 	fakeWAV := filepath.Join(dir, "bad.wav")

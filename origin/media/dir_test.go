@@ -42,6 +42,16 @@ func newDir(t *testing.T) (*Dir, string) {
 	return d, root
 }
 
+// mustOpen is d.Open, or the test fails. The test closes the File.
+func mustOpen(t *testing.T, d *Dir, id string, kbps int, kind catalog.Kind) (Object, File) {
+	t.Helper()
+	obj, f, err := d.Open(context.Background(), id, kbps, kind)
+	if err != nil {
+		t.Fatalf("Open(%q, %d, %v) = %v", id, kbps, kind, err)
+	}
+	return obj, f
+}
+
 func readAll(t *testing.T, f File, size int64) []byte {
 	t.Helper()
 	b := make([]byte, size)
@@ -65,17 +75,13 @@ func TestOpenDirErrors(t *testing.T) {
 
 func TestDirOpen(t *testing.T) {
 	d, root := newDir(t)
-	ctx := context.Background()
 	audio, seek := []byte("OggS audio bytes"), []byte("seek table")
 	writeFile(t, root, "t1/24.ogg", audio)
 	writeFile(t, root, "t1/24.seek", seek)
 	mtime := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	os.Chtimes(filepath.Join(root, "t1/24.ogg"), mtime, mtime)
 
-	obj, f, err := d.Open(ctx, "t1", 24, catalog.Audio)
-	if err != nil {
-		t.Fatalf("Open = %v", err)
-	}
+	obj, f := mustOpen(t, d, "t1", 24, catalog.Audio)
 	defer f.Close()
 	if obj.Size != int64(len(audio)) || !obj.ModTime.Equal(mtime) || obj.Kind != catalog.Audio || obj.Track != "t1" || obj.Kbps != 24 {
 		t.Errorf("Open = %+v, want size %d, mtime %v", obj, len(audio), mtime)
@@ -86,10 +92,7 @@ func TestDirOpen(t *testing.T) {
 	if got := readAll(t, f, obj.Size); !bytes.Equal(got, audio) {
 		t.Errorf("read %q, want %q", got, audio)
 	}
-	sobj, sf, err := d.Open(ctx, "t1", 24, catalog.SeekTable)
-	if err != nil {
-		t.Fatalf("Open seek = %v", err)
-	}
+	sobj, sf := mustOpen(t, d, "t1", 24, catalog.SeekTable)
 	sf.Close()
 	if sobj.Size != int64(len(seek)) || sobj.ETag == obj.ETag {
 		t.Errorf("Open seek = %+v; want size %d and an ETag unlike the audio's", sobj, len(seek))
@@ -147,21 +150,14 @@ func TestDirRejectsBeforeFilesystem(t *testing.T) {
 
 func TestDirVersions(t *testing.T) {
 	d, root := newDir(t)
-	ctx := context.Background()
 	v1 := bytes.Repeat([]byte("1"), 1000)
 	v2 := bytes.Repeat([]byte("2"), 1000) // same size
 	writeFile(t, root, "t1/160.ogg", v1)
 
-	obj1, f1, err := d.Open(ctx, "t1", 160, catalog.Audio)
-	if err != nil {
-		t.Fatal(err)
-	}
+	obj1, f1 := mustOpen(t, d, "t1", 160, catalog.Audio)
 	defer f1.Close()
 	// Re-opening an unchanged file gives the same ETag (from the cache).
-	obj1b, f, err := d.Open(ctx, "t1", 160, catalog.Audio)
-	if err != nil {
-		t.Fatal(err)
-	}
+	obj1b, f := mustOpen(t, d, "t1", 160, catalog.Audio)
 	f.Close()
 	if obj1b.ETag != obj1.ETag {
 		t.Errorf("ETag of unchanged file = %s then %s", obj1.ETag, obj1b.ETag)
@@ -172,10 +168,7 @@ func TestDirVersions(t *testing.T) {
 	writeFile(t, root, "t1/160.ogg", v2)
 	later := obj1.ModTime.Add(2 * time.Second)
 	os.Chtimes(filepath.Join(root, "t1/160.ogg"), later, later)
-	obj2, f2, err := d.Open(ctx, "t1", 160, catalog.Audio)
-	if err != nil {
-		t.Fatal(err)
-	}
+	obj2, f2 := mustOpen(t, d, "t1", 160, catalog.Audio)
 	defer f2.Close()
 	if obj2.ETag == obj1.ETag {
 		t.Errorf("ETag unchanged (%s) after the content changed", obj2.ETag)
@@ -194,10 +187,7 @@ func TestDirVersions(t *testing.T) {
 	// Same bytes again, new mtime: a new version with the first ETag, as
 	// a strong validator should be (same bytes, same tag).
 	writeFile(t, root, "t1/160.ogg", v1)
-	obj3, f3, err := d.Open(ctx, "t1", 160, catalog.Audio)
-	if err != nil {
-		t.Fatal(err)
-	}
+	obj3, f3 := mustOpen(t, d, "t1", 160, catalog.Audio)
 	f3.Close()
 	if obj3.ETag != obj1.ETag {
 		t.Errorf("ETag of republished identical bytes = %s, want %s", obj3.ETag, obj1.ETag)

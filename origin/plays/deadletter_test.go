@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/musiccdn/cdn/internal/wait"
 )
 
 // TestDeadLetters writes what any Kafka client could to the plays topic
@@ -23,7 +21,6 @@ import (
 // (offset+1); the stage calling ParseEvent without its keyring (the three
 // ticket records are counted, not dead letters).
 func TestDeadLetters(t *testing.T) {
-	ctx := context.Background()
 	cfg := testConfig(t, 2)
 	svc, trust, _ := startService(t, cfg, denyRights{})
 
@@ -50,14 +47,14 @@ func TestDeadLetters(t *testing.T) {
 	}
 	where := map[string]string{} // "partition/offset" -> reason
 	for v, reason := range bad {
-		r, err := cl.ProduceSync(ctx, &kgo.Record{Topic: PlaysTopic, Value: []byte(v)}).First()
+		r, err := cl.ProduceSync(t.Context(), &kgo.Record{Topic: PlaysTopic, Value: []byte(v)}).First()
 		if err != nil {
 			t.Fatalf("produce %q...: %v", v[:min(len(v), 20)], err)
 		}
 		where[fmt.Sprintf("%d/%d", r.Partition, r.Offset)] = reason
 	}
 	good := mustJSON(ticketed(t, trust.Tickets, testEvent("ok1", "u", "t1", "SE", 40_000, now), issued))
-	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: PlaysTopic, Value: good}).FirstErr(); err != nil {
+	if err := cl.ProduceSync(t.Context(), &kgo.Record{Topic: PlaysTopic, Value: good}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -70,7 +67,7 @@ func TestDeadLetters(t *testing.T) {
 	got := map[string]string{}
 	deadline := time.Now().Add(time.Minute)
 	for len(got) < len(bad) && time.Now().Before(deadline) {
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		pctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		fs := rd.PollFetches(pctx)
 		cancel()
 		fs.EachRecord(func(r *kgo.Record) {
@@ -93,10 +90,7 @@ func TestDeadLetters(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(where) {
 		t.Errorf("dead letters by partition/offset = %v, want %v", got, where)
 	}
-	wait.ForState(t, time.Minute, "valid play counted", func() (bool, string) {
-		n, _, err := svc.Ledger().TrackPlays(ctx, "t1")
-		return err == nil && n == 1, fmt.Sprint(n, err)
-	})
+	waitCounted(t, svc, 1)
 	if v := counterValue(svc.m.deadLetters); v != float64(len(bad)) {
 		t.Errorf("dead_letters_total = %v, want %d", v, len(bad))
 	}

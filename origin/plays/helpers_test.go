@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/musiccdn/cdn/identity"
+	"github.com/musiccdn/cdn/internal/wait"
 	"github.com/musiccdn/cdn/playticket"
 )
 
@@ -133,11 +134,25 @@ func startService(t testing.TB, cfg Config, rights Rights) (*Service, Trust, *id
 	return svc, trust, iss
 }
 
-// serveHTTP serves svc's handler on loopback until the test ends.
-func serveHTTP(t testing.TB, svc *Service) *httptest.Server {
+// startHTTP is startService, with the service's handler served on
+// loopback until the test ends.
+func startHTTP(t testing.TB, cfg Config, rights Rights) (*Service, Trust, *identity.Issuer, *httptest.Server) {
+	t.Helper()
+	svc, trust, iss := startService(t, cfg, rights)
 	srv := httptest.NewServer(svc.Handler())
 	t.Cleanup(srv.Close)
-	return srv
+	return svc, trust, iss, srv
+}
+
+// waitCounted waits until svc's ledger counts n plays of track t1 and n
+// play ids in all: each accepted play counted once, and nothing else.
+func waitCounted(t testing.TB, svc *Service, n int64) {
+	t.Helper()
+	wait.ForState(t, time.Minute, fmt.Sprintf("%d plays of t1 in the ledger", n), func() (bool, string) {
+		got, _, err := svc.Ledger().TrackPlays(t.Context(), "t1")
+		ids, _ := svc.Ledger().playIDCount(t.Context())
+		return err == nil && got == n && ids == n, fmt.Sprintf("t1=%d ids=%d err=%v", got, ids, err)
+	})
 }
 
 // ticketed adds a ticket for ev (a testEvent) to ev, issued at issued

@@ -20,13 +20,11 @@ import (
 // that each bad one is refused with its index and reason, and that every
 // good one, and nothing else, reaches the ledger.
 func TestIngestMalformed(t *testing.T) {
-	ctx := context.Background()
 	cfg := testConfig(t, 2)
 	cfg.MaxBatchEvents = 10
 	cfg.MaxBodyBytes = 8 << 10
 	cfg.UserRate = 0
-	svc, trust, iss := startService(t, cfg, denyRights{})
-	srv := serveHTTP(t, svc)
+	svc, trust, iss, srv := startHTTP(t, cfg, denyRights{})
 	client := authClient(t, iss, "u", srv.Client())
 	ts := time.Now().UTC().Add(-time.Minute).Format(time.RFC3339)
 	ev := func(play, extra string) string {
@@ -91,14 +89,7 @@ func TestIngestMalformed(t *testing.T) {
 		})
 	}
 	// g1, g2, g3 and g4 were accepted, all qualifying plays of t1.
-	wait.ForState(t, time.Minute, "the accepted plays in the ledger", func() (bool, string) {
-		n, _, err := svc.Ledger().TrackPlays(ctx, "t1")
-		if err != nil {
-			return false, err.Error()
-		}
-		ids, _ := svc.Ledger().playIDCount(ctx)
-		return n == 4 && ids == 4, fmt.Sprintf("t1=%d ids=%d", n, ids)
-	})
+	waitCounted(t, svc, 4)
 
 	// Someone producing garbage straight to the topic is dropped by the
 	// stage, not counted, and does not stop the pipeline.
@@ -107,12 +98,12 @@ func TestIngestMalformed(t *testing.T) {
 	forged := strings.Replace(ev("forged", ""), `"ticket":"p1.k1.`, `"ticket":"p1.k1.X`, 1)
 	noTicket := `{"play_id":"nt","user_id":"u","track_id":"t1","country":"SE","tier_kbps":96,"ms_played":40000,"ts":"` + ts + `"}`
 	for _, v := range []string{`garbage`, `{"play_id":"z"}`, forged, noTicket, ev("direct", "")} {
-		if err := svc.producer.ProduceSync(ctx, kgoRecord(PlaysTopic, v)).FirstErr(); err != nil {
+		if err := svc.producer.ProduceSync(t.Context(), kgoRecord(PlaysTopic, v)).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	wait.ForState(t, time.Minute, "the directly produced play", func() (bool, string) {
-		n, _, _ := svc.Ledger().TrackPlays(ctx, "t1")
+		n, _, _ := svc.Ledger().TrackPlays(t.Context(), "t1")
 		forged := testutil.ToFloat64(svc.m.rejected.WithLabelValues("stage_" + ReasonTicketForged))
 		missing := testutil.ToFloat64(svc.m.rejected.WithLabelValues("stage_" + ReasonTicketMissing))
 		return n == 5 && forged == 1 && missing == 1, fmt.Sprintf("t1=%d stage forged=%v missing=%v", n, forged, missing)

@@ -24,28 +24,26 @@ var pgSchemaSeq atomic.Int64
 // scripts/pg-test.sh); without it the variant is skipped, unless CI is set,
 // where a skipped database would hide a failure.
 func forEachLedger(t *testing.T, f func(t *testing.T, open ledgerOpener)) {
-	t.Run("sqlite", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "ledger.db")
-		f(t, func(t testing.TB) *Ledger {
-			l, err := OpenSQLite(context.Background(), path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { l.Close() })
-			return l
+	for _, db := range []struct {
+		name  string
+		fresh func(testing.TB) string // the path or DSN of a fresh ledger
+		open  func(context.Context, string) (*Ledger, error)
+	}{
+		{"sqlite", func(t testing.TB) string { return filepath.Join(t.TempDir(), "ledger.db") }, OpenSQLite},
+		{"postgres", pgTestDSN, OpenPostgres},
+	} {
+		t.Run(db.name, func(t *testing.T) {
+			where := db.fresh(t)
+			f(t, func(t testing.TB) *Ledger {
+				l, err := db.open(context.Background(), where)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { l.Close() })
+				return l
+			})
 		})
-	})
-	t.Run("postgres", func(t *testing.T) {
-		dsn := pgTestDSN(t)
-		f(t, func(t testing.TB) *Ledger {
-			l, err := OpenPostgres(context.Background(), dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { l.Close() })
-			return l
-		})
-	})
+	}
 }
 
 // pgTestDSN returns a DSN whose search_path is a new, empty schema, so

@@ -1,7 +1,6 @@
 package plays
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -12,10 +11,8 @@ import (
 )
 
 func TestServiceEndToEnd(t *testing.T) {
-	ctx := context.Background()
 	cfg := testConfig(t, 2)
-	svc, trust, iss := startService(t, cfg, denyRights{"t3/DE": true})
-	srv := serveHTTP(t, svc)
+	svc, trust, iss, srv := startHTTP(t, cfg, denyRights{"t3/DE": true})
 
 	now := time.Now()
 	var batch []any
@@ -42,7 +39,7 @@ func TestServiceEndToEnd(t *testing.T) {
 		}
 	}
 	wait.ForState(t, 60*time.Second, "ledger counts", func() (bool, string) {
-		got, err := svc.Ledger().TotalPlays(ctx)
+		got, err := svc.Ledger().TotalPlays(t.Context())
 		if err != nil {
 			return false, err.Error()
 		}
@@ -62,7 +59,7 @@ func TestServiceEndToEnd(t *testing.T) {
 		t.Errorf("royalties t1 = %+v, want %d plays in DE", rr, want["t1"])
 	}
 	var users int
-	svc.Ledger().UserTrackCounts(ctx, func(u, tr string, n int64) error { users++; return nil })
+	svc.Ledger().UserTrackCounts(t.Context(), func(u, tr string, n int64) error { users++; return nil })
 	if users != 4 {
 		t.Errorf("UserTrackCounts rows = %d, want 4 (u1 x t0,t1,t2,t4)", users)
 	}

@@ -1,7 +1,6 @@
 package plays
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -28,11 +27,9 @@ import (
 // is counted: the stage_ticket_forged metric stays 0 there); skipping
 // the Content-Type check (415 row); no rate limit (429 row).
 func TestIngestTrust(t *testing.T) {
-	ctx := context.Background()
 	cfg := testConfig(t, 1)
 	cfg.UserRate, cfg.UserBurst = 0.001, 40
-	svc, trust, iss := startService(t, cfg, denyRights{})
-	srv := serveHTTP(t, svc)
+	svc, trust, iss, srv := startHTTP(t, cfg, denyRights{})
 
 	now := time.Now()
 	issued := now.Add(-5 * time.Minute)
@@ -119,12 +116,8 @@ func TestIngestTrust(t *testing.T) {
 	}
 
 	// Only P1 is counted, once.
-	wait.ForState(t, time.Minute, "the genuine play in the ledger", func() (bool, string) {
-		n, _, err := svc.Ledger().TrackPlays(ctx, "t1")
-		ids, _ := svc.Ledger().playIDCount(ctx)
-		return err == nil && n == 1 && ids == 1, fmt.Sprintf("t1=%d ids=%d err=%v", n, ids, err)
-	})
-	if n, _, _ := svc.Ledger().TrackPlays(ctx, "t2"); n != 0 {
+	waitCounted(t, svc, 1)
+	if n, _, _ := svc.Ledger().TrackPlays(t.Context(), "t2"); n != 0 {
 		t.Errorf("t2 counted %d", n)
 	}
 
@@ -158,8 +151,7 @@ func TestIngestBounds(t *testing.T) {
 	cfg.BodyReadTimeout = 300 * time.Millisecond
 	cfg.MaxBatchEvents = 3
 	cfg.UserRate = 0
-	svc, trust, iss := startService(t, cfg, denyRights{})
-	srv := serveHTTP(t, svc)
+	svc, trust, iss, srv := startHTTP(t, cfg, denyRights{})
 	client := authClient(t, iss, "alice", &http.Client{Timeout: 30 * time.Second})
 
 	// A body that stalls after "[": it holds the one slot until the read

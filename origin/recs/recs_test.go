@@ -476,29 +476,27 @@ func TestUserHonoursRights(t *testing.T) {
 	}
 }
 
-func BenchmarkNext(b *testing.B) {
+// BenchmarkQuery is the cost of one Next (3 tracks like the one given)
+// and one User (10 for the user) on the trained fixture.
+func BenchmarkQuery(b *testing.B) {
 	f := sharedFixture(b)
 	s := trainedService(b, f, nil)
 	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := s.Next(ctx, f.catalog[i%len(f.catalog)], "SE", 3); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkUser(b *testing.B) {
-	f := sharedFixture(b)
-	s := trainedService(b, f, nil)
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := s.User(ctx, "u"+strconv.Itoa(i%1000), "", 10); err != nil {
-			b.Fatal(err)
-		}
+	for _, bb := range []struct {
+		name  string
+		query func(i int) ([]string, error)
+	}{
+		{"Next", func(i int) ([]string, error) { return s.Next(ctx, f.catalog[i%len(f.catalog)], "SE", 3) }},
+		{"User", func(i int) ([]string, error) { return s.User(ctx, "u"+strconv.Itoa(i%1000), "", 10) }},
+	} {
+		b.Run(bb.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if _, err := bb.query(i); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

@@ -92,16 +92,27 @@ func TestRowCovers(t *testing.T) {
 	}
 }
 
-func TestTable(t *testing.T) {
-	tb := NewTable()
-	for _, r := range []Row{
+// testRows are three rows, and testRowsFile the same rows in Load's
+// format (with a comment, a blank line, a CRLF and a zone offset).
+var (
+	testRows = []Row{
 		{TrackID: "t1", Country: "SE", From: t0, Until: t1},
 		{TrackID: "t1", Country: "NO"},
 		{TrackID: "t2", Country: "SE", Until: t0},
-	} {
-		if err := tb.Put(r); err != nil {
-			t.Fatalf("Put(%+v) = %v", r, err)
-		}
+	}
+	testRowsFile = "# rights\n" +
+		"t1\tSE\t2026-03-01T00:00:00Z\t2026-09-01T00:00:00Z\n" +
+		"\n" +
+		"t1\tNO\t-\t-\r\n" +
+		"t2\tSE\t-\t2026-03-01T01:00:00+01:00\n"
+)
+
+// checkTestRows checks that tb, holding testRows (Put or loaded), answers
+// Check and Allowed as those rows say.
+func checkTestRows(t *testing.T, tb *Table) {
+	t.Helper()
+	if tb.Len() != 3 {
+		t.Errorf("Len = %d, want 3", tb.Len())
 	}
 	tests := []struct {
 		track, cc string
@@ -111,11 +122,14 @@ func TestTable(t *testing.T) {
 		{"t1", "SE", t0, nil},
 		{"t1", "SE", t1, ErrDenied},
 		{"t1", "SE", t0.Add(-time.Second), ErrDenied},
+		{"t1", "NO", t1, nil},
 		{"t1", "NO", t1.AddDate(10, 0, 0), nil},
 		{"t1", "DK", t0, ErrNoRow},
+		{"t2", "NO", t0, ErrNoRow},
 		{"t3", "SE", t0, ErrNoRow},
 		{"t2", "SE", t0.Add(-time.Second), nil},
-		{"t2", "SE", t0, ErrDenied},
+		{"t2", "SE", t0.Add(-time.Nanosecond), nil},
+		{"t2", "SE", t0, ErrDenied}, // in the file, 01:00+01:00 is t0
 		{"t1", "", t0, ErrNoRow},
 		{"t1", "S", t0, ErrNoRow},
 		{"t1", "se", t0, ErrNoRow},
@@ -129,6 +143,16 @@ func TestTable(t *testing.T) {
 			t.Errorf("Allowed(%q, %q, %v) = %v, want %v", tt.track, tt.cc, tt.at, got, tt.want == nil)
 		}
 	}
+}
+
+func TestTable(t *testing.T) {
+	tb := NewTable()
+	for _, r := range testRows {
+		if err := tb.Put(r); err != nil {
+			t.Fatalf("Put(%+v) = %v", r, err)
+		}
+	}
+	checkTestRows(t, tb)
 	if r, err := tb.Check("t1", "SE", t1); !errors.Is(err, ErrDenied) || !r.Until.Equal(t1) {
 		t.Errorf("Check denied = %+v, %v; want the row and ErrDenied", r, err)
 	}
@@ -169,35 +193,11 @@ func TestTableAllowedDoesNotAllocate(t *testing.T) {
 }
 
 func TestLoad(t *testing.T) {
-	in := "# rights\n" +
-		"t1\tSE\t2026-03-01T00:00:00Z\t2026-09-01T00:00:00Z\n" +
-		"\n" +
-		"t1\tNO\t-\t-\r\n" +
-		"t2\tSE\t-\t2026-03-01T01:00:00+01:00\n"
-	tb, err := Load(strings.NewReader(in))
+	tb, err := Load(strings.NewReader(testRowsFile))
 	if err != nil {
 		t.Fatalf("Load = %v", err)
 	}
-	if tb.Len() != 3 {
-		t.Errorf("Len = %d, want 3", tb.Len())
-	}
-	checks := []struct {
-		track, cc string
-		at        time.Time
-		want      bool
-	}{
-		{"t1", "SE", t0, true},
-		{"t1", "SE", t1, false},
-		{"t1", "NO", t1, true},
-		{"t2", "SE", t0.Add(-time.Nanosecond), true},
-		{"t2", "SE", t0, false}, // 01:00+01:00 is t0
-		{"t2", "NO", t0, false},
-	}
-	for _, c := range checks {
-		if got := tb.Allowed(c.track, c.cc, c.at); got != c.want {
-			t.Errorf("Allowed(%q, %q, %v) = %v, want %v", c.track, c.cc, c.at, got, c.want)
-		}
-	}
+	checkTestRows(t, tb)
 }
 
 func TestLoadErrors(t *testing.T) {
