@@ -553,7 +553,7 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, name []byte, peer bool) {
 	// read is served again from the new version; nothing has been sent
 	// yet.
 	for attempt := 0; ; attempt++ {
-		first, err := s.respond(ctx, ref, store)
+		first, err := s.respond(ctx, ref, kind, store)
 		if err == nil {
 			if first == 0 && s.prefetch != nil && !peer && kind == catalog.Audio {
 				s.prefetch.requested(name)
@@ -649,15 +649,11 @@ func (s *Server) refuse(ctx *fasthttp.RequestCtx, r tokenReason) (urlsign.Claims
 	return urlsign.Claims{}, false
 }
 
-var (
-	seekExt = []byte(".seek")
-)
-
-// respond writes the whole response for ref from store, or returns an
-// error before anything is committed (the response is built in memory,
-// except large bodies and multipart ones, which stream: see stream). first is the lowest
-// offset sent, or -1 when no body is.
-func (s *Server) respond(ctx *fasthttp.RequestCtx, ref cache.Ref, store *cache.Store) (first int64, err error) {
+// respond writes the whole response for ref (of kind) from store, or
+// returns an error before anything is committed (the response is built in
+// memory, except large bodies and multipart ones, which stream: see
+// stream). first is the lowest offset sent, or -1 when no body is.
+func (s *Server) respond(ctx *fasthttp.RequestCtx, ref cache.Ref, kind catalog.Kind, store *cache.Store) (first int64, err error) {
 	// On a miss the metadata comes with the chunk the request wants
 	// first: a cold seek is one round trip upstream, at every tier.
 	m, st, err := store.MetaAt(ctx, ref, httprange.FirstPos(ctx.Request.Header.Peek("Range")))
@@ -669,7 +665,7 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, ref cache.Ref, store *cache.S
 	h.Set("Accept-Ranges", "bytes")
 	etag := m.ETag
 	enc := ""
-	if bytes.HasSuffix(ref.Name, seekExt) {
+	if kind == catalog.SeekTable {
 		// Seek tables are small and compress well; a whole-table GET is
 		// sent compressed when the client accepts it (a range of one is
 		// not: ranges address the identity bytes).
