@@ -18,6 +18,7 @@ package catalog
 
 import (
 	"bytes"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -242,7 +243,7 @@ func NextTracks(hint, current string, max int, yield func(id string) bool) {
 		var id string
 		id, hint, _ = strings.Cut(hint, ",")
 		id = strings.TrimSpace(id)
-		if id == current || !ValidID(id) || contains(seen, id) {
+		if id == current || !ValidID(id) || slices.Contains(seen, id) {
 			continue
 		}
 		seen = append(seen, id)
@@ -250,13 +251,4 @@ func NextTracks(hint, current string, max int, yield func(id string) bool) {
 			return
 		}
 	}
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

@@ -104,7 +104,7 @@ func NewServer(t testing.TB, dir string) *Server {
 	s.media = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(up)
-			pr.Out.URL.Path = "/media/" + pr.In.PathValue("id") + "/" + pr.In.PathValue("file")
+			pr.Out.URL.Path = catalog.MediaPrefix + pr.In.PathValue("id") + "/" + pr.In.PathValue("file")
 			pr.Out.URL.RawPath, pr.Out.URL.RawQuery = "", ""
 			o.Sign(pr.Out)
 		},
