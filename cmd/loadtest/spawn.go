@@ -19,9 +19,8 @@ func spawnPOP(ctx context.Context, cfg pop.Config) (loadtest.Targets, func() err
 	if err != nil {
 		return loadtest.Targets{}, nil, err
 	}
-	a := p.Addrs()
-	t := loadtest.Targets{Origin: a.Origin, Shields: a.Shields, Edges: a.Edges, Internal: a.Internal, Users: a.Users}
-	return t, p.Close, nil
+	// The POP's addresses are the address file the tool reads otherwise.
+	return p.Addrs(), p.Close, nil
 }
 
 // popParams describes, for the report, the edges pop.Start builds from

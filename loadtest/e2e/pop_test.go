@@ -35,12 +35,8 @@ func TestAgainstPOP(t *testing.T) {
 	cfg.Workload.Classes = []workload.BandwidthClass{{Name: "3g", Weight: 1, MaxKbps: 64}}
 	cfg.Duration = 3 * time.Second
 	cfg.Compression = 600
-	targets := loadtest.Targets{Origin: a.Origin, Shields: a.Shields, Edges: a.Edges,
-		Internal: loadtest.InternalTargets{Origin: a.Internal.Origin, Edges: a.Internal.Edges, Shields: a.Internal.Shields}}
-	for _, u := range a.Users {
-		targets.Users = append(targets.Users, loadtest.User{UserID: u.UserID, Country: u.Country, Token: u.Token})
-	}
-	res, err := loadtest.Run(ctx, cfg, targets)
+	// The POP's addresses are the load tool's targets (one type).
+	res, err := loadtest.Run(ctx, cfg, a)
 	if err != nil {
 		t.Fatal(err)
 	}
