@@ -116,7 +116,7 @@ func DefaultConfig(origin string, edges []string) Config {
 		Origin: origin, Edges: edges, Country: "SE", UserID: "anonymous", DeviceID: "device",
 		OutputRate: 44100, SkipFade: 10 * time.Millisecond,
 		PrestartLead: 20 * time.Second, PrefetchLead: 30 * time.Second, PrefetchCount: 3, HeadTime: 5 * time.Second,
-		BufferAhead: 30 * time.Second, PlayThreshold: plays.Threshold,
+		BufferAhead: 30 * time.Second, PlayThreshold: catalog.PlayThreshold,
 	}
 }
 

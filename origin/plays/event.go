@@ -13,11 +13,6 @@ import (
 	"github.com/musiccdn/cdn/playticket"
 )
 
-// QualifyingMS is the least audio, in milliseconds, a play must have
-// actually played to earn a royalty: the 30-second rule,
-// catalog.PlayThreshold.
-const QualifyingMS = catalog.QualifyingMS
-
 // Limits on what an event may carry. They bound memory per event and keep
 // ids safe as database keys and log fields.
 const (
@@ -53,8 +48,9 @@ type Event struct {
 	Ticket string `json:"ticket"`
 }
 
-// Qualifies reports whether the play is long enough to pay a royalty.
-func (e *Event) Qualifies() bool { return e.MSPlayed >= QualifyingMS }
+// Qualifies reports whether the play is long enough to pay a royalty
+// (the 30-second rule, catalog.QualifyingMS).
+func (e *Event) Qualifies() bool { return e.MSPlayed >= catalog.QualifyingMS }
 
 // Day is the UTC calendar day of the play, the ledger's counting unit.
 func (e *Event) Day() string { return e.TS.UTC().Format(time.DateOnly) }

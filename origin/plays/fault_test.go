@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/musiccdn/cdn/catalog"
 	"github.com/musiccdn/cdn/internal/wait"
 	"github.com/musiccdn/cdn/playticket"
 )
@@ -370,7 +371,7 @@ func runFaults(t *testing.T, ledgerAt string, killDB bool) {
 		issued := ts.Add(-10 * time.Minute).Add(time.Duration(i) * time.Millisecond)
 		id := playticket.NewID(issued)
 		e := ev{raw: mustJSON(ticketed(t, tickets, testEvent(id, fmt.Sprintf("u%d", i%1000), track, cc, ms, ts), issued)), track: track, id: id,
-			count: ms >= QualifyingMS && faultRights.Allowed(track, cc, ts)}
+			count: ms >= catalog.QualifyingMS && faultRights.Allowed(track, cc, ts)}
 		distinct = append(distinct, e)
 		sends = append(sends, e)
 		if j := i - 1000; j >= 0 && j%20 == 0 {

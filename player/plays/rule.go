@@ -1,18 +1,10 @@
 // Package plays implements the player's side of play reporting: the
-// 30-second rule (Counter, pure) and a Reporter that queues events on disk
+// 30-second rule (Counter, pure; the threshold is catalog.PlayThreshold) and a Reporter that queues events on disk
 // and sends them to the origin's POST /v1/plays until acknowledged, always
 // with the same play id, so the royalty pipeline can drop duplicates.
 package plays
 
-import (
-	"time"
-
-	"github.com/musiccdn/cdn/catalog"
-)
-
-// Threshold is how much audio must actually be rendered for a play: the
-// 30-second rule, catalog.PlayThreshold.
-const Threshold = catalog.PlayThreshold
+import "time"
 
 // Counter applies the 30-second rule to one play of one track: only frames
 // actually rendered count, so pauses (nothing rendered) and seeks (the

@@ -3,6 +3,8 @@ package plays
 import (
 	"testing"
 	"time"
+
+	"github.com/musiccdn/cdn/catalog"
 )
 
 func TestCounter(t *testing.T) {
@@ -17,7 +19,7 @@ func TestCounter(t *testing.T) {
 		{"many small renders", repeat(441, 3000), 1}, // 30 s in 10 ms steps
 		{"past it, once", []int64{1323000, 44100, 44100}, 1},
 	} {
-		cnt := NewCounter(44100, Threshold)
+		cnt := NewCounter(44100, catalog.PlayThreshold)
 		fired := 0
 		for _, n := range c.chunks {
 			if cnt.Add(n) {
