@@ -44,9 +44,6 @@ const (
 	MinSecretLen = 32
 	// MaxKeyIDLen bounds a key id; ids are [A-Za-z0-9_-].
 	MaxKeyIDLen = hmacring.MaxKeyIDLen
-	// MaxIDLen bounds the play, user and track ids a ticket carries (the
-	// catalog's id rule).
-	MaxIDLen = catalog.MaxIDLen
 )
 
 // Claims is what a ticket binds.
@@ -91,7 +88,7 @@ func NewKeyring(keys ...Key) (*Keyring, error) {
 }
 
 // Mint returns the ticket for c, tagged with the first key. The ids must
-// be valid (1 to MaxIDLen of [A-Za-z0-9_-], a two-letter country); Mint
+// be valid (the catalog's id rules and an assigned country code); Mint
 // returns an error otherwise, never a ticket Verify would refuse.
 func (kr *Keyring) Mint(c Claims) (string, error) {
 	if !catalog.ValidPlayID(c.PlayID) || !catalog.ValidUserID(c.UserID) || !catalog.ValidID(c.TrackID) ||

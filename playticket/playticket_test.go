@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/musiccdn/cdn/ident"
+	"github.com/musiccdn/cdn/catalog"
 )
 
 var testNow = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
@@ -151,7 +151,7 @@ func TestNewIDOrder(t *testing.T) {
 		if !ok || !at.Equal(testNow.Add(time.Duration(i)*time.Millisecond)) {
 			t.Fatalf("IDTime(%q) = %v, %v", id, at, ok)
 		}
-		if !ident.Valid(id, MaxIDLen) {
+		if !catalog.ValidPlayID(id) {
 			t.Fatalf("NewID made %q, not a valid id", id)
 		}
 	}
